@@ -1,0 +1,3 @@
+"""siptool: SIP trunk diagnostics."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,194 @@
+"""Findings: one small function per diagnosis, each returning Finding objects with evidence and a fix.
+
+`call_findings(call)` runs every rule registered with `@call_rule` over a finished Call.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from ..report.model import Call, CaptureSummary, Finding
+
+CallRule = Callable[[Call], Iterable[Finding]]
+CALL_RULES: list[CallRule] = []
+
+
+def call_rule(fn: CallRule) -> CallRule:
+    """Register a rule run over every finished call."""
+    CALL_RULES.append(fn)
+    return fn
+
+
+def call_findings(call: Call) -> list[Finding]:
+    out: list[Finding] = []
+    for rule in CALL_RULES:
+        out.extend(rule(call))
+    return out
+
+
+# --- capture-level -------------------------------------------------------------------------------
+
+def malformed(frame: int, reason: str, pkt, raw: bytes) -> Finding:
+    return Finding(
+        code="sip.malformed", severity="warning", title=f"Malformed SIP message in frame {frame}",
+        explanation=f"Frame {frame} looks like SIP but cannot be parsed: {reason}. It was left out of "
+                    "the call analysis; the rest of the capture was analysed.",
+        fix="Check the sending device's SIP stack or any SIP ALG rewriting packets on the path.",
+        frames=[frame],
+        evidence={"src": f"{pkt.src}:{pkt.sport}", "dst": f"{pkt.dst}:{pkt.dport}",
+                  "first_bytes": raw[:80].decode("utf-8", "replace")})
+
+
+def message_problems(frame: int, msg, call_id: str) -> Finding:
+    problems = "; ".join(msg.problems)
+    return Finding(
+        code="sip.nonconformant", severity="warning", title=f"{msg.label} in frame {frame} breaks RFC 3261",
+        explanation=f"The message was analysed but is not well-formed: {problems}.",
+        fix="Some carriers and SBCs reject such messages; fix the sender's SIP stack.",
+        call_id=call_id, frames=[frame], evidence={"problems": list(msg.problems)})
+
+
+def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[list[int]],
+                     tcp_gaps: int) -> list[Finding]:
+    out: list[Finding] = []
+    if summary.truncated:
+        out.append(Finding(
+            code="capture.truncated", severity="warning", title="The capture file is cut short",
+            explanation=f"Reading stopped early: {summary.truncated}. Everything before it was analysed.",
+            fix="Stop captures cleanly (tcpdump -w flushes on SIGINT) or copy the file again.",
+            evidence={"packets_read": summary.packets}))
+    for frames in incomplete:
+        out.append(Finding(
+            code="ip.fragments_incomplete", severity="warning",
+            title=f"IP fragments never completed (frames {_frames(frames)})",
+            explanation="A datagram was fragmented and not every fragment was captured, so the SIP "
+                        "message it carried is missing from the analysis. Fragmented SIP over UDP is "
+                        "often dropped by firewalls and NAT devices.",
+            fix="Use SIP over TCP for large messages (RFC 3261 18.1.1), or trim headers/SDP so "
+                "messages fit the path MTU.",
+            frames=list(frames)))
+    if tls_flows:
+        frames = [f for fl in tls_flows.values() for f in fl]
+        ends = sorted({f"{k[0]}:{k[1]} -> {k[2]}:{k[3]}" for k in tls_flows})
+        out.append(Finding(
+            code="sip.tls", severity="info", title=f"{len(frames)} TLS packets (encrypted SIP?) not decoded",
+            explanation="These TCP flows carry TLS records; SIP inside them cannot be read without the "
+                        "session keys, so calls on them are not in this report.",
+            fix="Capture on the far side of the TLS termination, or export keys (SSLKEYLOGFILE).",
+            frames=frames[:20], evidence={"flows": ends[:10], "packets": len(frames)}))
+    if tcp_gaps:
+        out.append(Finding(
+            code="tcp.gap", severity="info", title="TCP data missing from the capture",
+            explanation=f"{tcp_gaps} hole(s) in TCP streams never filled (packets not captured); SIP "
+                        "messages in them may be missing.",
+            fix="Capture with a larger buffer (tcpdump -B) or closer to the endpoint."))
+    return out
+
+
+def _frames(frames: list[int]) -> str:
+    return ", ".join(map(str, frames[:6])) + (" ..." if len(frames) > 6 else "")
+
+
+# --- call-level rules ---------------------------------------------------------------------------
+
+# RFC 3261 21 and the usual trunk meaning: (severity, explanation, fix)
+FAILURE_CODES: dict[int, tuple[str, str, str]] = {
+    400: ("error", "the far end could not parse the request", "Capture the INVITE and compare it with the carrier's spec; look for bad headers or SDP."),
+    401: ("error", "authentication was required and not satisfied", "Check the trunk username/password and realm; make sure the INVITE is re-sent with credentials."),
+    403: ("error", "the far end refused the call (forbidden): wrong credentials, IP not allowed, or number not permitted", "Check the trunk's IP allow-list, credentials, caller ID format and that the number is enabled."),
+    404: ("error", "the called number or user is not known to the far end", "Check the dialled number format (E.164, +, prefixes) and the trunk's routing."),
+    405: ("error", "the method is not allowed by the far end", "Check which methods the far end lists in its Allow header."),
+    407: ("error", "the proxy required authentication and it was not satisfied", "Check proxy credentials; the INVITE must be re-sent with Proxy-Authorization."),
+    408: ("error", "no final answer in time (Request Timeout)", "Check the far end is reachable and that responses are not blocked on the way back (firewall/NAT)."),
+    410: ("error", "the number is gone", "Remove or update the number."),
+    413: ("error", "the request was too large", "Trim headers or SDP, or use TCP."),
+    415: ("error", "the far end does not support the message body type", "Check Content-Type (application/sdp) and codecs offered."),
+    420: ("error", "a required SIP extension is not supported", "Remove the option tag from Require, or enable the extension on the far end."),
+    422: ("error", "session timer interval too small", "Raise Session-Expires / Min-SE to the far end's minimum."),
+    480: ("warning", "the callee is temporarily unavailable (not registered, DND, or no answer)", "Check the callee is registered and reachable; retry later."),
+    481: ("warning", "the far end has no matching dialog or transaction", "Often a BYE/re-INVITE after the far end already cleared the call; check timers and NAT keep-alives."),
+    482: ("error", "a routing loop was detected", "Check proxy routing rules."),
+    483: ("error", "too many hops", "Check for routing loops or raise Max-Forwards."),
+    484: ("error", "the dialled number is incomplete", "Check number length and dial plan."),
+    486: ("info", "the callee was busy", "Nothing wrong with the trunk: the callee was busy."),
+    487: ("info", "the call was cancelled before answer", "Normal when the caller hangs up while ringing."),
+    488: ("error", "no acceptable media: the far end accepted none of the offered codecs or SDP", "Offer a codec the far end supports (usually PCMU/PCMA) and check SDP for unsupported attributes (SRTP, video)."),
+    491: ("warning", "request pending: both sides sent re-INVITEs at once", "Normal if retried; persistent glare suggests a timing problem."),
+    500: ("error", "the far end hit an internal error", "Raise a ticket with the carrier with this Call-ID and time."),
+    501: ("error", "the method is not implemented by the far end", "Avoid that method or ask the carrier."),
+    502: ("error", "a gateway received a bad response from the next hop", "Raise a ticket with the carrier with this Call-ID and time."),
+    503: ("error", "the far end is overloaded or unavailable", "Retry later (honour Retry-After), check trunk capacity and failover routes."),
+    504: ("error", "a gateway timed out waiting for the next hop", "Raise a ticket with the carrier; check its upstream routing."),
+    513: ("error", "the message was too large", "Use TCP or trim the message."),
+    600: ("info", "the callee is busy everywhere", "Nothing wrong with the trunk."),
+    603: ("warning", "the callee (or a screening service) declined the call", "Check caller ID reputation/format if it happens on many calls."),
+    604: ("error", "the number does not exist anywhere", "Check the dialled number."),
+    606: ("error", "the callee cannot accept the session (media or other)", "Check codecs and SDP."),
+}
+
+
+@call_rule
+def failed_call(call: Call) -> Iterable[Finding]:
+    code = call.final_status
+    if code is None or code < 300:
+        return
+    severity, why, fix = FAILURE_CODES.get(code, (
+        "error" if code < 600 else "warning",
+        f"the request failed with {code} ({'client error' if code < 500 else 'server error' if code < 600 else 'global failure'})",
+        "Look up the code in RFC 3261 section 21 and the carrier's documentation."))
+    what = "call" if call.kind == "call" else call.method or call.kind
+    steps = [s for s in call.ladder if s.status == code]
+    evidence = {"status": code, "reason": call.final_reason, "from": call.from_uri, "to": call.to_uri}
+    explanation = f"The {what} from {call.from_user or call.from_uri} to {call.to_user or call.to_uri} " \
+                  f"ended with {code} {call.final_reason}: {why}."
+    retry = next((s.summary for s in steps if s.summary.startswith("Retry-After")), "")
+    if retry:
+        explanation += f" The far end asked to wait ({retry})."
+        evidence["retry_after"] = retry.partition(": ")[2]
+    if call.auth_challenges and code in (401, 403, 407):
+        explanation += f" The request was challenged {call.auth_challenges} time(s)."
+    yield Finding(code=f"sip.failed.{code}", severity=severity, title=f"{what.capitalize()} failed: {code} {call.final_reason}",
+                  explanation=explanation, fix=fix, call_id=call.call_id,
+                  frames=[s.frame for s in steps][:5], evidence=evidence)
+
+
+@call_rule
+def missing_ack(call: Call) -> Iterable[Finding]:
+    if call.kind != "call" or not call.ack_missing:
+        return
+    ok = [s.frame for s in call.ladder if s.status and 200 <= s.status < 300 and s.method == "INVITE"]
+    dropped = call.end is not None and call.duration_s is not None and 28 <= call.duration_s <= 40
+    yield Finding(
+        code="sip.ack_missing", severity="error",
+        title="200 OK never acknowledged (no ACK)" + (" - call torn down after ~32 s" if dropped else ""),
+        explanation=f"The callee answered (200 OK sent {len(ok)} time(s)) but no ACK for it was seen. The "
+                    "callee keeps re-sending 200 OK and clears the call after 64*T1 = 32 s (RFC 3261 "
+                    "13.3.1.4). Usually the ACK is routed to an address the callee never sees: a private "
+                    "Contact or Record-Route behind NAT, or a firewall dropping it.",
+        fix="Make the Contact in the 200 OK reachable (fix NAT / SIP ALG, set the external address on "
+            "the PBX) and check Record-Route handling on proxies.",
+        call_id=call.call_id, frames=ok[:10], evidence={"ok_sent": len(ok)})
+
+
+@call_rule
+def no_final_response(call: Call) -> Iterable[Finding]:
+    if call.kind != "call" or call.final_status is not None or call.state == "cancelled":
+        return
+    provisional = [s for s in call.ladder if s.status and s.status < 200]
+    invites = [s for s in call.ladder if s.method == "INVITE" and s.status is None]
+    if not provisional:
+        yield Finding(
+            code="sip.no_response", severity="error", title="INVITE got no response at all",
+            explanation=f"The INVITE was sent {len(invites)} time(s) and nothing came back in the capture. "
+                        "The far end is unreachable, not listening on that port/transport, or its responses "
+                        "are blocked on the way back.",
+            fix="Check the trunk address, port and transport; check firewalls both ways and that "
+                "responses go to the Via address (rport, RFC 3581).",
+            call_id=call.call_id, frames=[s.frame for s in invites][:10],
+            evidence={"invites_sent": len(invites), "dst": call.callee})
+    else:
+        yield Finding(
+            code="sip.no_final_response", severity="info", title="Call still ringing when the capture ended",
+            explanation=f"The last response was {provisional[-1].label}; no final response or CANCEL was captured.",
+            fix="Capture longer to see how the call ended.", call_id=call.call_id,
+            frames=[provisional[-1].frame])

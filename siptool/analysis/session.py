@@ -1,0 +1,165 @@
+"""The streaming analyser: packets -> SIP calls (and media) -> Report.
+
+`Analyzer` is sans-I/O: `feed(packet)` for each decoded packet, `finish()` for the Report. The file
+driver `analyze_file()` and the live driver both just move packets into it. State kept is per call
+and per flow, never per packet.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .. import __version__
+from ..capture import CaptureInfo, Packet, open_capture
+from ..capture.reassembly import TcpStream
+from ..report.model import CaptureSummary, Finding, Report
+from ..sip.dialogs import CallTracker, Hop
+from ..sip.framing import SipFramer
+from ..sip.message import SipParseError, looks_like_sip, parse
+from . import findings as rules
+from .metrics import compute_metrics
+
+TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
+TLS_CONTENT_TYPES = (0x14, 0x15, 0x16, 0x17)
+
+
+class _TcpFlow:
+    __slots__ = ("stream", "framer", "seen")
+
+    def __init__(self) -> None:
+        self.stream = TcpStream()
+        self.framer = SipFramer()
+        self.seen = 0
+
+
+class Analyzer:
+    """Feed packets in capture order; `finish()` returns the Report."""
+
+    def __init__(self, media=None) -> None:
+        self.tracker = CallTracker()
+        self.findings: list[Finding] = []
+        self.sip_packets = 0
+        self.tls_packets = 0
+        self._tls_flows: dict[tuple, list[int]] = {}
+        self._tcp: dict[tuple, _TcpFlow] = {}
+        self._not_sip: set[tuple] = set()
+        self._malformed = 0
+        self.media = media  # optional media tracker with feed(packet) and finish(report)
+
+    def feed(self, pkt: Packet) -> None:
+        if pkt.transport == "udp":
+            payload = pkt.payload
+            if not payload:
+                return
+            first = payload[0]
+            if 0x80 <= first <= 0xBF:  # RTP/RTCP version 2
+                if self.media is not None:
+                    self.media.feed(pkt)
+                return
+            if looks_like_sip(payload):
+                self._message(payload, pkt, pkt.frame, "UDP", stream=False)
+            return
+        self._tcp_segment(pkt)
+
+    def _tcp_segment(self, pkt: Packet) -> None:
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        if key in self._not_sip:
+            return
+        flow = self._tcp.get(key)
+        syn = bool(pkt.tcp_flags & 0x02)
+        if flow is None:
+            if not pkt.payload and not syn:
+                return
+            flow = self._tcp[key] = _TcpFlow()
+        if pkt.tcp_flags & 0x05 and not pkt.payload:  # FIN or RST: the flow is over
+            self._tcp.pop(key, None)
+            return
+        payload = pkt.payload
+        if payload and not flow.framer.is_sip and payload[0] in TLS_CONTENT_TYPES and payload[1:2] == b"\x03":
+            self.tls_packets += 1
+            self._tls_flows.setdefault(key, []).append(pkt.frame)
+            return
+        for data, frame in flow.stream.feed(pkt.tcp_seq, payload, pkt.frame, syn):
+            flow.seen += len(data)
+            for raw, last_frame in flow.framer.feed(data, frame):
+                self._message(raw, pkt, last_frame, "TCP", stream=True)
+        if not flow.framer.is_sip and flow.seen > TCP_PROBE_BYTES:
+            self._not_sip.add(key)
+            del self._tcp[key]
+
+    def _message(self, raw: bytes, pkt: Packet, frame: int, transport: str, stream: bool) -> None:
+        self.sip_packets += 1
+        try:
+            msg = parse(raw, stream=stream)
+        except SipParseError as exc:
+            self._malformed += 1
+            self.findings.append(rules.malformed(frame, str(exc), pkt, raw))
+            return
+        hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
+        call = self.tracker.add(msg, hop)
+        if msg.problems:
+            call.findings.append(rules.message_problems(frame, msg, call.call_id))
+        if self.media is not None and msg.body:
+            self.media.sip(msg, hop, call)
+
+    def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
+               incomplete_fragments: list[list[int]] | None = None) -> Report:
+        summary = CaptureSummary(
+            file=info.path, format=info.format, compressed=info.compressed, link_types=info.linktypes,
+            packets=info.packets, bytes=info.size_bytes, first_time=info.first_time,
+            last_time=info.last_time, truncated=info.truncated, skipped=dict(skipped or {}),
+            sip_packets=self.sip_packets, tls_packets=self.tls_packets)
+        if info.first_time is not None and info.last_time is not None:
+            summary.duration_s = round(info.last_time - info.first_time, 6)
+        report = Report(capture=summary, version=__version__)
+        report.calls = sorted(self.tracker.calls(info.last_time), key=lambda c: c.start)
+        if self.media is not None:
+            self.media.finish(report)
+        report.findings = list(self.findings)
+        report.findings += rules.capture_findings(summary, self._tls_flows, incomplete_fragments or [],
+                                                  sum(f.stream.gaps for f in self._tcp.values()))
+        for call in report.calls:
+            call.findings += rules.call_findings(call)
+        report.metrics = compute_metrics(report.calls)
+        return report
+
+
+def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None) -> Report:
+    """Read a capture file and return its Report. Raises SiptoolError for unreadable input."""
+    analyzer = Analyzer(media=_media_tracker())
+    with open_capture(path) as source:
+        feed = analyzer.feed
+        if progress or on_progress:
+            _feed_with_progress(source, feed, progress, on_progress)
+        else:
+            for pkt in source:
+                feed(pkt)
+        return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
+
+
+def _media_tracker():
+    try:
+        from .media import MediaTracker
+    except ImportError:  # media analysis not available
+        return None
+    return MediaTracker()
+
+
+def _feed_with_progress(source, feed, show: bool, on_progress) -> None:
+    total = source.info.size_bytes or 1
+    tell = source.capture.tell
+    if not show:
+        for i, pkt in enumerate(source):
+            feed(pkt)
+            if not i & 0x3FFF:
+                on_progress(tell(), total)
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("reading"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("read", total=total)
+        for i, pkt in enumerate(source):
+            feed(pkt)
+            if not i & 0x3FFF:
+                bar.update(task, completed=tell())

@@ -1,0 +1,201 @@
+"""Link, network and transport layers: record bytes -> UDP datagram or TCP segment.
+
+Hot path: plain slicing and struct on the common Ethernet/IPv4/UDP case. Handles 802.1Q/QinQ, MPLS,
+PPPoE, Linux SLL/SLL2, raw IP, BSD NULL/LOOP, IPv6 extension headers, and the tunnels SIP captures
+meet in the field: IP-in-IP, GRE and ERSPAN (port mirroring). IP fragments go to reassembly.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections import Counter
+
+from .reassembly import FragmentBuffer
+
+UDP, TCP = "udp", "tcp"
+_ETH_VLAN = (0x8100, 0x88A8, 0x9100)
+_H = struct.Struct("!H")
+_HH = struct.Struct("!HH")
+_TCP = struct.Struct("!HHIIBB")
+
+
+class Packet:
+    """A UDP datagram or TCP segment with where it came from. `payload` is the transport payload."""
+
+    __slots__ = ("frame", "time", "src", "sport", "dst", "dport", "transport", "payload",
+                 "tcp_seq", "tcp_flags", "frames")
+
+    def __init__(self, frame, time, src, sport, dst, dport, transport, payload, tcp_seq=0, tcp_flags=0):
+        self.frame = frame
+        self.time = time
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.dport = dport
+        self.transport = transport
+        self.payload = payload
+        self.tcp_seq = tcp_seq
+        self.tcp_flags = tcp_flags
+        self.frames = None  # for reassembled datagrams: every frame that carried a piece
+
+    def __repr__(self) -> str:
+        return (f"Packet(frame={self.frame}, {self.transport} {self.src}:{self.sport} -> "
+                f"{self.dst}:{self.dport}, {len(self.payload)} bytes)")
+
+
+class Decoder:
+    """Turns capture records into Packets; counts what it skips and why."""
+
+    def __init__(self) -> None:
+        self.skipped: Counter[str] = Counter()
+        self.fragments = FragmentBuffer()
+        self._names: dict[bytes, str] = {}
+
+    def _ip4(self, raw: bytes) -> str:
+        name = self._names.get(raw)
+        if name is None:
+            name = self._names[raw] = socket.inet_ntop(socket.AF_INET, raw)
+        return name
+
+    def _ip6(self, raw: bytes) -> str:
+        name = self._names.get(raw)
+        if name is None:
+            name = self._names[raw] = socket.inet_ntop(socket.AF_INET6, raw)
+        return name
+
+    def decode(self, frame: int, time: float, linktype: int, data: bytes) -> Packet | None:
+        """Decode one record; None when it holds no UDP/TCP we can use (the reason is counted)."""
+        try:
+            if linktype == 1:
+                return self._ether(frame, time, data, 0)
+            if linktype == 113:  # Linux cooked v1: protocol at 14
+                return self._ethertype(frame, time, data, _H.unpack_from(data, 14)[0], 16)
+            if linktype == 276:  # Linux cooked v2: protocol at 0
+                return self._ethertype(frame, time, data, _H.unpack_from(data, 0)[0], 20)
+            if linktype in (101, 12, 14, 228, 229):
+                return self._ip(frame, time, data, 0)
+            if linktype in (0, 108):  # BSD loopback: 4-byte address family, either byte order
+                return self._ip(frame, time, data, 4)
+        except (struct.error, IndexError):
+            self.skipped["malformed link/IP header"] += 1
+            return None
+        self.skipped[f"unsupported link type {linktype}"] += 1
+        return None
+
+    def _ether(self, frame, time, data, off):
+        (etype,) = _H.unpack_from(data, off + 12)
+        return self._ethertype(frame, time, data, etype, off + 14)
+
+    def _ethertype(self, frame, time, data, etype, off):
+        while etype in _ETH_VLAN:
+            (etype,) = _H.unpack_from(data, off + 2)
+            off += 4
+        if etype == 0x0800 or etype == 0x86DD:
+            return self._ip(frame, time, data, off)
+        if etype == 0x8847:  # MPLS: skip labels to bottom of stack, then IP by version nibble
+            while not data[off + 2] & 0x01:
+                off += 4
+            return self._ip(frame, time, data, off + 4)
+        if etype == 0x8864:  # PPPoE session: 6-byte header + PPP protocol
+            proto = _H.unpack_from(data, off + 6)[0]
+            if proto in (0x0021, 0x0057):
+                return self._ip(frame, time, data, off + 8)
+        self.skipped["not IP (ARP, LLDP, ...)"] += 1
+        return None
+
+    def _ip(self, frame, time, data, off, depth=0):
+        version = data[off] >> 4
+        if version == 4:
+            return self._ipv4(frame, time, data, off, depth)
+        if version == 6:
+            return self._ipv6(frame, time, data, off, depth)
+        self.skipped["not IP (ARP, LLDP, ...)"] += 1
+        return None
+
+    def _ipv4(self, frame, time, data, off, depth):
+        ihl = (data[off] & 0x0F) * 4
+        total = _H.unpack_from(data, off + 2)[0]
+        flags_frag = _H.unpack_from(data, off + 6)[0]
+        proto = data[off + 9]
+        end = off + total if total >= ihl else len(data)  # TSO captures may carry total=0
+        payload = data[off + ihl:end]
+        src, dst = data[off + 12:off + 16], data[off + 16:off + 20]
+        if flags_frag & 0x3FFF:  # more-fragments set or non-zero offset
+            ident = _H.unpack_from(data, off + 4)[0]
+            whole = self.fragments.add((src, dst, ident, proto), (flags_frag & 0x1FFF) * 8,
+                                       bool(flags_frag & 0x2000), payload, frame, time)
+            if whole is None:
+                self.skipped["IP fragment (held for reassembly)"] += 1
+                return None
+            payload, frames = whole
+            pkt = self._transport(frame, time, proto, self._ip4(src), self._ip4(dst), payload, depth)
+            if pkt is not None:
+                pkt.frames = frames
+            return pkt
+        return self._transport(frame, time, proto, self._ip4(src), self._ip4(dst), payload, depth)
+
+    def _ipv6(self, frame, time, data, off, depth):
+        plen = _H.unpack_from(data, off + 4)[0]
+        nxt = data[off + 6]
+        src, dst = data[off + 8:off + 24], data[off + 24:off + 40]
+        pos, end = off + 40, off + 40 + plen if plen else len(data)
+        frag = None
+        while nxt in (0, 43, 44, 51, 60):
+            if nxt == 44:  # fragment header
+                offset_flags = _H.unpack_from(data, pos + 2)[0]
+                ident = struct.unpack_from("!I", data, pos + 4)[0]
+                frag = (offset_flags & 0xFFF8, bool(offset_flags & 1), ident)
+                nxt, pos = data[pos], pos + 8
+            elif nxt == 51:  # AH
+                nxt, pos = data[pos], pos + (data[pos + 1] + 2) * 4
+            else:
+                nxt, pos = data[pos], pos + (data[pos + 1] + 1) * 8
+        payload = data[pos:end]
+        if frag is not None and (frag[0] or frag[1]):
+            whole = self.fragments.add((src, dst, frag[2], nxt), frag[0], frag[1], payload, frame, time)
+            if whole is None:
+                self.skipped["IP fragment (held for reassembly)"] += 1
+                return None
+            payload, frames = whole
+            pkt = self._transport(frame, time, nxt, self._ip6(src), self._ip6(dst), payload, depth)
+            if pkt is not None:
+                pkt.frames = frames
+            return pkt
+        return self._transport(frame, time, nxt, self._ip6(src), self._ip6(dst), payload, depth)
+
+    def _transport(self, frame, time, proto, src, dst, payload, depth):
+        if proto == 17:
+            if len(payload) < 8:
+                self.skipped["UDP header cut short"] += 1
+                return None
+            sport, dport, ulen = struct.unpack_from("!HHH", payload)
+            body = payload[8:ulen] if 8 <= ulen <= len(payload) else payload[8:]
+            return Packet(frame, time, src, sport, dst, dport, UDP, body)
+        if proto == 6:
+            sport, dport, seq, _ack, offx, flags = _TCP.unpack_from(payload)
+            return Packet(frame, time, src, sport, dst, dport, TCP, payload[(offx >> 4) * 4:], seq, flags)
+        if depth < 3:
+            if proto in (4, 41):  # IP in IP
+                return self._ip(frame, time, payload, 0, depth + 1)
+            if proto == 47:
+                return self._gre(frame, time, payload, depth + 1)
+        self.skipped[_PROTO_NAMES.get(proto, f"IP protocol {proto}")] += 1
+        return None
+
+    def _gre(self, frame, time, data, depth):
+        flags, proto = _HH.unpack_from(data)
+        off = 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+        if proto == 0x88BE:  # ERSPAN type II (type I when no sequence number)
+            return self._ether(frame, time, data, off + (8 if flags & 0x1000 else 0))
+        if proto == 0x22EB:  # ERSPAN type III, optional 8-byte subheader
+            return self._ether(frame, time, data, off + 12 + (8 if data[off + 11] & 0x01 else 0))
+        if proto == 0x6558:  # transparent Ethernet bridging
+            return self._ether(frame, time, data, off)
+        if proto in (0x0800, 0x86DD):
+            return self._ip(frame, time, data, off, depth)
+        self.skipped[f"GRE protocol 0x{proto:04x}"] += 1
+        return None
+
+
+_PROTO_NAMES = {1: "ICMP", 2: "IGMP", 58: "ICMPv6", 89: "OSPF", 112: "VRRP", 132: "SCTP", 50: "IPsec ESP"}

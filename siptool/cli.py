@@ -1,0 +1,38 @@
+"""The typer app: parses arguments, calls the core, hands a Report to a renderer. No logic here."""
+
+from __future__ import annotations
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    name="siptool",
+    help="SIP trunk diagnostics: analyse captures, draw call ladders, place test calls.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"siptool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """SIP trunk diagnostics."""
+
+
+def _register_subcommands() -> None:
+    from .commands import register_all
+
+    register_all(app)
+
+
+def main() -> None:
+    _register_subcommands()
+    app()

@@ -1,0 +1,46 @@
+"""What every subcommand shares: consoles, one-line errors, loading a report."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from ..errors import SiptoolError
+
+
+def console(no_color: bool = False, width: int | None = None, stderr: bool = False) -> Console:
+    """Colours only on a terminal (rich checks isatty; NO_COLOR is honoured too)."""
+    return Console(no_color=no_color or None, width=width, stderr=stderr, highlight=False,
+                   force_terminal=None)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and exit."""
+    typer.echo(f"siptool: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def guarded():
+    """Turn SiptoolError (and Ctrl-C) into one line on stderr and an exit code; never a traceback."""
+    try:
+        yield
+    except SiptoolError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:  # output piped into head etc.
+        sys.stderr.close()
+        raise typer.Exit(0)
+
+
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False):
+    from ..analysis.select import filter_report
+    from ..analysis.session import analyze_file
+
+    show = not quiet and sys.stderr.isatty()
+    report = analyze_file(path, progress=show)
+    return filter_report(report, filters or [])

@@ -1,0 +1,43 @@
+"""The versioned JSON form of a Report (schema in docs/json-schema.md).
+
+Field names are stable within a major schema_version; new fields may be added in minor versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+from .model import Call, Report
+
+RENAMED = {"from_uri": "from", "to_uri": "to"}
+
+
+def _clean(value):
+    if dataclasses.is_dataclass(value):
+        return {RENAMED.get(f.name, f.name): _clean(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+    if hasattr(value, "item"):  # numpy scalar
+        return _clean(value.item())
+    return value
+
+
+def call_dict(call: Call) -> dict:
+    return _clean(call)
+
+
+def report_dict(report: Report) -> dict:
+    d = _clean(report)
+    ordered = {"schema_version": d.pop("schema_version"), "tool": d.pop("tool"), "version": d.pop("version")}
+    ordered.update(d)
+    return ordered
+
+
+def dumps(report: Report, indent: int | None = 2) -> str:
+    return json.dumps(report_dict(report), indent=indent, ensure_ascii=False)

@@ -1,0 +1,176 @@
+"""The report: the one thing every output (terminal, JSON, ladder, JUnit) renders from.
+
+Renderers never compute metrics; everything they show is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+SEVERITIES = ("critical", "error", "warning", "info")
+
+
+@dataclass
+class Finding:
+    """One diagnosis: what is wrong, the evidence, and what to do about it."""
+
+    code: str  # stable identifier, e.g. "sip.malformed", "call.failed.486"
+    severity: str  # one of SEVERITIES
+    title: str  # one line
+    explanation: str  # plain words: what happened and the likely cause
+    fix: str = ""  # suggested action
+    call_id: str | None = None
+    frames: list[int] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)  # addresses, ports, codes, figures
+
+
+@dataclass
+class LadderStep:
+    """One message in a call flow."""
+
+    frame: int
+    time: float
+    src: str  # "ip:port"
+    dst: str
+    transport: str  # UDP, TCP
+    label: str  # "INVITE" or "180 Ringing"
+    method: str | None  # request method, or the CSeq method of a response
+    status: int | None  # response code, None for requests
+    cseq: int
+    retransmission: bool = False
+    sdp: bool = False  # carries an SDP body
+    summary: str = ""  # short extra text for ladders (e.g. "a=sendonly", "PCMU")
+
+
+@dataclass
+class Stream:
+    """One RTP stream (one SSRC, one direction) with the figures tshark's rtp,streams also gives."""
+
+    ssrc: int
+    src: str  # "ip:port"
+    dst: str
+    payload_type: int
+    codec: str
+    clock_rate: int = 8000
+    packets: int = 0
+    expected: int = 0
+    lost: int = 0
+    loss_pct: float = 0.0
+    duplicates: int = 0
+    out_of_order: int = 0
+    sequence_errors: int = 0
+    max_delta_ms: float = 0.0
+    mean_jitter_ms: float = 0.0
+    max_jitter_ms: float = 0.0
+    mean_bitrate_kbps: float = 0.0
+    mos: float | None = None
+    r_factor: float | None = None
+    from_sdp: bool = False
+    start: float = 0.0
+    end: float = 0.0
+    first_frame: int = 0
+    last_frame: int = 0
+    dtmf: str = ""  # RFC 4733 digits seen
+    call_id: str | None = None
+
+
+@dataclass
+class Call:
+    """Messages sharing a Call-ID: an INVITE session or a non-INVITE exchange (REGISTER, OPTIONS...)."""
+
+    call_id: str
+    kind: str  # "call" for INVITE sessions, else the first method in lower case ("register", ...)
+    method: str  # first request method seen
+    from_uri: str = ""
+    to_uri: str = ""
+    from_user: str = ""
+    to_user: str = ""
+    caller: str = ""  # ip:port that sent the first request
+    callee: str = ""  # ip:port it went to
+    transport: str = ""
+    final_status: int | None = None
+    final_reason: str = ""
+    state: str = ""  # answered, completed, failed, cancelled, no-answer, in-progress, unanswered
+    start: float = 0.0
+    first_provisional: float | None = None
+    ringing: float | None = None
+    answer: float | None = None
+    end: float | None = None
+    pdd_ms: float | None = None  # RFC 6076 session request delay
+    answer_ms: float | None = None  # INVITE to 200 OK
+    duration_s: float | None = None  # answer to BYE (or to end of capture if still up)
+    ended_by: str | None = None  # caller, callee, or None
+    end_reason: str = ""
+    messages: int = 0
+    retransmissions: int = 0
+    reinvites: int = 0
+    auth_challenges: int = 0
+    ack_missing: bool = False  # a 2xx to the INVITE was never ACKed in the capture
+    ok_retransmissions: int = 0  # 2xx to the INVITE sent again (a sign the ACK is not arriving)
+    dialogs: list[str] = field(default_factory=list)  # to-tags of the (early) dialogs, forks
+    requests: dict[str, int] = field(default_factory=dict)
+    responses: dict[str, int] = field(default_factory=dict)  # "180 INVITE" -> count
+    ladder: list[LadderStep] = field(default_factory=list)
+    streams: list[Stream] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class Metrics:
+    """Capture-wide figures, RFC 6076 names where it defines them (see docs/json-schema.md)."""
+
+    calls: int = 0  # INVITE sessions
+    answered: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    no_answer: int = 0
+    in_progress: int = 0
+    session_establishment_ratio: float | None = None  # SER, percent
+    session_establishment_effectiveness_ratio: float | None = None  # SEER, percent
+    session_success_ratio: float | None = None  # answered and ended cleanly / attempts, percent
+    ineffective_session_attempts: float | None = None  # ISA, percent
+    answer_seizure_ratio: float | None = None  # ASR, percent
+    pdd_ms: dict[str, float] = field(default_factory=dict)  # mean, median, p95, max
+    session_duration_s: dict[str, float] = field(default_factory=dict)  # mean, median, max, total
+    dropped: int = 0
+    final_codes: dict[str, int] = field(default_factory=dict)  # "486" -> count over INVITE sessions
+    methods: dict[str, int] = field(default_factory=dict)  # request method -> messages
+    sip_messages: int = 0
+    retransmissions: int = 0
+
+
+@dataclass
+class CaptureSummary:
+    file: str
+    format: str
+    compressed: bool = False
+    link_types: list[str] = field(default_factory=list)
+    packets: int = 0
+    bytes: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    duration_s: float | None = None
+    truncated: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> packets
+    sip_packets: int = 0
+    tls_packets: int = 0
+
+
+@dataclass
+class Report:
+    capture: CaptureSummary
+    calls: list[Call] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    findings: list[Finding] = field(default_factory=list)  # capture-wide findings (not tied to a call)
+    streams: list[Stream] = field(default_factory=list)  # media streams that belong to no call
+    tool: str = "siptool"
+    version: str = ""
+    schema_version: str = SCHEMA_VERSION
+
+    def all_findings(self) -> list[Finding]:
+        out = list(self.findings)
+        for call in self.calls:
+            out.extend(call.findings)
+        return sorted(out, key=lambda f: SEVERITIES.index(f.severity))

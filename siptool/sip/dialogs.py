@@ -1,0 +1,265 @@
+"""Passive call tracking: SIP messages seen on the wire -> calls, dialogs, transactions (RFC 3261 12, 17).
+
+A `CallTracker` takes (message, hop) events in capture order and keeps one `Call` per Call-ID:
+the usual unit for people (sngrep and tshark group the same way). Inside a call, forked early
+dialogs are told apart by To-tag and transactions by CSeq; retransmissions are flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..report.model import Call, LadderStep
+from .message import SipMessage, name_addr, uri_user
+
+
+@dataclass(slots=True)
+class Hop:
+    """Where and when a message was seen."""
+
+    frame: int
+    time: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    transport: str  # "UDP" / "TCP"
+
+    @property
+    def source(self) -> str:
+        return _addr(self.src, self.sport)
+
+    @property
+    def destination(self) -> str:
+        return _addr(self.dst, self.dport)
+
+
+def _addr(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+@dataclass
+class _Track:
+    """Per-call bookkeeping that the report does not carry."""
+
+    call: Call
+    from_tag: str | None = None  # the caller's tag, from the first request
+    initial_cseqs: set[int] = field(default_factory=set)  # CSeq numbers of out-of-dialog INVITEs
+    invite_finals: list[int] = field(default_factory=list)  # final codes to INVITEs, in order
+    first_finals: list[int] = field(default_factory=list)  # final codes to the first method
+    invite_2xx_frames: list[int] = field(default_factory=list)
+    ack_after_2xx: bool = False
+    ok_retransmissions: int = 0
+    cancel_time: float | None = None
+    bye_reason: str = ""
+
+
+class CallTracker:
+    """Feed `add(msg, hop)` in capture order, then `calls()` for the finished Call records."""
+
+    def __init__(self) -> None:
+        self._tracks: dict[str, _Track] = {}
+        self._last: dict[tuple, list] = {}  # per direction and Call-ID: [cseq, method, seen, code]
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def add(self, msg: SipMessage, hop: Hop) -> Call:
+        call_id = msg.call_id or "<no Call-ID>"
+        track = self._tracks.get(call_id)
+        cseq_num, cseq_method = msg.cseq
+        if track is None:
+            track = self._tracks[call_id] = self._new(call_id, msg, hop, cseq_method)
+        call = track.call
+        if not call.method and msg.is_request:
+            call.method = msg.method
+        retrans = self._is_retransmission(call_id, msg, hop, cseq_num, cseq_method)
+        call.messages += 1
+        if retrans:
+            call.retransmissions += 1
+        sdp = bool(msg.body) and "sdp" in (msg.get("content-type") or "").lower()
+        call.ladder.append(LadderStep(
+            frame=hop.frame, time=hop.time, src=hop.source, dst=hop.destination, transport=hop.transport,
+            label=msg.label, method=msg.method if msg.is_request else cseq_method, status=msg.status,
+            cseq=cseq_num, retransmission=retrans, sdp=sdp, summary=_summary(msg)))
+        if msg.is_request:
+            call.requests[msg.method] = call.requests.get(msg.method, 0) + 1
+            self._request(track, msg, hop, cseq_num, retrans)
+        else:
+            key = f"{msg.status} {cseq_method}"
+            call.responses[key] = call.responses.get(key, 0) + 1
+            self._response(track, msg, hop, cseq_num, cseq_method, retrans)
+        return call
+
+    def _new(self, call_id: str, msg: SipMessage, hop: Hop, cseq_method: str) -> _Track:
+        _, from_uri = name_addr(msg.get("from") or "")
+        _, to_uri = name_addr(msg.get("to") or "")
+        first = msg.method if msg.is_request else cseq_method
+        call = Call(call_id=call_id, kind="call" if first == "INVITE" else (first or "unknown").lower(),
+                    method=msg.method or "", from_uri=from_uri, to_uri=to_uri,
+                    from_user=uri_user(from_uri), to_user=uri_user(to_uri), start=hop.time,
+                    transport=hop.transport)
+        if msg.is_request:
+            call.caller, call.callee = hop.source, hop.destination
+        else:
+            call.caller, call.callee = hop.destination, hop.source
+        return _Track(call=call, from_tag=msg.from_tag)
+
+    def _is_retransmission(self, call_id, msg, hop, cseq_num, cseq_method) -> bool:
+        """Same request or final response again in the same direction, by tshark's 'resent' rule.
+
+        UDP only (TCP is reliable). Per direction and Call-ID the last CSeq is remembered with what
+        was seen for it; a request is resent if its CSeq and method match and no response was seen
+        since in that direction (ACK and CANCEL never count); a final response is resent if the same
+        code was the last final response for that CSeq.
+        """
+        if hop.transport != "UDP" or cseq_num < 0:
+            return False
+        key = (call_id, hop.src, hop.sport, hop.dst, hop.dport)
+        state = self._last.get(key)
+        if state is None:
+            state = self._last[key] = [cseq_num, cseq_method, "none", 0]
+            compare = None
+        else:
+            compare = state[0]
+            if cseq_num != state[0]:
+                state[:] = [cseq_num, cseq_method, "none", 0]
+        same = cseq_num == compare and cseq_method == state[1]
+        if msg.is_request:
+            resent = same and state[2] == "request" and cseq_method not in ("ACK", "CANCEL")
+            state[2] = "request"
+        else:
+            resent = same and state[2] == "final" and msg.status >= 200 and msg.status == state[3]
+            if msg.status >= 200:
+                state[2], state[3] = "final", msg.status
+            else:
+                state[2] = "provisional"
+        return resent
+
+    def _request(self, track: _Track, msg: SipMessage, hop: Hop, cseq: int, retrans: bool) -> None:
+        call = track.call
+        method = msg.method
+        if method == "INVITE":
+            self._become_call(track)
+            if msg.to_tag is None:  # out of dialog: the first INVITE, or a retry after 401/407/3xx
+                track.initial_cseqs.add(cseq)
+            elif not retrans:
+                call.reinvites += 1
+        elif method == "ACK":
+            if track.invite_2xx_frames and cseq in track.initial_cseqs:
+                track.ack_after_2xx = True
+        elif method == "CANCEL":
+            if track.cancel_time is None:
+                track.cancel_time = hop.time
+        elif method == "BYE" and call.end is None and call.kind == "call":
+            call.end = hop.time
+            tag = msg.from_tag
+            call.ended_by = "caller" if tag is not None and tag == track.from_tag else "callee"
+            track.bye_reason = msg.get("reason") or ""
+
+    @staticmethod
+    def _become_call(track: _Track) -> None:
+        """An INVITE on this Call-ID (perhaps after a REGISTER on the same one) makes it a call."""
+        track.call.kind = "call"
+
+    def _response(self, track: _Track, msg: SipMessage, hop: Hop, cseq: int, method: str, retrans: bool) -> None:
+        call = track.call
+        status = msg.status
+        if method == "INVITE":
+            self._become_call(track)
+            initial = cseq in track.initial_cseqs or not track.initial_cseqs
+            if not initial:
+                if status >= 200:
+                    track.invite_finals.append(status)
+                return
+            tag = msg.to_tag
+            if tag and status > 100 and tag not in call.dialogs:
+                call.dialogs.append(tag)
+            if 100 < status < 200:
+                if call.first_provisional is None:
+                    call.first_provisional = hop.time
+                if status in (180, 183) and call.ringing is None:
+                    call.ringing = hop.time
+            elif status >= 200:
+                if not retrans:
+                    track.invite_finals.append(status)
+                if 200 <= status < 300:
+                    if call.answer is None:
+                        call.answer = hop.time
+                    elif retrans:
+                        track.ok_retransmissions += 1
+                    track.invite_2xx_frames.append(hop.frame)
+                elif status in (401, 407):
+                    call.auth_challenges += 1 if not retrans else 0
+        elif status >= 200 and method == (call.method or method):
+            track.first_finals.append(status)
+
+    def calls(self, capture_end: float | None = None) -> list[Call]:
+        """Finish every call: final status, state, PDD, duration."""
+        return [self._finish(t, capture_end) for t in self._tracks.values()]
+
+    def _finish(self, track: _Track, capture_end: float | None) -> Call:
+        call = track.call
+        if call.kind == "call":
+            finals = track.invite_finals
+        else:
+            finals = track.first_finals
+        final = next((c for c in finals if 200 <= c < 300), finals[-1] if finals else None)
+        call.final_status = final
+        call.final_reason = _reason(call, final)
+        if call.kind != "call":
+            call.state = "completed" if final and final < 300 else ("failed" if final else "no-response")
+            call.end = call.ladder[-1].time if call.ladder else call.start
+            return call
+        invite_time = next((s.time for s in call.ladder if s.method == "INVITE" and s.status is None),
+                           call.start)
+        call.start = invite_time
+        # RFC 6076 4.2 session request delay: INVITE to first non-100 provisional, else the final response
+        reply = call.first_provisional
+        if reply is None:
+            reply = next((s.time for s in call.ladder if s.status and s.status >= 200 and s.method == "INVITE"
+                          and s.status not in (401, 407)), None)
+        call.pdd_ms = round((reply - invite_time) * 1000, 3) if reply is not None else None
+        if call.answer is not None:
+            call.answer_ms = round((call.answer - invite_time) * 1000, 3)
+            stop = call.end if call.end is not None else capture_end
+            call.duration_s = round(stop - call.answer, 3) if stop is not None else None
+            if call.end is None:
+                call.state = "answered"
+                call.end_reason = "still up when the capture ended"
+            else:
+                call.state = "completed"
+                who = call.ended_by or "someone"
+                call.end_reason = f"BYE from {who}" + (f" ({track.bye_reason})" if track.bye_reason else "")
+        elif final is None:
+            call.state = "in-progress" if track.cancel_time is None else "cancelled"
+            call.end_reason = "no final response in the capture"
+        elif final == 487 or track.cancel_time is not None:
+            call.state = "cancelled"
+            call.end = call.ladder[-1].time
+            call.end_reason = "CANCEL before answer" if track.cancel_time is not None else "487 Request Terminated"
+        else:
+            call.state = "failed"
+            call.end = call.ladder[-1].time
+            call.end_reason = f"{final} {call.final_reason}".strip()
+        call.ack_missing = bool(track.invite_2xx_frames) and not track.ack_after_2xx
+        call.ok_retransmissions = track.ok_retransmissions
+        return call
+
+
+def _reason(call: Call, final: int | None) -> str:
+    if final is None:
+        return ""
+    for step in call.ladder:
+        if step.status == final:
+            return step.label.partition(" ")[2]
+    return ""
+
+
+def _summary(msg: SipMessage) -> str:
+    """Extra words worth showing on a ladder arrow."""
+    retry = msg.get("retry-after")
+    if retry:
+        return f"Retry-After: {retry}"
+    reason = msg.get("reason")
+    return f"Reason: {reason}" if reason else ""
