@@ -19,3 +19,18 @@ def shared_references() -> list[Path]:
 
 def load_reference(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def require_binary(name: str) -> str:
+    """Path of a peer program; skip the test when it is missing, unless CI demands every peer."""
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}")
+                                       if os.path.exists(p)), None)
+    if path is None:
+        if os.environ.get("SIPTOOL_REQUIRE_PEERS"):
+            pytest.fail(f"{name} is required (SIPTOOL_REQUIRE_PEERS is set) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return path

@@ -10,8 +10,8 @@ import numpy as np
 
 from ..report.model import Call, Metrics
 
-EFFECTIVE = {200, 480, 486, 600, 603}  # RFC 6076 4.6 SEER numerator codes
-INEFFECTIVE = {408, 500, 503, 504}  # RFC 6076 4.8 ISA codes
+EFFECTIVE = {200, 480, 486, 600, 603}  # RFC 6076 SEER numerator codes
+INEFFECTIVE = {408, 500, 503, 504}  # RFC 6076 ISA codes
 
 
 def _pct(num: int, den: int) -> float | None:
@@ -55,7 +55,8 @@ def compute_metrics(calls: list[Call]) -> Metrics:
         sum(1 for c in sessions if c.answer is not None or c.final_status in EFFECTIVE), base)
     m.ineffective_session_attempts = _pct(sum(1 for code in finals if code in INEFFECTIVE), m.calls)
     m.answer_seizure_ratio = _pct(m.answered, m.calls)
-    m.session_success_ratio = _pct(m.answered - m.dropped, m.calls)
+    m.session_success_ratio = _pct(m.answered - m.dropped, base)
+    m.session_completion_ratio = _pct(sum(1 for c in sessions if c.state == "completed"), m.calls)
     m.pdd_ms = _stats([c.pdd_ms for c in sessions if c.pdd_ms is not None])
     m.session_duration_s = _stats([c.duration_s for c in sessions if c.duration_s is not None], total=True)
     return m

@@ -79,6 +79,7 @@ class Capture:
         self.info = CaptureInfo(path=self.path)
         self._fh: BinaryIO | None = None
         self._map: mmap.mmap | None = None
+        self._src = None
         self._src = self._open()
         magic = self._src.read(4)
         self._src.seek(0)

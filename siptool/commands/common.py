@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 
@@ -35,6 +36,13 @@ def guarded():
     except BrokenPipeError:  # output piped into head etc.
         sys.stderr.close()
         raise typer.Exit(0)
+    except (typer.Exit, typer.BadParameter, SystemExit):
+        raise
+    except Exception as exc:  # a bug in siptool: still one line, with a way to see the traceback
+        if os.environ.get("SIPTOOL_DEBUG"):
+            raise
+        fail(f"internal error: {type(exc).__name__}: {exc} (run with SIPTOOL_DEBUG=1 for the traceback "
+             "and please report it)", 3)
 
 
 def load_report(path: str, filters: list[str] | None = None, quiet: bool = False):

@@ -129,7 +129,8 @@ class Metrics:
     in_progress: int = 0
     session_establishment_ratio: float | None = None  # SER, percent
     session_establishment_effectiveness_ratio: float | None = None  # SEER, percent
-    session_success_ratio: float | None = None  # answered and ended cleanly / attempts, percent
+    session_success_ratio: float | None = None  # SSR: answered and not dropped / (attempts - 3xx), percent
+    session_completion_ratio: float | None = None  # SCR: answered and ended by BYE / attempts, percent
     ineffective_session_attempts: float | None = None  # ISA, percent
     answer_seizure_ratio: float | None = None  # ASR, percent
     pdd_ms: dict[str, float] = field(default_factory=dict)  # mean, median, p95, max

@@ -133,7 +133,8 @@ def metrics_table(report: Report) -> Table:
         ("session establishment ratio (SER, RFC 6076)", pct(m.session_establishment_ratio)),
         ("session establishment effectiveness (SEER)", pct(m.session_establishment_effectiveness_ratio)),
         ("ineffective session attempts (ISA)", pct(m.ineffective_session_attempts)),
-        ("session success ratio (answered, not dropped)", pct(m.session_success_ratio)),
+        ("session success ratio (SSR: answered, not dropped)", pct(m.session_success_ratio)),
+        ("session completion ratio (SCR: ended by BYE)", pct(m.session_completion_ratio)),
         ("dropped calls (no ACK / torn down)", f"{m.dropped}"),
     ]
     if m.pdd_ms:

@@ -1,0 +1,5 @@
+"""`python -m siptool` runs the CLI."""
+
+from .cli import main
+
+main()
