@@ -45,6 +45,27 @@ class LadderStep:
 
 
 @dataclass
+class SdpEntry:
+    """One m= line of an SDP body seen in the call: what a side said it would send and receive."""
+
+    frame: int
+    time: float
+    sender: str  # "ip:port" of the SIP message carrying it
+    message: str  # "INVITE", "183 Session Progress", "200 OK", "ACK"...
+    role: str  # "offer" or "answer" (RFC 3264)
+    media: str  # "audio", "video"
+    address: str  # connection address (c=)
+    port: int
+    protocol: str = "RTP/AVP"
+    codecs: list[str] = field(default_factory=list)  # "0 PCMU/8000", in preference order
+    direction: str = "sendrecv"
+    ptime: int | None = None
+    rtcp_mux: bool = False
+    encrypted: str = ""  # "SDES", "DTLS" or ""
+    ice: bool = False
+
+
+@dataclass
 class Stream:
     """One RTP stream (one SSRC, one direction) with the figures tshark's rtp,streams also gives."""
 
@@ -113,6 +134,7 @@ class Call:
     requests: dict[str, int] = field(default_factory=dict)
     responses: dict[str, int] = field(default_factory=dict)  # "180 INVITE" -> count
     ladder: list[LadderStep] = field(default_factory=list)
+    sdp: list[SdpEntry] = field(default_factory=list)
     streams: list[Stream] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from rich import box
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -36,7 +38,9 @@ def _ms(v: float | None) -> str:
 
 def _status(call: Call) -> Text:
     if call.final_status is None:
-        return Text("-", style="dim")
+        return Text(call.state or "-", style=STATE_STYLE.get(call.state, "dim"))
+    if call.state == "answered":
+        return Text(f"{call.final_status} (still up)", style="green")
     style = "green" if call.final_status < 300 else "yellow" if call.final_status in (486, 487, 600) else "red"
     return Text(f"{call.final_status} {call.final_reason}".strip(), style=style)
 
@@ -56,24 +60,44 @@ def capture_panel(report: Report) -> Panel:
 
 
 def calls_table(report: Report) -> Table:
-    table = Table(title="Calls (INVITE sessions)", title_justify="left", show_lines=False)
-    for name, kw in (("#", {"justify": "right"}), ("start", {}), ("from", {"overflow": "fold"}),
-                     ("to", {"overflow": "fold"}), ("status", {}), ("state", {}), ("PDD", {"justify": "right"}),
-                     ("duration", {"justify": "right"}), ("msgs", {"justify": "right"}),
-                     ("media", {}), ("findings", {"justify": "right"})):
-        table.add_column(name, **kw)
-    for i, call in enumerate(report.calls, 1):
-        if call.kind != "call":
-            continue
+    calls = [(i, c) for i, c in enumerate(report.calls, 1) if c.kind == "call"]
+    with_media = any(c.streams for _, c in calls)
+    table = Table(title="Calls (INVITE sessions)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("start (UTC)", no_wrap=True)
+    table.add_column("from", overflow="fold", min_width=6)
+    table.add_column("to", overflow="fold", min_width=6)
+    table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=16, min_width=7)
+    table.add_column("PDD", justify="right", no_wrap=True)
+    table.add_column("dur.", justify="right", no_wrap=True)
+    table.add_column("msgs", justify="right", no_wrap=True)
+    if with_media:
+        table.add_column("media (worst MOS)", overflow="fold")
+    table.add_column("!", justify="right", no_wrap=True)
+    for i, call in calls:
         worst = _worst(call.findings)
-        media = ", ".join(f"{s.codec} MOS {s.mos:.1f}" if s.mos else s.codec for s in call.streams[:2]) or "-"
-        table.add_row(
-            str(i), clock(call.start), call.from_user or call.from_uri, call.to_user or call.to_uri,
-            _status(call), Text(call.state, style=STATE_STYLE.get(call.state, "")), _ms(call.pdd_ms),
-            f"{call.duration_s:.1f} s" if call.duration_s is not None else "-",
-            f"{call.messages}" + (f" ({call.retransmissions}r)" if call.retransmissions else ""),
-            media, Text(str(len(call.findings)), style=SEVERITY_STYLE.get(worst, "dim")) if call.findings else "-")
+        row = [str(i), clock(call.start)[:8], call.from_user or call.from_uri, call.to_user or call.to_uri,
+               _status(call), _ms(call.pdd_ms),
+               f"{call.duration_s:.1f} s" if call.duration_s is not None else "-",
+               f"{call.messages}" + (f" ({call.retransmissions}r)" if call.retransmissions else "")]
+        if with_media:
+            row.append(_media_cell(call))
+        row.append(Text(str(len(call.findings)), style=SEVERITY_STYLE.get(worst, "dim")) if call.findings else "-")
+        table.add_row(*row)
     return table
+
+
+def _media_cell(call: Call) -> Text:
+    if not call.streams:
+        return Text("none", style="red" if call.answer is not None else "dim")
+    codecs = sorted({s.codec for s in call.streams})
+    scores = [s.mos for s in call.streams if s.mos is not None]
+    text = f"{'/'.join(codecs)} x{len(call.streams)}"
+    if scores:
+        worst = min(scores)
+        style = "red" if worst < 3.6 else "yellow" if worst < 4.0 else "green"
+        return Text.assemble(text + " ", (f"{worst:.2f}", style))
+    return Text(text)
 
 
 def other_table(report: Report) -> Table | None:
@@ -83,7 +107,7 @@ def other_table(report: Report) -> Table | None:
             groups.setdefault(call.method or call.kind.upper(), []).append(call)
     if not groups:
         return None
-    table = Table(title="Other SIP traffic", title_justify="left")
+    table = Table(title="Other SIP traffic", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("method", "dialogs", "messages", "final responses", "from"):
         table.add_column(name)
     for method, calls in sorted(groups.items()):
@@ -103,7 +127,7 @@ def streams_table(report: Report) -> Table | None:
     rows += [(None, s) for s in report.streams]
     if not rows:
         return None
-    table = Table(title="Media streams (RTP)", title_justify="left")
+    table = Table(title="Media streams (RTP)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("call", "src -> dst", "SSRC", "codec", "pkts", "lost", "max delta", "jitter mean/max", "MOS", ""):
         table.add_column(name, justify="right" if name in ("pkts", "lost", "MOS") else "left")
     for i, s in rows:
@@ -160,17 +184,17 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
     if not found:
         return None
     index = {c.call_id: i for i, c in enumerate(report.calls, 1)}
-    parts = [Text(f"Findings ({len(found)})", style="bold")]
+    parts: list = [Text(f"Findings ({len(found)})", style="bold")]
     for f in found[:limit]:
         where = f"call {index[f.call_id]}" if f.call_id in index else "capture"
-        head = Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE.get(f.severity, "")), " ",
-                             (f.title, "bold"), (f"  [{where}, {f.code}]", "dim"))
-        parts.append(head)
-        parts.append(Text("         " + f.explanation))
+        parts.append(Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE.get(f.severity, "")), " ",
+                                   (f.title, "bold"), (f"  [{where}, {f.code}]", "dim")))
+        body = [Text(f.explanation)]
         if f.fix:
-            parts.append(Text("         fix: " + f.fix, style="green"))
+            body.append(Text("fix: " + f.fix, style="green"))
         if f.frames:
-            parts.append(Text("         frames: " + ", ".join(map(str, f.frames[:12])), style="dim"))
+            body.append(Text("frames: " + ", ".join(map(str, f.frames[:12])), style="dim"))
+        parts.append(Padding(Group(*body), (0, 0, 0, 9)))
     if len(found) > limit:
         parts.append(Text(f"... {len(found) - limit} more (use --json for all)", style="dim"))
     return Group(*parts)

@@ -261,5 +261,5 @@ def name_addr(value: str) -> tuple[str, str]:
 def uri_user(uri: str) -> str:
     """The user part of a SIP URI ('sip:+4930123@host' -> '+4930123'), else the host."""
     rest = uri.split(":", 1)[1] if ":" in uri else uri
-    user, at, host = rest.partition("@")
-    return (user if at else host).split(";")[0]
+    user, at, _host = rest.partition("@")
+    return (user if at else rest).split(";")[0]
