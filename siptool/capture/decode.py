@@ -18,6 +18,10 @@ _ETH_VLAN = (0x8100, 0x88A8, 0x9100)
 _H = struct.Struct("!H")
 _HH = struct.Struct("!HH")
 _TCP = struct.Struct("!HHIIBB")
+_HI = struct.Struct("!HI")
+_IP6_EXT = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options (RFC 8200 4)
+MAX_TUNNELS = 3  # IP-in-IP / GRE / ERSPAN layers followed before giving up
+MALFORMED = "malformed link/IP header"
 
 
 class Packet:
@@ -78,29 +82,29 @@ class Decoder:
             if linktype in (0, 108):  # BSD loopback: 4-byte address family, either byte order
                 return self._ip(frame, time, data, 4)
         except (struct.error, IndexError):
-            self.skipped["malformed link/IP header"] += 1
+            self.skipped[MALFORMED] += 1
             return None
         self.skipped[f"unsupported link type {linktype}"] += 1
         return None
 
-    def _ether(self, frame, time, data, off):
+    def _ether(self, frame, time, data, off, depth=0):
         (etype,) = _H.unpack_from(data, off + 12)
-        return self._ethertype(frame, time, data, etype, off + 14)
+        return self._ethertype(frame, time, data, etype, off + 14, depth)
 
-    def _ethertype(self, frame, time, data, etype, off):
+    def _ethertype(self, frame, time, data, etype, off, depth=0):
         while etype in _ETH_VLAN:
             (etype,) = _H.unpack_from(data, off + 2)
             off += 4
         if etype == 0x0800 or etype == 0x86DD:
-            return self._ip(frame, time, data, off)
+            return self._ip(frame, time, data, off, depth)
         if etype == 0x8847:  # MPLS: skip labels to bottom of stack, then IP by version nibble
             while not data[off + 2] & 0x01:
                 off += 4
-            return self._ip(frame, time, data, off + 4)
+            return self._ip(frame, time, data, off + 4, depth)
         if etype == 0x8864:  # PPPoE session: 6-byte header + PPP protocol
             proto = _H.unpack_from(data, off + 6)[0]
             if proto in (0x0021, 0x0057):
-                return self._ip(frame, time, data, off + 8)
+                return self._ip(frame, time, data, off + 8, depth)
         self.skipped["not IP (ARP, LLDP, ...)"] += 1
         return None
 
@@ -115,6 +119,9 @@ class Decoder:
 
     def _ipv4(self, frame, time, data, off, depth):
         ihl = (data[off] & 0x0F) * 4
+        if ihl < 20 or len(data) < off + ihl:
+            self.skipped[MALFORMED] += 1
+            return None
         total = _H.unpack_from(data, off + 2)[0]
         flags_frag = _H.unpack_from(data, off + 6)[0]
         proto = data[off + 9]
@@ -136,33 +143,34 @@ class Decoder:
         return self._transport(frame, time, proto, self._ip4(src), self._ip4(dst), payload, depth)
 
     def _ipv6(self, frame, time, data, off, depth):
+        if len(data) < off + 40:
+            self.skipped[MALFORMED] += 1
+            return None
         plen = _H.unpack_from(data, off + 4)[0]
         nxt = data[off + 6]
         src, dst = data[off + 8:off + 24], data[off + 24:off + 40]
         pos, end = off + 40, off + 40 + plen if plen else len(data)
-        frag = None
-        while nxt in (0, 43, 44, 51, 60):
-            if nxt == 44:  # fragment header
-                offset_flags = _H.unpack_from(data, pos + 2)[0]
-                ident = struct.unpack_from("!I", data, pos + 4)[0]
-                frag = (offset_flags & 0xFFF8, bool(offset_flags & 1), ident)
+        frames = None
+        while nxt in _IP6_EXT:
+            if nxt == 44:  # fragment header: what follows is a piece of the fragmentable part
+                offset_flags, ident = _HI.unpack_from(data, pos + 2)
                 nxt, pos = data[pos], pos + 8
-            elif nxt == 51:  # AH
+                if offset_flags & 0xFFF9:  # offset or M flag set (else an atomic fragment, RFC 6946)
+                    whole = self.fragments.add((src, dst, ident), offset_flags & 0xFFF8,
+                                               bool(offset_flags & 1), data[pos:end], frame, time)
+                    if whole is None:
+                        self.skipped["IP fragment (held for reassembly)"] += 1
+                        return None
+                    data, frames = whole  # may begin with more extension headers
+                    pos, end = 0, len(data)
+            elif nxt == 51:  # AH: length in 4-octet units minus 2
                 nxt, pos = data[pos], pos + (data[pos + 1] + 2) * 4
             else:
                 nxt, pos = data[pos], pos + (data[pos + 1] + 1) * 8
-        payload = data[pos:end]
-        if frag is not None and (frag[0] or frag[1]):
-            whole = self.fragments.add((src, dst, frag[2], nxt), frag[0], frag[1], payload, frame, time)
-            if whole is None:
-                self.skipped["IP fragment (held for reassembly)"] += 1
-                return None
-            payload, frames = whole
-            pkt = self._transport(frame, time, nxt, self._ip6(src), self._ip6(dst), payload, depth)
-            if pkt is not None:
-                pkt.frames = frames
-            return pkt
-        return self._transport(frame, time, nxt, self._ip6(src), self._ip6(dst), payload, depth)
+        pkt = self._transport(frame, time, nxt, self._ip6(src), self._ip6(dst), data[pos:end], depth)
+        if pkt is not None and frames is not None:
+            pkt.frames = frames
+        return pkt
 
     def _transport(self, frame, time, proto, src, dst, payload, depth):
         if proto == 17:
@@ -174,12 +182,18 @@ class Decoder:
             return Packet(frame, time, src, sport, dst, dport, UDP, body)
         if proto == 6:
             sport, dport, seq, _ack, offx, flags = _TCP.unpack_from(payload)
-            return Packet(frame, time, src, sport, dst, dport, TCP, payload[(offx >> 4) * 4:], seq, flags)
-        if depth < 3:
-            if proto in (4, 41):  # IP in IP
-                return self._ip(frame, time, payload, 0, depth + 1)
+            doff = (offx >> 4) * 4
+            if doff < 20 or doff > len(payload):
+                self.skipped["TCP header cut short" if doff >= 20 else "TCP header length below 20 bytes"] += 1
+                return None
+            return Packet(frame, time, src, sport, dst, dport, TCP, payload[doff:], seq, flags)
+        if proto in (4, 41, 47):
+            if depth >= MAX_TUNNELS:
+                self.skipped["tunnels nested too deep"] += 1
+                return None
             if proto == 47:
                 return self._gre(frame, time, payload, depth + 1)
+            return self._ip(frame, time, payload, 0, depth + 1)  # IP in IP
         self.skipped[_PROTO_NAMES.get(proto, f"IP protocol {proto}")] += 1
         return None
 
@@ -187,11 +201,11 @@ class Decoder:
         flags, proto = _HH.unpack_from(data)
         off = 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
         if proto == 0x88BE:  # ERSPAN type II (type I when no sequence number)
-            return self._ether(frame, time, data, off + (8 if flags & 0x1000 else 0))
+            return self._ether(frame, time, data, off + (8 if flags & 0x1000 else 0), depth)
         if proto == 0x22EB:  # ERSPAN type III, optional 8-byte subheader
-            return self._ether(frame, time, data, off + 12 + (8 if data[off + 11] & 0x01 else 0))
+            return self._ether(frame, time, data, off + 12 + (8 if data[off + 11] & 0x01 else 0), depth)
         if proto == 0x6558:  # transparent Ethernet bridging
-            return self._ether(frame, time, data, off)
+            return self._ether(frame, time, data, off, depth)
         if proto in (0x0800, 0x86DD):
             return self._ip(frame, time, data, off, depth)
         self.skipped[f"GRE protocol 0x{proto:04x}"] += 1

@@ -13,6 +13,7 @@ import gzip
 import mmap
 import os
 import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
@@ -81,8 +82,12 @@ class Capture:
         self._map: mmap.mmap | None = None
         self._src = None
         self._src = self._open()
-        magic = self._src.read(4)
-        self._src.seek(0)
+        try:
+            magic = self._src.read(4)
+            self._src.seek(0)
+        except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            self.close()
+            raise SiptoolError(f"{self.path}: damaged gzip file ({_one_line(exc)})") from None
         if magic in PCAP_MAGICS:
             self.info.format = "pcap"
         elif magic == PCAPNG_SHB:
@@ -140,8 +145,8 @@ class Capture:
                 yield from self._pcap()
             else:
                 yield from self._pcapng()
-        except (EOFError, gzip.BadGzipFile, OSError, ValueError) as exc:  # broken gzip stream
-            self._stop(f"compressed stream is damaged ({exc})")
+        except (EOFError, OSError, ValueError, zlib.error) as exc:  # broken gzip stream
+            self._stop(f"compressed stream is damaged ({_one_line(exc)})")
 
     def _stop(self, why: str) -> None:
         n = self.info.packets
@@ -193,7 +198,7 @@ class Capture:
         src = self._src
         read = src.read
         order = "<"
-        ifaces: list[tuple[int, float, float]] = []  # (linktype, seconds per tick, offset)
+        ifaces: list[tuple[int, int, int]] = []  # (linktype, ticks per second, offset in ticks)
         frame = 0
         while True:
             head = read(8)
@@ -228,26 +233,36 @@ class Capture:
                 return
             body = body[:-4]  # trailing block length
             if btype == 1:  # Interface Description Block
+                if len(body) < 8:
+                    self._stop(f"damaged: interface block of {blen} bytes after frame {frame}")
+                    return
                 ifaces.append(_idb(body, order))
                 names = self.info.linktypes
                 name = LINKTYPE_NAMES.get(ifaces[-1][0], f"linktype-{ifaces[-1][0]}")
                 if name not in names:
                     names.append(name)
             elif btype in (6, 2):  # Enhanced Packet Block, obsolete Packet Block
+                if len(body) < 20:
+                    self._stop(f"damaged: packet block of {blen} bytes after frame {frame}")
+                    return
                 if btype == 6:
                     iface, hi, lo, caplen, orig = struct.unpack_from(order + "IIIII", body)
                 else:
                     iface, _drops, hi, lo, caplen, orig = struct.unpack_from(order + "HHIIII", body)
-                if iface >= len(ifaces) or 20 + caplen > len(body):
+                if iface >= len(ifaces):
                     self._stop(f"damaged: packet block for unknown interface {iface} after frame {frame}")
                     return
-                linktype, tick, offset = ifaces[iface]
+                if 20 + caplen > len(body):
+                    self._stop(f"damaged: packet block claims {caplen} bytes in a block of {blen} "
+                               f"after frame {frame}")
+                    return
+                linktype, per_second, offset = ifaces[iface]
                 frame += 1
-                t = ((hi << 32) | lo) * tick + offset
+                t = (((hi << 32) | lo) + offset) / per_second  # int / int: the nearest float
                 self._note(t)
                 yield Record(frame, t, linktype, body[20:20 + caplen], orig)
             elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
-                if not ifaces:
+                if not ifaces or len(body) < 4:
                     continue
                 (orig,) = struct.unpack_from(order + "I", body)
                 frame += 1
@@ -257,10 +272,13 @@ class Capture:
             # other blocks (name resolution, statistics, custom, DSB) carry no packets
 
 
-def _idb(body: bytes, order: str) -> tuple[int, float, float]:
-    """Interface Description Block -> (linktype, seconds per timestamp tick, offset seconds)."""
+def _idb(body: bytes, order: str) -> tuple[int, int, int]:
+    """Interface Description Block -> (linktype, timestamp ticks per second, offset in ticks).
+
+    Integers, so that time = (ticks + offset) / per_second is the float nearest the exact time.
+    """
     linktype, _reserved, _snaplen = struct.unpack_from(order + "HHI", body)
-    tick, offset = 1e-6, 0.0
+    per_second, offset = 1_000_000, 0
     pos = 8
     while pos + 4 <= len(body):
         code, length = struct.unpack_from(order + "HH", body, pos)
@@ -269,11 +287,15 @@ def _idb(body: bytes, order: str) -> tuple[int, float, float]:
             break
         if code == 9 and length >= 1:  # if_tsresol
             res = value[0]
-            tick = 2.0 ** -(res & 0x7F) if res & 0x80 else 10.0 ** -res
-        elif code == 14 and length >= 8:  # if_tsoffset
+            per_second = 2 ** (res & 0x7F) if res & 0x80 else 10 ** min(res, 30)
+        elif code == 14 and length >= 8:  # if_tsoffset, whole seconds
             (offset,) = struct.unpack(order + "q", value[:8])
         pos += 4 + ((length + 3) & ~3)
-    return linktype, tick, float(offset)
+    return linktype, per_second, offset * per_second
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _unknown_format(path: str, magic: bytes) -> str:

@@ -96,7 +96,9 @@ class TcpStream:
             data, seq = data[overlap:], self.next_seq
             rel = 0
         if rel > 0:
-            self.held.setdefault(seq, (data, frame))
+            kept = self.held.get(seq)
+            if kept is None or len(kept[0]) < len(data):  # a longer resend (coalesced) wins
+                self.held[seq] = (data, frame)
             if len(self.held) <= TCP_MAX_GAP_BUFFER:
                 return out
             self.gaps += 1  # give up on the hole: jump to the earliest held segment
