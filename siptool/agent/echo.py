@@ -1,0 +1,209 @@
+"""The echo agent: answers INVITEs (optionally after a digest challenge), picks a codec from the offer,
+echoes every RTP packet back to its source (latching), answers OPTIONS, handles CANCEL and BYE from
+either side, many calls at once. Use as `async with EchoServer(...) as echo:`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import sdp, sipmsg
+from .auth import Authenticator
+from .dialog import Dialog
+from .media import RtpSession
+from .transaction import Timers
+from .transport import TlsOptions
+from .ua import UserAgent
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+
+@dataclass
+class EchoCall:
+    call_id: str
+    remote: tuple[str, int]
+    codec: str = ""
+    state: str = "ringing"  # ringing, answered, ended, cancelled, rejected
+    started: float = field(default_factory=time.time)
+    answered: float | None = None
+    ended: float | None = None
+    ended_by: str = ""
+    packets_echoed: int = 0
+    media: RtpSession | None = field(default=None, repr=False)
+    dialog: Dialog | None = field(default=None, repr=False)
+    invite_txn: object = field(default=None, repr=False)
+    task: asyncio.Task | None = field(default=None, repr=False)
+
+    def line(self) -> str:
+        dur = (self.ended or time.time()) - (self.answered or self.started)
+        return (f"{time.strftime('%H:%M:%S')} {self.state:<9} {self.call_id[:24]:<24} from {self.remote[0]}:{self.remote[1]} "
+                f"{self.codec or '-':<5} {dur:6.1f} s  echoed {self.packets_echoed} pkts"
+                + (f"  ended by {self.ended_by}" if self.ended_by else ""))
+
+
+class EchoServer:
+    def __init__(self, listen: tuple[str, int] = ("127.0.0.1", 5060), transport: str = "udp",
+                 user: str | None = None, password: str | None = None, realm: str = "siptool",
+                 codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring: float = 0.0, hangup_after: float | None = None,
+                 timers: Timers | None = None, tls: TlsOptions | None = None, on_line: Callable | None = None,
+                 reject: int | None = None) -> None:
+        self.listen = listen
+        self.codecs = [c.upper() for c in codecs]
+        self.ring = ring
+        self.hangup_after = hangup_after
+        self.reject = reject  # answer every INVITE with this status (failure-path tests)
+        self.auth = Authenticator(realm, {user: password}) if user and password is not None else None
+        self.ua = UserAgent(transport, listen[0], listen[1], timers, tls, self._handle)
+        self.calls: dict[str, EchoCall] = {}
+        self.finished: list[EchoCall] = []
+        self.on_line = on_line
+
+    @property
+    def port(self) -> int:
+        return self.ua.local[1]
+
+    async def start(self) -> "EchoServer":
+        await self.ua.start()
+        return self
+
+    async def close(self) -> None:
+        calls = list(self.calls.values())
+        for call in calls:
+            if call.task is not None and not call.task.done():
+                call.task.cancel()
+        answered = [c for c in calls if c.state == "answered"]
+        await asyncio.gather(*(self._bye(c, 2.0) for c in answered))  # Ctrl-C: hang up, do not linger
+        for call in calls:
+            self._end(call, "ended" if call in answered else call.state, "shutdown")
+        await self.ua.close()
+
+    async def __aenter__(self) -> "EchoServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def _print(self, call: EchoCall) -> None:
+        if self.on_line:
+            self.on_line(call.line())
+
+    def _end(self, call: EchoCall, state: str, by: str) -> None:
+        if call.ended is not None:
+            return
+        call.state, call.ended, call.ended_by = state, time.time(), by
+        if call.media is not None:
+            call.packets_echoed = call.media.echoed
+            call.media.close()
+        if call.task is not None and call.task is not asyncio.current_task():
+            call.task.cancel()
+        self.calls.pop(call.call_id, None)
+        self.finished.append(call)
+        del self.finished[:-1000]
+        self._print(call)
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def _handle(self, ua: UserAgent, txn, msg, addr) -> None:
+        m = msg.method
+        call = self.calls.get(msg.call_id or "")
+        if m == "ACK":
+            if call is not None and call.state == "answered":
+                call.dialog.remote_seq = msg.cseq[0]
+            return
+        if m == "OPTIONS":
+            ua.respond(txn, sipmsg.response(msg, 200, headers=[("allow", ALLOW), ("accept", "application/sdp")]))
+        elif m == "INVITE" and msg.to_tag is None:
+            self._invite(txn, msg, addr)
+        elif m == "INVITE" and call is not None and call.dialog and call.dialog.accepts(msg):
+            self._reinvite(call, txn, msg)
+        elif m == "CANCEL":
+            self._cancel(txn, msg, call)
+        elif m == "BYE":
+            if call is None or call.dialog is None or not call.dialog.accepts(msg):
+                ua.respond(txn, sipmsg.response(msg, 481))
+                return
+            ua.respond(txn, sipmsg.response(msg, 200))
+            self._end(call, "ended", "remote")
+        elif m in ("INVITE",):
+            ua.respond(txn, sipmsg.response(msg, 481))
+        else:
+            ua.respond(txn, sipmsg.response(msg, 405, headers=[("allow", ALLOW)]))
+
+    def _invite(self, txn, msg, addr) -> None:
+        ua = self.ua
+        if msg.call_id in self.calls:
+            return  # a second INVITE with a new branch for the same call: ignore (merged request)
+        if self.auth is not None:
+            verdict = self.auth.check("INVITE", msg.get("authorization"))
+            if verdict != "ok":
+                hdrs = [("www-authenticate", c) for c in self.auth.challenges(stale=verdict == "stale")]
+                ua.respond(txn, sipmsg.response(msg, 401, headers=hdrs))
+                return
+        if self.reject:
+            ua.respond(txn, sipmsg.response(msg, self.reject))
+            return
+        offer = sdp.parse(msg.body)
+        chosen = sdp.choose(offer, self.codecs) if offer else None
+        if chosen is None:
+            ua.respond(txn, sipmsg.response(msg, 488, headers=[("warning", '304 siptool "no common codec"')]))
+            return
+        call = EchoCall(call_id=msg.call_id or "", remote=addr, codec=chosen[0], invite_txn=txn)
+        call.dialog = Dialog.uas(msg, sipmsg.new_tag())
+        self.calls[call.call_id] = call
+        call.task = asyncio.ensure_future(self._answer(call, txn, msg, offer, chosen))
+
+    async def _answer(self, call: EchoCall, txn, msg, offer, chosen) -> None:
+        ua = self.ua
+        tag = call.dialog.local_tag
+        call.media = media = await RtpSession(self.listen[0], echo=True).open()
+        media.set_remote(offer.address, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
+        ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo"))]))
+        if self.ring:
+            await asyncio.sleep(self.ring)
+        if call.state != "ringing":
+            return
+        dtmf = sdp.dtmf_pt(offer)
+        self.answer_body = body = sdp.build(self.listen[0], media.port, [chosen[1]],
+                                            direction=sdp.answer_direction(offer.direction), dtmf_pt=dtmf)
+        ua.respond(txn, sipmsg.response(msg, 200, to_tag=tag, body=body,
+                                        headers=[("contact", ua.contact("echo")), ("allow", ALLOW)]))
+        call.state, call.answered = "answered", time.time()
+        media.start_rtcp()
+        if self.hangup_after:
+            await asyncio.sleep(self.hangup_after)
+            if call.state == "answered":
+                await self._bye(call)
+                self._end(call, "ended", "local")
+
+    def _reinvite(self, call: EchoCall, txn, msg) -> None:
+        offer = sdp.parse(msg.body) if msg.body else None
+        direction = sdp.answer_direction(offer.direction) if offer else "sendrecv"
+        pt = sdp.STATIC.get(call.codec, 0)
+        body = sdp.build(self.listen[0], call.media.port, [pt], direction=direction, version=2)
+        self.ua.respond(txn, sipmsg.response(msg, 200, to_tag=call.dialog.local_tag, body=body,
+                                             headers=[("contact", self.ua.contact("echo"))]))
+
+    def _cancel(self, txn, msg, call: EchoCall | None) -> None:
+        inv = self.ua.find_server(msg.branch or "", "INVITE")
+        if inv is None or call is None:
+            self.ua.respond(txn, sipmsg.response(msg, 481))
+            return
+        self.ua.respond(txn, sipmsg.response(msg, 200))
+        if call.state == "ringing":  # RFC 3261 9.2: 487 to the INVITE
+            self.ua.respond(inv, sipmsg.response(inv.request, 487, to_tag=call.dialog.local_tag))
+            self._end(call, "cancelled", "remote")
+
+    async def _bye(self, call: EchoCall, limit: float | None = None) -> None:
+        if call.state != "answered":
+            return
+        call.state = "hanging-up"
+        d = call.dialog
+        req = d.request("BYE", self.ua.via())
+        nh = sipmsg.parse_uri(d.next_hop())
+        addr = call.remote if self.ua.transport.reliable else nh.hostport()
+        try:
+            await asyncio.wait_for(self.ua.request(req, addr), limit or 64 * self.ua.timers.t1)
+        except Exception:  # noqa: BLE001 - the far end may be gone; the call ends anyway
+            pass

@@ -1,0 +1,226 @@
+"""asyncio SIP transports (RFC 3261 18): UDP datagrams, TCP and TLS streams framed by Content-Length
+with the capture side's SipFramer. Each transport hands whole messages to `on_message(data, addr)`;
+`send(data, addr)` opens a stream connection on demand. TLS verifies certificates and host names by
+default (RFC 5922); `insecure=True` turns that off; `sni` overrides the server name sent."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import SiptoolError
+from ..sip.framing import SipFramer
+
+Addr = tuple[str, int]
+
+
+class TransportError(SiptoolError):
+    exit_code = 1
+
+
+@dataclass
+class TlsOptions:
+    insecure: bool = False
+    ca_file: str | None = None
+    sni: str | None = None
+    cert_file: str | None = None  # client certificate (or server certificate for listeners)
+    key_file: str | None = None
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+    def server_context(self) -> ssl.SSLContext:
+        if not self.cert_file:
+            raise SiptoolError("TLS listening needs a certificate (--cert FILE --key FILE)")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
+class Transport:
+    kind = "udp"
+    reliable = False
+
+    def __init__(self, on_message: Callable[[bytes, Addr], None], tap: Callable | None = None) -> None:
+        self.on_message = on_message
+        self.tap = tap  # tap(direction, local, remote, data, kind): for --pcap
+        self.local: Addr = ("0.0.0.0", 0)
+
+    async def send(self, data: bytes, addr: Addr) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class UdpTransport(Transport, asyncio.DatagramProtocol):
+    """One UDP socket for sending and receiving (so rport/symmetric signalling works, RFC 3581)."""
+
+    def __init__(self, on_message, tap=None) -> None:
+        Transport.__init__(self, on_message, tap)
+        self.sock: asyncio.DatagramTransport | None = None
+
+    async def open(self, host: str, port: int = 0) -> "UdpTransport":
+        loop = asyncio.get_running_loop()
+        try:
+            self.sock, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        except OSError as exc:
+            raise TransportError(f"cannot bind UDP {host}:{port}: {exc.strerror or exc}") from None
+        self.local = self.sock.get_extra_info("sockname")[:2]
+        return self
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        addr = addr[:2]
+        if self.tap:
+            self.tap("in", self.local, addr, data, "udp")
+        if data.strip(b"\r\n\x00"):  # ignore CRLF keep-alives
+            self.on_message(data, addr)
+
+    def error_received(self, exc) -> None:  # ICMP port unreachable etc.: timers decide, as RFC 3261 does
+        pass
+
+    async def send(self, data: bytes, addr: Addr) -> None:
+        if self.sock is None or self.sock.is_closing():
+            return
+        if self.tap:
+            self.tap("out", self.local, addr, data, "udp")
+        self.sock.sendto(data, addr)
+
+    async def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
+class StreamTransport(Transport):
+    """TCP or TLS: a listener (optional) and connections keyed by the peer address."""
+
+    reliable = True
+
+    def __init__(self, on_message, tls: TlsOptions | None = None, tap=None) -> None:
+        super().__init__(on_message, tap)
+        self.kind = "tls" if tls is not None else "tcp"
+        self.tls = tls
+        self.server: asyncio.AbstractServer | None = None
+        self.conns: dict[Addr, asyncio.StreamWriter] = {}
+        self.locals: dict[Addr, Addr] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self._connecting: dict[Addr, asyncio.Future] = {}
+
+    async def open(self, host: str, port: int = 0) -> "StreamTransport":
+        ctx = self.tls.server_context() if (self.tls and self.tls.cert_file) else None
+        if self.tls is not None and ctx is None:  # TLS client without certificate: no listener
+            self.local = (host, 0)
+            return self
+        try:
+            self.server = await asyncio.start_server(self._accepted, host, port, ssl=ctx,
+                                                     family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        except OSError as exc:
+            raise TransportError(f"cannot listen on {self.kind.upper()} {host}:{port}: {exc.strerror or exc}") from None
+        self.local = self.server.sockets[0].getsockname()[:2]
+        return self
+
+    async def _accepted(self, reader, writer) -> None:
+        peer = writer.get_extra_info("peername")[:2]
+        self.conns[peer] = writer
+        self.locals[peer] = writer.get_extra_info("sockname")[:2]
+        try:
+            await self._read(reader, peer)
+        except asyncio.CancelledError:  # shutdown: the server's own task, nothing to report
+            pass
+
+    async def _read(self, reader: asyncio.StreamReader, peer: Addr) -> None:
+        framer = SipFramer()
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                if self.tap:
+                    self.tap("in", self.locals.get(peer, self.local), peer, data, self.kind)
+                for msg, _ in framer.feed(data):
+                    self.on_message(msg, peer)
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            w = self.conns.pop(peer, None)
+            if w is not None:
+                w.close()
+
+    async def _connect(self, addr: Addr) -> asyncio.StreamWriter:
+        if addr in self.conns:
+            return self.conns[addr]
+        pending = self._connecting.get(addr)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut = asyncio.get_running_loop().create_future()
+        self._connecting[addr] = fut
+        try:
+            ctx = server_hostname = None
+            if self.tls is not None:
+                ctx = self.tls.client_context()
+                server_hostname = self.tls.sni or addr[0]
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(addr[0], addr[1], ssl=ctx, server_hostname=server_hostname), 10)
+            except ssl.SSLCertVerificationError as exc:
+                raise TransportError(f"TLS certificate of {addr[0]}:{addr[1]} rejected: {exc.verify_message} "
+                                     "(use --insecure to skip verification, or --ca-file)") from None
+            except ssl.SSLError as exc:
+                raise TransportError(f"TLS handshake with {addr[0]}:{addr[1]} failed: {exc.reason or exc}") from None
+            except (OSError, asyncio.TimeoutError) as exc:
+                why = getattr(exc, "strerror", None) or type(exc).__name__
+                raise TransportError(f"cannot connect {self.kind.upper()} to {addr[0]}:{addr[1]}: {why}") from None
+            self.conns[addr] = writer
+            self.locals[addr] = writer.get_extra_info("sockname")[:2]
+            if self.local[1] == 0:
+                self.local = self.locals[addr]
+            task = asyncio.create_task(self._read(reader, addr))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            fut.set_result(writer)
+            return writer
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved
+            raise
+        finally:
+            self._connecting.pop(addr, None)
+
+    async def send(self, data: bytes, addr: Addr) -> None:
+        writer = await self._connect(addr)
+        if not data:
+            return
+        if self.tap:
+            self.tap("out", self.locals.get(addr, self.local), addr, data, self.kind)
+        writer.write(data)
+
+    async def close(self) -> None:
+        for w in list(self.conns.values()):
+            w.close()
+        self.conns.clear()
+        if self.server is not None:
+            self.server.close()
+        for t in list(self.tasks):
+            t.cancel()
+        await asyncio.sleep(0)  # let the readers see EOF/cancellation before the loop goes
+
+
+async def open_transport(kind: str, host: str, port: int, on_message, tls: TlsOptions | None = None,
+                         tap=None) -> Transport:
+    kind = kind.lower()
+    if kind == "udp":
+        return await UdpTransport(on_message, tap).open(host, port)
+    if kind == "tcp":
+        return await StreamTransport(on_message, None, tap).open(host, port)
+    if kind == "tls":
+        return await StreamTransport(on_message, tls or TlsOptions(), tap).open(host, port)
+    raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp or tls")

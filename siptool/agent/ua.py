@@ -1,0 +1,227 @@
+"""The user agent driver: runs the sans-I/O transactions (transaction.py) on an asyncio transport.
+
+Client side: `await ua.request(msg, addr)` returns the final response (provisionals go to a callback)
+or raises TransactionTimeout (timer B/F). Server side: new requests go to `handler(ua, txn, msg, addr)`
+which answers with `ua.respond(txn, response)`. ACKs for 2xx (their own branch) are matched to the
+accepted INVITE transaction by Call-ID and CSeq (RFC 3261 17.2.3 does not cover them); retransmitted
+2xx responses after our ACK get that ACK again (13.2.2.4)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+from ..errors import SiptoolError
+from ..sip.message import SipMessage, SipParseError, parse
+from . import sipmsg
+from .transaction import ClientTransaction, Deliver, Send, ServerTransaction, Timeout, Timers
+from .transport import Addr, TlsOptions, Transport, open_transport
+
+
+class TransactionTimeout(SiptoolError):
+    """No final response: timer B (INVITE) or F (non-INVITE) fired (RFC 3261 17.1.1.2, 17.1.2.2)."""
+
+    exit_code = 1
+
+
+class UserAgent:
+    def __init__(self, kind: str = "udp", host: str = "127.0.0.1", port: int = 0, timers: Timers | None = None,
+                 tls: TlsOptions | None = None, handler: Callable | None = None, tap: Callable | None = None) -> None:
+        self.kind = kind.lower()
+        self.host, self.port = host, port
+        self.timers = timers or Timers()
+        self.tls = tls
+        self.handler = handler
+        self.tap = tap
+        self.transport: Transport | None = None
+        self.clients: dict[tuple[str, str], list] = {}  # (branch, method) -> [txn, addr, future, on_prov, handle]
+        self.servers: dict[tuple[str, str], list] = {}  # (branch, method) -> [txn, addr, handle]
+        self.acks: dict[tuple[str, int], tuple[SipMessage, Addr]] = {}  # (call-id, cseq) -> ACK for 2xx
+        self.log: list[tuple[float, str, SipMessage, Addr]] = []  # (time, "in"/"out", msg, peer)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> "UserAgent":
+        self.loop = asyncio.get_running_loop()
+        self.transport = await open_transport(self.kind, self.host, self.port, self._received, self.tls, self.tap)
+        self.port = self.transport.local[1]
+        return self
+
+    async def close(self) -> None:
+        for entry in list(self.clients.values()) + list(self.servers.values()):
+            if entry[-1] is not None:
+                entry[-1].cancel()
+        for entry in self.clients.values():
+            if not entry[2].done():
+                entry[2].cancel()
+        self.clients.clear()
+        self.servers.clear()
+        if self.transport is not None:
+            await self.transport.close()
+
+    async def __aenter__(self) -> "UserAgent":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # --- addresses -----------------------------------------------------------------------------
+
+    @property
+    def local(self) -> Addr:
+        host, port = self.transport.local if self.transport else (self.host, self.port)
+        return (self.host if host in ("0.0.0.0", "::") else host), port
+
+    def via(self, branch: str | None = None) -> str:
+        host, port = self.local
+        return sipmsg.via(self.kind, host, port, branch or sipmsg.new_branch())
+
+    def contact(self, user: str = "siptool") -> str:
+        host, port = self.local
+        tp = "" if self.kind == "udp" else f";transport={self.kind}"
+        scheme = "sips" if self.kind == "tls" else "sip"
+        return f"<{scheme}:{user}@{host}:{port}{tp}>"
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.loop.time()
+
+    async def _send(self, msg: SipMessage, addr: Addr) -> None:
+        self.log.append((time.time(), "out", msg, addr))
+        await self.transport.send(msg.serialise(), addr)
+
+    async def request(self, msg: SipMessage, addr: Addr, on_provisional: Callable | None = None) -> SipMessage:
+        """Send a request in a new client transaction and wait for the final response."""
+        if msg.method == "ACK":  # ACK for 2xx is not a transaction
+            self.acks[(msg.call_id or "", msg.cseq[0])] = (msg, addr)
+            await self._send(msg, addr)
+            return msg
+        txn = ClientTransaction(msg, self.transport.reliable, self.timers)
+        fut = self.loop.create_future()
+        key = (msg.branch or "", msg.method or "")
+        entry = [txn, addr, fut, on_provisional, None]
+        self.clients[key] = entry
+        await self._events(txn.start(self._now()), entry, key, client=True)
+        return await fut
+
+    async def send_ack(self, ack: SipMessage, addr: Addr) -> None:
+        await self.request(ack, addr)
+
+    def respond(self, txn: ServerTransaction, resp: SipMessage) -> None:
+        key = (txn.request.branch or "", txn.request.method or "")
+        entry = self.servers.get(key)
+        if entry is None:
+            return
+        asyncio.ensure_future(self._events(txn.respond(resp, self._now()), entry, key, client=False))
+
+    async def _events(self, events: list, entry: list, key, client: bool) -> None:
+        txn, addr = entry[0], entry[1]
+        for ev in events:
+            if isinstance(ev, Send):
+                try:
+                    await self._send(ev.msg, addr)
+                except SiptoolError as exc:
+                    if client and not entry[2].done():
+                        entry[2].set_exception(exc)
+                    txn.state = "terminated"
+            elif isinstance(ev, Deliver):
+                if client:
+                    code = ev.msg.status or 0
+                    if code < 200:
+                        if entry[3]:
+                            entry[3](ev.msg)
+                    elif not entry[2].done():
+                        entry[2].set_result(ev.msg)
+                elif ev.msg.method == "ACK":
+                    if self.handler:
+                        self.handler(self, txn, ev.msg, addr)
+            elif isinstance(ev, Timeout):
+                if client and not entry[2].done():
+                    what = txn.request.method
+                    entry[2].set_exception(TransactionTimeout(
+                        f"no response to {what} from {addr[0]}:{addr[1]} within {64 * self.timers.t1:g} s "
+                        f"(timer {ev.timer}, RFC 3261 17.1): host unreachable or not a SIP server on that "
+                        f"port/transport ({self.kind.upper()})"))
+        if txn.terminated:
+            table = self.clients if client else self.servers
+            if table.get(key) is entry:
+                del table[key]
+            if entry[-1] is not None:
+                entry[-1].cancel()
+            return
+        self._schedule(entry, key, client)
+
+    def _schedule(self, entry: list, key, client: bool) -> None:
+        if entry[-1] is not None:
+            entry[-1].cancel()
+            entry[-1] = None
+        deadline = entry[0].deadline
+        if deadline is not None:
+            entry[-1] = self.loop.call_at(deadline, self._tick, entry, key, client)
+
+    def _tick(self, entry: list, key, client: bool) -> None:
+        entry[-1] = None
+        asyncio.ensure_future(self._events(entry[0].tick(self._now()), entry, key, client))
+
+    # --- receiving --------------------------------------------------------------------------------
+
+    def _received(self, data: bytes, addr: Addr) -> None:
+        try:
+            msg = parse(data, stream=self.transport.reliable)
+        except SipParseError:
+            return
+        self.log.append((time.time(), "in", msg, addr))
+        if msg.is_request:
+            self._request_in(msg, addr)
+        else:
+            self._response_in(msg)
+
+    def _response_in(self, msg: SipMessage) -> None:
+        key = (msg.branch or "", msg.cseq[1])
+        entry = self.clients.get(key)
+        if entry is not None:
+            asyncio.ensure_future(self._events(entry[0].receive(msg, self._now()), entry, key, client=True))
+            return
+        if msg.cseq[1] == "INVITE" and 200 <= (msg.status or 0) < 300:  # retransmitted 2xx: ACK again
+            ack = self.acks.get((msg.call_id or "", msg.cseq[0]))
+            if ack is not None:
+                asyncio.ensure_future(self._send(*ack))
+
+    def _request_in(self, msg: SipMessage, addr: Addr) -> None:
+        if not self.transport.reliable:
+            sipmsg.top_via_received(msg, addr[0], addr[1])
+            reply_to = sipmsg.response_address(msg, addr)
+        else:
+            reply_to = addr  # responses go back on the connection (RFC 3261 18.2.2)
+        method = msg.method
+        key = (msg.branch or "", "INVITE" if method == "ACK" else method)
+        entry = self.servers.get(key)
+        if entry is None and method == "ACK":  # ACK for a 2xx: new branch, match by Call-ID and CSeq
+            for k, e in self.servers.items():
+                r = e[0].request
+                if r.method == "INVITE" and r.call_id == msg.call_id and r.cseq[0] == msg.cseq[0]:
+                    key, entry = k, e
+                    break
+        if entry is not None:
+            asyncio.ensure_future(self._events(entry[0].receive(msg, self._now()), entry, key, client=False))
+            return
+        if method == "ACK":
+            if self.handler:  # ACK after the transaction is gone: let the TU see it
+                self.handler(self, None, msg, addr)
+            return
+        txn = ServerTransaction(msg, self.transport.reliable, self.timers)
+        entry = [txn, reply_to, None]
+        self.servers[key] = entry
+        events = txn.start(self._now())
+        if method == "INVITE":  # 100 Trying at once (RFC 3261 17.2.1)
+            events += txn.respond(sipmsg.response(msg, 100), self._now())
+        asyncio.ensure_future(self._events([e for e in events if not isinstance(e, Deliver)], entry, key, client=False))
+        if self.handler:
+            self.handler(self, txn, msg, addr)
+        else:
+            self.respond(txn, sipmsg.response(msg, 501, "Not Implemented"))
+
+    def find_server(self, branch: str, method: str) -> ServerTransaction | None:
+        entry = self.servers.get((branch, method))
+        return entry[0] if entry else None

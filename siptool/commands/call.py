@@ -1,0 +1,165 @@
+"""`siptool call URI`: place a test call (or N concurrent calls) and judge signalling and media."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import SiptoolError
+from .common import console, guarded
+
+EPILOG = """Examples:
+
+  siptool call sip:100@127.0.0.1:5060
+
+  SIP_PW=secret siptool call sip:+4930123@trunk.example --user alice --password-env SIP_PW --transport tls
+
+  siptool call sip:100@10.0.0.5 --proxy sip:10.0.0.1:5060 --codec PCMA --duration 10 --dtmf 123#
+
+  siptool call sip:echo@127.0.0.1 --record heard.wav --pcap call.pcap --json > result.json
+
+  siptool call sip:100@127.0.0.1 --calls 50 --rate 10 --duration 20     # capacity test
+
+Exit codes: 0 call answered and media met the thresholds; 1 call failed (no answer, rejected, timeout,
+one-way audio, thresholds not met); 2 bad arguments.
+"""
+
+
+def read_password(env: str | None, file: Path | None) -> str | None:
+    """Password from an environment variable or a file (first line); never from the command line."""
+    if env and file:
+        raise typer.BadParameter("give --password-env or --password-file, not both")
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise SiptoolError(f"environment variable {env} (from --password-env) is not set")
+        return value
+    if file:
+        try:
+            return file.read_text().splitlines()[0] if file.read_text() else ""
+        except OSError as exc:
+            raise SiptoolError(f"cannot read --password-file {file}: {exc.strerror}") from None
+    return None
+
+
+def call(
+    uri: str = typer.Argument(..., help="Request-URI: sip:NUMBER@HOST[:PORT] (sips: for TLS)."),
+    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp or tls (default from URI, else udp)."),
+    from_uri: Optional[str] = typer.Option(None, "--from", help="From URI (default sip:USER@local-ip)."),
+    user: Optional[str] = typer.Option(None, "--user", "-u", help="Digest user name."),
+    password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
+    password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="Outbound proxy URI, e.g. sip:10.0.0.1:5060."),
+    codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs to offer, in order: PCMU,PCMA."),
+    duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds of media after the answer."),
+    dtmf: str = typer.Option("", "--dtmf", help="RFC 4733 digits to send 1 s after the answer (0-9*#A-D)."),
+    play: Optional[Path] = typer.Option(None, "--play", help="8 kHz mono 16-bit WAV to send (default: speech-like signal)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write the received audio to this WAV file."),
+    pcap: Optional[Path] = typer.Option(None, "--pcap", help="Save the call's own SIP and RTP as a pcap (siptool analyze reads it)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    calls: int = typer.Option(1, "--calls", "-n", help="Number of calls (capacity test)."),
+    rate: float = typer.Option(1.0, "--rate", "-r", help="New calls per second with --calls."),
+    local_ip: str = typer.Option("127.0.0.1", "--local-ip", help="Local address for SIP and RTP."),
+    insecure: bool = typer.Option(False, "--insecure", help="TLS: do not verify the server certificate."),
+    ca_file: Optional[Path] = typer.Option(None, "--ca-file", help="TLS: CA bundle to verify the server with."),
+    sni: Optional[str] = typer.Option(None, "--sni", help="TLS: server name to send and verify (default: host)."),
+    cert: Optional[Path] = typer.Option(None, "--cert", help="TLS: client certificate (PEM)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="TLS: client key (PEM)."),
+    t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer B = 64*T1)."),
+    mos_min: float = typer.Option(3.5, "--mos-min", help="Fail below this MOS (either direction)."),
+    max_loss: float = typer.Option(1.0, "--max-loss", help="Fail above this packet loss, percent."),
+    max_jitter: float = typer.Option(30.0, "--max-jitter", help="Fail above this mean jitter, ms."),
+    max_pdd: float = typer.Option(5000.0, "--max-pdd", help="Fail above this post-dial delay, ms."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours."),
+) -> None:
+    """Place a test call: SIP steps with timings, codec, media both ways (loss, jitter, MOS, round trip)."""
+    with guarded():
+        from ..agent.caller import CallOptions, Thresholds, place_call, place_calls
+
+        codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
+        if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
+            raise typer.BadParameter("use PCMU and/or PCMA", param_hint="--codec")
+        if calls < 1 or rate <= 0:
+            raise typer.BadParameter("--calls must be >= 1 and --rate > 0")
+        bad = set(dtmf.upper()) - set("0123456789*#ABCD")
+        if bad:
+            raise typer.BadParameter(f"not DTMF: {''.join(sorted(bad))}", param_hint="--dtmf")
+        o = CallOptions(uri=uri, transport=transport, from_uri=from_uri, user=user,
+                        password=read_password(password_env, password_file), proxy=proxy, codecs=codecs,
+                        duration=duration, dtmf=dtmf.upper(), play=str(play) if play else None,
+                        record=str(record) if record else None, local_ip=local_ip, t1=t1, insecure=insecure,
+                        ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
+                        key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
+                        thresholds=Thresholds(mos_min, max_loss, max_jitter, max_pdd))
+        out = console(no_color)
+        err = console(no_color, stderr=True)
+        if calls == 1:
+            def live(_cid, t, text):
+                if not json_out:
+                    out.print(f"[dim]{t:9.1f} ms[/dim]  {text}")
+            res = asyncio.run(place_call(o, on_event=live))
+            if json_out:
+                typer.echo(json.dumps({"schema": "siptool.call/1", **res.to_dict()}, indent=2))
+            else:
+                render_result(out, res)
+            raise typer.Exit(0 if res.ok else 1)
+        done = [0]
+
+        def progress(res):
+            done[0] += 1
+            if not json_out:
+                mark = "[green]ok[/green]" if res.ok else f"[red]{(res.error or res.reason or 'failed')[:50]}[/red]"
+                err.print(f"[{done[0]}/{calls}] {res.call_id[:20]} {res.status or '-'} pdd {res.pdd_ms or 0:.0f} ms "
+                          f"MOS {res.rx.mos if res.rx.mos is not None else '-'} {mark}")
+        summary = asyncio.run(place_calls(o, calls, rate, on_result=progress))
+        if json_out:
+            typer.echo(json.dumps({"schema": "siptool.calls/1", **summary.to_dict()}, indent=2))
+        else:
+            render_summary(out, summary)
+        raise typer.Exit(0 if summary.succeeded == summary.attempted else 1)
+
+
+def _fmt(v, unit="") -> str:
+    return "-" if v is None else f"{v}{unit}"
+
+
+def render_result(out, res) -> None:
+    from rich.table import Table
+
+    verdict = "[green]PASS[/green]" if res.ok else "[red]FAIL[/red]"
+    out.print(f"\n{verdict}  {res.status or '-'} {res.reason}  call-id {res.call_id}")
+    if res.error:
+        out.print(f"[red]{res.error}[/red]")
+    out.print(f"post-dial delay {_fmt(res.pdd_ms, ' ms')}, answer {_fmt(res.answer_ms, ' ms')}, codec {_fmt(res.codec)}, "
+              f"ended by {_fmt(res.ended_by)} after {res.duration_s} s"
+              + (f", DTMF sent {res.dtmf_sent}" if res.dtmf_sent else ""))
+    if res.codec:
+        t = Table(box=None, pad_edge=False)
+        for col in ("direction", "packets", "lost", "loss %", "jitter ms", "MOS", "source"):
+            t.add_column(col, justify="right" if col not in ("direction", "source") else "left")
+        for name, f in (("sent", res.tx), ("received", res.rx)):
+            t.add_row(name, str(f.packets), str(f.lost), f"{f.loss_pct:.2f}", f"{f.jitter_ms:.2f}", _fmt(f.mos), f.source)
+        out.print(t)
+        out.print(f"round-trip audio delay {_fmt(res.rtt_ms, ' ms')} (correlation), RTCP round trip {_fmt(res.rtcp_rtt_ms, ' ms')}")
+    for p in res.problems:
+        out.print(f"[yellow]- {p}[/yellow]")
+
+
+def render_summary(out, s) -> None:
+    out.print(f"\ncalls {s.attempted}, answered {s.answered}, passed {s.succeeded}, "
+              f"setup success {100 * s.setup_ratio:.1f}%")
+    if s.pdd_ms:
+        out.print("post-dial delay ms: " + ", ".join(f"{k} {v}" for k, v in s.pdd_ms.items()))
+    if s.mos:
+        out.print("MOS received: " + ", ".join(f"{k} {v}" for k, v in s.mos.items()))
+    for why, n in sorted(s.failures.items(), key=lambda kv: -kv[1]):
+        out.print(f"[red]{n} x {why}[/red]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("call", epilog=EPILOG)(call)

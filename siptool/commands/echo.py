@@ -1,0 +1,76 @@
+"""`siptool echo`: the built-in echo agent (answers calls, echoes RTP to its source)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .call import read_password
+from .common import guarded
+
+EPILOG = """Examples:
+
+  siptool echo --listen 127.0.0.1:5060
+
+  SIP_PW=secret siptool echo --listen 0.0.0.0:5080 --user alice --password-env SIP_PW
+
+  siptool echo --listen 127.0.0.1:5061 --transport tls --cert cert.pem --key key.pem
+
+Prints one line per call; Ctrl-C hangs up the calls in progress and exits 0.
+"""
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise typer.BadParameter("use HOST:PORT, e.g. 127.0.0.1:5060", param_hint="--listen")
+    return host.strip("[]"), int(port)
+
+
+def echo(
+    listen: str = typer.Option("127.0.0.1:5060", "--listen", "-l", help="HOST:PORT to listen on."),
+    transport: str = typer.Option("udp", "--transport", "-t", help="udp, tcp or tls."),
+    user: Optional[str] = typer.Option(None, "--user", "-u", help="Challenge INVITEs (401 digest) for this user."),
+    password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
+    password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
+    codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs accepted, in order of preference."),
+    cert: Optional[Path] = typer.Option(None, "--cert", help="TLS certificate (PEM)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
+    ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
+    hangup_after: Optional[float] = typer.Option(None, "--hangup-after", help="Send BYE after this many seconds."),
+) -> None:
+    """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
+    with guarded():
+        from ..agent.echo import EchoServer
+        from ..agent.transport import TlsOptions
+
+        host, port = _hostport(listen)
+        password = read_password(password_env, password_file)
+        if user and password is None:
+            raise typer.BadParameter("--user needs --password-env or --password-file")
+        tls = TlsOptions(cert_file=str(cert) if cert else None, key_file=str(key) if key else None) \
+            if transport.lower() == "tls" else None
+        codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
+        asyncio.run(_serve(EchoServer((host, port), transport, user, password, codecs=codecs, ring=ring,
+                                      hangup_after=hangup_after, tls=tls, on_line=lambda s: typer.echo(s))))
+
+
+async def _serve(server) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        typer.echo(f"siptool echo: listening on {server.ua.kind.upper()} {server.ua.local[0]}:{server.port} "
+                   "(Ctrl-C to stop)", err=True)
+        await stop.wait()
+        typer.echo(f"siptool echo: stopping, {len(server.calls)} call(s) in progress", err=True)
+    typer.echo(f"siptool echo: {len(server.finished)} call(s) handled", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("echo", epilog=EPILOG)(echo)

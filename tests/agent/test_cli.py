@@ -1,0 +1,87 @@
+"""`siptool call` and `siptool echo` as a user runs them (subprocesses, loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from interop.peers import free_port
+from support import REPO
+
+from siptool.agent import options_ping
+from siptool.agent.caller import AgentError
+
+
+def siptool(*args, env=None, timeout=40):
+    return subprocess.run([sys.executable, "-m", "siptool", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def echo_proc():
+    procs = []
+
+    def start(*args, env=None):
+        port = free_port()
+        p = subprocess.Popen([sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}", *args],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **(env or {})})
+        procs.append(p)
+        deadline = time.time() + 15
+        while time.time() < deadline:  # wait until it answers OPTIONS
+            try:
+                asyncio.run(options_ping(f"sip:127.0.0.1:{port}", t1=0.05))
+                break
+            except AgentError:
+                time.sleep(0.1)
+        return p, port
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+def test_call_echo_json_and_ctrl_c(echo_proc, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    proc, port = echo_proc("--user", "alice", "--password-file", pw)
+    r = siptool("call", f"sip:100@127.0.0.1:{port}", "--user", "alice", "--password-env", "TEST_PW", "--duration", "1",
+                "--dtmf", "9", "--json", "--record", tmp_path / "heard.wav", env={"TEST_PW": "s3cret"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout)
+    assert d["ok"] and d["status"] == 200 and d["auth"] == "401" and d["rx"]["packets"] > 30
+    assert d["rtt_ms"] is not None and d["dtmf_sent"] == "9" and "s3cret" not in r.stdout
+    assert (tmp_path / "heard.wav").stat().st_size > 8000
+    r = siptool("call", f"sip:100@127.0.0.1:{port}", "--user", "alice", "--password-env", "TEST_PW", "--duration", "1",
+                env={"TEST_PW": "nope"})
+    assert r.returncode == 1 and "authentication failed" in r.stdout and "nope" not in r.stdout + r.stderr
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "call(s) handled" in err and "Traceback" not in err
+    assert len(out.splitlines()) == 1 and " ended " in out and "PCMU" in out  # one line per answered call (the failed one had no line)
+
+
+def test_call_errors_exit_codes(tmp_path):
+    r = siptool("call", "sip:1@127.0.0.1:9", "--codec", "G729")
+    assert r.returncode == 2 and "PCMU" in r.stderr
+    r = siptool("call", "sip:1@127.0.0.1:9", "--user", "a", "--password-env", "SURELY_UNSET_VAR_X")
+    assert r.returncode == 2 and "SURELY_UNSET_VAR_X" in r.stderr
+    port = free_port()
+    r = siptool("call", f"sip:1@127.0.0.1:{port}", "--t1", "0.02", "--json")
+    assert r.returncode == 1 and "timer B" in json.loads(r.stdout)["error"]
+
+
+def test_many_calls_summary(echo_proc):
+    _, port = echo_proc()
+    r = siptool("call", f"sip:1@127.0.0.1:{port}", "--calls", "4", "--rate", "10", "--duration", "1", "--json")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    d = json.loads(r.stdout)
+    assert d["attempted"] == 4 and d["succeeded"] == 4 and d["setup_ratio"] == 1.0 and d["pdd_ms"]["p99"] > 0
