@@ -21,6 +21,8 @@ EPILOG = """Examples:
 
   siptool analyze trunk.pcap --fail-on error          # exit 1 if any error-level finding (for CI)
 
+  sudo siptool analyze -i eth0 --bpf "udp" --duration 30   # live, as siptool capture
+
 Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments.
 """
 
@@ -28,7 +30,7 @@ FAIL_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
 
 def analyze(
-    capture: Path = typer.Argument(..., help="pcap, pcapng or gzip'd capture file."),
+    capture: Optional[Path] = typer.Argument(None, help="pcap, pcapng or gzip'd capture file."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON (docs/json-schema.md)."),
     filters: Optional[List[str]] = typer.Option(
         None, "--filter", "-f",
@@ -38,12 +40,28 @@ def analyze(
         None, "--fail-on", help="Exit 1 when a finding of this severity or worse exists: critical, error, warning."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also off when not a terminal)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    interface: Optional[str] = typer.Option(
+        None, "--interface", "-i", help="Capture live from this interface instead of a file (as siptool capture)."),
+    bpf: Optional[str] = typer.Option(None, "--bpf", help="With -i: capture filter, tcpdump syntax."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="With -i: stop after this many seconds."),
 ) -> None:
     """Reconstruct every SIP call and RTP stream in a capture, with metrics and findings."""
     with guarded():
         if fail_on is not None and fail_on not in FAIL_LEVELS:
             raise typer.BadParameter("use critical, error or warning", param_hint="--fail-on")
-        report = load_report(str(capture), filters, quiet=quiet or json_out)
+        if (capture is None) == (interface is None):
+            raise typer.BadParameter("give a capture file or -i INTERFACE (not both)")
+        if interface is not None:
+            import sys
+
+            from ..analysis.select import filter_report
+            from .capture import run_live
+
+            report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
+                              show=not (quiet or json_out) and sys.stderr.isatty())
+            report = filter_report(report, filters or [])
+        else:
+            report = load_report(str(capture), filters, quiet=quiet or json_out)
         if json_out:
             from ..report.jsonout import dumps
 

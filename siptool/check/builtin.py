@@ -1,0 +1,228 @@
+"""The built-in checks. Each places real traffic through `ctx.ua` (check/uac.py) and judges the Outcome:
+final status, figures against the suite thresholds, and the analyser's findings on its own signalling.
+"""
+
+from __future__ import annotations
+
+from ..report.model import Finding
+from .registry import check
+from .result import SKIPPED, CheckResult
+from .uac import Outcome
+
+# findings of the analyser that fail a check whatever the figures say
+FAILING_FINDINGS = ("sip.ack_missing", "sip.no_response", "media.one_way", "media.none", "codec.no_common")
+
+
+def _absorb(result: CheckResult, out: Outcome) -> None:
+    result.figures.update(out.figures)
+    result.findings += out.findings
+    if out.ladder:
+        result.ladder = out.ladder if not result.ladder else result.ladder + "\n\n" + out.ladder
+
+
+def _finding(code: str, severity: str, title: str, explanation: str, fix: str = "", **evidence) -> Finding:
+    return Finding(code=code, severity=severity, title=title, explanation=explanation, fix=fix, evidence=evidence)
+
+
+def _expect_status(result: CheckResult, out: Outcome, wanted: range | tuple, what: str) -> bool:
+    if out.error:
+        result.fail(f"{what}: {out.error}")
+        return False
+    if out.status is None or out.status not in wanted:
+        got = f"{out.status} {out.reason}".strip() if out.status else "no final response"
+        result.fail(f"{what}: got {got}")
+        return False
+    return True
+
+
+def _judge_media(ctx, result: CheckResult, out: Outcome, codec: str | None = None) -> None:
+    """Media both ways, the negotiated codec, and the thresholds (PDD, MOS, loss, jitter) per direction."""
+    th = ctx.thresholds
+    f = out.figures
+    if codec and f.get("codec") and f["codec"].upper() != codec.upper():
+        result.fail(f"negotiated {f['codec']} instead of {codec}")
+        result.findings.append(_finding("check.codec", "error", f"{codec} was not negotiated",
+                                        f"offered only {codec}, the answer chose {f['codec']}"))
+    if f.get("pdd_ms") is not None and f["pdd_ms"] > th.pdd_ms:
+        result.fail(f"post-dial delay {f['pdd_ms']:.0f} ms > {th.pdd_ms:.0f} ms")
+    for d in ("tx", "rx"):
+        packets = f.get(f"packets_{d}")
+        if packets is not None and packets == 0:
+            result.fail(f"no RTP {'sent' if d == 'tx' else 'received'}")
+            result.findings.append(_finding(
+                "check.one_way", "error", f"one-way audio: nothing {'sent' if d == 'tx' else 'received'}",
+                "the call was answered but RTP did not flow in this direction",
+                "check NAT, the SDP connection address and firewall pinholes for RTP"))
+            continue
+        mos, loss, jitter = f.get(f"mos_{d}"), f.get(f"loss_pct_{d}"), f.get(f"jitter_ms_{d}")
+        if mos is not None and mos < th.mos_min:
+            result.fail(f"MOS {d} {mos:.2f} < {th.mos_min}")
+        if loss is not None and loss > th.loss_pct:
+            result.fail(f"loss {d} {loss:.2f}% > {th.loss_pct}%")
+        if jitter is not None and jitter > th.jitter_ms:
+            result.fail(f"jitter {d} {jitter:.1f} ms > {th.jitter_ms} ms")
+    for fd in out.findings:
+        if fd.code in FAILING_FINDINGS:
+            result.fail(fd.title)
+
+
+@check("options", timeout=15)
+async def options(ctx, spec, result):
+    """OPTIONS ping (RFC 3261 11): the target answers with a final response."""
+    out = await ctx.ua.options(spec.get("uri") or ctx.target.uri)
+    _absorb(result, out)
+    _expect_status(result, out, range(200, 700), "OPTIONS")
+    if out.status in (408, 503) or (out.status or 0) >= 500 and out.status != 501:
+        result.fail(f"OPTIONS answered {out.status} {out.reason}")
+
+
+@check("register", timeout=30, expires=300)
+async def register(ctx, spec, result):
+    """REGISTER with digest authentication (RFC 3261 10 and 22): 2xx after the challenge."""
+    out = await ctx.ua.register(ctx.target.password, expires=int(spec.get("expires")))
+    _absorb(result, out)
+    _expect_status(result, out, range(200, 300), "REGISTER")
+
+
+@check("wrong_password", timeout=30)
+async def wrong_password(ctx, spec, result):
+    """A wrong password is refused (401/403), never accepted."""
+    right = ctx.target.password or ""
+    out = await ctx.ua.register(right + "-not-the-password", expires=60)
+    _absorb(result, out)
+    if out.error:
+        result.fail(f"REGISTER: {out.error}")
+    elif out.status is not None and 200 <= out.status < 300:
+        result.fail(f"a wrong password was accepted ({out.status} {out.reason})")
+        result.findings.append(_finding(
+            "check.auth_open", "critical", "the registrar accepts any password",
+            "REGISTER with a wrong password got a 2xx: anyone can register as this user",
+            "enable digest authentication for this user on the registrar"))
+    elif out.status not in (401, 403, 407):
+        result.fail(f"expected 401/403, got {out.status} {out.reason}".strip())
+
+
+@check("call", timeout=60, codec="PCMU", duration=5.0, uri="")
+async def call(ctx, spec, result):
+    """A call with one codec offered and media both ways, judged against the thresholds."""
+    codec = spec.get("codec")
+    out = await ctx.ua.call(spec.get("uri") or ctx.target.uri, codecs=(codec,), duration=float(spec.get("duration")))
+    _absorb(result, out)
+    if _expect_status(result, out, range(200, 300), "INVITE"):
+        _judge_media(ctx, result, out, codec)
+
+
+@check("dtmf", timeout=60, digits="123#", codec="PCMU", duration=4.0, uri="", echo=True)
+async def dtmf(ctx, spec, result):
+    """RFC 4733 telephone-events sent; with an echo target (echo = true) they must come back intact."""
+    digits = str(spec.get("digits"))
+    out = await ctx.ua.call(spec.get("uri") or ctx.target.uri, codecs=(spec.get("codec"),),
+                            duration=float(spec.get("duration")), dtmf=digits)
+    _absorb(result, out)
+    if not _expect_status(result, out, range(200, 300), "INVITE"):
+        return
+    _judge_media(ctx, result, out)
+    if not out.figures.get("telephone_event", True):
+        result.fail("the answer did not accept telephone-event (RFC 4733)")
+    elif spec.get("echo") and out.figures.get("dtmf_rx", "") != digits:
+        result.fail(f"sent DTMF {digits!r}, got back {out.figures.get('dtmf_rx', '')!r}")
+
+
+@check("hold", timeout=60, codec="PCMU", duration=6.0, uri="")
+async def hold(ctx, spec, result):
+    """Hold and resume by re-INVITE (RFC 3264 8.4: a=sendonly then a=sendrecv), both answered 2xx."""
+    out = await ctx.ua.call(spec.get("uri") or ctx.target.uri, codecs=(spec.get("codec"),),
+                            duration=float(spec.get("duration")), hold=True)
+    _absorb(result, out)
+    if not _expect_status(result, out, range(200, 300), "INVITE"):
+        return
+    for step in ("hold", "resume"):
+        status = out.figures.get(f"{step}_status")
+        if status is None or not 200 <= status < 300:
+            result.fail(f"re-INVITE to {step} got {status or 'no answer'}")
+    _judge_media(ctx, result, out)
+
+
+@check("cancel", timeout=40, after=0.5, uri="")
+async def cancel(ctx, spec, result):
+    """CANCEL before answer (RFC 3261 9): 200 to the CANCEL and 487 to the INVITE."""
+    out = await ctx.ua.call(spec.get("uri") or ctx.target.uri, cancel_after=float(spec.get("after")))
+    _absorb(result, out)
+    if out.error:
+        result.fail(out.error)
+    elif out.figures.get("answered_before_cancel"):
+        result.status = SKIPPED
+        result.message = "the target answered before the CANCEL could be sent; point uri at a number that rings"
+    elif out.status != 487:
+        result.fail(f"INVITE ended with {out.status} {out.reason} instead of 487".strip())
+    if out.figures.get("cancel_status") not in (200, None) and not result.status == SKIPPED:
+        result.fail(f"CANCEL answered {out.figures['cancel_status']}")
+
+
+@check("long_call", timeout=120, duration=35.0, codec="PCMU", uri="")
+async def long_call(ctx, spec, result):
+    """A call longer than 32 s (64*T1): catches a missing ACK (the far end gives up at Timer H) and
+    session-timer trouble (RFC 4028)."""
+    duration = float(spec.get("duration"))
+    out = await ctx.ua.call(spec.get("uri") or ctx.target.uri, codecs=(spec.get("codec"),), duration=duration)
+    _absorb(result, out)
+    if not _expect_status(result, out, range(200, 300), "INVITE"):
+        return
+    if out.figures.get("ended_by") == "remote":
+        lasted = out.figures.get("duration_s", 0.0)
+        result.fail(f"the far end hung up after {lasted:.1f} s of {duration:.0f} s")
+        result.findings.append(_finding(
+            "check.dropped", "error", f"call dropped by the far end after {lasted:.1f} s",
+            "a BYE arrived before the planned end; near 32 s this means the far end never got our ACK "
+            "(RFC 3261 Timer H) or a session refresh failed (RFC 4028)",
+            "check that the ACK reaches the far end (Record-Route, Contact, NAT)"))
+    if out.figures.get("ok_retransmissions", 0) > 0:
+        result.fail(f"the 200 OK was sent {out.figures['ok_retransmissions']} more times: our ACK is not arriving")
+    _judge_media(ctx, result, out)
+
+
+@check("tls", timeout=60, codec="PCMU", duration=3.0, uri="")
+async def tls(ctx, spec, result):
+    """The same call over TLS (RFC 3261 26.2; sips: URI, port 5061 by default)."""
+    uri = spec.get("uri") or ctx.target.tls_uri or _tls_uri(ctx.target.uri)
+    out = await ctx.ua.call(uri, codecs=(spec.get("codec"),), duration=float(spec.get("duration")), transport="tls")
+    _absorb(result, out)
+    if _expect_status(result, out, range(200, 300), "INVITE over TLS"):
+        _judge_media(ctx, result, out)
+
+
+@check("concurrent", timeout=120, calls=10, duration=5.0, codec="PCMU", uri="")
+async def concurrent(ctx, spec, result):
+    """N calls at once (capacity): every call answered, media within thresholds on each."""
+    n = int(spec.get("calls"))
+    outs = await ctx.ua.calls(spec.get("uri") or ctx.target.uri, n, codecs=(spec.get("codec"),),
+                              duration=float(spec.get("duration")))
+    ok = 0
+    worst_mos = None
+    for i, out in enumerate(outs):
+        sub = CheckResult(f"{spec.name}#{i + 1}", "call")
+        _absorb(sub, out)
+        if _expect_status(sub, out, range(200, 300), "INVITE"):
+            _judge_media(ctx, sub, out)
+        if sub.passed:
+            ok += 1
+        else:
+            result.fail(f"call {i + 1}: {sub.message}")
+            result.findings += sub.findings
+            if not result.ladder:
+                result.ladder = sub.ladder
+        for d in ("tx", "rx"):
+            m = out.figures.get(f"mos_{d}")
+            if m is not None:
+                worst_mos = m if worst_mos is None else min(worst_mos, m)
+    result.figures.update({"calls": n, "answered_ok": ok, "worst_mos": worst_mos})
+    pdds = sorted(o.figures["pdd_ms"] for o in outs if o.figures.get("pdd_ms") is not None)
+    if pdds:
+        result.figures["pdd_ms_max"] = pdds[-1]
+
+
+def _tls_uri(uri: str) -> str:
+    import re
+
+    m = re.match(r"sips?:((?:[^@]*@)?)(\[[^\]]+\]|[^:;>]+)(?::\d+)?(.*)", uri)
+    return f"sips:{m.group(1)}{m.group(2)}:5061{m.group(3)}" if m else uri

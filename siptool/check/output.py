@@ -1,0 +1,59 @@
+"""Suite results for people (rich) and machines (JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .result import CheckResult, SuiteResult
+
+STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "skipped": "dim"}
+JSON_VERSION = 1
+
+
+def line(r: CheckResult) -> Text:
+    """One line per finished check, printed as the suite goes."""
+    t = Text()
+    t.append(f"{r.status.upper():7}", style=STYLE.get(r.status, ""))
+    t.append(f" {r.name:<20} {r.duration_s:7.2f} s  ")
+    t.append(r.message or ", ".join(f"{k}={v}" for k, v in list(r.figures.items())[:4]))
+    return t
+
+
+def render(result: SuiteResult, console: Console, verbose: bool = False) -> None:
+    table = Table(title=f"siptool check: {result.name} -> {result.target}")
+    for col in ("check", "result", "time", "figures", "why"):
+        table.add_column(col)
+    for r in result.results:
+        figures = ", ".join(f"{k}={v}" for k, v in r.figures.items())
+        table.add_row(r.name, Text(r.status, style=STYLE.get(r.status, "")), f"{r.duration_s:.1f} s", figures,
+                      r.message if not r.passed else "")
+    console.print(table)
+    for r in result.results:
+        if r.passed and not verbose:
+            continue
+        console.print(Text(f"\n{r.name}: {r.status}", style=STYLE.get(r.status, "")))
+        for f in r.findings:
+            console.print(f"  [{f.severity}] {f.code}: {f.title}", markup=False)
+        if r.ladder:
+            console.print(r.ladder, markup=False, highlight=False)
+    passed = sum(1 for r in result.results if r.passed)
+    console.print(Text(f"\n{passed}/{len(result.results)} checks passed in {result.duration_s:.1f} s",
+                       style="green" if result.passed else "bold red"))
+
+
+def to_dict(result: SuiteResult) -> dict:
+    return {
+        "schema_version": JSON_VERSION, "tool": "siptool check", "suite": result.name, "target": result.target,
+        "passed": result.passed, "started": result.started, "duration_s": result.duration_s,
+        "checks": [{**{k: v for k, v in dataclasses.asdict(r).items() if k != "findings"},
+                    "findings": [dataclasses.asdict(f) for f in r.findings]} for r in result.results],
+    }
+
+
+def dumps(result: SuiteResult) -> str:
+    return json.dumps(to_dict(result), indent=2, default=str)

@@ -1,0 +1,221 @@
+"""Interop suites: a TOML file naming the target, credentials (from the environment), thresholds and checks.
+
+`load_suite(path)` validates everything up front so a typo fails in a second, not after a 35 s call.
+Passwords never come from the file or argv: `password_env` names an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SiptoolError
+
+TRANSPORTS = ("udp", "tcp", "tls")
+
+
+@dataclass
+class Target:
+    """Where checks go (RFC 3261 19.1 SIP URI) and who we are."""
+
+    uri: str  # request URI of test calls, e.g. sip:echo@pbx.example.com:5060
+    transport: str = "udp"
+    registrar: str = ""  # REGISTER request URI (RFC 3261 10.2); default: sip:<host of uri>
+    user: str = ""  # digest username (and From user unless from_uri is set)
+    password_env: str = ""  # the environment variable that holds the password
+    from_uri: str = ""
+    proxy: str = ""  # outbound proxy URI
+    domain: str = ""
+    insecure: bool = False  # TLS: do not verify the certificate
+    tls_uri: str = ""  # target for the TLS check; default: uri with sips: and port 5061
+    local: str = ""  # local bind address ip[:port]
+
+    @property
+    def password(self) -> str | None:
+        """The password from the environment (None when the suite names no variable)."""
+        if not self.password_env:
+            return None
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise SiptoolError(f"the suite reads the password from ${self.password_env}, which is not set")
+        return value
+
+    @property
+    def host(self) -> str:
+        m = re.match(r"sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?", self.uri)
+        return m.group(1) if m else ""
+
+    @property
+    def port(self) -> int | None:
+        m = re.match(r"sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?", self.uri)
+        return int(m.group(2)) if m and m.group(2) else None
+
+
+@dataclass
+class Thresholds:
+    """Pass limits for call checks: post-dial delay (RFC 6076), MOS (G.107), loss and jitter (RFC 3550)."""
+
+    pdd_ms: float = 3000.0
+    mos_min: float = 4.0
+    loss_pct: float = 1.0
+    jitter_ms: float = 30.0
+
+
+@dataclass
+class CheckSpec:
+    """One [[check]] entry: its type, a display name and its options."""
+
+    type: str
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 60.0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+@dataclass
+class Suite:
+    name: str
+    target: Target
+    thresholds: Thresholds
+    checks: list[CheckSpec]
+    path: str = ""
+
+
+def load_suite(path: str | os.PathLike) -> Suite:
+    """Read and validate a suite file. Raises SiptoolError with the offending key on any problem."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise SiptoolError(f"no suite file {p} (siptool check --init writes an example)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SiptoolError(f"{p}: not valid TOML: {exc}") from None
+    return parse_suite(data, str(p))
+
+
+def parse_suite(data: dict, path: str = "<suite>") -> Suite:
+    from .registry import CHECKS
+
+    unknown = set(data) - {"name", "target", "thresholds", "check"}
+    if unknown:
+        raise SiptoolError(f"{path}: unknown section {sorted(unknown)[0]!r} (expected target, thresholds, check)")
+    t = data.get("target")
+    if not isinstance(t, dict) or not t.get("uri"):
+        raise SiptoolError(f"{path}: [target] needs uri = \"sip:user@host[:port]\"")
+    if "password" in t:
+        raise SiptoolError(f"{path}: never put a password in the suite; set password_env = \"VAR\" and export VAR")
+    keys = {"from": "from_uri"}
+    fields = set(Target.__dataclass_fields__)
+    kwargs = {}
+    for key, value in t.items():
+        name = keys.get(key, key)
+        if name not in fields:
+            raise SiptoolError(f"{path}: unknown [target] key {key!r}")
+        kwargs[name] = value
+    target = Target(**kwargs)
+    if not re.match(r"sips?:", target.uri):
+        raise SiptoolError(f"{path}: target uri must start with sip: or sips: (got {target.uri!r})")
+    target.transport = target.transport.lower()
+    if target.transport not in TRANSPORTS:
+        raise SiptoolError(f"{path}: transport must be one of {', '.join(TRANSPORTS)}")
+    th = data.get("thresholds", {})
+    bad = set(th) - set(Thresholds.__dataclass_fields__)
+    if bad:
+        raise SiptoolError(f"{path}: unknown threshold {sorted(bad)[0]!r} (pdd_ms, mos_min, loss_pct, jitter_ms)")
+    thresholds = Thresholds(**{k: float(v) for k, v in th.items()})
+    checks = []
+    names: set[str] = set()
+    for i, entry in enumerate(data.get("check", []), 1):
+        entry = dict(entry)
+        kind = entry.pop("type", None)
+        if kind not in CHECKS:
+            raise SiptoolError(f"{path}: check #{i}: unknown type {kind!r}; built in: {', '.join(sorted(CHECKS))}")
+        name = str(entry.pop("name", kind))
+        if name in names:
+            raise SiptoolError(f"{path}: two checks are named {name!r}; give one a name = \"...\"")
+        names.add(name)
+        timeout = float(entry.pop("timeout", CHECKS[kind].timeout))
+        allowed = CHECKS[kind].options
+        bad = set(entry) - set(allowed)
+        if bad:
+            raise SiptoolError(f"{path}: check {name!r}: unknown option {sorted(bad)[0]!r}"
+                               + (f" (it takes {', '.join(sorted(allowed))})" if allowed else " (it takes none)"))
+        checks.append(CheckSpec(kind, name, {**allowed, **entry}, timeout))
+    if not checks:
+        raise SiptoolError(f"{path}: no [[check]] entries")
+    return Suite(str(data.get("name", Path(path).stem)), target, thresholds, checks, path)
+
+
+EXAMPLE = '''\
+# siptool interop suite: run with `siptool check suite.toml --junit results.xml`
+# Every check below is optional; delete what your trunk does not support.
+name = "carrier-interop"
+
+[target]
+uri = "sip:echo@127.0.0.1:5060"   # where test calls go (an echo number on the far side is best)
+transport = "udp"                  # udp, tcp or tls
+# registrar = "sip:127.0.0.1:5060" # REGISTER goes here (default: the host of uri)
+# proxy = "sip:sbc.example.com:5060"  # outbound proxy
+user = "alice"                     # digest username
+password_env = "SIPTOOL_PASSWORD"  # the password is read from this environment variable, never from here
+# from = "sip:alice@example.com"
+# tls_uri = "sips:echo@127.0.0.1:5061"  # target of the tls check (default: uri with sips: and port 5061)
+# insecure = false                 # TLS: true skips certificate verification (test setups only)
+
+[thresholds]                       # a call check fails when a figure is past its limit
+pdd_ms = 3000                      # post-dial delay, INVITE to first 18x/2xx (RFC 6076)
+mos_min = 4.0                      # MOS from the E-model (ITU-T G.107), each direction
+loss_pct = 1.0                     # RTP packet loss, each direction
+jitter_ms = 30                     # RFC 3550 interarrival jitter, each direction
+
+[[check]]
+type = "options"                   # OPTIONS ping: any final response, measured round trip
+
+[[check]]
+type = "register"                  # REGISTER with digest auth (RFC 3261 22), 2xx expected
+# expires = 300
+
+[[check]]
+type = "call"                      # a call per codec with media both ways
+name = "call-pcmu"
+codec = "PCMU"
+duration = 5
+
+[[check]]
+type = "call"
+name = "call-pcma"
+codec = "PCMA"
+duration = 5
+
+[[check]]
+type = "dtmf"                      # RFC 4733 telephone-events; with an echo target the digits come back
+digits = "123#"
+
+[[check]]
+type = "hold"                      # re-INVITE a=sendonly, then a=sendrecv (RFC 3264 8.4)
+
+[[check]]
+type = "cancel"                    # CANCEL before answer: 487 expected (RFC 3261 9.1)
+# uri = "sip:ring-forever@127.0.0.1:5060"   # a number that rings without answering, if the target answers at once
+
+[[check]]
+type = "long_call"                 # longer than 32 s (Timer H / missing ACK, session timers)
+duration = 35
+
+# [[check]]
+# type = "tls"                     # the same call over TLS to tls_uri
+
+[[check]]
+type = "wrong_password"            # a wrong password must be refused (401/403), never accepted
+
+[[check]]
+type = "concurrent"                # capacity: N calls at once, all must succeed
+calls = 10
+duration = 5
+'''

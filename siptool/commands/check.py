@@ -1,0 +1,72 @@
+"""`siptool check SUITE.toml`: an interop suite against a trunk or PBX, for CI (JUnit XML, JSON)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .common import console, guarded
+
+EPILOG = """Examples:
+
+  siptool check --init                           # writes siptool-suite.toml, commented
+
+  SIPTOOL_PASSWORD=secret siptool check siptool-suite.toml --junit results.xml
+
+  siptool check suite.toml --only options --only register --json
+
+Exit codes: 0 every check passed; 1 a check failed or could not run; 2 bad suite or arguments.
+"""
+
+
+def check(
+    suite: Optional[Path] = typer.Argument(None, help="Suite file (TOML). See siptool check --init."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (for CI)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    init: bool = typer.Option(False, "--init", help="Write a commented example suite (to SUITE or "
+                                                     "siptool-suite.toml) and exit."),
+    only: Optional[List[str]] = typer.Option(None, "--only", help="Run only this check (name or type); repeat."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Ladders of passed checks too."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours."),
+) -> None:
+    """Run an interop suite: OPTIONS, REGISTER, calls per codec, DTMF, hold, CANCEL, long call, TLS, capacity."""
+    with guarded():
+        from ..check.suite import EXAMPLE, load_suite
+
+        if init:
+            path = suite or Path("siptool-suite.toml")
+            if path.exists():
+                raise typer.BadParameter(f"{path} exists; not overwriting it", param_hint="SUITE")
+            path.write_text(EXAMPLE)
+            typer.echo(f"wrote {path}: edit [target], export the password variable, then: siptool check {path}")
+            return
+        if suite is None:
+            raise typer.BadParameter("give a suite file, or --init to write one", param_hint="SUITE")
+        loaded = load_suite(suite)
+        from ..check import junit as junit_out
+        from ..check import output
+        from ..check.runner import run_suite
+        from ..check.uac import Driver
+
+        out = console(no_color)
+        progress = None if json_out else (lambda r: out.print(output.line(r)))
+        ua = Driver(loaded.target)
+        try:
+            result = asyncio.run(run_suite(loaded, ua, only, progress))
+        finally:
+            ua.close()
+        if junit:
+            junit_out.write(result, junit)
+        if json_out:
+            typer.echo(output.dumps(result))
+        else:
+            output.render(result, out, verbose)
+        if not result.passed:
+            raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check", epilog=EPILOG)(check)

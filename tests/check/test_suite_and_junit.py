@@ -1,0 +1,149 @@
+"""Suite files (loading, validation, --init) and the JUnit/JSON/terminal outputs of results."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import xmlschema
+from rich.console import Console
+from support import REPO
+
+from siptool.check import junit, output
+from siptool.check.registry import CHECKS
+from siptool.check.result import ERROR, FAIL, PASS, SKIPPED, CheckResult, SuiteResult, ladder_text
+from siptool.check.suite import EXAMPLE, load_suite, parse_suite
+from siptool.errors import SiptoolError
+from siptool.report.model import Finding, LadderStep
+
+XSD = Path(__file__).with_name("junit.xsd")
+BUILTIN = {"options", "register", "call", "dtmf", "hold", "cancel", "long_call", "tls", "wrong_password",
+           "concurrent"}
+
+
+def test_every_builtin_check_is_registered():
+    assert BUILTIN <= set(CHECKS)
+
+
+def test_example_suite_loads_and_covers_the_builtins(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(EXAMPLE)
+    suite = load_suite(path)
+    assert suite.name == "carrier-interop"
+    assert suite.target.uri == "sip:echo@127.0.0.1:5060" and suite.target.password_env == "SIPTOOL_PASSWORD"
+    assert suite.thresholds.mos_min == 4.0 and suite.thresholds.pdd_ms == 3000
+    kinds = {c.type for c in suite.checks}
+    assert BUILTIN - {"tls"} <= kinds  # tls is commented out in the example (needs a certificate)
+    calls = {c.name: c for c in suite.checks}
+    assert calls["call-pcma"].get("codec") == "PCMA" and calls["long_call"].get("duration") == 35
+    assert calls["concurrent"].get("calls") == 10 and calls["options"].timeout == CHECKS["options"].timeout
+
+
+def test_password_comes_from_the_environment(monkeypatch):
+    suite = parse_suite(tomllib.loads(EXAMPLE))
+    monkeypatch.delenv("SIPTOOL_PASSWORD", raising=False)
+    with pytest.raises(SiptoolError, match=r"\$SIPTOOL_PASSWORD"):
+        suite.target.password
+    monkeypatch.setenv("SIPTOOL_PASSWORD", "s3cret")
+    assert suite.target.password == "s3cret"
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d["target"].update(password="x"), "never put a password"),
+    (lambda d: d["target"].update(transport="sctp"), "transport must be"),
+    (lambda d: d["target"].update(uri="tel:+4930"), "must start with sip"),
+    (lambda d: d["target"].update(colour="blue"), "unknown \\[target\\] key 'colour'"),
+    (lambda d: d["thresholds"].update(mos=3), "unknown threshold 'mos'"),
+    (lambda d: d["check"].append({"type": "fax"}), "unknown type 'fax'"),
+    (lambda d: d["check"].append({"type": "call", "codec": "G729", "name": "x", "bitrate": 8}),
+     "unknown option 'bitrate'"),
+    (lambda d: d["check"].append({"type": "options"}), "two checks are named 'options'"),
+    (lambda d: d.update(check=[]), "no \\[\\[check\\]\\]"),
+    (lambda d: d.pop("target"), "needs uri"),
+])
+def test_bad_suites_name_the_problem(mutate, message):
+    data = tomllib.loads(EXAMPLE)
+    mutate(data)
+    with pytest.raises(SiptoolError, match=message):
+        parse_suite(data)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(SiptoolError, match="--init"):
+        load_suite(tmp_path / "none.toml")
+    (tmp_path / "bad.toml").write_text("[target\nuri=")
+    with pytest.raises(SiptoolError, match="not valid TOML"):
+        load_suite(tmp_path / "bad.toml")
+
+
+def test_init_writes_the_example_and_refuses_to_overwrite(tmp_path):
+    cmd = [sys.executable, "-m", "siptool", "check", "--init", str(tmp_path / "suite.toml")]
+    first = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "suite.toml").read_text() == EXAMPLE
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "not overwriting" in again.stderr
+
+
+def sample_result() -> SuiteResult:
+    steps = [LadderStep(1, 100.0, "127.0.0.1:5062", "127.0.0.1:5060", "UDP", "INVITE", "INVITE", None, 1, sdp=True),
+             LadderStep(2, 100.2, "127.0.0.1:5060", "127.0.0.1:5062", "UDP", "200 OK", "INVITE", 200, 1,
+                        sdp=True, summary="PCMA"),
+             LadderStep(3, 100.4, "127.0.0.1:5060", "127.0.0.1:5062", "UDP", "200 OK", "INVITE", 200, 1,
+                        retransmission=True)]
+    ok = CheckResult("options", "options", PASS, duration_s=0.01, figures={"rtt_ms": 1.2})
+    bad = CheckResult("call-pcmu", "call", duration_s=5.2, figures={"codec": "PCMA", "pdd_ms": 200.0},
+                      ladder=ladder_text(steps))
+    bad.fail("negotiated PCMA instead of PCMU")
+    bad.fail("no RTP received")
+    bad.findings.append(Finding("check.codec", "error", "PCMU was not negotiated", "only PCMA <&> \x01 here",
+                                fix="enable PCMU"))
+    err = CheckResult("tls", "tls", ERROR, "ConnectionRefusedError: [Errno 111] refused", 0.1)
+    skip = CheckResult("cancel", "cancel", SKIPPED, "answered before the CANCEL")
+    return SuiteResult("carrier", "sip:echo@127.0.0.1:5060", [ok, bad, err, skip], started=1_790_000_000.0,
+                       duration_s=5.4)
+
+
+def test_junit_validates_and_carries_figures_findings_ladder(tmp_path):
+    result = sample_result()
+    path = tmp_path / "r.xml"
+    junit.write(result, path)
+    schema = xmlschema.XMLSchema(XSD)
+    schema.validate(path)
+    doc = schema.to_dict(path)
+    suite = doc["testsuite"][0]
+    assert (suite["@tests"], suite["@failures"], suite["@errors"], suite["@skipped"]) == (4, 1, 1, 1)
+    cases = {c["@name"]: c for c in suite["testcase"]}
+    failure = cases["call-pcmu"]["failure"][0]
+    assert failure["@message"] == "negotiated PCMA instead of PCMU; no RTP received"
+    text = failure["$"]
+    assert "codec = PCMA" in text and "[error] check.codec: PCMU was not negotiated" in text
+    assert "127.0.0.1:5062 -> 127.0.0.1:5060  INVITE (SDP)" in text and "(retransmission)" in text
+    assert "+   0.200s" in text
+    assert "error" in cases["tls"] and "skipped" in cases["cancel"] and "failure" not in cases["options"]
+
+
+def test_junit_rejected_by_schema_when_broken(tmp_path):
+    """The schema is strict enough to catch a malformed report (the validation can fail)."""
+    xml = junit.dumps(sample_result()).replace('tests="4" failures="1"', 'failures="1"', 1)
+    xml = xml.replace("<testsuite ", "<testsuite ", 1).replace(' tests="4"', "", 1)
+    path = tmp_path / "broken.xml"
+    path.write_text(xml)
+    assert not xmlschema.XMLSchema(XSD).is_valid(path)
+
+
+def test_json_and_terminal_outputs():
+    result = sample_result()
+    data = json.loads(output.dumps(result))
+    assert data["passed"] is False and [c["status"] for c in data["checks"]] == ["pass", "fail", "error", "skipped"]
+    assert data["checks"][1]["findings"][0]["code"] == "check.codec"
+    screen = Console(file=io.StringIO(), width=150)
+    output.render(result, screen)
+    text = screen.file.getvalue()
+    assert "2/4 checks passed" in text and "call-pcmu: fail" in text and "INVITE (SDP)" in text
+    assert FAIL in output.line(result.results[1]).plain.lower()
