@@ -19,6 +19,9 @@ _H = struct.Struct("!H")
 _HH = struct.Struct("!HH")
 _TCP = struct.Struct("!HHIIBB")
 _HI = struct.Struct("!HI")
+_HHH = struct.Struct("!HHH")
+# Ethernet type, IPv4 version/IHL, total length, flags/fragment offset, protocol, source, destination
+_ETH_IP4 = struct.Struct("!12xHBxH2xHxB2x4s4s")
 _IP6_EXT = (0, 43, 44, 51, 60)  # hop-by-hop, routing, fragment, AH, destination options (RFC 8200 4)
 MAX_TUNNELS = 3  # IP-in-IP / GRE / ERSPAN layers followed before giving up
 MALFORMED = "malformed link/IP header"
@@ -70,6 +73,19 @@ class Decoder:
 
     def decode(self, frame: int, time: float, linktype: int, data: bytes) -> Packet | None:
         """Decode one record; None when it holds no UDP/TCP we can use (the reason is counted)."""
+        if linktype == 1 and len(data) >= 42:  # fast path: Ethernet / IPv4 without options / UDP, whole
+            etype, vihl, total, flags_frag, proto, src, dst = _ETH_IP4.unpack_from(data)
+            if etype == 0x0800 and vihl == 0x45 and proto == 17 and not flags_frag & 0x3FFF and total >= 28:
+                end = 14 + total
+                if end > len(data):
+                    end = len(data)
+                if end >= 42:  # else: UDP header cut short, counted by the general path
+                    sport, dport, ulen = _HHH.unpack_from(data, 34)
+                    body = data[42:34 + ulen] if 8 <= ulen <= end - 34 else data[42:end]
+                    names = self._names
+                    s = names.get(src) or self._ip4(src)
+                    d = names.get(dst) or self._ip4(dst)
+                    return Packet(frame, time, s, sport, d, dport, UDP, body)
         try:
             if linktype == 1:
                 return self._ether(frame, time, data, 0)

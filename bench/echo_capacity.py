@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Echo capacity: concurrent G.711 calls `siptool echo` sustains on this machine, next to SIPp -rtp_echo.
+
+A script, not a test. For each agent and each level N it sets up N calls over SIP (INVITE/200/ACK from
+one siptool user agent), then a load generator in its own process sends N G.711 streams (20 ms, 172-byte
+packets, send time stamped in the payload, stream phases spread over the 20 ms like independent calls) for --seconds and measures what comes back: loss, and the
+added delay (round trip per packet minus the smallest round trip of the run, p50/p99). A level passes
+when loss < 0.1 % and p99 added delay < 5 ms. Calls are hung up (BYE) after each level. Loopback only.
+
+  python bench/echo_capacity.py                       # levels 50,100,200,300,400; ~2 min
+  python bench/echo_capacity.py --levels 100,200 --seconds 5
+
+Caveat: the generator is Python too (one socket, one thread); its own limit is printed as a check
+(send lateness p99) so a failing level can be told apart from a slow generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from siptool.agent import sdp, sipmsg  # noqa: E402
+from siptool.agent.dialog import Dialog  # noqa: E402
+from siptool.agent.transaction import Timers  # noqa: E402
+from siptool.agent.ua import UserAgent  # noqa: E402
+
+HDR = struct.Struct("!BBHII")
+STAMP = struct.Struct("!dI")  # send time, stream index, at the start of the payload
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def setup_calls(target: tuple[str, int], n: int) -> tuple[UserAgent, list[tuple[Dialog, tuple[str, int]]]]:
+    ua = await UserAgent("udp", "127.0.0.1", 0, Timers(t1=0.5)).start()
+    host, _ = ua.local
+
+    async def one(i: int):
+        uri = f"sip:echo{i}@{target[0]}:{target[1]}"
+        body = sdp.build("127.0.0.1", 40000 + 2 * i, [0], dtmf_pt=None)
+        inv = sipmsg.request("INVITE", uri, via_value=ua.via(), from_value=f"<sip:bench@{host}>;tag={sipmsg.new_tag()}",
+                             to_value=f"<{uri}>", call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(), body=body)
+        resp = await ua.request(inv, target)
+        if resp.status != 200:
+            raise RuntimeError(f"call {i}: {resp.status} {resp.reason}")
+        d = Dialog.uac(inv, resp)
+        await ua.request(d.ack(1, ua.via()), target)
+        m = sdp.parse(resp.body)
+        return d, (m.address, m.port)
+
+    calls = []
+    for k in range(0, n, 50):  # 50 call attempts at a time
+        calls += await asyncio.gather(*(one(i) for i in range(k, min(n, k + 50))))
+    return ua, calls
+
+
+async def hangup(ua: UserAgent, target, calls) -> None:
+    await asyncio.gather(*(ua.request(d.request("BYE", ua.via()), target) for d, _ in calls), return_exceptions=True)
+    await ua.close()
+
+
+def generator(dests: list[tuple[str, int]], seconds: float, out) -> None:
+    """Send one 20 ms G.711 packet per stream per tick from one socket; collect the echoes."""
+    n = len(dests)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    pad = b"\xff" * (160 - STAMP.size)
+    ticks = int(seconds / 0.02)
+    slots = 20  # stream i sends in 1 ms slot i % 20 of each 20 ms tick: calls have spread phases, as real ones do
+    groups = [[(i, dests[i]) for i in range(s, n, slots)] for s in range(slots)]
+    rtts, lateness = [], []
+    received = 0
+    t0 = time.perf_counter() + 0.05
+    for k in range(ticks):
+        for s, group in enumerate(groups):
+            due = t0 + k * 0.02 + s * 0.001
+            while True:  # receive until the slot is due
+                wait = due - time.perf_counter()
+                if wait <= 0:
+                    break
+                r, _, _ = select.select([sock], [], [], wait)
+                if r:
+                    now = time.perf_counter()
+                    while True:
+                        try:
+                            data = sock.recv(2048)
+                        except BlockingIOError:
+                            break
+                        rtts.append(now - STAMP.unpack_from(data, 12)[0])
+                        received += 1
+            lateness.append(time.perf_counter() - due)
+            for i, dst in group:
+                pkt = HDR.pack(0x80, 0, k & 0xFFFF, k * 160, 0x1000 + i) + STAMP.pack(time.perf_counter(), i) + pad
+                try:
+                    sock.sendto(pkt, dst)
+                except BlockingIOError:
+                    pass
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:  # drain the last echoes
+        r, _, _ = select.select([sock], [], [], 0.05)
+        if r:
+            now = time.perf_counter()
+            try:
+                while True:
+                    data = sock.recv(2048)
+                    rtts.append(now - STAMP.unpack_from(data, 12)[0])
+                    received += 1
+            except BlockingIOError:
+                pass
+    out.put((ticks * n, received, np.array(rtts) * 1000.0, np.array(lateness) * 1000.0))
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
+def run_level(target, pid: int, n: int, seconds: float) -> dict:
+    ua, calls = asyncio.run(_setup(target, n))
+    dests = [m for _, m in calls]
+    q = mp.Queue()
+    c0 = cpu_seconds(pid)
+    p = mp.Process(target=generator, args=(dests, seconds, q))
+    p.start()
+    sent, received, rtt, late = q.get()
+    p.join()
+    cpu = (cpu_seconds(pid) - c0) / seconds * 100
+    asyncio.run(_hangup(target, calls))
+    loss = 100.0 * (sent - received) / sent if sent else 0.0
+    added = rtt - rtt.min() if rtt.size else rtt
+    return {"calls": n, "sent": sent, "received": received, "loss_pct": loss,
+            "added_p50_ms": float(np.percentile(added, 50)) if added.size else float("nan"),
+            "added_p99_ms": float(np.percentile(added, 99)) if added.size else float("nan"),
+            "rtt_min_ms": float(rtt.min()) if rtt.size else float("nan"),
+            "gen_late_p99_ms": float(np.percentile(late, 99)), "cpu_pct": cpu,
+            "pass": loss < 0.1 and added.size > 0 and np.percentile(added, 99) < 5.0}
+
+
+async def _setup(target, n):
+    ua, calls = await setup_calls(target, n)
+    await ua.close()  # keep no SIP state in this process between setup and hangup
+    return ua, calls
+
+
+async def _hangup(target, calls):
+    ua = await UserAgent("udp", "127.0.0.1", 0, Timers(t1=0.5)).start()
+    # the dialogs belong to the setup UA's Contact; BYE from a new port is fine for both agents (no
+    # source-address check on BYE in siptool echo or in SIPp's uas scenario)
+    await hangup(ua, target, calls)
+
+
+def start_agent(kind: str) -> tuple[subprocess.Popen, tuple[str, int]]:
+    port = free_port()
+    if kind == "siptool":
+        cmd = [sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}"]
+    else:
+        mport = free_port()
+        cmd = [shutil.which("sipp"), "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
+               "-mp", str(mport), "-rtp_echo", "-nostdin", "-max_socket", "5000"]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    time.sleep(1.5)
+    return proc, ("127.0.0.1", port)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--levels", default="50,100,200,300,400")
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--agents", default="siptool,sipp")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    rows = []
+    for agent in args.agents.split(","):
+        if agent == "sipp" and not shutil.which("sipp"):
+            print("sipp not installed: skipped")
+            continue
+        proc, target = start_agent(agent)
+        try:
+            for n in levels:
+                try:
+                    r = run_level(target, proc.pid, n, args.seconds)
+                except Exception as exc:  # noqa: BLE001 - a level that cannot even set up is a fail
+                    r = {"calls": n, "error": str(exc)[:60], "pass": False}
+                r["agent"] = agent
+                rows.append(r)
+                print(_row(r), flush=True)
+                if not r["pass"]:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(5)
+    print("\nmax concurrent calls with loss < 0.1 % and p99 added delay < 5 ms:")
+    for agent in args.agents.split(","):
+        ok = [r["calls"] for r in rows if r["agent"] == agent and r["pass"]]
+        print(f"  {agent:8} {max(ok) if ok else 0}  (levels tried: {args.levels})")
+
+
+def _row(r: dict) -> str:
+    if "error" in r:
+        return f"{r['agent']:8} {r['calls']:5} calls  ERROR {r['error']}"
+    return (f"{r['agent']:8} {r['calls']:5} calls  loss {r['loss_pct']:6.3f} %  added p50 {r['added_p50_ms']:6.2f} ms "
+            f"p99 {r['added_p99_ms']:7.2f} ms  rtt min {r['rtt_min_ms']:5.2f} ms  agent CPU {r['cpu_pct']:5.1f} %  "
+            f"gen late p99 {r['gen_late_p99_ms']:5.2f} ms  {'PASS' if r['pass'] else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()

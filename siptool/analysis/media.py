@@ -1,0 +1,306 @@
+"""Media side of the analyser: SDP offer/answer per call, RTP/RTCP streams, association to calls.
+
+Streams are found the way Wireshark does by default: a UDP flow to or from an address:port that an
+SDP announced is RTP (RTCP on the next port unless rtcp-mux). Flows no SDP names are kept too when
+they look like RTP (version 2, steady SSRC and sequence) and are marked `from_sdp = False`.
+Per packet only the 12-byte header is unpacked; the numbers are computed per stream with numpy.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import sdp as sdplib
+from ..report.model import Call, Report, SdpEntry, Stream
+from ..rtp.mos import mos_for_stream
+from ..rtp.packet import parse_rtcp
+from ..rtp.stats import RECORD_DTYPE, StreamStats
+from ..sip.message import SipMessage
+
+_HDR = struct.Struct("!BBHII")
+HEURISTIC_MIN_PACKETS = 2  # a non-SDP flow needs this many RTP-looking packets to count as a stream
+
+
+@dataclass
+class _Endpoint:
+    call: Call
+    codecs: dict[int, tuple[str, int]]  # payload type -> (name, clock rate)
+    rtcp: bool = False
+    frame: int = 0  # frame of the SDP that announced it
+
+
+@dataclass
+class _StreamState:
+    ssrc: int
+    pt: int
+    stats: StreamStats
+    first_frame: int
+    call: Call | None
+    codecs: dict[int, tuple[str, int]]
+    from_sdp: bool
+    events: list[bytes] = field(default_factory=list)  # RFC 4733 payloads (few per call)
+    event_pt: int | None = None
+
+
+class _Flow:
+    """One direction of a UDP 5-tuple carrying RTP or RTCP."""
+
+    __slots__ = ("kind", "endpoint", "streams", "last")
+
+    def __init__(self, kind: str, endpoint: _Endpoint | None) -> None:
+        self.kind = kind  # "rtp", "rtcp" or "other"
+        self.endpoint = endpoint
+        self.streams: dict[int, _StreamState] = {}
+        self.last: _StreamState | None = None
+
+
+class MediaTracker:
+    """Feed SIP messages with bodies (`sip`) and RTP-looking UDP packets (`feed`); `finish` fills the report."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
+        self._flows: dict[tuple, _Flow] = {}
+        self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
+        self.rtcp_packets = 0
+        self.rtcp_reports: list = []
+
+    # --- SIP side --------------------------------------------------------------------------
+
+    def sip(self, msg: SipMessage, hop, call: Call) -> None:
+        ctype = (msg.get("content-type") or "").lower()
+        if "sdp" not in ctype:
+            return
+        desc = sdplib.parse(msg.body)
+        role = self._role(msg, call)
+        for media in desc.media:
+            address = sdplib.connection_address(desc, media) or ""
+            codecs = {pt: (name, rate) for pt, name, rate, _ch in sdplib.codecs(media)}
+            entry = SdpEntry(
+                frame=hop.frame, time=hop.time, sender=hop.source, message=msg.label, role=role,
+                media=media.media, address=address, port=media.port, protocol=media.proto,
+                codecs=[f"{pt} {name}/{rate}" for pt, (name, rate) in codecs.items()],
+                direction=sdplib.direction(desc, media), ptime=media.ptime, rtcp_mux=media.rtcp_mux,
+                encrypted="DTLS" if media.fingerprint else "SDES" if media.crypto else "",
+                ice=bool(media.candidates))
+            call.sdp.append(entry)
+            if media.port and address:
+                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame))
+                if not media.rtcp_mux:
+                    rtcp_port = media.rtcp_port or media.port + 1
+                    self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=hop.frame))
+
+    def _announce(self, key: tuple[str, int], ep: _Endpoint) -> None:
+        history = self._endpoints.setdefault(key, [])
+        if history and history[-1].call is ep.call and history[-1].rtcp == ep.rtcp:
+            history[-1].codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
+            return
+        history.append(ep)
+
+    def _endpoint(self, key: tuple[str, int], frame: int) -> _Endpoint | None:
+        """The announcement in force at `frame` (the latest one made at or before it)."""
+        history = self._endpoints.get(key)
+        if not history:
+            return None
+        for ep in reversed(history):
+            if ep.frame <= frame:
+                return ep
+        return None
+
+    def _role(self, msg: SipMessage, call: Call) -> str:
+        """RFC 3264: SDP in a request is an offer, except in ACK (answer to an offer in the 2xx);
+        SDP in a response is an answer, except a 2xx to an INVITE that carried none (then an offer)."""
+        _, method = msg.cseq
+        if msg.is_request:
+            if msg.method == "ACK":
+                return "answer"
+            return "offer"
+        if method == "INVITE" and 200 <= (msg.status or 0) < 300 and self._invite_without_sdp(call):
+            return "offer"
+        return "answer"
+
+    @staticmethod
+    def _invite_without_sdp(call: Call) -> bool:
+        invites = [s for s in call.ladder if s.method == "INVITE" and s.status is None]
+        return bool(invites) and not invites[-1].sdp
+
+    # --- packets ---------------------------------------------------------------------------
+
+    def feed(self, pkt) -> None:
+        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        flow = self._flows.get(key)
+        if flow is None:
+            flow = self._flows[key] = self._new_flow(pkt)
+        if flow.kind == "rtp":
+            self._rtp(flow, pkt)
+        elif flow.kind == "rtcp":
+            self.rtcp_packets += 1
+
+    def _new_flow(self, pkt) -> _Flow:
+        return self._classify(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, pkt.payload)
+
+    def _classify(self, src, sport, dst, dport, frame, payload) -> _Flow:
+        """A flow's kind is decided by its first packet: SDP endpoint (either side) or heuristics."""
+        ep = self._endpoint((dst, dport), frame) or self._endpoint((src, sport), frame)
+        is_rtcp = len(payload) >= 8 and 200 <= payload[1] <= 207
+        if ep is not None:
+            if ep.rtcp or is_rtcp:
+                return _Flow("rtcp", ep)
+            return _Flow("rtp", ep)
+        if is_rtcp:
+            return _Flow("rtcp", None)
+        return _Flow("rtp", None) if len(payload) >= 12 else _Flow("other", None)
+
+    def _rtp(self, flow: _Flow, pkt) -> None:
+        payload = pkt.payload
+        if len(payload) < 12 or payload[0] >> 6 != 2:
+            return
+        if 200 <= payload[1] <= 207:  # RTCP multiplexed on the RTP port (RFC 5761)
+            self.rtcp_packets += 1
+            return
+        b0, b1, seq, ts, ssrc = _HDR.unpack_from(payload)
+        pt = b1 & 0x7F
+        state = flow.last
+        if state is None or state.ssrc != ssrc:
+            state = flow.streams.get(ssrc)
+            if state is None:
+                state = flow.streams[ssrc] = self._new_stream(flow, pkt.frame, ssrc, pt)
+            flow.last = state
+        state.stats.add(pkt.frame, pkt.time, seq, ts, pt, b1 >> 7, len(payload))
+        if pt != state.pt and state.codecs.get(pt, ("",))[0].lower() == "telephone-event":
+            state.event_pt = pt
+            if len(state.events) < 4096:
+                state.events.append(payload[_header_len(payload):])
+
+    def feed_batch(self, rtp, buf: np.ndarray) -> None:
+        """The fast path's RTP/RTCP candidates of one batch (see capture/batch.py), in bulk.
+
+        Same outcome as feeding them one by one: a new flow is classified by its first packet
+        against the SDP announcements in force at that frame.
+        """
+        if not len(rtp.frame):
+            return
+        order = np.lexsort((rtp.dport, rtp.sport, rtp.dst, rtp.src))
+        keys = np.stack([rtp.src[order].astype(np.int64), rtp.sport[order], rtp.dst[order].astype(np.int64),
+                         rtp.dport[order]])
+        cut = np.flatnonzero((keys[:, 1:] != keys[:, :-1]).any(axis=0)) + 1
+        p = rtp.payload
+        b0, b1 = buf[p], buf[p + 1]
+        for group in np.split(order, cut):
+            i0 = group[0]
+            key = (_ipv4(int(rtp.src[i0])), int(rtp.sport[i0]), _ipv4(int(rtp.dst[i0])), int(rtp.dport[i0]))
+            flow = self._flows.get(key)
+            if flow is None:
+                first = bytes(buf[p[i0]:p[i0] + rtp.length[i0]])
+                flow = self._flows[key] = self._classify(*key, int(rtp.frame[i0]), first)
+            if flow.kind == "other":
+                continue
+            rtcp = (b1[group] >= 200) & (b1[group] <= 207)
+            self.rtcp_packets += int(rtcp.sum())
+            if flow.kind != "rtp":
+                continue
+            g = group[~rtcp & (rtp.length[group] >= 12) & ((b0[group] >> 6) == 2)]
+            if len(g):
+                self._rtp_bulk(flow, rtp, buf, g)
+
+    def _rtp_bulk(self, flow: _Flow, rtp, buf: np.ndarray, g: np.ndarray) -> None:
+        p = rtp.payload[g]
+        ssrc = _u32(buf, p + 8)
+        rec = np.empty(len(g), dtype=RECORD_DTYPE)
+        rec["frame"] = rtp.frame[g]
+        rec["time"] = rtp.time[g]
+        rec["seq"] = (buf[p + 2].astype(np.uint16) << 8) | buf[p + 3]
+        rec["ts"] = _u32(buf, p + 4)
+        rec["pt"] = buf[p + 1] & 0x7F
+        rec["marker"] = buf[p + 1] >> 7
+        rec["size"] = rtp.length[g]
+        parts = [(int(ssrc[0]), np.arange(len(g)))] if (ssrc == ssrc[0]).all() else \
+            [(int(v), np.flatnonzero(ssrc == v)) for v in np.unique(ssrc)]
+        for value, idx in parts:
+            state = flow.streams.get(value)
+            if state is None:
+                state = flow.streams[value] = self._new_stream(flow, int(rtp.frame[g[idx[0]]]), value,
+                                                               int(rec["pt"][idx[0]]))
+            sub = rec[idx]
+            state.stats.extend(sub)
+            if state.codecs:
+                events = [pt for pt, (name, _r) in state.codecs.items() if name.lower() == "telephone-event"]
+                if events:
+                    for j in idx[np.isin(rec["pt"][idx], events)][:4096 - len(state.events)]:
+                        start = int(rtp.payload[g[j]])
+                        payload = bytes(buf[start:start + int(rtp.length[g[j]])])
+                        state.events.append(payload[_header_len(payload):])
+
+    def _new_stream(self, flow: _Flow, frame: int, ssrc: int, pt: int) -> _StreamState:
+        ep = flow.endpoint
+        codecs = ep.codecs if ep is not None else {}
+        clock = codecs.get(pt, (None, None))[1] or sdplib.static_clock_rate(pt) or 8000
+        return _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
+                            call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
+
+    # --- end -------------------------------------------------------------------------------
+
+    def finish(self, report: Report) -> None:
+        for (src, sport, dst, dport), flow in self._flows.items():
+            for state in flow.streams.values():
+                stream = self._stream(state, src, sport, dst, dport)
+                if stream is None:
+                    continue
+                if state.call is not None:
+                    stream.call_id = state.call.call_id
+                    state.call.streams.append(stream)
+                else:
+                    report.streams.append(stream)
+        for call in report.calls:
+            call.streams.sort(key=lambda s: (s.start, s.src))
+        report.streams.sort(key=lambda s: (s.start, s.src))
+
+    def _stream(self, state: _StreamState, src, sport, dst, dport) -> Stream | None:
+        m = state.stats.finish()
+        if not state.from_sdp and m.packets < HEURISTIC_MIN_PACKETS:
+            return None
+        name = state.codecs.get(state.pt, (None,))[0] or sdplib.static_codec_name(state.pt) or f"PT{state.pt}"
+        stream = Stream(
+            ssrc=state.ssrc, src=_ep(src, sport), dst=_ep(dst, dport), payload_type=state.pt, codec=name,
+            clock_rate=state.stats.clock_rate, packets=m.packets, expected=m.expected, lost=m.lost,
+            loss_pct=round(m.loss_pct, 3), duplicates=m.duplicates, out_of_order=m.out_of_order,
+            sequence_errors=m.sequence_errors, max_delta_ms=round(m.max_delta_ms, 3),
+            mean_jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
+            mean_bitrate_kbps=round(m.mean_bitrate_kbps, 2), from_sdp=state.from_sdp, start=m.start,
+            end=m.end, first_frame=state.first_frame, last_frame=m.last_frame)
+        if state.events:
+            from ..rtp.packet import dtmf_digits
+            stream.dtmf = dtmf_digits(state.events)
+        if name.lower() != "telephone-event":
+            r, mos = mos_for_stream(name, m.effective_loss_pct, None)
+            stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
+        return stream
+
+
+_IPV4_NAMES: dict[int, str] = {}
+
+
+def _ipv4(value: int) -> str:
+    name = _IPV4_NAMES.get(value)
+    if name is None:
+        name = _IPV4_NAMES[value] = socket.inet_ntoa(struct.pack("!I", value))
+    return name
+
+
+def _u32(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return ((buf[pos].astype(np.uint32) << 24) | (buf[pos + 1].astype(np.uint32) << 16)
+            | (buf[pos + 2].astype(np.uint32) << 8) | buf[pos + 3].astype(np.uint32))
+
+
+def _ep(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _header_len(payload: bytes) -> int:
+    n = 12 + 4 * (payload[0] & 0x0F)
+    if payload[0] & 0x10 and len(payload) >= n + 4:
+        n += 4 + 4 * struct.unpack_from("!H", payload, n + 2)[0]
+    return n

@@ -1,0 +1,149 @@
+"""Fast path: classic pcap records in batches, with RTP over Ethernet/IPv4/UDP picked out by numpy.
+
+Most packets in a trunk capture are RTP. Decoding them one by one in Python costs microseconds each;
+here a batch of record offsets is walked once (struct), then the link, IP and UDP fields of every
+record are gathered with numpy at fixed offsets. Records that are plain Ethernet (optionally one
+802.1Q tag) / IPv4 (unfragmented) / UDP with an RTP version-2 first byte come out as arrays
+(`RtpBatch`); every other record is handed back for the ordinary per-packet decoder, in order.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .reader import PCAP_MAGICS, Capture
+
+BATCH = 65536
+
+
+@dataclass
+class RtpBatch:
+    """RTP/RTCP candidates of one batch, as parallel arrays (one element per packet)."""
+
+    frame: np.ndarray  # int64
+    time: np.ndarray  # float64
+    src: np.ndarray  # uint32 IPv4
+    dst: np.ndarray
+    sport: np.ndarray  # int64
+    dport: np.ndarray
+    payload: np.ndarray  # int64 offset of the UDP payload in the buffer
+    length: np.ndarray  # int64 UDP payload length
+
+
+@dataclass
+class Batch:
+    buf: np.ndarray  # the whole file as uint8 (a view on the memory map)
+    linktype: int
+    slow: list[tuple[int, float, bytes]]  # (frame, time, record bytes) for the per-packet path
+    slow_before: np.ndarray  # for each slow record, how many RTP candidates precede it in this batch
+    rtp: RtpBatch
+    end: int = 0  # file offset after the batch's last record (for progress)
+
+
+def batches_supported(capture: Capture) -> bool:
+    """Uncompressed classic pcap with Ethernet link type: the shape the fast path handles."""
+    m = capture._map  # noqa: SLF001 - the reader exposes its map to this sibling module
+    if m is None or capture.info.format != "pcap" or len(m) < 24:
+        return False
+    order, _ = PCAP_MAGICS[m[:4]]
+    (linktype,) = struct.unpack_from(order + "I", m, 20)
+    return linktype & 0x0FFFFFFF == 1
+
+
+def iter_batches(capture: Capture, size: int = BATCH) -> Iterator[Batch]:
+    """Walk the records of an Ethernet pcap, filling capture.info as the per-packet reader does."""
+    m = capture._map  # noqa: SLF001
+    info = capture.info
+    order, scale = PCAP_MAGICS[m[:4]]
+    _, _, _, _, snaplen, linktype = struct.unpack_from(order + "HHiIII", m, 4)
+    linktype &= 0x0FFFFFFF
+    info.linktypes = ["ether"]
+    limit = max(snaplen, 262144) if snaplen else 1 << 28
+    buf = np.frombuffer(m, dtype=np.uint8)
+    caplen_at = struct.Struct(order + "I").unpack_from
+    dt = np.dtype(order + "u4")
+    end = len(m)
+    off = 24
+    frame = 0
+    while off < end:
+        offs: list[int] = []
+        append = offs.append
+        stop = None
+        while off < end and len(offs) < size:  # the one sequential walk: record starts only
+            if off + 16 > end:
+                stop = f"file ends inside a record header (after frame {frame + len(offs)})"
+                break
+            (caplen,) = caplen_at(m, off + 8)
+            if caplen > limit:
+                stop = f"damaged: frame {frame + len(offs) + 1} claims {caplen} bytes (snaplen {snaplen})"
+                break
+            if off + 16 + caplen > end:
+                stop = f"file ends inside frame {frame + len(offs) + 1} ({end - off - 16} of {caplen} bytes)"
+                break
+            append(off)
+            off += 16 + caplen
+        if offs:
+            starts = np.array(offs, dtype=np.int64)
+            head = buf[starts[:, None] + np.arange(12)].copy().view(dt).reshape(-1, 3)
+            t = head[:, 0].astype(np.float64) + head[:, 1].astype(np.float64) * scale
+            n = head[:, 2].astype(np.int64)
+            frames = np.arange(frame + 1, frame + 1 + len(offs), dtype=np.int64)
+            frame += len(offs)
+            info.packets = frame
+            if info.first_time is None:
+                info.first_time = float(t[0])
+            info.last_time = float(t[-1])
+            batch = _classify(buf, m, linktype, starts + 16, n, t, frames)
+            batch.end = off
+            yield batch
+        if stop is not None:
+            if frame == 0 and stop.startswith("damaged"):
+                capture._stop(stop)  # noqa: SLF001 - raises the one-line error
+            info.truncated = f"{stop}; read {frame} whole packet{'s' if frame != 1 else ''} before it"
+            return
+
+
+def _classify(buf: np.ndarray, m, linktype: int, o, n, t, frames) -> Batch:
+    ok = n >= 42  # Ethernet 14 + IPv4 20 + UDP 8
+    oc = np.where(ok, o, 0)
+    et = (buf[oc + 12].astype(np.int64) << 8) | buf[oc + 13]
+    vlan = et == 0x8100
+    l3 = oc + 14 + 4 * vlan
+    et = np.where(vlan, (buf[np.minimum(oc + 16, len(buf) - 1)].astype(np.int64) << 8)
+                  | buf[np.minimum(oc + 17, len(buf) - 1)], et)
+    ok &= (et == 0x0800) & (n >= l3 - oc + 28)
+    l3c = np.where(ok, l3, 0)
+    vihl = buf[l3c]
+    ihl = (vihl & 0x0F).astype(np.int64) * 4
+    ok &= ((vihl >> 4) == 4) & (ihl >= 20)
+    frag = ((buf[l3c + 6].astype(np.int64) & 0x3F) << 8) | buf[l3c + 7]
+    ok &= (buf[l3c + 9] == 17) & (frag == 0)
+    l4 = l3 + ihl
+    ok &= n >= (l4 - oc) + 8
+    l4c = np.where(ok, l4, 0)
+    p = l4c + 8
+    ulen = ((buf[l4c + 4].astype(np.int64) << 8) | buf[l4c + 5]) - 8
+    plen = np.minimum(ulen, oc + n - p)
+    ok &= plen >= 8
+    ok &= (buf[np.where(ok, p, 0)] & 0xC0) == 0x80
+    idx = np.flatnonzero(ok)
+    u32 = np.uint32
+
+    def ip(pos):
+        return ((buf[pos].astype(u32) << 24) | (buf[pos + 1].astype(u32) << 16)
+                | (buf[pos + 2].astype(u32) << 8) | buf[pos + 3].astype(u32))
+
+    l3i, l4i = l3c[idx], l4c[idx]
+    rtp = RtpBatch(
+        frame=frames[idx], time=t[idx], src=ip(l3i + 12), dst=ip(l3i + 16),
+        sport=(buf[l4i].astype(np.int64) << 8) | buf[l4i + 1],
+        dport=(buf[l4i + 2].astype(np.int64) << 8) | buf[l4i + 3],
+        payload=p[idx], length=plen[idx])
+    slow_idx = np.flatnonzero(~ok)
+    before = np.cumsum(ok)[slow_idx] if len(slow_idx) else np.zeros(0, dtype=np.int64)
+    slow = [(int(frames[i]), float(t[i]), m[int(o[i]):int(o[i] + n[i])]) for i in slow_idx]
+    return Batch(buf=buf, linktype=linktype, slow=slow, slow_before=before, rtp=rtp)
