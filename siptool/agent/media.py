@@ -19,31 +19,8 @@ from ..rtp import g711
 from ..rtp.mos import mos_for_stream
 from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_rr, build_rtp, build_sdes, build_sr,
                           build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, round_trip_ms)
-from ..rtp.stats import _DTYPE, StreamStats
+from ..rtp.stats import StreamStats
 
-
-
-def _stats_class() -> type:
-    """StreamStats, or a subclass whose `add` packs fields in the record's order when the shared one
-    does not (rtp/stats.py add() packed seq/ts swapped when this was written; reported to its owner)."""
-    probe = StreamStats(8000)
-    try:
-        probe.add(frame=0, time=0.0, seq=1, ts=70000, pt=0, marker=0, size=172)
-        rec = probe.records()
-        if int(rec["ts"][0]) == 70000 and int(rec["seq"][0]) == 1:
-            return StreamStats
-    except Exception:  # noqa: BLE001 - struct.error from the mismatched order
-        pass
-
-    assert _DTYPE.names == ("frame", "time", "ts", "seq", "pt", "marker", "size"), _DTYPE.names
-
-    class FixedStreamStats(StreamStats):
-        __slots__ = ()
-
-        def add(self, frame, time, seq, ts, pt, marker, size) -> None:
-            self._buf += self._pack(frame, time, ts, seq, pt, marker, size)
-
-    return FixedStreamStats
 
 
 PTIME = 0.020
@@ -89,7 +66,7 @@ def save_wav(path: str, samples: np.ndarray) -> None:
         w.writeframes(np.asarray(samples, "<i2").tobytes())
 
 
-STATS = _stats_class()
+
 
 
 class _Proto(asyncio.DatagramProtocol):
@@ -134,7 +111,7 @@ class RtpSession:
         self.remote_rtcp: tuple[str, int] | None = None
         self.latched = False
         self.ssrc = random.getrandbits(32)
-        self.stats = STATS(8000)
+        self.stats = StreamStats(8000)
         self.rx_ssrc: int | None = None
         self.rx_packets = 0
         self.rx_first: float | None = None

@@ -192,3 +192,23 @@ def no_final_response(call: Call) -> Iterable[Finding]:
             explanation=f"The last response was {provisional[-1].label}; no final response or CANCEL was captured.",
             fix="Capture longer to see how the call ended.", call_id=call.call_id,
             frames=[provisional[-1].frame])
+
+
+def media_not_captured(report) -> None:
+    """No RTP/RTCP anywhere in the capture: the capture filter kept signalling only. One info finding
+    says so instead of a "no audio" error on every answered call (media cannot be judged)."""
+    if report.streams or any(c.streams for c in report.calls):
+        return
+    silent = [c for c in report.calls if any(f.code == "media.none" for f in c.findings)]
+    if not silent:
+        return
+    for call in silent:
+        call.findings = [f for f in call.findings if f.code != "media.none"]
+    report.findings.append(Finding(
+        code="capture.no_media", severity="info", title="No RTP in the capture: media not judged",
+        explanation=f"{len(silent)} answered call(s) negotiated media, but the capture holds no RTP or RTCP at "
+                    "all, so it was most likely taken with a signalling-only filter (e.g. port 5060) or on an "
+                    "interface the media does not cross. Audio problems cannot be confirmed or ruled out.",
+        fix="Capture without a port filter (or add the RTP range, e.g. 'udp portrange 10000-20000') on the "
+            "interface that carries the media.",
+        evidence={"calls": [c.call_id for c in silent][:10]}))

@@ -61,7 +61,8 @@ class _Flow:
 class MediaTracker:
     """Feed SIP messages with bodies (`sip`) and RTP-looking UDP packets (`feed`); `finish` fills the report."""
 
-    def __init__(self) -> None:
+    def __init__(self, series: dict | None = None) -> None:
+        self.series = series  # when given: (src, dst, ssrc) -> StreamMetrics with per-packet arrays (plots)
         self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
         self._flows: dict[tuple, _Flow] = {}
         self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
@@ -237,7 +238,8 @@ class MediaTracker:
     def _new_stream(self, flow: _Flow, frame: int, ssrc: int, pt: int) -> _StreamState:
         ep = flow.endpoint
         codecs = ep.codecs if ep is not None else {}
-        clock = codecs.get(pt, (None, None))[1] or sdplib.static_clock_rate(pt) or 8000
+        # tshark: a dynamic payload type with no rtpmap has no known clock (jitter not computed).
+        clock = codecs.get(pt, (None, None))[1] or sdplib.static_clock_rate(pt) or 0
         return _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
                             call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
 
@@ -271,6 +273,8 @@ class MediaTracker:
             mean_jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
             mean_bitrate_kbps=round(m.mean_bitrate_kbps, 2), from_sdp=state.from_sdp, start=m.start,
             end=m.end, first_frame=state.first_frame, last_frame=m.last_frame)
+        if self.series is not None:
+            self.series[(stream.src, stream.dst, stream.ssrc)] = m
         if state.events:
             from ..rtp.packet import dtmf_digits
             stream.dtmf = dtmf_digits(state.events)

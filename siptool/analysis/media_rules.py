@@ -128,7 +128,7 @@ def one_way_audio(call: Call) -> Iterable[Finding]:
     directions.discard(None)
     if len(directions) == 1:
         only = directions.pop()
-        silent = "callee" if only == "caller" else "caller"
+        silent = only  # media reaches this side only: it is the one that sends nothing back
         sides = _sides(call)
         heard = sides.get(silent)
         stream = audio[0]
@@ -137,7 +137,8 @@ def one_way_audio(call: Call) -> Iterable[Finding]:
         if heard and address_kind(heard[0]) in ("private", "cgnat", "link-local"):
             cause += (f"The {silent}'s SDP advertises {heard[0]}:{heard[1]}, a {address_kind(heard[0])} address: "
                       "the far end sends media to an address it cannot reach (NAT without SDP rewriting), or ")
-        cause += ("the " + silent + "'s media is blocked by a firewall/NAT on its way, or the "
+        cause += (("the " if cause.endswith("or ") else "The ") + silent
+                  + "'s media is blocked by a firewall/NAT on its way, or the "
                   + silent + " never started sending (muted, wrong codec, waiting for media to latch).")
         yield Finding(
             code="media.one_way", severity="error",
@@ -180,12 +181,16 @@ def rtp_source_mismatch(call: Call) -> Iterable[Finding]:
         sender = "callee" if to == "caller" else "caller"
         announced = sides.get(sender)
         if announced and split(s.src) != announced and announced[1]:
+            kind = address_kind(announced[0])
+            behind = (f" The SDP address {announced[0]} is a {kind} address: the {sender} is behind NAT and "
+                      "nothing rewrote its SDP, so media sent to what it announced will not reach it."
+                      if kind in ("private", "cgnat", "link-local") else "")
             yield Finding(
                 code="nat.rtp_source", severity="warning",
                 title=f"RTP from {s.src}, but the {sender}'s SDP said {announced[0]}:{announced[1]}",
                 explanation="Media arrives from a different address or port than the sender announced in its "
                             "SDP. This is what NAT does; it only works if the receiver sends its own RTP back "
-                            "to where packets come from (symmetric RTP / latching).",
+                            "to where packets come from (symmetric RTP / latching)." + behind,
                 fix="Enable symmetric RTP / comedia / NAT=yes on the receiving side, or fix the sender's "
                     "advertised media address.",
                 call_id=call.call_id, frames=[s.first_frame],

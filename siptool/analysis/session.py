@@ -18,6 +18,7 @@ from ..sip.dialogs import CallTracker, Hop
 from ..sip.framing import SipFramer
 from ..sip.message import SipParseError, looks_like_sip, parse
 from . import findings as rules
+from . import media_rules  # noqa: F401 - registers the media rules with findings.call_rule
 from .metrics import compute_metrics
 
 TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
@@ -121,13 +122,18 @@ class Analyzer:
                                                   sum(f.stream.gaps for f in self._tcp.values()))
         for call in report.calls:
             call.findings += rules.call_findings(call)
+        if self.media is not None and not self.media.rtcp_packets:
+            rules.media_not_captured(report)
         report.metrics = compute_metrics(report.calls)
         return report
 
 
-def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None) -> Report:
-    """Read a capture file and return its Report. Raises SiptoolError for unreadable input."""
-    analyzer = Analyzer(media=_media_tracker())
+def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+                 series: dict | None = None) -> Report:
+    """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
+
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
+    analyzer = Analyzer(media=_media_tracker(series))
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
         if analyzer.media is not None and batches_supported(source.capture):
@@ -164,12 +170,10 @@ def _feed_batches(source, analyzer: Analyzer, tick) -> None:
     source.decoder.fragments.flush()
 
 
-def _media_tracker():
-    try:
-        from .media import MediaTracker
-    except ImportError:  # media analysis not available
-        return None
-    return MediaTracker()
+def _media_tracker(series: dict | None = None):
+    from .media import MediaTracker
+
+    return MediaTracker(series)
 
 
 def _progress(source, show: bool, on_progress):

@@ -18,6 +18,7 @@ _REC = struct.Struct("<qdIHBBI")
 _DTYPE = np.dtype([("frame", "<i8"), ("time", "<f8"), ("ts", "<u4"), ("seq", "<u2"), ("pt", "u1"),
                    ("marker", "u1"), ("size", "<u4")])
 assert _DTYPE.itemsize == _REC.size
+RECORD_DTYPE = _DTYPE  # one packet's record: what `add` packs and `extend` takes in bulk
 
 PT_CN, PT_CN_OLD = 13, 19
 JITTER_BUFFER_MS = 60.0  # static jitter buffer used for effective loss (see mos.jitter_buffer_loss)
@@ -85,31 +86,45 @@ class StreamStats:
     when it is the stream's most frequent type, else 0 (tshark without SDP: 0, so pass clock_rate=0).
     """
 
-    __slots__ = ("clock_rate", "rates", "_buf", "_pack")
+    __slots__ = ("clock_rate", "rates", "events", "_buf", "_pack", "_chunks")
 
     def __init__(self, clock_rate: int = 8000, rates: dict | None = None) -> None:
         self.clock_rate = int(clock_rate or 0)
         self.rates: dict[int, int] = {}
+        self.events: set[int] = set()  # RFC 4733 payload types
         for pt, v in (rates or {}).items():
             if isinstance(v, tuple):
-                name, rate = v[0], v[1]
-                rate = 0 if str(name).lower().startswith("telephone-event") else int(rate or 0)
+                name, rate = v[0], int(v[1] or 0)
+                if str(name).lower().startswith("telephone-event"):
+                    self.events.add(int(pt))
+                    rate = 0
             else:
                 rate = int(v or 0)
             self.rates[int(pt)] = rate
         self._buf = bytearray()
         self._pack = _REC.pack
+        self._chunks: list[np.ndarray] = []  # bulk records from `extend`, merged in `records`
 
     def add(self, frame: int, time: float, seq: int, ts: int, pt: int, marker, size: int) -> None:
         """Record one packet (arrival order). Cost: one struct.pack and a bytearray append."""
-        self._buf += self._pack(frame, time, seq, ts, pt, marker, size)
+        self._buf += self._pack(frame, time, ts, seq, pt, marker, size)
+
+    def extend(self, records: np.ndarray) -> None:
+        """Record many packets at once (a RECORD_DTYPE array, arrival order)."""
+        if self._buf:
+            self._chunks.append(np.frombuffer(bytes(self._buf), dtype=_DTYPE))
+            self._buf = bytearray()
+        self._chunks.append(np.asarray(records, dtype=_DTYPE))
 
     def __len__(self) -> int:
-        return len(self._buf) // _REC.size
+        return len(self._buf) // _REC.size + sum(len(c) for c in self._chunks)
 
     def records(self) -> np.ndarray:
-        """The raw per-packet records as a numpy structured array (no copy)."""
-        return np.frombuffer(bytes(self._buf), dtype=_DTYPE)
+        """The raw per-packet records as a numpy structured array, in arrival order."""
+        tail = np.frombuffer(bytes(self._buf), dtype=_DTYPE)
+        if not self._chunks:
+            return tail
+        return np.concatenate(self._chunks + [tail])
 
     def pt_rates(self, counts: np.ndarray) -> np.ndarray:
         """Clock rate per payload type 0-127 (see class docstring)."""
@@ -156,10 +171,15 @@ class StreamStats:
         # Interarrival jitter, RFC 3550 6.4.1: D = (Rj - Ri) - (Sj - Si), J += (|D| - J)/16.
         # tshark: i is the last in-time packet, the timestamp unit is ms = ticks / (rate // 1000)
         # (integer division, so 44.1 kHz counts as 44), and packets of unknown rate leave J unchanged.
+        # tshark: packets of rate 0 (telephone-event) still move the arrival reference on, but not the
+        # timestamp reference (its lastnominaltime), so an event burst shows up as jitter on the next packet.
         timed = rate > 0
         timed[0] = False
         ms_per_tick_div = np.maximum(rate // 1000, 1).astype(np.float64)
-        d = np.abs(t - (t[ref] + (ext_ts - ext_ts[ref]) / ms_per_tick_div))
+        ts_ref = np.empty(n, np.int64)
+        ts_ref[0] = 0
+        ts_ref[1:] = np.maximum.accumulate(np.where(in_time & (rate > 0), idx, 0))[:-1]
+        d = np.abs(t - (t[ref] + (ext_ts - ext_ts[ts_ref]) / ms_per_tick_div))
         j_sub = _jitter_recurrence(d[timed])
         upd = np.cumsum(timed)  # number of jitter updates up to and including each packet
         jitter = np.where(upd > 0, np.concatenate(([0.0], j_sub))[upd], 0.0)
@@ -236,6 +256,8 @@ class StreamStats:
         from .mos import jitter_buffer_loss
 
         media = first & (rate > 0)
+        for event_pt in self.events:  # RFC 4733 2.2.1: event timestamps do not advance with time
+            media &= pt != event_pt
         main_rate = int(np.bincount(rate[media]).argmax()) if media.any() else 0
         if main_rate:
             sel = media & (rate == main_rate)

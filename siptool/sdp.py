@@ -1,0 +1,199 @@
+"""SDP parser (RFC 8866, formerly RFC 4566): what offer/answer (RFC 3264) and media association need.
+
+`parse(body)` never raises: unknown or broken lines are skipped and listed in `problems`.
+Media-level c= and direction attributes override session-level ones (RFC 8866 5.7, RFC 3264 5.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+# RFC 3551 section 6, tables 4 and 5: static payload types -> (encoding name, clock rate).
+STATIC_PAYLOADS = {
+    0: ("PCMU", 8000), 3: ("GSM", 8000), 4: ("G723", 8000), 5: ("DVI4", 8000), 6: ("DVI4", 16000),
+    7: ("LPC", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 10: ("L16", 44100), 11: ("L16", 44100),
+    12: ("QCELP", 8000), 13: ("CN", 8000), 14: ("MPA", 90000), 15: ("G728", 8000), 16: ("DVI4", 11025),
+    17: ("DVI4", 22050), 18: ("G729", 8000), 25: ("CelB", 90000), 26: ("JPEG", 90000), 28: ("nv", 90000),
+    31: ("H261", 90000), 32: ("MPV", 90000), 33: ("MP2T", 90000), 34: ("H263", 90000),
+}
+
+
+@dataclass
+class Media:
+    """One m= section."""
+
+    media: str  # audio, video, ...
+    port: int
+    proto: str  # RTP/AVP, RTP/SAVP, UDP/TLS/RTP/SAVPF, ...
+    formats: list[str]  # payload types as written
+    port_count: int = 1
+    connection: str = ""  # media-level c= address
+    rtpmap: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # pt -> (name, rate, channels)
+    fmtp: dict[int, str] = field(default_factory=dict)
+    direction: str = ""  # "" when not given at media level
+    ptime: int | None = None
+    maxptime: int | None = None
+    rtcp_port: int | None = None  # a=rtcp (RFC 3605)
+    rtcp_address: str = ""
+    rtcp_mux: bool = False  # RFC 5761
+    crypto: list[str] = field(default_factory=list)  # a=crypto (SDES, RFC 4568), suites only
+    fingerprint: str = ""  # a=fingerprint (DTLS-SRTP, RFC 8122)
+    candidates: list[str] = field(default_factory=list)  # a=candidate (ICE, RFC 8839)
+    attributes: list[tuple[str, str]] = field(default_factory=list)  # every a= line, in order
+
+    @property
+    def payload_types(self) -> list[int]:
+        return [int(f) for f in self.formats if f.isdigit() and int(f) < 128]
+
+
+@dataclass
+class SessionDescription:
+    version: str = ""
+    origin: str = ""  # o= line
+    origin_address: str = ""
+    session_name: str = ""
+    connection: str = ""  # session-level c= address
+    direction: str = ""
+    media: list[Media] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def parse(body: bytes | str) -> SessionDescription:
+    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body
+    desc = SessionDescription()
+    current: Media | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if len(line) < 2 or line[1] != "=":
+            desc.problems.append(f"line {number}: not type=value: {line[:40]!r}")
+            continue
+        kind, value = line[0], line[2:].strip()
+        if kind == "m":
+            current = _media_line(value)
+            if current is None:
+                desc.problems.append(f"line {number}: bad m= line: {value[:40]!r}")
+            else:
+                desc.media.append(current)
+        elif current is None and kind == "v":
+            desc.version = value
+        elif current is None and kind == "o":
+            desc.origin = value
+            parts = value.split()
+            desc.origin_address = parts[5] if len(parts) >= 6 else ""
+        elif current is None and kind == "s":
+            desc.session_name = value
+        elif kind == "c":
+            address = _connection(value)
+            if current is None:
+                desc.connection = address
+            else:
+                current.connection = address
+        elif kind == "a":
+            name, _, rest = value.partition(":")
+            if current is None:
+                if name in DIRECTIONS:
+                    desc.direction = name
+            else:
+                _attribute(current, name.strip().lower(), rest.strip(), desc.problems, number)
+    return desc
+
+
+def _media_line(value: str) -> Media | None:
+    parts = value.split()
+    if len(parts) < 3:
+        return None
+    port_text, _, count = parts[1].partition("/")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        return None
+    return Media(media=parts[0].lower(), port=int(port_text), proto=parts[2], formats=parts[3:],
+                 port_count=int(count) if count.isdigit() else 1)
+
+
+def _connection(value: str) -> str:
+    parts = value.split()  # IN IP4 192.0.2.1[/ttl]
+    return parts[2].split("/")[0] if len(parts) >= 3 else ""
+
+
+def _attribute(m: Media, name: str, rest: str, problems: list[str], number: int) -> None:
+    m.attributes.append((name, rest))
+    if name in DIRECTIONS:
+        m.direction = name
+    elif name == "rtpmap":
+        pt, _, enc = rest.partition(" ")
+        parts = enc.strip().split("/")
+        if not pt.isdigit() or not parts[0]:
+            problems.append(f"line {number}: bad rtpmap: {rest[:40]!r}")
+            return
+        rate = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
+        m.rtpmap[int(pt)] = (parts[0], rate, channels)
+    elif name == "fmtp":
+        pt, _, params = rest.partition(" ")
+        if pt.isdigit():
+            m.fmtp[int(pt)] = params.strip()
+    elif name in ("ptime", "maxptime"):
+        try:
+            setattr(m, name, int(float(rest)))
+        except ValueError:
+            problems.append(f"line {number}: bad {name}: {rest[:20]!r}")
+    elif name == "rtcp":
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            m.rtcp_port = int(parts[0])
+            if len(parts) >= 4:
+                m.rtcp_address = parts[3]
+    elif name == "rtcp-mux":
+        m.rtcp_mux = True
+    elif name == "crypto":
+        parts = rest.split()
+        if len(parts) >= 2:
+            m.crypto.append(parts[1])
+    elif name == "fingerprint":
+        m.fingerprint = rest
+    elif name == "candidate":
+        m.candidates.append(rest)
+
+
+def connection_address(desc: SessionDescription, media: Media) -> str:
+    """The address media goes to: media-level c= if present, else session-level (RFC 8866 5.7)."""
+    return media.connection or desc.connection
+
+
+def direction(desc: SessionDescription, media: Media) -> str:
+    """sendrecv unless said otherwise; media level wins; port 0 or c=0.0.0.0 (RFC 2543 hold) is inactive/sendonly."""
+    if media.port == 0:
+        return "inactive"
+    value = media.direction or desc.direction or "sendrecv"
+    if value == "sendrecv" and connection_address(desc, media) == "0.0.0.0":
+        return "sendonly"  # RFC 3264 8.4: the old way to put a call on hold
+    return value
+
+
+def codecs(media: Media) -> list[tuple[int, str, int, int]]:
+    """(payload type, name, clock rate, channels) in preference order; static types filled from RFC 3551."""
+    out = []
+    for pt in media.payload_types:
+        if pt in media.rtpmap:
+            name, rate, channels = media.rtpmap[pt]
+            rate = rate or static_clock_rate(pt) or 8000
+        elif pt in STATIC_PAYLOADS:
+            name, rate = STATIC_PAYLOADS[pt]
+            channels = 1
+        else:
+            name, rate, channels = f"PT{pt}", 0, 1
+        out.append((pt, name, rate, channels))
+    return out
+
+
+def static_clock_rate(pt: int) -> int | None:
+    entry = STATIC_PAYLOADS.get(pt)
+    return entry[1] if entry else None
+
+
+def static_codec_name(pt: int) -> str | None:
+    entry = STATIC_PAYLOADS.get(pt)
+    return entry[0] if entry else None

@@ -1,0 +1,63 @@
+"""SDP parser (RFC 8866) on real-world shapes: session/media c=, rtpmap, direction, rtcp, crypto, ICE."""
+
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from siptool import sdp
+
+OFFER = b"""v=0\r
+o=- 20518 0 IN IP4 203.0.113.5\r
+s=call\r
+c=IN IP4 203.0.113.5\r
+t=0 0\r
+a=sendonly\r
+m=audio 49170 RTP/SAVP 0 8 101 18\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:101 telephone-event/8000\r
+a=fmtp:101 0-16\r
+a=ptime:30\r
+a=rtcp:53020 IN IP4 126.16.64.4\r
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r
+a=candidate:1 1 UDP 2130706431 10.0.1.1 8998 typ host\r
+m=video 0 RTP/AVP 31\r
+c=IN IP4 0.0.0.0\r
+"""
+
+
+def test_offer_fields():
+    d = sdp.parse(OFFER)
+    assert d.origin_address == "203.0.113.5" and d.connection == "203.0.113.5" and not d.problems
+    audio, video = d.media
+    assert (audio.media, audio.port, audio.proto) == ("audio", 49170, "RTP/SAVP")
+    assert sdp.codecs(audio) == [(0, "PCMU", 8000, 1), (8, "PCMA", 8000, 1), (101, "telephone-event", 8000, 1),
+                                 (18, "G729", 8000, 1)]
+    assert audio.fmtp[101] == "0-16" and audio.ptime == 30
+    assert (audio.rtcp_port, audio.rtcp_address) == (53020, "126.16.64.4")
+    assert audio.crypto == ["AES_CM_128_HMAC_SHA1_80"] and len(audio.candidates) == 1
+    assert sdp.direction(d, audio) == "sendonly"  # session-level attribute applies
+    assert sdp.connection_address(d, audio) == "203.0.113.5"
+    assert sdp.direction(d, video) == "inactive"  # port 0: rejected/disabled stream
+    assert sdp.connection_address(d, video) == "0.0.0.0"
+
+
+def test_media_level_wins_and_old_style_hold():
+    d = sdp.parse("v=0\r\nc=IN IP4 192.0.2.1\r\na=recvonly\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\n"
+                  "a=sendrecv\r\na=rtcp-mux\r\n")
+    (m,) = d.media
+    assert sdp.connection_address(d, m) == "0.0.0.0"
+    assert sdp.direction(d, m) == "sendonly"  # RFC 3264 8.4: c=0.0.0.0 is the old hold
+    assert m.rtcp_mux
+
+
+def test_broken_lines_become_problems():
+    d = sdp.parse(b"v=0\r\ngarbage\r\nm=audio notaport RTP/AVP 0\r\nm=audio 5000 RTP/AVP 0 96\r\n"
+                  b"a=rtpmap:x y\r\na=ptime:abc\r\n")
+    assert len(d.problems) == 4
+    (m,) = d.media
+    assert sdp.codecs(m) == [(0, "PCMU", 8000, 1), (96, "PT96", 0, 1)]
+
+
+@given(st.binary(max_size=400))
+def test_never_raises(data):
+    sdp.parse(data)
