@@ -67,7 +67,8 @@ class MediaTracker:
         self._flows: dict[tuple, _Flow] = {}
         self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
-        self.rtcp_reports: list = []
+        self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
+        self._reported: dict[int, dict] = {}  # media SSRC -> what receivers reported about it
 
     # --- SIP side --------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class MediaTracker:
         if flow.kind == "rtp":
             self._rtp(flow, pkt)
         elif flow.kind == "rtcp":
-            self.rtcp_packets += 1
+            self._rtcp(pkt.payload, pkt.time)
 
     def _new_flow(self, pkt) -> _Flow:
         return self._classify(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, pkt.payload)
@@ -160,7 +161,7 @@ class MediaTracker:
         if len(payload) < 12 or payload[0] >> 6 != 2:
             return
         if 200 <= payload[1] <= 207:  # RTCP multiplexed on the RTP port (RFC 5761)
-            self.rtcp_packets += 1
+            self._rtcp(payload, pkt.time)
             return
         b0, b1, seq, ts, ssrc = _HDR.unpack_from(payload)
         pt = b1 & 0x7F
@@ -200,7 +201,9 @@ class MediaTracker:
             if flow.kind == "other":
                 continue
             rtcp = (b1[group] >= 200) & (b1[group] <= 207)
-            self.rtcp_packets += int(rtcp.sum())
+            for i in group[rtcp]:  # a few per stream and 5 s: parsed one by one
+                start = int(p[i])
+                self._rtcp(bytes(buf[start:start + int(rtp.length[i])]), float(rtp.time[i]))
             if flow.kind != "rtp":
                 continue
             g = group[~rtcp & (rtp.length[group] >= 12) & ((b0[group] >> 6) == 2)]
@@ -243,6 +246,27 @@ class MediaTracker:
         return _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
                             call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
 
+    def _rtcp(self, payload: bytes, time: float) -> None:
+        """RFC 3550 6.4: remember when each SR passed; read report blocks (loss, jitter, round trip).
+
+        The round trip is measured on the capture clock: report block seen - the SR it echoes (LSR)
+        seen - DLSR. It is the full RTT when the capture is taken at the SR's sender."""
+        self.rtcp_packets += 1
+        for p in parse_rtcp(payload):
+            if p.packet_type == 200:
+                self._sr_seen[(p.ssrc, p.ntp_middle)] = time
+                if len(self._sr_seen) > 65536:
+                    self._sr_seen.pop(next(iter(self._sr_seen)))
+            for b in p.reports:
+                info = self._reported.setdefault(b.ssrc, {"loss": 0.0, "jitter": 0, "rtt": []})
+                info["loss"] = max(info["loss"], b.fraction_lost_pct)
+                info["jitter"] = b.jitter
+                sent = self._sr_seen.get((b.ssrc, b.lsr)) if b.lsr else None
+                if sent is not None:
+                    rtt = (time - sent) * 1000.0 - b.dlsr * 1000.0 / 65536.0
+                    if 0 <= rtt < 10000 and len(info["rtt"]) < 1000:
+                        info["rtt"].append(rtt)
+
     # --- end -------------------------------------------------------------------------------
 
     def finish(self, report: Report) -> None:
@@ -262,9 +286,12 @@ class MediaTracker:
 
     def _stream(self, state: _StreamState, src, sport, dst, dport) -> Stream | None:
         m = state.stats.finish()
-        if not state.from_sdp and m.packets < HEURISTIC_MIN_PACKETS:
+        if not state.from_sdp and not _plausible_rtp(m, dst, dport):
             return None
-        name = state.codecs.get(state.pt, (None,))[0] or sdplib.static_codec_name(state.pt) or f"PT{state.pt}"
+        static = sdplib.static_codec_name(state.pt)
+        name = state.codecs.get(state.pt, (None,))[0] or static or f"PT{state.pt}"
+        if static and name.lower() == static.lower():
+            name = static  # "pcma" in an rtpmap is PCMA
         stream = Stream(
             ssrc=state.ssrc, src=_ep(src, sport), dst=_ep(dst, dport), payload_type=state.pt, codec=name,
             clock_rate=state.stats.clock_rate, packets=m.packets, expected=m.expected, lost=m.lost,
@@ -278,10 +305,34 @@ class MediaTracker:
         if state.events:
             from ..rtp.packet import dtmf_digits
             stream.dtmf = dtmf_digits(state.events)
+        reported = self._reported.get(state.ssrc)
+        delay = None
+        if reported is not None:
+            stream.rtcp_loss_pct = round(reported["loss"], 2)
+            clock = state.stats.clock_rate
+            stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
+            if reported["rtt"]:
+                stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
+                delay = stream.rtcp_rtt_ms / 2  # one-way delay for the E-model Id (G.107 7.4)
         if name.lower() != "telephone-event":
-            r, mos = mos_for_stream(name, m.effective_loss_pct, None)
+            r, mos = mos_for_stream(name, m.effective_loss_pct, delay)
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
         return stream
+
+
+NOT_RTP_PORTS = {53, 67, 68, 123, 137, 138, 161, 500, 1900, 3478, 4500, 5353, 5355}  # DNS, DHCP, NTP, mDNS...
+
+
+def _plausible_rtp(m, dst: str, dport: int) -> bool:
+    """A flow no SDP announced counts as RTP only if it behaves like it: enough packets, sequence
+    numbers that mostly move forward, not to a multicast/broadcast address or a well-known port
+    of a protocol whose first byte can look like RTP version 2 (LLMNR, mDNS, SSDP, DNS...)."""
+    if m.packets < HEURISTIC_MIN_PACKETS or dport in NOT_RTP_PORTS:
+        return False
+    if dst.startswith(("224.", "239.", "255.", "ff0", "FF0")) or dst.endswith(".255"):
+        return False
+    steps = np.diff(m.sequence)  # RFC 4733 end-of-event packets repeat their sequence number (step 0)
+    return bool(len(steps)) and np.count_nonzero((steps >= 0) & (steps < 1000)) >= 0.8 * len(steps)
 
 
 _IPV4_NAMES: dict[int, str] = {}

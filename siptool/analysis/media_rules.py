@@ -209,7 +209,7 @@ def codec_problems(call: Call) -> Iterable[Finding]:
             call_id=call.call_id, frames=[offer.frame], evidence={"offered": offer.codecs})
     if answer is None:
         return
-    allowed = {c.split()[0] for c in answer.codecs}
+    allowed = {c.split()[0] for e in call.sdp for c in e.codecs}  # every m= line (audio, video...)
     for s in call.streams:
         if s.packets and str(s.payload_type) not in allowed and s.from_sdp:
             yield Finding(
@@ -251,8 +251,8 @@ def stream_quality(call: Call) -> Iterable[Finding]:
 
 
 def quality_findings(s: Stream, call_id: str | None) -> Iterable[Finding]:
-    if s.packets < 10 or s.codec == "telephone-event":
-        return
+    if s.packets < 10 or s.codec == "telephone-event" or s.clock_rate >= 90000:
+        return  # video (90 kHz clock) spreads frames over packets: audio thresholds do not apply
     t = THRESHOLDS
     where = f"{s.src} -> {s.dst}"
     if s.loss_pct >= t["loss_pct"]:
@@ -279,3 +279,27 @@ def quality_findings(s: Stream, call_id: str | None) -> Iterable[Finding]:
             explanation=f"The E-model (ITU-T G.107) rates this stream R={s.r_factor:.0f}, MOS {s.mos:.2f}: "
                         "users will notice poor audio.",
             fix="See the loss and jitter findings for the cause.", call_id=call_id, frames=[s.first_frame])
+
+
+@call_rule
+def ssrc_change(call: Call) -> Iterable[Finding]:
+    """One direction (same addresses and ports) carrying several SSRCs one after another."""
+    by_path: dict[tuple[str, str], list[Stream]] = {}
+    for s in call.streams:
+        if s.packets and s.codec != "telephone-event":
+            by_path.setdefault((s.src, s.dst), []).append(s)
+    for (src, dst), streams in by_path.items():
+        if len(streams) < 2:
+            continue
+        streams.sort(key=lambda s: s.start)
+        later = streams[1]
+        yield Finding(
+            code="media.ssrc_change", severity="info",
+            title=f"SSRC changed on {src} -> {dst} ({len(streams)} sources)",
+            explanation=f"The media from {src} switched from SSRC {streams[0].ssrc:#010x} to {later.ssrc:#010x} "
+                        f"at frame {later.first_frame} without new SDP. Usually a B2BUA or media server "
+                        "re-anchoring or a transfer; some endpoints and SBCs mishandle it (brief silence, "
+                        "jitter buffer reset, dropped latching).",
+            fix="If audio breaks at that moment, have the sender keep one SSRC per session or send a re-INVITE.",
+            call_id=call.call_id, frames=[s.first_frame for s in streams][:4],
+            evidence={"ssrcs": [f"{s.ssrc:#010x}" for s in streams]})

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -95,6 +95,10 @@ class Stream:
     last_frame: int = 0
     dtmf: str = ""  # RFC 4733 digits seen
     call_id: str | None = None
+    # What the receiver of this stream said about it in RTCP reports (RFC 3550 6.4), when captured:
+    rtcp_loss_pct: float | None = None  # highest "fraction lost" reported
+    rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
+    rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
 
 
 @dataclass

@@ -75,3 +75,22 @@ def test_signalling_only_capture_says_media_was_not_captured():
     report = report_of("call_ok.pcap")
     assert codes(report) == []
     assert [f.code for f in report.findings] == ["capture.no_media"]
+
+
+def test_rtcp_round_trip_and_no_junk_streams(shared_pcaps):
+    # FreePBX call with RTCP: round trips from SR/RR pairs; LLMNR/SSDP chatter is not taken for RTP.
+    report = analyze_file(shared_pcaps / "voipshark_SIP-RTP-Normal_Call_two_parties.pcap")
+    assert report.streams == []
+    streams = [s for c in report.calls for s in c.streams]
+    assert len(streams) == 4
+    with_rtt = [s for s in streams if s.rtcp_rtt_ms is not None]
+    assert with_rtt and all(0 < s.rtcp_rtt_ms < 50 for s in with_rtt)
+    assert all(s.rtcp_loss_pct == 0.0 for s in with_rtt)
+    # the B2BUA's callee leg answered with a private SDP address behind 192.168.20.1
+    nat = [f for f in report.all_findings() if f.code == "nat.rtp_source"]
+    assert len(nat) == 1 and nat[0].evidence["sdp_said"] == "192.168.5.151:4000"
+
+
+def test_video_stream_is_not_judged_by_audio_rules(shared_pcaps):
+    report = analyze_file(shared_pcaps / "wsc_h263-over-rtp.pcap")
+    assert [f.code for f in report.all_findings() if f.severity != "info"] == []
