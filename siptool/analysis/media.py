@@ -65,6 +65,7 @@ class MediaTracker:
         self.series = series  # when given: (src, dst, ssrc) -> StreamMetrics with per-packet arrays (plots)
         self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
         self._flows: dict[tuple, _Flow] = {}
+        self._iflows: dict[tuple, _Flow] = {}  # the same flows keyed by integer IPv4 (fast path)
         self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
@@ -181,61 +182,79 @@ class MediaTracker:
         """The fast path's RTP/RTCP candidates of one batch (see capture/batch.py), in bulk.
 
         Same outcome as feeding them one by one: a new flow is classified by its first packet
-        against the SDP announcements in force at that frame.
+        against the SDP announcements in force at that frame. The header fields are gathered once
+        for the whole batch in flow order; each flow is then a contiguous slice.
         """
-        if not len(rtp.frame):
+        n = len(rtp.frame)
+        if not n:
             return
-        order = np.lexsort((rtp.dport, rtp.sport, rtp.dst, rtp.src))
-        keys = np.stack([rtp.src[order].astype(np.int64), rtp.sport[order], rtp.dst[order].astype(np.int64),
-                         rtp.dport[order]])
-        cut = np.flatnonzero((keys[:, 1:] != keys[:, :-1]).any(axis=0)) + 1
-        p = rtp.payload
+        order = np.lexsort((rtp.dport, rtp.sport, rtp.dst, rtp.src))  # stable: capture order within a flow
+        src, sport, dst, dport = rtp.src[order], rtp.sport[order], rtp.dst[order], rtp.dport[order]
+        change = np.empty(n, bool)
+        change[0] = True
+        change[1:] = (src[1:] != src[:-1]) | (sport[1:] != sport[:-1]) | (dst[1:] != dst[:-1]) \
+            | (dport[1:] != dport[:-1])
+        starts = np.flatnonzero(change)
+        stops = np.append(starts[1:], n)
+        p, length = rtp.payload[order], rtp.length[order]
         b0, b1 = buf[p], buf[p + 1]
-        for group in np.split(order, cut):
-            i0 = group[0]
-            key = (_ipv4(int(rtp.src[i0])), int(rtp.sport[i0]), _ipv4(int(rtp.dst[i0])), int(rtp.dport[i0]))
-            flow = self._flows.get(key)
-            if flow is None:
-                first = bytes(buf[p[i0]:p[i0] + rtp.length[i0]])
-                flow = self._flows[key] = self._classify(*key, int(rtp.frame[i0]), first)
-            if flow.kind == "other":
-                continue
-            rtcp = (b1[group] >= 200) & (b1[group] <= 207)
-            for i in group[rtcp]:  # a few per stream and 5 s: parsed one by one
-                start = int(p[i])
-                self._rtcp(bytes(buf[start:start + int(rtp.length[i])]), float(rtp.time[i]))
-            if flow.kind != "rtp":
-                continue
-            g = group[~rtcp & (rtp.length[group] >= 12) & ((b0[group] >> 6) == 2)]
-            if len(g):
-                self._rtp_bulk(flow, rtp, buf, g)
-
-    def _rtp_bulk(self, flow: _Flow, rtp, buf: np.ndarray, g: np.ndarray) -> None:
-        p = rtp.payload[g]
-        ssrc = _u32(buf, p + 8)
-        rec = np.empty(len(g), dtype=RECORD_DTYPE)
-        rec["frame"] = rtp.frame[g]
-        rec["time"] = rtp.time[g]
+        rtcp = (b1 >= 200) & (b1 <= 207)
+        usable = ~rtcp & (length >= 12) & ((b0 >> 6) == 2)
+        rec = np.empty(n, dtype=RECORD_DTYPE)
+        rec["frame"] = rtp.frame[order]
+        rec["time"] = rtp.time[order]
         rec["seq"] = (buf[p + 2].astype(np.uint16) << 8) | buf[p + 3]
         rec["ts"] = _u32(buf, p + 4)
-        rec["pt"] = buf[p + 1] & 0x7F
-        rec["marker"] = buf[p + 1] >> 7
-        rec["size"] = rtp.length[g]
-        parts = [(int(ssrc[0]), np.arange(len(g)))] if (ssrc == ssrc[0]).all() else \
+        rec["pt"] = b1 & 0x7F
+        rec["marker"] = b1 >> 7
+        rec["size"] = length
+        ssrc = _u32(buf, p + 8)
+        flows, iflows = self._flows, self._iflows
+        control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
+        for a, b, s_, sp, d_, dp in zip(starts.tolist(), stops.tolist(), src[starts].tolist(),
+                                        sport[starts].tolist(), dst[starts].tolist(), dport[starts].tolist()):
+            flow = iflows.get((s_, sp, d_, dp))
+            if flow is None:
+                key = (_ipv4(s_), sp, _ipv4(d_), dp)
+                flow = flows.get(key)
+                if flow is None:
+                    first = bytes(buf[p[a]:p[a] + length[a]])
+                    flow = flows[key] = self._classify(*key, int(rec["frame"][a]), first)
+                iflows[(s_, sp, d_, dp)] = flow
+            if flow.kind == "other":
+                continue
+            if rtcp[a:b].any():
+                control.extend((np.flatnonzero(rtcp[a:b]) + a).tolist())
+            if flow.kind != "rtp":
+                continue
+            u = usable[a:b]
+            if u.all():
+                sub, sub_ssrc, sub_p = rec[a:b], ssrc[a:b], p[a:b]
+            else:
+                sub, sub_ssrc, sub_p = rec[a:b][u], ssrc[a:b][u], p[a:b][u]
+            if len(sub):
+                self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf)
+        for i in sorted(control, key=lambda i: rec["frame"][i]):
+            start = int(p[i])
+            self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
+
+    def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray) -> None:
+        first = int(ssrc[0])
+        parts = [(first, None)] if (ssrc == first).all() else \
             [(int(v), np.flatnonzero(ssrc == v)) for v in np.unique(ssrc)]
         for value, idx in parts:
+            sub = rec if idx is None else rec[idx]
             state = flow.streams.get(value)
             if state is None:
-                state = flow.streams[value] = self._new_stream(flow, int(rtp.frame[g[idx[0]]]), value,
-                                                               int(rec["pt"][idx[0]]))
-            sub = rec[idx]
+                state = flow.streams[value] = self._new_stream(flow, int(sub["frame"][0]), value, int(sub["pt"][0]))
             state.stats.extend(sub)
             if state.codecs:
                 events = [pt for pt, (name, _r) in state.codecs.items() if name.lower() == "telephone-event"]
                 if events:
-                    for j in idx[np.isin(rec["pt"][idx], events)][:4096 - len(state.events)]:
-                        start = int(rtp.payload[g[j]])
-                        payload = bytes(buf[start:start + int(rtp.length[g[j]])])
+                    sp = p if idx is None else p[idx]
+                    for j in np.flatnonzero(np.isin(sub["pt"], events))[:4096 - len(state.events)]:
+                        start = int(sp[j])
+                        payload = bytes(buf[start:start + int(sub["size"][j])])
                         state.events.append(payload[_header_len(payload):])
 
     def _new_stream(self, flow: _Flow, frame: int, ssrc: int, pt: int) -> _StreamState:

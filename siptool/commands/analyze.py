@@ -31,7 +31,8 @@ FAIL_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
 def analyze(
     capture: Optional[Path] = typer.Argument(None, help="pcap, pcapng or gzip'd capture file."),
-    json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON (docs/json-schema.md)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON (docs/json-schema.md); "
+                                  "indented on a terminal, compact into a pipe or file."),
     filters: Optional[List[str]] = typer.Option(
         None, "--filter", "-f",
         help="Keep calls matching: a Call-ID or number substring, a status (486) or class (4xx), or a state "
@@ -65,7 +66,10 @@ def analyze(
         if json_out:
             from ..report.jsonout import dumps
 
-            typer.echo(dumps(report))
+            import sys
+
+            # Indented for a person at a terminal; compact (and much faster) into a pipe or file.
+            typer.echo(dumps(report, indent=2 if sys.stdout.isatty() else None))
         else:
             from ..report.terminal import render
 
