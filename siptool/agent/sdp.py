@@ -1,12 +1,14 @@
 """Small SDP offer/answer for the agent (RFC 4566, RFC 3264): G.711 plus telephone-event.
 
-Building is done here. `parse` is a minimal local reader of what offer/answer needs (c=, m=audio, rtpmap,
-direction, ptime): siptool/sdp.py did not exist when this was written; switch to it once it does."""
+Building is done here; reading goes through the analyser's parser (siptool/sdp.py), so `call`, `echo`
+and `analyze` understand SDP the same way."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+
+from .. import sdp as sdplib
 
 STATIC = {"PCMU": 0, "PCMA": 8}
 NAMES = {0: "PCMU", 8: "PCMA"}
@@ -50,40 +52,16 @@ def build(address: str, port: int, payloads: list[int], direction: str = "sendre
 
 
 def parse(body: bytes) -> Media | None:
-    """The first audio m= line with its connection address; None when there is none."""
-    text = body.decode("utf-8", "replace")
-    session_c = ""
-    media: Media | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if len(line) < 2 or line[1] != "=":
+    """The first audio m= line with its connection address, read by the analyser's SDP parser
+    (siptool.sdp); None when there is none."""
+    desc = sdplib.parse(body)
+    for m in desc.media:
+        if m.media != "audio":
             continue
-        kind, value = line[0], line[2:]
-        if kind == "m":
-            if media is not None:
-                break  # first audio stream only
-            parts = value.split()
-            if len(parts) >= 3 and parts[0] == "audio" and parts[1].split("/")[0].isdigit():
-                media = Media(address=session_c, port=int(parts[1].split("/")[0]),
-                              payloads=[int(p) for p in parts[3:] if p.isdigit()])
-        elif kind == "c":
-            addr = value.split()[-1].split("/")[0] if value.split() else ""
-            if media is None:
-                session_c = addr
-            else:
-                media.address = addr
-        elif kind == "a" and media is not None:
-            name, _, rest = value.partition(":")
-            if name == "rtpmap":
-                pt, _, enc = rest.partition(" ")
-                parts = enc.split("/")
-                if pt.isdigit() and parts:
-                    media.rtpmap[int(pt)] = (parts[0], int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 8000)
-            elif name in ("sendrecv", "sendonly", "recvonly", "inactive"):
-                media.direction = name
-            elif name == "ptime" and rest.strip().isdigit():
-                media.ptime = int(rest)
-    return media
+        return Media(address=sdplib.connection_address(desc, m), port=m.port, payloads=m.payload_types,
+                     rtpmap={pt: (name, rate or 8000) for pt, (name, rate, _ch) in m.rtpmap.items()},
+                     direction=sdplib.direction(desc, m) if m.port else "inactive", ptime=m.ptime)
+    return None
 
 
 def choose(offer: Media, supported: list[str]) -> tuple[str, int] | None:
