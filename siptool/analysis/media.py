@@ -315,7 +315,7 @@ class MediaTracker:
             ssrc=state.ssrc, src=_ep(src, sport), dst=_ep(dst, dport), payload_type=state.pt, codec=name,
             clock_rate=state.stats.clock_rate, packets=m.packets, expected=m.expected, lost=m.lost,
             loss_pct=round(m.loss_pct, 3), duplicates=m.duplicates, out_of_order=m.out_of_order,
-            sequence_errors=m.sequence_errors, max_delta_ms=round(m.max_delta_ms, 3),
+            sequence_errors=m.sequence_errors, timestamp_jumps=m.timestamp_jumps, max_delta_ms=round(m.max_delta_ms, 3),
             mean_jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
             mean_bitrate_kbps=round(m.mean_bitrate_kbps, 2), from_sdp=state.from_sdp, start=m.start,
             end=m.end, first_frame=state.first_frame, last_frame=m.last_frame)

@@ -6,6 +6,7 @@ Rules read `call.sdp` (what each side said) and `call.streams` (what was sent), 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Iterable
 
 from ..report.model import Call, Finding, SdpEntry, Stream
@@ -272,6 +273,17 @@ def quality_findings(s: Stream, call_id: str | None) -> Iterable[Finding]:
                         "Jitter buffers discard late packets, which sounds like loss.",
             fix="Prioritise voice (DSCP EF), avoid congested or wireless links.",
             call_id=call_id, frames=[s.first_frame], evidence={"max_jitter_ms": s.max_jitter_ms})
+    if s.timestamp_jumps:
+        yield Finding(
+            code="media.timestamp_jump", severity="warning",
+            title=f"RTP timestamp jumped {s.timestamp_jumps} time(s) on {where}",
+            explanation="Between packets with consecutive sequence numbers the RTP timestamp moved more than "
+                        "0.5 s away from the time that passed. Receivers' jitter buffers resynchronise or drop "
+                        "audio there (clicks, gaps). Usually a media server or SBC splicing two sources "
+                        "(announcement then call, transfer) without a new SSRC or marker bit.",
+            fix="Have the sender set the marker bit / change SSRC on source changes, or enable RTP "
+                "re-timestamping on the SBC.",
+            call_id=call_id, frames=[s.first_frame], evidence={"timestamp_jumps": s.timestamp_jumps})
     if s.mos is not None and s.mos < t["mos"]:
         yield Finding(
             code="media.mos", severity="error" if s.mos < t["mos_error"] else "warning",
@@ -303,3 +315,60 @@ def ssrc_change(call: Call) -> Iterable[Finding]:
             fix="If audio breaks at that moment, have the sender keep one SSRC per session or send a re-INVITE.",
             call_id=call.call_id, frames=[s.first_frame for s in streams][:4],
             evidence={"ssrcs": [f"{s.ssrc:#010x}" for s in streams]})
+
+
+_URI_HOST = re.compile(r"sips?:(?:[^@>;\s]*@)?(\[[^\]]+\]|[^:;>\s]+)", re.IGNORECASE)
+
+
+def sip_header_nat(msg, hop, call: Call) -> Finding | None:
+    """RFC 3581 / RFC 5626 territory: a private, CGNAT or link-local address in the Contact (or, for a
+    request, the top Via) of a message that arrived from a public address: the sender is behind NAT and
+    did not learn its public address, so in-dialog requests (ACK, BYE) sent to that Contact get lost."""
+    if address_kind(hop.src) != "public":
+        return None
+    seen = []
+    contact = msg.get("contact") or ""
+    m = _URI_HOST.search(contact)
+    if m:
+        seen.append(("Contact", m.group(1).strip("[]")))
+    if msg.is_request:
+        via = (msg.get_all("via") or [""])[0]
+        parts = via.split(",")[0].split()
+        if len(parts) >= 2:
+            seen.append(("Via", parts[1].split(";")[0].rsplit(":", 1)[0].strip("[]")))
+    for header, host in seen:
+        kind = address_kind(host)
+        if kind in ("private", "cgnat", "link-local"):
+            return Finding(
+                code="nat.private_contact", severity="warning",
+                title=f"{header} has {kind} address {host} in a message from public {hop.src}",
+                explanation=f"The {msg.label} in frame {hop.frame} came from {hop.src}:{hop.sport} but its {header} "
+                            f"says {host}, a {kind} address. The sender is behind NAT and its SIP stack did not "
+                            "use its public address; requests sent to that Contact (ACK, re-INVITE, BYE) cannot "
+                            "reach it unless the far end uses the source address (rport, RFC 3581; NAT=yes).",
+                fix="Enable rport/NAT handling (force_rport, fix_nated_contact, nat=force_rport,comedia) on the "
+                    "proxy or PBX, set the external address on the device, or turn off a broken SIP ALG.",
+                call_id=call.call_id, frames=[hop.frame],
+                evidence={"header": header, "address": host, "source": f"{hop.src}:{hop.sport}"})
+    return None
+
+
+@call_rule
+def dropped_after_30s(call: Call) -> Iterable[Finding]:
+    """An answered call ended by BYE 28-40 s after answer even though the ACK was seen: the classic
+    signature of an ACK or session refresh that never reached the far end, or a NAT binding timing out."""
+    if call.kind != "call" or call.answer is None or call.ack_missing or call.duration_s is None:
+        return
+    if not (28 <= call.duration_s <= 40) or not call.end_reason.startswith("BYE") or call.ended_by is None:
+        return
+    bye = [s.frame for s in call.ladder if s.method == "BYE" and s.status is None]
+    yield Finding(
+        code="sip.dropped_30s", severity="warning",
+        title=f"Call dropped {call.duration_s:.0f} s after answer (BYE from the {call.ended_by})",
+        explanation="Calls that end 30-32 s after answer are usually cut by the far end, not by a person: "
+                    "the ACK (or a session-timer refresh) left this side but never reached the far end, so "
+                    "after 64*T1 = 32 s it gives up (RFC 3261 13.3.1.4); or a NAT/firewall UDP binding "
+                    "expired. Capture on the far side of the NAT to see whether the ACK arrives.",
+        fix="Check that the ACK is sent to the 200 OK's Contact/Record-Route and passes NAT; check "
+            "Session-Expires handling; raise UDP timeouts on NAT devices or send keep-alives.",
+        call_id=call.call_id, frames=bye[:2], evidence={"duration_s": call.duration_s, "ended_by": call.ended_by})

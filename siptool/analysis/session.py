@@ -46,6 +46,7 @@ class Analyzer:
         self._tcp: dict[tuple, _TcpFlow] = {}
         self._not_sip: set[tuple] = set()
         self._malformed = 0
+        self._nat_reported: set[str] = set()  # calls with a private Contact/Via finding already
         self.media = media  # optional media tracker with feed(packet) and finish(report)
 
     def feed(self, pkt: Packet) -> None:
@@ -101,6 +102,11 @@ class Analyzer:
         call = self.tracker.add(msg, hop)
         if msg.problems:
             call.findings.append(rules.message_problems(frame, msg, call.call_id))
+        if call.call_id not in self._nat_reported:
+            nat = media_rules.sip_header_nat(msg, hop, call)
+            if nat is not None:
+                self._nat_reported.add(call.call_id)
+                call.findings.append(nat)
         if self.media is not None and msg.body:
             self.media.sip(msg, hop, call)
 

@@ -82,6 +82,7 @@ class Stream:
     duplicates: int = 0
     out_of_order: int = 0
     sequence_errors: int = 0
+    timestamp_jumps: int = 0  # RTP clock jumped > 0.5 s against arrival between consecutive packets
     max_delta_ms: float = 0.0
     mean_jitter_ms: float = 0.0
     max_jitter_ms: float = 0.0

@@ -45,6 +45,8 @@ class StreamMetrics:
     out_of_order: int = 0  # late arrivals (sequence below one already seen), duplicates excluded
     sequence_errors: int = 0  # tshark's "Seq Errs": jumps, late and duplicate packets
     wrong_timestamps: int = 0  # packets whose RTP timestamp goes back (tshark's "Incorrect timestamp")
+    timestamp_jumps: int = 0  # next-in-sequence packets whose timestamp moved > 0.5 s off the arrival clock
+    timestamp_jump_frame: int = 0
     problem: bool = False  # tshark's "Problems?" column
     min_delta_ms: float = 0.0
     mean_delta_ms: float = 0.0
@@ -244,6 +246,15 @@ class StreamStats:
         err[0] = False
         m.sequence_errors = int(np.count_nonzero(err))
         m.wrong_timestamps = int(np.count_nonzero(~in_time))
+        # Timestamp jumps: consecutive sequence numbers whose RTP clock moved more than 0.5 s away from
+        # the arrival clock (sender restarted its clock, or a media server spliced streams).
+        if n > 1:
+            nxt = (np.diff(ext_seq) == 1) & (rate[1:] > 0) & (rate[:-1] > 0)
+            media_dt = np.diff(ext_ts) / np.maximum(rate[1:], 1)
+            wall_dt = np.diff(t) / 1000.0
+            jump = nxt & (np.abs(media_dt - wall_dt) > 0.5)
+            m.timestamp_jumps = int(np.count_nonzero(jump))
+            m.timestamp_jump_frame = int(frames[1:][jump][0]) if m.timestamp_jumps else 0
         m.problem = bool(m.sequence_errors or m.wrong_timestamps)
 
         m.start, m.end = float(rec["time"][0]), float(rec["time"][-1])

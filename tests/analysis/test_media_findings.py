@@ -94,3 +94,41 @@ def test_rtcp_round_trip_and_no_junk_streams(shared_pcaps):
 def test_video_stream_is_not_judged_by_audio_rules(shared_pcaps):
     report = analyze_file(shared_pcaps / "wsc_h263-over-rtp.pcap")
     assert [f.code for f in report.all_findings() if f.severity != "info"] == []
+
+
+def test_private_contact_from_public_source():
+    from siptool.analysis.media_rules import sip_header_nat
+    from siptool.report.model import Call
+    from siptool.sip.dialogs import Hop
+    from siptool.sip.message import parse
+
+    raw = (b"INVITE sip:bob@185.12.64.3 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1\r\n"
+           b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: x1\r\nCSeq: 1 INVITE\r\n"
+           b"Contact: <sip:a@10.0.0.5:5060>\r\nContent-Length: 0\r\n\r\n")
+    call = Call(call_id="x1", kind="call", method="INVITE")
+    public = Hop(7, 1.0, "192.0.32.10", 40000, "185.12.64.3", 5060, "UDP")
+    finding = sip_header_nat(parse(raw), public, call)
+    assert finding.code == "nat.private_contact" and finding.frames == [7]
+    assert finding.evidence == {"header": "Contact", "address": "10.0.0.5", "source": "192.0.32.10:40000"}
+    inside = Hop(7, 1.0, "10.0.0.5", 5060, "185.12.64.3", 5060, "UDP")
+    assert sip_header_nat(parse(raw), inside, call) is None  # no NAT between: nothing to say
+
+
+def test_private_contact_in_real_capture(shared_pcaps):
+    report = analyze_file(shared_pcaps / "suricata_sip_compact_form.pcap")
+    (finding,) = [f for f in report.all_findings() if f.code == "nat.private_contact"]
+    assert finding.evidence["address"] == "192.168.1.2"
+
+
+def test_call_dropped_after_30_seconds():
+    from siptool.analysis.findings import call_findings
+    from siptool.report.model import Call, LadderStep
+
+    bye = LadderStep(frame=40, time=131.0, src="b:5060", dst="a:5060", transport="UDP", label="BYE",
+                     method="BYE", status=None, cseq=2)
+    call = Call(call_id="d1", kind="call", method="INVITE", answer=100.0, end=131.0, duration_s=31.0,
+                ended_by="callee", end_reason="BYE from callee", final_status=200, ladder=[bye])
+    (finding,) = [f for f in call_findings(call) if f.code == "sip.dropped_30s"]
+    assert finding.frames == [40] and "32 s" in finding.explanation
+    call.duration_s = 95.0
+    assert not [f for f in call_findings(call) if f.code == "sip.dropped_30s"]

@@ -107,3 +107,12 @@ def test_e_model_defaults_and_loss():
     assert mos_for_stream("PCMU", 5.0)[1] < mos_for_stream("PCMU", 1.0)[1] < mos
     # Delay: 400 ms one-way costs a lot more than 100 ms (G.107 Id).
     assert mos_for_stream("PCMU", 0.0, 400)[1] < mos_for_stream("PCMU", 0.0, 100)[1] < mos + 1e-9
+
+
+def test_timestamp_jump_is_counted_once():
+    stats = StreamStats(8000)
+    for i in range(100):
+        ts = 160 * i + (8000 * 3 if i >= 60 else 0)  # the RTP clock leaps 3 s at packet 60
+        stats.add(i + 1, 0.02 * i, i, ts, 0, 0, 172)
+    m = stats.finish()
+    assert (m.timestamp_jumps, m.timestamp_jump_frame, m.lost) == (1, 61, 0)
