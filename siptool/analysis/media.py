@@ -49,13 +49,15 @@ class _StreamState:
 class _Flow:
     """One direction of a UDP 5-tuple carrying RTP or RTCP."""
 
-    __slots__ = ("kind", "endpoint", "streams", "last")
+    __slots__ = ("kind", "endpoint", "streams", "last", "epoch", "stale")
 
-    def __init__(self, kind: str, endpoint: _Endpoint | None) -> None:
+    def __init__(self, kind: str, endpoint: _Endpoint | None, epoch: int = 0) -> None:
         self.kind = kind  # "rtp", "rtcp" or "other"
         self.endpoint = endpoint
         self.streams: dict[int, _StreamState] = {}
         self.last: _StreamState | None = None
+        self.epoch = epoch  # frame of the newest SDP announcement of either end when the flow began
+        self.stale = False  # a later announcement touched one of its ends: check the epoch again
 
 
 class MediaTracker:
@@ -66,6 +68,8 @@ class MediaTracker:
         self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
         self._flows: dict[tuple, _Flow] = {}
         self._iflows: dict[tuple, _Flow] = {}  # the same flows keyed by integer IPv4 (fast path)
+        self._by_endpoint: dict[tuple[str, int], list[tuple]] = {}  # ip, port -> keys of flows touching it
+        self._retired: list[tuple[tuple, _Flow]] = []  # flows whose ports a later call re-used
         self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
@@ -102,6 +106,44 @@ class MediaTracker:
             history[-1].codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
             return
         history.append(ep)
+        # A new call may re-use this address:port: its packets must start new flows (and streams).
+        for flow_key in self._by_endpoint.get(key, ()):
+            flow = self._flows.get(flow_key)
+            if flow is not None:
+                flow.stale = True
+
+    def _epoch(self, key: tuple, frame: int) -> int:
+        """Frame of the newest announcement (either end of the flow) in force at `frame`."""
+        newest = 0
+        for end in ((key[0], key[1]), (key[2], key[3])):
+            for ep in self._endpoints.get(end, ()):
+                if newest < ep.frame <= frame:
+                    newest = ep.frame
+        return newest
+
+    def _cuts(self, key: tuple, first: int, last: int) -> list[int]:
+        """Announcement frames (either end) inside (first, last]: where a batch's flow slice must split."""
+        out = [ep.frame for end in ((key[0], key[1]), (key[2], key[3])) for ep in self._endpoints.get(end, ())
+               if first < ep.frame <= last]
+        return sorted(set(out))
+
+    def _current(self, key: tuple, flow: _Flow | None, frame: int, payload) -> _Flow:
+        """The flow for a packet at `frame`: the existing one unless a newer announcement began a new epoch."""
+        if flow is not None:
+            if not flow.stale:
+                return flow
+            flow.stale = False
+            if flow.epoch == self._epoch(key, frame):
+                return flow
+            self._retired.append((key, self._flows.pop(key, flow)))
+            self._iflows.pop(_int_key(key), None)
+        return self._remember(key, self._classify(*key, frame, payload))
+
+    def _remember(self, key: tuple, flow: _Flow) -> _Flow:
+        self._flows[key] = flow
+        self._by_endpoint.setdefault((key[0], key[1]), []).append(key)
+        self._by_endpoint.setdefault((key[2], key[3]), []).append(key)
+        return flow
 
     def _endpoint(self, key: tuple[str, int], frame: int) -> _Endpoint | None:
         """The announcement in force at `frame` (the latest one made at or before it)."""
@@ -135,27 +177,25 @@ class MediaTracker:
     def feed(self, pkt) -> None:
         key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
         flow = self._flows.get(key)
-        if flow is None:
-            flow = self._flows[key] = self._new_flow(pkt)
+        if flow is None or flow.stale:
+            flow = self._current(key, flow, pkt.frame, pkt.payload)
         if flow.kind == "rtp":
             self._rtp(flow, pkt)
         elif flow.kind == "rtcp":
             self._rtcp(pkt.payload, pkt.time)
 
-    def _new_flow(self, pkt) -> _Flow:
-        return self._classify(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.frame, pkt.payload)
-
     def _classify(self, src, sport, dst, dport, frame, payload) -> _Flow:
         """A flow's kind is decided by its first packet: SDP endpoint (either side) or heuristics."""
         ep = self._endpoint((dst, dport), frame) or self._endpoint((src, sport), frame)
+        epoch = self._epoch((src, sport, dst, dport), frame)
         is_rtcp = len(payload) >= 8 and 200 <= payload[1] <= 207
         if ep is not None:
             if ep.rtcp or is_rtcp:
-                return _Flow("rtcp", ep)
-            return _Flow("rtp", ep)
+                return _Flow("rtcp", ep, epoch)
+            return _Flow("rtp", ep, epoch)
         if is_rtcp:
-            return _Flow("rtcp", None)
-        return _Flow("rtp", None) if len(payload) >= 12 else _Flow("other", None)
+            return _Flow("rtcp", None, epoch)
+        return _Flow("rtp", None, epoch) if len(payload) >= 12 else _Flow("other", None, epoch)
 
     def _rtp(self, flow: _Flow, pkt) -> None:
         payload = pkt.payload
@@ -211,32 +251,43 @@ class MediaTracker:
         ssrc = _u32(buf, p + 8)
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
-        for a, b, s_, sp, d_, dp in zip(starts.tolist(), stops.tolist(), src[starts].tolist(),
-                                        sport[starts].tolist(), dst[starts].tolist(), dport[starts].tolist()):
-            flow = iflows.get((s_, sp, d_, dp))
-            if flow is None:
-                key = (_ipv4(s_), sp, _ipv4(d_), dp)
-                flow = flows.get(key)
-                if flow is None:
-                    first = bytes(buf[p[a]:p[a] + length[a]])
-                    flow = flows[key] = self._classify(*key, int(rec["frame"][a]), first)
-                iflows[(s_, sp, d_, dp)] = flow
-            if flow.kind == "other":
-                continue
-            if rtcp[a:b].any():
-                control.extend((np.flatnonzero(rtcp[a:b]) + a).tolist())
-            if flow.kind != "rtp":
-                continue
-            u = usable[a:b]
-            if u.all():
-                sub, sub_ssrc, sub_p = rec[a:b], ssrc[a:b], p[a:b]
-            else:
-                sub, sub_ssrc, sub_p = rec[a:b][u], ssrc[a:b][u], p[a:b][u]
-            if len(sub):
-                self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf)
+        frames = rec["frame"]
+        for a0, b0_, s_, sp, d_, dp in zip(starts.tolist(), stops.tolist(), src[starts].tolist(),
+                                           sport[starts].tolist(), dst[starts].tolist(), dport[starts].tolist()):
+            ikey = (s_, sp, d_, dp)
+            key = (_ipv4(s_), sp, _ipv4(d_), dp)
+            flow = iflows.get(ikey) or flows.get(key)
+            cuts = self._cuts(key, int(frames[a0]), int(frames[b0_ - 1])) if key[:2] in self._endpoints \
+                or key[2:] in self._endpoints else []
+            bounds = [a0, *(a0 + np.searchsorted(frames[a0:b0_], cuts)).tolist(), b0_]
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                if a >= b:
+                    continue
+                if flow is None or flow.stale or a > a0:
+                    if flow is not None and a > a0:
+                        flow.stale = True  # an announcement inside this slice: maybe a new epoch
+                    flow = self._current(key, flow, int(frames[a]), bytes(buf[p[a]:p[a] + length[a]]))
+                    iflows[ikey] = flow
+                self._slice(flow, a, b, rec, ssrc, p, rtcp, usable, control, buf)
         for i in sorted(control, key=lambda i: rec["frame"][i]):
             start = int(p[i])
             self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
+
+    def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, rtcp, usable, control: list, buf) -> None:
+        """Records a..b of one flow in one epoch."""
+        if flow.kind == "other":
+            return
+        if rtcp[a:b].any():
+            control.extend((np.flatnonzero(rtcp[a:b]) + a).tolist())
+        if flow.kind != "rtp":
+            return
+        u = usable[a:b]
+        if u.all():
+            sub, sub_ssrc, sub_p = rec[a:b], ssrc[a:b], p[a:b]
+        else:
+            sub, sub_ssrc, sub_p = rec[a:b][u], ssrc[a:b][u], p[a:b][u]
+        if len(sub):
+            self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf)
 
     def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray) -> None:
         first = int(ssrc[0])
@@ -289,7 +340,7 @@ class MediaTracker:
     # --- end -------------------------------------------------------------------------------
 
     def finish(self, report: Report) -> None:
-        for (src, sport, dst, dport), flow in self._flows.items():
+        for (src, sport, dst, dport), flow in self._retired + list(self._flows.items()):
             for state in flow.streams.values():
                 stream = self._stream(state, src, sport, dst, dport)
                 if stream is None:
@@ -362,6 +413,15 @@ def _ipv4(value: int) -> str:
     if name is None:
         name = _IPV4_NAMES[value] = socket.inet_ntoa(struct.pack("!I", value))
     return name
+
+
+def _int_key(key: tuple) -> tuple | None:
+    """The fast path's integer form of a flow key (IPv4 only)."""
+    try:
+        src, dst = (struct.unpack("!I", socket.inet_aton(a))[0] for a in (key[0], key[2]))
+    except OSError:
+        return None
+    return src, key[1], dst, key[3]
 
 
 def _u32(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:

@@ -132,3 +132,15 @@ def test_call_dropped_after_30_seconds():
     assert finding.frames == [40] and "32 s" in finding.explanation
     call.duration_s = 95.0
     assert not [f for f in call_findings(call) if f.code == "sip.dropped_30s"]
+
+
+def test_bundled_example_shows_each_problem_once():
+    # fixtures/pcaps/example.pcap = several captures merged; ports are re-used from call to call, so
+    # this also checks that RTP is attributed by the SDP in force (not to the first call on the port).
+    report = report_of("example.pcap")
+    assert sorted(c.final_status for c in report.calls) == [200, 200, 200, 200, 486, 487, 488]
+    assert codes(report) == ["codec.no_common", "media.loss", "media.one_way", "nat.rtp_source",
+                             "sip.failed.488"]
+    packets = {c.call_id.split("@")[0]: sorted(s.packets for s in c.streams) for c in report.calls}
+    assert packets["1-media_ok"] == [200, 200] and packets["1-media_oneway"] == [200]
+    assert packets["1-media_impaired"] == [196, 200]
