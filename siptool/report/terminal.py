@@ -72,7 +72,7 @@ def calls_table(report: Report) -> Table:
     table.add_column("dur.", justify="right", no_wrap=True)
     table.add_column("msgs", justify="right", no_wrap=True)
     if with_media:
-        table.add_column("media (worst MOS)", overflow="fold")
+        table.add_column("media (worst MOS)", no_wrap=True, overflow="ellipsis", min_width=8)
     table.add_column("!", justify="right", no_wrap=True)
     for i, call in calls:
         worst = _worst(call.findings)
@@ -122,22 +122,40 @@ def other_table(report: Report) -> Table | None:
     return table
 
 
-def streams_table(report: Report) -> Table | None:
+def streams_table(report: Report, width: int = 120) -> Table | None:
     rows = [(i, s) for i, c in enumerate(report.calls, 1) for s in c.streams]
     rows += [(None, s) for s in report.streams]
     if not rows:
         return None
-    table = Table(title="Media streams (RTP)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("call", "src -> dst", "SSRC", "codec", "pkts", "lost", "max delta", "jitter mean/max", "MOS", ""):
-        table.add_column(name, justify="right" if name in ("pkts", "lost", "MOS") else "left")
+    table = Table(title="Media streams (RTP)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    wide = width >= 118  # SSRC and notes only when there is room; --json has everything
+    table.add_column("call", justify="right", no_wrap=True)
+    table.add_column("src -> dst", no_wrap=True, overflow="ellipsis")
+    if wide:
+        table.add_column("SSRC", no_wrap=True)
+    table.add_column("codec", no_wrap=True, max_width=8, overflow="ellipsis")
+    for name in ("pkts", "lost", "max Δ ms", "jitter ms", "MOS"):
+        table.add_column(name, justify="right", no_wrap=True)
+    if wide:
+        table.add_column("", overflow="fold")
     for i, s in rows:
         lost_style = "red" if s.loss_pct >= 3 else "yellow" if s.loss_pct >= 1 else ""
         mos_style = "red" if s.mos and s.mos < 3.6 else "yellow" if s.mos and s.mos < 4.0 else "green"
-        table.add_row(str(i) if i else "-", f"{s.src} -> {s.dst}", f"0x{s.ssrc:08X}", s.codec, f"{s.packets:,}",
-                      Text(f"{s.lost} ({s.loss_pct:.1f}%)", style=lost_style), f"{s.max_delta_ms:.1f} ms",
-                      f"{s.mean_jitter_ms:.2f} / {s.max_jitter_ms:.2f} ms",
-                      Text(f"{s.mos:.2f}", style=mos_style) if s.mos else "-",
-                      "" if s.from_sdp else Text("no SDP", style="dim"))
+        notes = [] if s.from_sdp else ["no SDP"]
+        if s.duplicates:
+            notes.append(f"{s.duplicates} dup")
+        if s.out_of_order:
+            notes.append(f"{s.out_of_order} late")
+        if s.dtmf:
+            notes.append(f"DTMF {s.dtmf}")
+        if s.rtcp_rtt_ms is not None:
+            notes.append(f"RTT {s.rtcp_rtt_ms:.0f} ms")
+        cells = [str(i) if i else "-", f"{s.src} -> {s.dst}", f"{s.ssrc:08X}", s.codec, f"{s.packets:,}",
+                 Text(f"{s.lost} {s.loss_pct:.1f}%", style=lost_style), f"{s.max_delta_ms:.1f}",
+                 f"{s.mean_jitter_ms:.2f}/{s.max_jitter_ms:.2f}",
+                 Text(f"{s.mos:.2f}", style=mos_style) if s.mos else "-", Text(", ".join(notes), style="dim")]
+        table.add_row(*(cells if wide else cells[:2] + cells[3:-1]))
     return table
 
 
@@ -206,7 +224,7 @@ def render(report: Report, console: Console) -> None:
         console.print(calls_table(report))
     else:
         console.print(Text("No INVITE calls in this capture.", style="dim"))
-    for extra in (other_table(report), streams_table(report)):
+    for extra in (other_table(report), streams_table(report, console.width)):
         if extra is not None:
             console.print(extra)
     console.print(metrics_table(report))
