@@ -22,6 +22,9 @@ from ..rtp.stats import RECORD_DTYPE, StreamStats
 from ..sip.message import SipMessage
 
 _HDR = struct.Struct("!BBHII")
+CLOSE_AFTER_S = 10.0  # a stream of a call that got its BYE is closed after this long without packets
+IDLE_S = 300.0  # any stream is closed after this long without packets
+SWEEP_EVERY = 8192  # packets between memory sweeps on the per-packet path
 HEURISTIC_MIN_PACKETS = 2  # a non-SDP flow needs this many RTP-looking packets to count as a stream
 
 
@@ -44,12 +47,13 @@ class _StreamState:
     from_sdp: bool
     events: list[bytes] = field(default_factory=list)  # RFC 4733 payloads (few per call)
     event_pt: int | None = None
+    last_time: float = 0.0  # capture time of its latest packet
 
 
 class _Flow:
     """One direction of a UDP 5-tuple carrying RTP or RTCP."""
 
-    __slots__ = ("kind", "endpoint", "streams", "last", "epoch", "stale")
+    __slots__ = ("kind", "endpoint", "streams", "last", "epoch", "stale", "last_time")
 
     def __init__(self, kind: str, endpoint: _Endpoint | None, epoch: int = 0) -> None:
         self.kind = kind  # "rtp", "rtcp" or "other"
@@ -58,6 +62,7 @@ class _Flow:
         self.last: _StreamState | None = None
         self.epoch = epoch  # frame of the newest SDP announcement of either end when the flow began
         self.stale = False  # a later announcement touched one of its ends: check the epoch again
+        self.last_time = 0.0
 
 
 class MediaTracker:
@@ -68,8 +73,11 @@ class MediaTracker:
         self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
         self._flows: dict[tuple, _Flow] = {}
         self._iflows: dict[tuple, _Flow] = {}  # the same flows keyed by integer IPv4 (fast path)
-        self._by_endpoint: dict[tuple[str, int], list[tuple]] = {}  # ip, port -> keys of flows touching it
+        self._by_endpoint: dict[tuple[str, int], set[tuple]] = {}  # ip, port -> keys of flows touching it
         self._retired: list[tuple[tuple, _Flow]] = []  # flows whose ports a later call re-used
+        self._bye: dict[str, float] = {}  # call_id -> time of its first BYE
+        self._closed: list[tuple[Stream, _StreamState, float]] = []  # finished early (memory), with loss
+        self._since_sweep = 0
         self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
@@ -141,8 +149,8 @@ class MediaTracker:
 
     def _remember(self, key: tuple, flow: _Flow) -> _Flow:
         self._flows[key] = flow
-        self._by_endpoint.setdefault((key[0], key[1]), []).append(key)
-        self._by_endpoint.setdefault((key[2], key[3]), []).append(key)
+        self._by_endpoint.setdefault((key[0], key[1]), set()).add(key)
+        self._by_endpoint.setdefault((key[2], key[3]), set()).add(key)
         return flow
 
     def _endpoint(self, key: tuple[str, int], frame: int) -> _Endpoint | None:
@@ -179,6 +187,7 @@ class MediaTracker:
         flow = self._flows.get(key)
         if flow is None or flow.stale:
             flow = self._current(key, flow, pkt.frame, pkt.payload)
+        flow.last_time = pkt.time
         if flow.kind == "rtp":
             self._rtp(flow, pkt)
         elif flow.kind == "rtcp":
@@ -213,6 +222,10 @@ class MediaTracker:
                 state = flow.streams[ssrc] = self._new_stream(flow, pkt.frame, ssrc, pt)
             flow.last = state
         state.stats.add(pkt.frame, pkt.time, seq, ts, pt, b1 >> 7, len(payload))
+        state.last_time = pkt.time
+        self._since_sweep += 1
+        if self._since_sweep >= SWEEP_EVERY:
+            self._sweep(pkt.time)
         if pt != state.pt and state.codecs.get(pt, ("",))[0].lower() == "telephone-event":
             state.event_pt = pt
             if len(state.events) < 4096:
@@ -272,9 +285,11 @@ class MediaTracker:
         for i in sorted(control, key=lambda i: rec["frame"][i]):
             start = int(p[i])
             self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
+        self._sweep(float(rec["time"].max()))
 
     def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, rtcp, usable, control: list, buf) -> None:
         """Records a..b of one flow in one epoch."""
+        flow.last_time = float(rec["time"][b - 1])
         if flow.kind == "other":
             return
         if rtcp[a:b].any():
@@ -299,6 +314,7 @@ class MediaTracker:
             if state is None:
                 state = flow.streams[value] = self._new_stream(flow, int(sub["frame"][0]), value, int(sub["pt"][0]))
             state.stats.extend(sub)
+            state.last_time = float(sub["time"][-1])
             if state.codecs:
                 events = [pt for pt, (name, _r) in state.codecs.items() if name.lower() == "telephone-event"]
                 if events:
@@ -337,34 +353,71 @@ class MediaTracker:
                     if 0 <= rtt < 10000 and len(info["rtt"]) < 1000:
                         info["rtt"].append(rtt)
 
+    def ended(self, call: Call, time: float) -> None:
+        """The call got a BYE: its streams can be closed once they fall silent (see _sweep)."""
+        self._bye.setdefault(call.call_id, time)
+
+    def _sweep(self, now: float) -> None:
+        """Close streams that are over, so memory follows the calls in progress, not the capture
+        length: a stream of a call that got its BYE, silent for CLOSE_AFTER_S; any stream silent for
+        IDLE_S. A later packet of the same SSRC on that flow starts a new stream."""
+        self._since_sweep = 0
+        for key, flow in list(self._flows.items()) + self._retired:
+            for ssrc, state in list(flow.streams.items()):
+                quiet = now - state.last_time
+                bye = self._bye.get(state.call.call_id) if state.call is not None else None
+                if quiet > IDLE_S or (bye is not None and quiet > CLOSE_AFTER_S and now - bye > CLOSE_AFTER_S):
+                    self._close(key, flow, ssrc, state)
+            if not flow.streams and now - flow.last_time > CLOSE_AFTER_S and self._flows.get(key) is flow:
+                del self._flows[key]  # over: a later packet on these ports is classified afresh
+                self._iflows.pop(_int_key(key), None)
+                for end in ((key[0], key[1]), (key[2], key[3])):
+                    keys = self._by_endpoint.get(end)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del self._by_endpoint[end]
+        self._retired = [(key, flow) for key, flow in self._retired if flow.streams]
+
+    def _close(self, key: tuple, flow: _Flow, ssrc: int, state: _StreamState) -> None:
+        del flow.streams[ssrc]
+        if flow.last is state:
+            flow.last = None
+        stream, eff = self._stream(state, *key)
+        if stream is not None:
+            self._closed.append((stream, state, eff))
+
     # --- end -------------------------------------------------------------------------------
 
     def finish(self, report: Report) -> None:
-        for (src, sport, dst, dport), flow in self._retired + list(self._flows.items()):
-            for state in flow.streams.values():
-                stream = self._stream(state, src, sport, dst, dport)
-                if stream is None:
-                    continue
-                if state.call is not None:
-                    stream.call_id = state.call.call_id
-                    state.call.streams.append(stream)
-                else:
-                    report.streams.append(stream)
+        for key, flow in self._retired + list(self._flows.items()):
+            for ssrc, state in list(flow.streams.items()):
+                self._close(key, flow, ssrc, state)
+        for stream, state, eff in self._closed:
+            self._rate(stream, state, eff)
+            if state.call is not None:
+                stream.call_id = state.call.call_id
+                state.call.streams.append(stream)
+            else:
+                report.streams.append(stream)
         for call in report.calls:
             call.streams.sort(key=lambda s: (s.start, s.src))
         report.streams.sort(key=lambda s: (s.start, s.src))
 
-    def _stream(self, state: _StreamState, src, sport, dst, dport) -> Stream | None:
+    def _stream(self, state: _StreamState, src, sport, dst, dport) -> tuple[Stream | None, float]:
+        """The stream's figures from its packets; (None, 0) for a heuristic flow that is not RTP.
+        Also returns the effective loss (network + jitter buffer) that the MOS needs."""
         m = state.stats.finish()
+        state.stats = None  # the per-packet records are no longer needed
         if not state.from_sdp and not _plausible_rtp(m, dst, dport):
-            return None
+            return None, 0.0
         static = sdplib.static_codec_name(state.pt)
         name = state.codecs.get(state.pt, (None,))[0] or static or f"PT{state.pt}"
         if static and name.lower() == static.lower():
             name = static  # "pcma" in an rtpmap is PCMA
         stream = Stream(
             ssrc=state.ssrc, src=_ep(src, sport), dst=_ep(dst, dport), payload_type=state.pt, codec=name,
-            clock_rate=state.stats.clock_rate, packets=m.packets, expected=m.expected, lost=m.lost,
+            clock_rate=m.clock_rate, packets=m.packets, expected=m.expected, lost=m.lost,
             loss_pct=round(m.loss_pct, 3), duplicates=m.duplicates, out_of_order=m.out_of_order,
             sequence_errors=m.sequence_errors, timestamp_jumps=m.timestamp_jumps, max_delta_ms=round(m.max_delta_ms, 3),
             mean_jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
@@ -375,19 +428,23 @@ class MediaTracker:
         if state.events:
             from ..rtp.packet import dtmf_digits
             stream.dtmf = dtmf_digits(state.events)
+            state.events = []
+        return stream, m.effective_loss_pct
+
+    def _rate(self, stream: Stream, state: _StreamState, effective_loss_pct: float) -> None:
+        """RTCP figures and the MOS, at the end: RTCP reports may arrive after the stream closed."""
         reported = self._reported.get(state.ssrc)
         delay = None
         if reported is not None:
             stream.rtcp_loss_pct = round(reported["loss"], 2)
-            clock = state.stats.clock_rate
+            clock = stream.clock_rate
             stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
             if reported["rtt"]:
                 stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
                 delay = stream.rtcp_rtt_ms / 2  # one-way delay for the E-model Id (G.107 7.4)
-        if name.lower() != "telephone-event":
-            r, mos = mos_for_stream(name, m.effective_loss_pct, delay)
+        if stream.codec.lower() != "telephone-event":
+            r, mos = mos_for_stream(stream.codec, effective_loss_pct, delay)
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
-        return stream
 
 
 NOT_RTP_PORTS = {53, 67, 68, 123, 137, 138, 161, 500, 1900, 3478, 4500, 5353, 5355}  # DNS, DHCP, NTP, mDNS...

@@ -107,8 +107,11 @@ class Analyzer:
             if nat is not None:
                 self._nat_reported.add(call.call_id)
                 call.findings.append(nat)
-        if self.media is not None and msg.body:
-            self.media.sip(msg, hop, call)
+        if self.media is not None:
+            if msg.body:
+                self.media.sip(msg, hop, call)
+            if msg.method == "BYE":
+                self.media.ended(call, hop.time)
 
     def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
                incomplete_fragments: list[list[int]] | None = None) -> Report:

@@ -12,7 +12,7 @@ SCHEMA_VERSION = "1.1"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
-@dataclass
+@dataclass(slots=True)
 class Finding:
     """One diagnosis: what is wrong, the evidence, and what to do about it."""
 
@@ -26,7 +26,7 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)  # addresses, ports, codes, figures
 
 
-@dataclass
+@dataclass(slots=True)
 class LadderStep:
     """One message in a call flow."""
 
@@ -44,7 +44,7 @@ class LadderStep:
     summary: str = ""  # short extra text for ladders (e.g. "a=sendonly", "PCMU")
 
 
-@dataclass
+@dataclass(slots=True)
 class SdpEntry:
     """One m= line of an SDP body seen in the call: what a side said it would send and receive."""
 
@@ -65,7 +65,7 @@ class SdpEntry:
     ice: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Stream:
     """One RTP stream (one SSRC, one direction) with the figures tshark's rtp,streams also gives."""
 
@@ -102,7 +102,7 @@ class Stream:
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """Messages sharing a Call-ID: an INVITE session or a non-INVITE exchange (REGISTER, OPTIONS...)."""
 
@@ -144,7 +144,7 @@ class Call:
     findings: list[Finding] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Metrics:
     """Capture-wide figures, RFC 6076 names where it defines them (see docs/json-schema.md)."""
 
@@ -169,7 +169,7 @@ class Metrics:
     retransmissions: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class CaptureSummary:
     file: str
     format: str
@@ -186,7 +186,7 @@ class CaptureSummary:
     tls_packets: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Report:
     capture: CaptureSummary
     calls: list[Call] = field(default_factory=list)

@@ -116,7 +116,8 @@ class StreamStats:
         if self._buf:
             self._chunks.append(np.frombuffer(bytes(self._buf), dtype=_DTYPE))
             self._buf = bytearray()
-        self._chunks.append(np.asarray(records, dtype=_DTYPE))
+        # A copy: a slice of the caller's batch array would keep the whole batch alive.
+        self._chunks.append(np.array(records, dtype=_DTYPE, copy=True))
 
     def __len__(self) -> int:
         return len(self._buf) // _REC.size + sum(len(c) for c in self._chunks)
