@@ -24,7 +24,7 @@ from ..sip.message import SipMessage
 _HDR = struct.Struct("!BBHII")
 CLOSE_AFTER_S = 10.0  # a stream of a call that got its BYE is closed after this long without packets
 IDLE_S = 300.0  # any stream is closed after this long without packets
-SWEEP_EVERY = 8192  # packets between memory sweeps on the per-packet path
+SWEEP_EVERY_S = 2.0  # capture seconds between memory sweeps on the per-packet path
 HEURISTIC_MIN_PACKETS = 2  # a non-SDP flow needs this many RTP-looking packets to count as a stream
 
 
@@ -77,7 +77,7 @@ class MediaTracker:
         self._retired: list[tuple[tuple, _Flow]] = []  # flows whose ports a later call re-used
         self._bye: dict[str, float] = {}  # call_id -> time of its first BYE
         self._closed: list[tuple[Stream, _StreamState, float]] = []  # finished early (memory), with loss
-        self._since_sweep = 0
+        self._next_sweep = 0.0
         self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
@@ -223,8 +223,7 @@ class MediaTracker:
             flow.last = state
         state.stats.add(pkt.frame, pkt.time, seq, ts, pt, b1 >> 7, len(payload))
         state.last_time = pkt.time
-        self._since_sweep += 1
-        if self._since_sweep >= SWEEP_EVERY:
+        if pkt.time >= self._next_sweep:
             self._sweep(pkt.time)
         if pt != state.pt and state.codecs.get(pt, ("",))[0].lower() == "telephone-event":
             state.event_pt = pt
@@ -361,7 +360,7 @@ class MediaTracker:
         """Close streams that are over, so memory follows the calls in progress, not the capture
         length: a stream of a call that got its BYE, silent for CLOSE_AFTER_S; any stream silent for
         IDLE_S. A later packet of the same SSRC on that flow starts a new stream."""
-        self._since_sweep = 0
+        self._next_sweep = now + SWEEP_EVERY_S
         for key, flow in list(self._flows.items()) + self._retired:
             for ssrc, state in list(flow.streams.items()):
                 quiet = now - state.last_time
