@@ -27,12 +27,23 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """SIP trunk diagnostics."""
 
 
-def _register_subcommands() -> None:
-    from .commands import register_all
+_registered = False
 
-    register_all(app)
+
+def _register_subcommands() -> None:
+    global _registered
+    if not _registered:
+        from .commands import register_all
+
+        register_all(app)
+        _registered = True
+
+
+def get_app() -> typer.Typer:
+    """The app with every subcommand (for typer.testing.CliRunner and embedding)."""
+    _register_subcommands()
+    return app
 
 
 def main() -> None:
-    _register_subcommands()
-    app()
+    get_app()()

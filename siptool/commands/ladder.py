@@ -1,0 +1,100 @@
+"""`siptool ladder CAPTURE`: the call flow as a terminal ladder, SVG, HTML, PNG or Mermaid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import console, fail, guarded, load_report
+
+EPILOG = """Examples:
+
+  siptool ladder trunk.pcap                          # every call, one ladder after another
+
+  siptool ladder trunk.pcap --call 3f2a9c            # one call: Call-ID or number substring
+
+  siptool ladder trunk.pcap --call +4930123 --html ticket.html   # facts, ladder, streams, findings
+
+  siptool ladder trunk.pcap --call 3f2a9c --svg ladder.svg --png ladder.png
+
+  siptool ladder trunk.pcap --call 3f2a9c --mermaid > flow.mmd
+
+Exit codes: 0 drawn; 2 unreadable capture, no such call, or no calls in it.
+"""
+
+
+def pick_calls(report, call: Optional[str], include_other: bool = True):
+    """Calls whose Call-ID, caller or callee number contains `call` (all calls without it)."""
+    calls = report.calls if include_other else [c for c in report.calls if c.kind == "call"]
+    if call is None:
+        return calls
+    needle = call.lower()
+    return [c for c in calls if needle in c.call_id.lower() or needle in (c.from_user or "").lower()
+            or needle in (c.to_user or "").lower()]
+
+
+def ladder(
+    capture: Path = typer.Argument(..., help="pcap, pcapng or gzip'd capture file."),
+    call: Optional[str] = typer.Option(None, "--call", "-c", help="Call-ID or number substring (default: all calls)."),
+    svg_out: Optional[Path] = typer.Option(None, "--svg", help="Write the ladder(s) as an SVG picture."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write an HTML page: facts, ladder, streams, findings."),
+    png_out: Optional[Path] = typer.Option(None, "--png", help="Write the ladder as a PNG picture (first call)."),
+    mermaid: bool = typer.Option(False, "--mermaid", help="Print a Mermaid sequence diagram instead."),
+    all_methods: bool = typer.Option(False, "--all", help="Also REGISTER, OPTIONS... exchanges (default: calls only, "
+                                     "unless --call picks one)."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours (also off when not a terminal)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Draw the SIP call flow: hosts as columns, messages as arrows, RTP streams as bands."""
+    with guarded():
+        from ..report import ladder as text
+        from ..report.ladder_layout import build
+
+        report = load_report(str(capture), None, quiet=quiet or mermaid)
+        chosen = pick_calls(report, call, include_other=all_methods or call is not None)
+        if not chosen:
+            if call is None:
+                fail(f"{capture}: no SIP calls in this capture (try --all for REGISTER/OPTIONS)")
+            known = ", ".join(c.call_id for c in report.calls[:5]) or "none"
+            fail(f"no call matches {call!r} (Call-IDs: {known}{', ...' if len(report.calls) > 5 else ''})")
+        ladders = [(c, build(c)) for c in chosen]
+        written = []
+        if svg_out is not None:
+            from ..report.ladder_svg import svg
+
+            if len(ladders) == 1:
+                svg_out.write_text(svg(ladders[0][1]), encoding="utf-8")
+                written.append(str(svg_out))
+            else:  # one file per call: NAME-1.svg, NAME-2.svg...
+                for i, (_, lad) in enumerate(ladders, 1):
+                    path = svg_out.with_name(f"{svg_out.stem}-{i}{svg_out.suffix or '.svg'}")
+                    path.write_text(svg(lad), encoding="utf-8")
+                    written.append(str(path))
+        if html_out is not None:
+            from ..report.ladder_svg import html
+
+            html_out.write_text(html(ladders, str(capture)), encoding="utf-8")
+            written.append(str(html_out))
+        if png_out is not None:
+            from ..report.ladder_png import png
+
+            png(ladders[0][1], png_out)
+            written.append(str(png_out))
+        if mermaid:
+            typer.echo("\n".join(text.mermaid(lad) for _, lad in ladders), nl=False)
+            return
+        if written:
+            typer.echo("wrote " + ", ".join(written), err=True)
+            return
+        out = console(no_color)
+        for i, (_, lad) in enumerate(ladders):
+            if i:
+                out.print()
+            for line in text.terminal(lad, out.width):
+                out.print(line, overflow="ignore", crop=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ladder", epilog=EPILOG)(ladder)

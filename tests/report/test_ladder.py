@@ -1,0 +1,100 @@
+"""siptool ladder: arrows in the right direction, labels, retransmissions, bands; SVG/HTML/PNG/Mermaid."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from support import FIXTURES
+from typer.testing import CliRunner
+
+from siptool.analysis.session import analyze_file
+from siptool.cli import get_app
+from siptool.report.ladder import mermaid, terminal
+from siptool.report.ladder_layout import build
+from siptool.report.ladder_svg import html, svg
+from siptool.report.model import Call, LadderStep
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def one_call(name):
+    (call,) = [c for c in analyze_file(FIXTURES / name).calls if c.kind == "call"]
+    return call
+
+
+def test_arrows_follow_the_messages():
+    call = one_call("cancel_487.pcap")
+    lad = build(call)
+    assert lad.hosts == ["127.0.0.1:5060", "127.0.0.2:5060"]
+    assert [(r.label, r.src, r.dst) for r in lad.rows] == [
+        ("INVITE", 0, 1), ("100 Trying", 1, 0), ("180 Ringing", 1, 0), ("CANCEL", 0, 1),
+        ("200 OK (CANCEL)", 1, 0), ("487 Request Terminated", 1, 0), ("ACK", 0, 1)]
+    lines = [t.plain for t in terminal(lad, 100)]
+    body = lines[3:]
+    assert "▶" in body[0] and body[0].index("│") < body[0].index("INVITE") < body[0].index("▶")
+    assert "◀" in body[1] and body[1].index("◀") < body[1].index("100 Trying")
+    assert lines[0] == "caller -> alice  487 Request Terminated"
+
+
+def test_sdp_and_media_bands():
+    call = one_call("media_ok.pcap")
+    lad = build(call)
+    invite = lad.rows[0]
+    assert invite.sdp and invite.note == "SDP PCMU"
+    assert len(lad.bands) == 2 and {(b.src, b.dst) for b in lad.bands} == {(0, 1), (1, 0)}
+    assert all("RTP PCMU 200 pkts" in b.label and not b.bad for b in lad.bands)
+    impaired = build(one_call("media_impaired.pcap"))
+    assert impaired.hosts[-1] == "127.0.0.3:40000"  # the relay only carries media: its own column
+    assert [b.bad for b in impaired.bands] == [False, True]  # 2 % loss back to the caller
+
+
+def test_retransmissions_are_marked():
+    steps = [LadderStep(frame=i + 1, time=100 + 0.5 * i, src="10.0.0.1:5060", dst="10.0.0.2:5060",
+                        transport="UDP", label="INVITE", method="INVITE", status=None, cseq=1,
+                        retransmission=i > 0) for i in range(3)]
+    call = Call(call_id="r1", kind="call", method="INVITE", ladder=steps)
+    lad = build(call)
+    lines = [t.plain for t in terminal(lad, 100)][3:]
+    assert ["(retrans)" in line for line in lines] == [False, True, True]
+    assert mermaid(lad).count("-->>") == 2
+    root = ET.fromstring(svg(lad))
+    dashed = [el for el in root.iter(f"{SVG_NS}line") if el.get("stroke-dasharray") == "6 4"]
+    assert len(dashed) == 2
+
+
+def test_svg_is_well_formed_with_one_arrow_per_message_and_escapes_text():
+    call = one_call("auth_401.pcap")
+    call.call_id = "x<&>\"'y"  # hostile Call-ID must not break the XML
+    lad = build(call)
+    root = ET.fromstring(svg(lad))
+    messages = [g for g in root.iter(f"{SVG_NS}g") if g.get("class") == "msg"]
+    assert len(messages) == len(call.ladder) == 10
+    page = html([(call, lad)], "auth_401.pcap")
+    assert page.count("<svg") == 1 and "x&lt;&amp;&gt;" in page and "x<&>" not in page
+
+
+def test_mermaid_syntax():
+    text = mermaid(build(one_call("busy_486.pcap")))
+    lines = text.splitlines()
+    assert lines[0] == "sequenceDiagram"
+    assert "    participant H0 as 127.0.0.1 5060" in lines
+    assert "    H1->>H0: 486 Busy Here" in lines
+
+
+def test_cli_filters_and_writes(tmp_path):
+    runner, app = CliRunner(), get_app()
+    example = str(FIXTURES / "example.pcap")
+    out = runner.invoke(app, ["ladder", example, "--call", "busy", "--no-color"])
+    assert out.exit_code == 0 and "486 Busy Here" in out.stdout and "media_ok" not in out.stdout
+    out = runner.invoke(app, ["ladder", example, "--call", "nosuchcall"])
+    assert out.exit_code == 2 and "no call matches" in out.stderr
+    svg_file, html_file, png_file = tmp_path / "l.svg", tmp_path / "l.html", tmp_path / "l.png"
+    out = runner.invoke(app, ["ladder", example, "--call", "impaired", "--svg", str(svg_file), "--html",
+                              str(html_file), "--png", str(png_file)])
+    assert out.exit_code == 0, out.stderr
+    ET.parse(svg_file)
+    assert "Media streams" in html_file.read_text() and png_file.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = runner.invoke(app, ["ladder", example, "--mermaid"])
+    assert out.exit_code == 0 and out.stdout.count("sequenceDiagram") == 7
+    out = runner.invoke(app, ["ladder", str(tmp_path / "missing.pcap")])
+    assert out.exit_code == 2 and "\n" == out.stderr[-1] and out.stderr.count("\n") == 1
