@@ -32,6 +32,7 @@ class Target:
     domain: str = ""
     insecure: bool = False  # TLS: do not verify the certificate
     tls_uri: str = ""  # target for the TLS check; default: uri with sips: and port 5061
+    ca_file: str = ""  # TLS: CA bundle (PEM) that signed the target's certificate
     local: str = ""  # local bind address ip[:port]
 
     @property
@@ -166,6 +167,7 @@ user = "alice"                     # digest username
 password_env = "SIPTOOL_PASSWORD"  # the password is read from this environment variable, never from here
 # from = "sip:alice@example.com"
 # tls_uri = "sips:echo@127.0.0.1:5061"  # target of the tls check (default: uri with sips: and port 5061)
+# ca_file = "carrier-ca.pem"       # TLS: trust this CA (default: the system store)
 # insecure = false                 # TLS: true skips certificate verification (test setups only)
 
 [thresholds]                       # a call check fails when a figure is past its limit
@@ -218,4 +220,5 @@ type = "wrong_password"            # a wrong password must be refused (401/403),
 type = "concurrent"                # capacity: N calls at once, all must succeed
 calls = 10
 duration = 5
+# rate = 10                        # new calls per second while they start
 '''

@@ -6,6 +6,10 @@ findings (missing ACK, one-way audio, ...) come from the one set of rules.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +31,6 @@ class Outcome:
 
 def analyse_pcap(path) -> Report | None:
     """The Report of a pcap the agent wrote of its own traffic (None when it wrote nothing)."""
-    import os
-
     from ..analysis.session import analyze_file
 
     if not path or not os.path.exists(path) or os.path.getsize(path) <= 24:
@@ -53,10 +55,38 @@ def absorb_report(out: Outcome, report: Report | None, call_id: str | None = Non
             out.figures.setdefault("ok_retransmissions", c.ok_retransmissions)
 
 
+def _received_stream(call, offer_addr: str | None):
+    """The stream that came to us: its destination is the address of our first SDP offer."""
+    if offer_addr is None:
+        return None
+    return next((s for s in call.streams if s.dst == offer_addr), None)
+
+
+def _media_analysis(out: Outcome, report: Report | None, call_id: str) -> None:
+    """Figures only the analyser knows: echoed DTMF (RFC 4733 events decoded from what we received),
+    whether the answer accepted telephone-event, and the direction the far end answered a hold with."""
+    if report is None:
+        return
+    call = next((c for c in report.calls if c.call_id == call_id), None)
+    if call is None:
+        return
+    offers = [e for e in call.sdp if e.media == "audio" and e.role == "offer" and e.sender == call.caller]
+    answers = [e for e in call.sdp if e.media == "audio" and e.role == "answer" and e.sender != call.caller]
+    rx = _received_stream(call, f"{offers[0].address}:{offers[0].port}" if offers else None)
+    if out.figures.get("dtmf_sent") or (rx is not None and rx.dtmf):
+        out.figures["dtmf_rx"] = rx.dtmf if rx is not None else ""
+    if answers:
+        out.figures["telephone_event"] = any("telephone-event" in c.lower() for c in answers[0].codecs)
+    hold = [i for i, e in enumerate(offers) if e.direction in ("sendonly", "inactive")]
+    if hold:
+        t = offers[hold[0]].time
+        later = [a for a in answers if a.time >= t]
+        if later:
+            out.figures["hold_answer_direction"] = later[0].direction
+
+
 class Driver:
     """Runs check operations through siptool.agent for one suite target.
-
-    NOT WIRED YET: siptool.agent had no user agent when this was written. The checks (builtin.py) call:
 
       await options(uri) -> Outcome                  figures: rtt_ms
       await register(password, expires) -> Outcome   status = final REGISTER response after the challenge
@@ -67,18 +97,161 @@ class Driver:
                  answered_before_cancel, ok_retransmissions
       await calls(uri, n, codecs, duration) -> list[Outcome]   n concurrent calls
 
-    Each should save its own packets as a pcap (the agent's --pcap) and fill ladder/findings with
-    absorb_report(outcome, analyse_pcap(path)).
+    Each operation writes its own packets to a pcap (the agent's --pcap) in a scratch folder (kept in
+    `keep` when given) and fills ladder and findings with absorb_report(outcome, analyse_pcap(path)).
     """
 
-    def __init__(self, target) -> None:
+    def __init__(self, target, keep: str | None = None, t1: float = 0.5) -> None:
         self.target = target
-        try:
-            from .. import agent  # noqa: F401
-            from ..agent import ua  # noqa: F401
-        except ImportError:
-            from ..errors import SiptoolError
-            raise SiptoolError("the SIP user agent (siptool.agent) is not available in this build") from None
+        self.t1 = t1
+        self.keep = keep
+        self.dir = keep or tempfile.mkdtemp(prefix="siptool-check-")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+        self.n = 0
+        self.local_ip = (target.local or "127.0.0.1").rpartition(":")[0] if ":" in (target.local or "") \
+            else (target.local or "127.0.0.1")
 
     def close(self) -> None:
-        pass
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _pcap(self, what: str) -> str:
+        self.n += 1
+        return os.path.join(self.dir, f"{self.n:03d}-{what}.pcap")
+
+    def _tls(self):
+        from ..agent.transport import TlsOptions
+        t = self.target
+        return TlsOptions(insecure=bool(t.insecure), ca_file=t.ca_file or None)
+
+    def _domain(self) -> str:
+        return self.target.domain or self.target.host
+
+    def _from(self) -> str | None:
+        t = self.target
+        if t.from_uri:
+            return t.from_uri
+        return f"sip:{t.user}@{self._domain()}" if t.user else None
+
+    def _registrar(self) -> str:
+        t = self.target
+        if t.registrar:
+            return t.registrar
+        port = f":{t.port}" if t.port else ""
+        scheme = "sips" if t.uri.startswith("sips:") else "sip"
+        return f"{scheme}:{t.host}{port}"
+
+    @staticmethod
+    async def _analyse(path: str):
+        return await asyncio.get_running_loop().run_in_executor(None, analyse_pcap, path)
+
+    # --- operations ------------------------------------------------------------------------------
+
+    async def options(self, uri: str) -> Outcome:
+        from . import ops
+        path = self._pcap("options")
+        ex = await ops.options(uri, self.target.transport, self.local_ip, self.t1, self._tls(), path)
+        out = Outcome(ex.status, ex.reason, error=ex.error)
+        if ex.rtt_ms is not None:
+            out.figures["rtt_ms"] = ex.rtt_ms
+        absorb_report(out, await self._analyse(path))
+        return out
+
+    async def register(self, password: str | None, expires: int = 300) -> Outcome:
+        from . import ops
+        t = self.target
+        path = self._pcap("register")
+        aor = self._from() or f"sip:siptool@{self._domain()}"
+        ex = await ops.register(self._registrar(), aor, t.user or None, password, expires, t.transport,
+                                self.local_ip, self.t1, self._tls(), path)
+        out = Outcome(ex.status, ex.reason, error=ex.error)
+        out.figures.update({k: v for k, v in (("rtt_ms", ex.rtt_ms), ("challenge", ex.challenged),
+                                               ("algorithm", ex.algorithm), ("expires", ex.expires))
+                            if v is not None})
+        absorb_report(out, await self._analyse(path))
+        return out
+
+    def _options(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
+                 cancel_after: float | None = None, transport: str | None = None, pcap: str | None = None):
+        from ..agent.caller import CallOptions
+        t = self.target
+        kind = transport or t.transport
+        return CallOptions(
+            uri=uri, transport=kind, from_uri=self._from(), user=t.user or None, password=t.password,
+            proxy=t.proxy or None, codecs=tuple(c.upper() for c in codecs if c), duration=duration, dtmf=dtmf,
+            local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
+            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, pcap=pcap,
+            no_answer_timeout=max(30.0, (cancel_after or 0) + 5))  # the checks judge the figures themselves
+
+    @staticmethod
+    def _outcome(res, cancel_after: float | None = None) -> Outcome:
+        out = Outcome(res.status, res.reason, error=res.error)
+        f = out.figures
+        for k in ("pdd_ms", "answer_ms", "codec", "duration_s", "ended_by", "rtt_ms"):
+            v = getattr(res, k)
+            if v is not None:
+                f[k] = v
+        if res.status is not None and 200 <= res.status < 300:
+            for d, m in (("tx", res.tx), ("rx", res.rx)):
+                f[f"packets_{d}"] = m.packets
+                if m.mos is not None or d == "rx":
+                    f[f"mos_{d}"] = m.mos
+                    f[f"loss_pct_{d}"] = m.loss_pct
+                    f[f"jitter_ms_{d}"] = m.jitter_ms
+        if res.dtmf_sent:
+            f["dtmf_sent"] = res.dtmf_sent
+        for k in ("hold_status", "resume_status", "cancel_status"):
+            v = getattr(res, k)
+            if v is not None:
+                f[k] = v
+        if cancel_after is not None:
+            f["answered_before_cancel"] = res.status is not None and 200 <= res.status < 300
+        if res.auth:
+            f["challenge"] = res.auth
+        return out
+
+    async def call(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
+                   cancel_after: float | None = None, transport: str | None = None) -> Outcome:
+        from ..agent.caller import place_call
+        path = self._pcap("call")
+        opts = self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, path)
+        res = await place_call(opts)
+        out = self._outcome(res, cancel_after)
+        report = await self._analyse(path)
+        absorb_report(out, report, res.call_id or None)
+        _media_analysis(out, report, res.call_id)
+        if not out.ladder and res.events:  # nothing written (transport failure): the agent's own steps
+            out.ladder = "\n".join(f"+{t / 1000:8.3f}s  {e}" for t, e in res.events)
+        return out
+
+    async def calls(self, uri: str, n: int, codecs=("PCMU",), duration: float = 5.0,
+                    rate: float = 10.0) -> list[Outcome]:
+        from ..agent.caller import place_calls
+        path = self._pcap(f"calls-{n}")
+        summary = await place_calls(self._options(uri, codecs, duration, pcap=path), n, rate)
+        report = await self._analyse(path)
+        outs = []
+        for res in summary.results:
+            out = self._outcome(res)
+            if res.call_id:
+                absorb_report(out, report, res.call_id)
+            outs.append(out)
+        if report is not None:
+            self.last_peak = peak_concurrent(report)
+        return outs
+
+
+def peak_concurrent(report: Report) -> int:
+    """Most calls up at the same time (answer to end), from the analysed signalling."""
+    edges = []
+    for c in report.calls:
+        if c.kind == "call" and c.answer is not None:
+            edges += [(c.answer, 1), (c.end if c.end is not None else float("inf"), -1)]
+    peak = cur = 0
+    for _, d in sorted(edges, key=lambda e: (e[0], e[1])):
+        cur += d
+        peak = max(peak, cur)
+    return peak

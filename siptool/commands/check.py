@@ -18,6 +18,8 @@ EPILOG = """Examples:
 
   siptool check suite.toml --only options --only register --json
 
+  siptool check suite.toml --pcap-dir check-pcaps   # keep each check's packets for siptool analyze
+
 Exit codes: 0 every check passed; 1 a check failed or could not run; 2 bad suite or arguments.
 """
 
@@ -29,6 +31,8 @@ def check(
     init: bool = typer.Option(False, "--init", help="Write a commented example suite (to SUITE or "
                                                      "siptool-suite.toml) and exit."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only this check (name or type); repeat."),
+    pcap_dir: Optional[Path] = typer.Option(None, "--pcap-dir", help="Keep each check's own packets here "
+                                            "(one pcap per check, readable by siptool analyze)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Ladders of passed checks too."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
@@ -53,7 +57,7 @@ def check(
 
         out = console(no_color)
         progress = None if json_out else (lambda r: out.print(output.line(r)))
-        ua = Driver(loaded.target)
+        ua = Driver(loaded.target, keep=str(pcap_dir) if pcap_dir else None)
         try:
             result = asyncio.run(run_suite(loaded, ua, only, progress))
         finally:

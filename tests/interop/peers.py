@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -36,8 +38,9 @@ class Peer:
 
     def __init__(self, args, cwd=None) -> None:
         self.args = [str(a) for a in args]
+        # Own process group: kamailio forks workers that must die with it (and release the pipe).
         self.proc = subprocess.Popen(self.args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self.output = ""
 
     def wait(self, timeout: float) -> int:
@@ -49,15 +52,26 @@ class Peer:
             raise
         return self.proc.returncode
 
+    def _signal_group(self, sig) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        if self.proc.returncode is None:
+            self._signal_group(signal.SIGTERM)
             try:
-                out, _ = self.proc.communicate(timeout=3)
+                out, _ = self.proc.communicate(timeout=5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                out, _ = self.proc.communicate()
+                self._signal_group(signal.SIGKILL)
+                try:
+                    out, _ = self.proc.communicate(timeout=5)
+                except subprocess.TimeoutExpired:  # a stray child still holds the pipe: give up on output
+                    out = b""
             self.output += out.decode("utf-8", "replace") if out else ""
+        else:
+            self._signal_group(signal.SIGKILL)  # workers the main process left behind
         return self.output
 
 
