@@ -476,60 +476,27 @@ async def place_calls(o: CallOptions, n: int, rate: float, on_result: Callable |
 async def options_ping(uri: str, transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
                        tls: TlsOptions | None = None) -> tuple[int, str, float]:
     """OPTIONS (RFC 3261 11): (status, reason, round trip ms). Raises AgentError on timeout."""
-    o = CallOptions(uri=uri, transport=transport, local_ip=local_ip, t1=t1)
-    hop, kind = _hop(o)
-    addr = await _resolve(*hop.hostport())
-    async with UserAgent(kind, local_ip, 0, Timers(t1), tls or TlsOptions() if kind == "tls" else None) as ua:
-        host, _ = ua.local
-        req = sipmsg.request("OPTIONS", uri, via_value=ua.via(), from_value=f"<sip:siptool@{host}>;tag={sipmsg.new_tag()}",
-                             to_value=f"<{uri}>", call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
-                             headers=[("accept", "application/sdp")])
-        t = time.monotonic()
-        try:
-            resp = await ua.request(req, addr)
-        except TransactionTimeout as exc:
-            raise AgentError(str(exc)) from None
-        return resp.status, resp.reason, round((time.monotonic() - t) * 1000, 2)
+    from .register import options
+
+    ex = await options(uri, transport, local_ip, t1, tls)
+    if ex.status is None:
+        raise AgentError(ex.error or "no response to OPTIONS")
+    return ex.status, ex.reason, ex.rtt_ms
 
 
 async def register(registrar: str, aor: str, user: str | None, password: str | None, expires: int = 300,
                    transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
                    tls: TlsOptions | None = None) -> tuple[int, str, int | None]:
-    """REGISTER (RFC 3261 10) with digest: (final status, reason, granted expiry seconds)."""
-    o = CallOptions(uri=registrar, transport=transport, local_ip=local_ip, t1=t1)
-    hop, kind = _hop(o)
-    addr = await _resolve(*hop.hostport())
-    async with UserAgent(kind, local_ip, 0, Timers(t1), tls or TlsOptions() if kind == "tls" else None) as ua:
-        host, _ = ua.local
-        creds = Credentials(user or sipmsg.parse_uri(aor).user, password) if password is not None else None
-        tag, call_id = sipmsg.new_tag(), sipmsg.new_call_id(host)
-        extra: list[tuple[str, str]] = []
-        nonces: set[str] = set()
-        for cseq in range(1, 4):
-            req = sipmsg.request("REGISTER", registrar, via_value=ua.via(), from_value=f"<{aor}>;tag={tag}",
-                                 to_value=f"<{aor}>", call_id=call_id, cseq=cseq, contact=ua.contact(user or "siptool"),
-                                 headers=[("expires", str(expires))] + extra)
-            try:
-                resp = await ua.request(req, addr)
-            except TransactionTimeout as exc:
-                raise AgentError(str(exc)) from None
-            if resp.status in (401, 407) and creds is not None:
-                proxy = resp.status == 407
-                ch = pick_challenge(resp.get_all("proxy-authenticate" if proxy else "www-authenticate"), proxy)
-                if ch is None or (nonces and not ch.stale):
-                    break
-                nonces.add(ch.nonce)
-                extra = [("proxy-authorization" if proxy else "authorization",
-                          creds.authorization(ch, "REGISTER", registrar))]
-                continue
-            break
-        granted = None
-        if 200 <= resp.status < 300:
-            from ..sip.message import param
-            for c in resp.get_all("contact"):
-                e = param(c, "expires")
-                if e and e.isdigit():
-                    granted = int(e)
-            if granted is None and (resp.get("expires") or "").strip().isdigit():
-                granted = int(resp.get("expires").strip())
-        return resp.status, resp.reason, granted
+    """REGISTER (RFC 3261 10) with digest: (final status, reason, granted expiry seconds); the binding
+    is left in place (see siptool.agent.register.Registration for refresh and unregister)."""
+    from .register import Registration
+
+    reg = Registration(registrar, aor, user, password, expires, transport, local_ip, t1, tls)
+    try:
+        ex = await reg.start()
+    finally:
+        await reg.stop(unregister=False)
+    if ex.status is None:
+        raise AgentError(ex.error or "no response to REGISTER")
+    return ex.status, ex.reason, ex.expires
+

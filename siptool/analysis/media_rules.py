@@ -5,6 +5,7 @@ Rules read `call.sdp` (what each side said) and `call.streams` (what was sent), 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Iterable
@@ -23,13 +24,17 @@ def set_thresholds(**values: float) -> None:
     THRESHOLDS.update(values)
 
 
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+@functools.lru_cache(maxsize=65536)
 def address_kind(ip: str) -> str:
     """'private' (RFC 1918 / ULA), 'cgnat' (RFC 6598), 'link-local', 'loopback' or 'public'."""
     try:
         addr = ipaddress.ip_address(ip.strip("[]"))
     except ValueError:
         return "unknown"
-    if addr.version == 4 and addr in ipaddress.ip_network("100.64.0.0/10"):
+    if addr.version == 4 and addr in CGNAT:
         return "cgnat"
     if addr.is_loopback:
         return "loopback"

@@ -1,0 +1,97 @@
+"""`siptool register AOR`: register, keep the binding refreshed, unregister; report NAT as seen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .call import read_password
+from .common import console, guarded
+
+EPILOG = """Examples:
+
+  SIP_PW=secret siptool register sip:alice@pbx.example.com --password-env SIP_PW
+
+  siptool register sip:alice@pbx.example.com --registrar sip:10.0.0.1:5060 --user alice \\
+      --password-file pw.txt --expires 60 --duration 300      # watch 5 minutes of refreshes
+
+  siptool register sips:alice@pbx.example.com --transport tls --password-env SIP_PW --json
+
+Exit codes: 0 registered (and every refresh succeeded); 1 refused, timed out or a refresh failed;
+2 bad arguments.
+"""
+
+
+def register_aor(
+    aor: str = typer.Argument(..., help="Address of record, sip:USER@DOMAIN."),
+    registrar: Optional[str] = typer.Option(None, "--registrar", help="Registrar URI (default: the AOR's domain)."),
+    user: Optional[str] = typer.Option(None, "--user", "-u", help="Digest user name (default: the AOR's user)."),
+    password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
+    password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
+    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp or tls."),
+    expires: int = typer.Option(300, "--expires", help="Expiry to ask for, seconds."),
+    duration: float = typer.Option(0.0, "--duration", "-d", help="Keep the binding refreshed this long, then "
+                                   "unregister (0: register and unregister at once)."),
+    keep: bool = typer.Option(False, "--keep", help="Do not unregister at the end."),
+    local_ip: str = typer.Option("127.0.0.1", "--local-ip", help="Local address to send from."),
+    t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer F = 64*T1)."),
+    json_out: bool = typer.Option(False, "--json", help="Print every REGISTER's outcome as JSON."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours."),
+) -> None:
+    """REGISTER with digest auth (RFC 3261 10), refreshed before expiry; shows where the registrar
+    sees you (received/rport, RFC 3581), i.e. whether you are behind NAT."""
+    with guarded():
+        from ..agent.register import Registration
+        from ..agent.sipmsg import parse_uri
+
+        password = read_password(password_env, password_file)
+        u = parse_uri(aor)
+        target = registrar or f"{u.scheme}:{u.host}" + (f":{u.port}" if u.port else "")
+        out = console(no_color)
+
+        def show(ex) -> None:
+            if json_out:
+                return
+            what = f"{ex.status} {ex.reason}" if ex.status else f"no answer: {ex.error}"
+            extra = f", granted {ex.expires} s" if ex.expires else ""
+            auth = f", answered a {ex.challenged} challenge" if ex.challenged else ""
+            style = "green" if ex.status and ex.status < 300 else "red"
+            out.print(f"REGISTER {ex.contact or ''} -> [{style}]{what}[/]{extra}{auth} ({ex.rtt_ms} ms)")
+
+        async def run() -> Registration:
+            reg = Registration(target, aor, user, password, expires, transport, local_ip, t1, on_event=show)
+            try:
+                await reg.start()
+                ok = any(e.expires for e in reg.history)
+                if ok and duration > 0:
+                    await asyncio.sleep(duration)
+            finally:
+                await reg.stop(unregister=not keep)
+            return reg
+
+        reg = asyncio.run(run())
+        grants = [e for e in reg.history if e.expires]
+        failed = [e for e in reg.history if e.status is None or e.status >= 300]
+        success = bool(grants) and not [e for e in failed if e.at > grants[0].at]
+        if json_out:
+            typer.echo(json.dumps({"aor": aor, "registrar": target, "registered": success,
+                                   "refreshes": reg.refreshes,
+                                   "public_address": f"{reg.public[0]}:{reg.public[1]}" if reg.public else None,
+                                   "exchanges": [asdict(e) for e in reg.history]}, indent=1))
+        else:
+            if reg.public:
+                out.print(f"behind NAT: the registrar sees this client at {reg.public[0]}:{reg.public[1]} "
+                          f"(received/rport, RFC 3581); refreshes registered that address in Contact")
+            out.print(f"{'registered' if success else 'NOT registered'}: {reg.refreshes} refresh(es)"
+                      + ("" if keep or not grants else ", unregistered at the end"))
+        if not success:
+            raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("register", epilog=EPILOG)(register_aor)
