@@ -69,19 +69,6 @@ def granted_expiry(resp, contact_uri: str = "") -> int | None:
     return best
 
 
-def public_address(resp) -> tuple[str, int] | None:
-    """(received, rport) of the top Via of a response: where the far end saw our request come from."""
-    vias = resp.get_all("via")
-    if not vias:
-        return None
-    received, rport = param(vias[0], "received"), param(vias[0], "rport")
-    if not received and not (rport and rport.isdigit()):
-        return None
-    sent_by = vias[0].split(";")[0].split()[-1]
-    host, _, port = sent_by.rpartition(":")
-    return received or host, int(rport) if rport and rport.isdigit() else int(port or 5060)
-
-
 class Registration:
     """One binding kept alive: `await start()`, then it refreshes itself; `await stop()` unregisters."""
 
@@ -95,7 +82,6 @@ class Registration:
         self.refresh_margin = refresh_margin
         self.on_event = on_event or (lambda ex: None)
         self.history: list[Exchange] = []  # every REGISTER transaction's outcome, in order
-        self.public: tuple[str, int] | None = None  # our address as the registrar sees it, when different
         self.ua: UserAgent | None = None
         self._addr = None
         self._cseq = 0
@@ -108,11 +94,13 @@ class Registration:
     def refreshes(self) -> int:
         return max(0, len([e for e in self.history if e.expires]) - 1)
 
+    @property
+    def public(self) -> tuple[str, int] | None:
+        """Our address as the registrar sees it, when it differs from the local one (NAT)."""
+        return self.ua.public if self.ua is not None else None
+
     def contact(self) -> str:
-        host, port = self.public or self.ua.local
-        tp = "" if self.ua.kind == "udp" else f";transport={self.ua.kind}"
-        scheme = "sips" if self.ua.kind == "tls" else "sip"
-        return f"<{scheme}:{self.user}@{host}:{port}{tp}>"
+        return self.ua.contact(self.user)
 
     async def start(self) -> Exchange:
         """Register; on success the refresh runs in the background until `stop()`. Never raises for
@@ -156,7 +144,6 @@ class Registration:
                                      call_id=self._call_id, cseq=self._cseq, contact=out.contact,
                                      headers=[("expires", str(expires))] + self._auth)
                 resp = await self.ua.request(req, self._addr)
-                self._learn(resp)
                 if resp.status in (401, 407) and self.creds is not None:
                     proxy = resp.status == 407
                     ch = pick_challenge(resp.get_all("proxy-authenticate" if proxy else "www-authenticate"), proxy)
@@ -180,11 +167,6 @@ class Registration:
         self.history.append(out)
         self.on_event(out)
         return out
-
-    def _learn(self, resp) -> None:
-        seen = public_address(resp)
-        if seen is not None and seen != self.ua.local:
-            self.public = seen
 
     async def stop(self, unregister: bool = True) -> Exchange | None:
         if self._task is not None:

@@ -152,3 +152,17 @@ def response_address(msg: SipMessage, default: tuple[str, int]) -> tuple[str, in
     sent_by = v.split(";")[0].split()[-1] if v.split() else ""
     h, _, p = sent_by.rpartition(":") if sent_by.count(":") == 1 else (sent_by, "", "")
     return (param(v, "received") or h or default[0], int(p) if p.isdigit() else 5060)
+
+
+def public_address(resp: SipMessage) -> tuple[str, int] | None:
+    """(received, rport) of a response's top Via (RFC 3581 4): where the far end saw our request come
+    from; None when it added neither."""
+    vias = resp.get_all("via")
+    if not vias:
+        return None
+    received, rport = param(vias[0], "received"), param(vias[0], "rport")
+    if not received and not (rport and rport.isdigit()):
+        return None
+    sent_by = vias[0].split(";")[0].split()[-1]
+    host, _, port = sent_by.rpartition(":")
+    return received or host, int(rport) if rport and rport.isdigit() else int(port or 5060)

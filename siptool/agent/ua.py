@@ -40,6 +40,7 @@ class UserAgent:
         self.acks: dict[tuple[str, int], tuple[SipMessage, Addr]] = {}  # (call-id, cseq) -> ACK for 2xx
         self.log: list[tuple[float, str, SipMessage, Addr]] = []  # (time, "in"/"out", msg, peer)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.public: Addr | None = None  # our address as the far end sees it (received/rport), when different
 
     async def start(self) -> "UserAgent":
         self.loop = asyncio.get_running_loop()
@@ -77,7 +78,9 @@ class UserAgent:
         return sipmsg.via(self.kind, host, port, branch or sipmsg.new_branch())
 
     def contact(self, user: str = "siptool") -> str:
-        host, port = self.local
+        """Our Contact: the public address learnt from received/rport (RFC 3581) once a response showed
+        we are behind NAT, so in-dialog requests (ACK, BYE, re-INVITE) can reach us; else the local one."""
+        host, port = self.public or self.local
         tp = "" if self.kind == "udp" else f";transport={self.kind}"
         scheme = "sips" if self.kind == "tls" else "sip"
         return f"<{scheme}:{user}@{host}:{port}{tp}>"
@@ -175,6 +178,9 @@ class UserAgent:
         if msg.is_request:
             self._request_in(msg, addr)
         else:
+            seen = sipmsg.public_address(msg)
+            if seen is not None and seen != self.local and not self.transport.reliable:
+                self.public = seen
             self._response_in(msg)
 
     def _response_in(self, msg: SipMessage) -> None:
