@@ -156,6 +156,7 @@ class OutgoingCall:
         self.caller, self.o, self.addr, self.on_event = caller, o, addr, on_event
         self.ua = caller.ua
         self.res = CallResult()
+        self._cancel_sent = False
         self.t0 = 0.0
         self.remote_bye = asyncio.Event()
         self.dialog: Dialog | None = None
@@ -241,6 +242,8 @@ class OutgoingCall:
                 self.event("timeout (timer B)")
                 raise AgentError(str(exc)) from None
             finally:
+                if self._cancel_sent:  # the 487 may overtake the 200 to the CANCEL: let that one finish
+                    await asyncio.wait([cancel_task], timeout=2.0)
                 cancel_task.cancel()
             self.event(f"<- {resp.status} {resp.reason}")
             res.status, res.reason = resp.status, resp.reason
@@ -283,6 +286,7 @@ class OutgoingCall:
                                 from_value=invite.get("from"), to_value=invite.get("to"), call_id=invite.call_id,
                                 cseq=invite.cseq[0], routes=invite.get_all("route"))
         self.event("-> CANCEL")
+        self._cancel_sent = True
         try:
             resp = await self.ua.request(cancel, self.addr)
             self.res.cancel_status = resp.status
