@@ -108,20 +108,80 @@ def call(
             else:
                 render_result(out, res)
             raise typer.Exit(0 if res.ok else 1)
-        done = [0]
+        board = Board(calls)
+        live_view = not json_out and err.is_terminal
 
         def progress(res):
-            done[0] += 1
-            if not json_out:
+            board.finished(res)
+            if not json_out and not live_view:  # a log line per call when not on a terminal
                 mark = "[green]ok[/green]" if res.ok else f"[red]{(res.error or res.reason or 'failed')[:50]}[/red]"
-                err.print(f"[{done[0]}/{calls}] {res.call_id[:20]} {res.status or '-'} pdd {res.pdd_ms or 0:.0f} ms "
+                err.print(f"[{board.done}/{calls}] {res.call_id[:20]} {res.status or '-'} pdd {res.pdd_ms or 0:.0f} ms "
                           f"MOS {res.rx.mos if res.rx.mos is not None else '-'} {mark}")
-        summary = asyncio.run(place_calls(o, calls, rate, on_result=progress))
+
+        if live_view:
+            from rich.live import Live
+
+            async def run_live():
+                with Live(board.render(), console=err, refresh_per_second=4, transient=True) as view:
+                    task = asyncio.ensure_future(place_calls(o, calls, rate, on_result=progress, on_event=board.event))
+                    while not task.done():
+                        view.update(board.render())
+                        await asyncio.sleep(0.25)
+                    return task.result()
+
+            summary = asyncio.run(run_live())
+        else:
+            summary = asyncio.run(place_calls(o, calls, rate, on_result=progress))
         if json_out:
             typer.echo(json.dumps({"schema": "siptool.calls/1", **summary.to_dict()}, indent=2))
         else:
             render_summary(out, summary)
         raise typer.Exit(0 if summary.succeeded == summary.attempted else 1)
+
+
+class Board:
+    """What the live view of a capacity run shows: started, answered, failed, active, PDD and MOS so far."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.ok = total, 0, 0
+        self.started: set[str] = set()
+        self.answered: set[str] = set()
+        self.failed = 0
+        self.pdd: list[float] = []
+        self.mos: list[float] = []
+
+    def event(self, call_id: str, _t: float, text: str) -> None:
+        if text.startswith("-> INVITE") and "(" not in text:
+            self.started.add(call_id)
+        elif text.startswith("<- 2") and "INVITE" not in text and "(" not in text:
+            self.answered.add(call_id)
+
+    def finished(self, res) -> None:
+        self.done += 1
+        self.ok += bool(res.ok)
+        self.failed += not (res.status and 200 <= res.status < 300)
+        if res.pdd_ms is not None:
+            self.pdd.append(res.pdd_ms)
+        if res.rx.mos is not None:
+            self.mos.append(res.rx.mos)
+
+    def render(self):
+        import numpy as np
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        active = len(self.started) - self.done
+        setup = 100.0 * (self.done - self.failed) / self.done if self.done else 0.0
+        t.add_row(f"[bold]calls[/] {self.done}/{self.total} done", f"started {len(self.started)}",
+                  f"answered {len(self.answered)}", f"active {max(active, 0)}",
+                  f"[red]failed {self.failed}[/]" if self.failed else "failed 0", f"setup {setup:.1f}%")
+        pdd = (f"PDD p50 {np.percentile(self.pdd, 50):.0f} ms, p95 {np.percentile(self.pdd, 95):.0f} ms"
+               if self.pdd else "PDD -")
+        mos = f"MOS min {min(self.mos):.2f}, median {np.median(self.mos):.2f}" if self.mos else "MOS -"
+        bar_w = 30
+        filled = int(bar_w * self.done / max(self.total, 1))
+        t.add_row("[green]" + "█" * filled + "[/][dim]" + "░" * (bar_w - filled) + "[/]", pdd, mos, "", "", "")
+        return t
 
 
 def _fmt(v, unit="") -> str:

@@ -85,3 +85,31 @@ def test_many_calls_summary(echo_proc):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
     d = json.loads(r.stdout)
     assert d["attempted"] == 4 and d["succeeded"] == 4 and d["setup_ratio"] == 1.0 and d["pdd_ms"]["p99"] > 0
+
+
+def test_many_calls_log_lines_and_live_board(echo_proc):
+    _, port = echo_proc()
+    r = siptool("call", f"sip:1@127.0.0.1:{port}", "--calls", "6", "--rate", "20", "--duration", "1", "--no-color")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[")]
+    assert len(lines) == 6 and lines[-1].startswith("[6/6]") and all(ln.endswith("ok") for ln in lines)
+    assert "calls 6, answered 6, passed 6, setup success 100.0%" in r.stdout
+
+    from rich.console import Console
+
+    from siptool.agent.caller import CallResult
+    from siptool.commands.call import Board
+
+    board = Board(3)
+    for i, (status, pdd, mos) in enumerate([(200, 10.0, 4.4), (200, 30.0, 4.0), (503, None, None)]):
+        board.event(f"c{i}", 0.0, "-> INVITE")
+        if status == 200:
+            board.event(f"c{i}", 5.0, "<- 200 OK")
+        res = CallResult(call_id=f"c{i}", status=status, pdd_ms=pdd)
+        res.rx.mos = mos
+        board.finished(res)
+    console = Console(width=150, record=True, no_color=True)
+    console.print(board.render())
+    text = console.export_text()
+    assert "3/3 done" in text and "answered 2" in text and "failed 1" in text and "setup 66.7%" in text
+    assert "PDD p50 20 ms" in text and "MOS min 4.00, median 4.20" in text
