@@ -377,3 +377,29 @@ def dropped_after_30s(call: Call) -> Iterable[Finding]:
         fix="Check that the ACK is sent to the 200 OK's Contact/Record-Route and passes NAT; check "
             "Session-Expires handling; raise UDP timeouts on NAT devices or send keep-alives.",
         call_id=call.call_id, frames=bye[:2], evidence={"duration_s": call.duration_s, "ended_by": call.ended_by})
+
+
+@call_rule
+def rtp_to_private(call: Call) -> Iterable[Finding]:
+    """RTP sent to a private/CGNAT address (taken from an SDP) that never sends anything back, in a call
+    whose signalling crossed public addresses: the media goes to an address the Internet cannot reach."""
+    if call.kind != "call" or call.answer is None:
+        return
+    if not any(address_kind(split(e)[0]) == "public" for e in (call.caller, call.callee) if e):
+        return
+    sources = {s.src for s in call.streams if s.packets}
+    for s in call.streams:
+        host = split(s.dst)[0]
+        kind = address_kind(host)
+        if s.packets and kind in ("private", "cgnat", "link-local") and s.dst not in sources:
+            yield Finding(
+                code="nat.rtp_to_private", severity="error",
+                title=f"RTP sent to {kind} address {s.dst}, which never answers",
+                explanation=f"{s.packets} RTP packets went from {s.src} to {s.dst}, the address an SDP gave, but "
+                            f"nothing ever came back from it. A {kind} address cannot be reached across the "
+                            "Internet: the far end is behind NAT and its SDP was not rewritten, and this side "
+                            "does not latch onto where the far end's media really comes from.",
+                fix="Turn on symmetric RTP / comedia (latching) on this side or the SBC, or make the far end "
+                    "advertise its public media address.",
+                call_id=call.call_id, frames=[s.first_frame], evidence={"sent_to": s.dst, "packets": s.packets})
+            return

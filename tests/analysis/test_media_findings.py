@@ -144,3 +144,19 @@ def test_bundled_example_shows_each_problem_once():
     packets = {c.call_id.split("@")[0]: sorted(s.packets for s in c.streams) for c in report.calls}
     assert packets["1-media_ok"] == [200, 200] and packets["1-media_oneway"] == [200]
     assert packets["1-media_impaired"] == [196, 200]
+
+
+def test_rtp_to_private_address_that_never_answers():
+    from siptool.analysis.findings import call_findings
+    from siptool.report.model import Call, Stream
+
+    out = Stream(ssrc=1, src="185.12.64.3:30000", dst="192.168.1.20:4000", payload_type=0, codec="PCMU",
+                 packets=250, first_frame=12, from_sdp=True)
+    call = Call(call_id="n1", kind="call", method="INVITE", caller="185.12.64.3:5060", callee="192.0.32.10:5060",
+                answer=10.0, streams=[out])
+    (finding,) = [f for f in call_findings(call) if f.code == "nat.rtp_to_private"]
+    assert finding.evidence == {"sent_to": "192.168.1.20:4000", "packets": 250} and finding.frames == [12]
+    back = Stream(ssrc=2, src="192.168.1.20:4000", dst="185.12.64.3:30000", payload_type=0, codec="PCMU",
+                  packets=250, from_sdp=True)
+    call.streams.append(back)  # it answers (e.g. on a LAN capture): nothing to say
+    assert not [f for f in call_findings(call) if f.code == "nat.rtp_to_private"]
