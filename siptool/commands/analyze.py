@@ -23,6 +23,8 @@ EPILOG = """Examples:
 
   sudo siptool analyze -i eth0 --bpf "udp" --duration 30   # live, as siptool capture
 
+  siptool analyze trunk.pcap --engine tshark   # tshark decodes (cross-check)
+
 Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments.
 """
 
@@ -45,6 +47,9 @@ def analyze(
         None, "--interface", "-i", help="Capture live from this interface instead of a file (as siptool capture)."),
     bpf: Optional[str] = typer.Option(None, "--bpf", help="With -i: capture filter, tcpdump syntax."),
     duration: Optional[float] = typer.Option(None, "--duration", help="With -i: stop after this many seconds."),
+    engine: str = typer.Option(
+        "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
+                                   "pyshark, to cross-check the native one; slower). See docs/engines.md."),
 ) -> None:
     """Reconstruct every SIP call and RTP stream in a capture, with metrics and findings."""
     with guarded():
@@ -52,7 +57,13 @@ def analyze(
             raise typer.BadParameter("use critical, error or warning", param_hint="--fail-on")
         if (capture is None) == (interface is None):
             raise typer.BadParameter("give a capture file or -i INTERFACE (not both)")
-        if interface is not None:
+        if engine not in ("native", "tshark"):
+            raise typer.BadParameter("use native or tshark", param_hint="--engine")
+        if engine == "tshark":
+            from ..analysis.select import filter_report
+
+            report = filter_report(tshark_report(capture, interface, bpf, duration), filters or [])
+        elif interface is not None:
             import sys
 
             from ..analysis.select import filter_report
@@ -78,6 +89,20 @@ def analyze(
             limit = FAIL_LEVELS[fail_on]
             if any(FAIL_LEVELS[f.severity] <= limit for f in report.all_findings()):
                 raise typer.Exit(1)
+
+
+def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
+                  duration: Optional[float] = None):
+    """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
+    from ..analysis.media import MediaTracker
+    from ..analysis.session import Analyzer
+    from ..capture.tshark_engine import TsharkSource
+
+    analyzer = Analyzer(media=MediaTracker())
+    with TsharkSource(capture, interface, bpf, duration) as source:
+        for pkt in source:
+            analyzer.feed(pkt)
+    return analyzer.finish(source.info, source.skipped, source.incomplete)
 
 
 def register(app: typer.Typer) -> None:
