@@ -30,6 +30,7 @@ dissectors are off since siptool parses those itself. Speed: about 0.3 s to star
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -66,6 +67,18 @@ def _pyshark():
     return pyshark
 
 
+def _event_loop() -> None:
+    """pyshark runs tshark on the thread's current asyncio loop; after asyncio.run() there is none
+    (or a closed one), so give it a fresh one."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        if not policy.get_event_loop().is_closed():
+            return
+    except RuntimeError:
+        pass
+    policy.set_event_loop(policy.new_event_loop())
+
+
 def _options() -> dict:
     params = ["-J", JSON_LAYERS]
     for proto in DISABLED:
@@ -83,6 +96,7 @@ class TsharkSource:
     def __init__(self, path=None, interface: str | None = None, bpf: str | None = None,
                  duration: float | None = None) -> None:
         pyshark = _pyshark()
+        _event_loop()
         self.skipped: Counter[str] = Counter()
         self.incomplete: list[list[int]] = []
         self._pieces: dict[int, tuple] = {}  # frame of an IP fragment not (yet) reassembled -> datagram key

@@ -215,3 +215,15 @@ def test_live_interface():
     assert report.capture.packets == 4
     (call,) = report.calls
     assert (call.call_id, call.final_status, call.messages) == (f"live-1@{a}", 486, 4)
+
+
+def test_works_after_asyncio_run():
+    """asyncio.run() (siptool call/echo, other tests) leaves no current loop; pyshark needs one."""
+    import asyncio
+
+    async def nothing():
+        return None
+
+    asyncio.run(nothing())
+    (call,) = tshark_report(FIXTURES / "call_ok.pcap").calls
+    assert call.final_status == 200
