@@ -248,19 +248,19 @@ class MediaTracker:
             | (dport[1:] != dport[:-1])
         starts = np.flatnonzero(change)
         stops = np.append(starts[1:], n)
-        p, length = rtp.payload[order], rtp.length[order]
-        b0, b1 = buf[p], buf[p + 1]
+        p, length, hdr = rtp.payload[order], rtp.length[order], rtp.header[order]
+        b1 = hdr["b1"]
         rtcp = (b1 >= 200) & (b1 <= 207)
-        usable = ~rtcp & (length >= 12) & ((b0 >> 6) == 2)
+        usable = ~rtcp & (length >= 12)  # version 2: checked by the batch
         rec = np.empty(n, dtype=RECORD_DTYPE)
         rec["frame"] = rtp.frame[order]
         rec["time"] = rtp.time[order]
-        rec["seq"] = (buf[p + 2].astype(np.uint16) << 8) | buf[p + 3]
-        rec["ts"] = _u32(buf, p + 4)
+        rec["seq"] = hdr["seq"]
+        rec["ts"] = hdr["ts"]
         rec["pt"] = b1 & 0x7F
         rec["marker"] = b1 >> 7
         rec["size"] = length
-        ssrc = _u32(buf, p + 8)
+        ssrc = hdr["ssrc"].astype(np.uint32)
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
         frames = rec["frame"]
@@ -478,11 +478,6 @@ def _int_key(key: tuple) -> tuple | None:
     except OSError:
         return None
     return src, key[1], dst, key[3]
-
-
-def _u32(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return ((buf[pos].astype(np.uint32) << 24) | (buf[pos + 1].astype(np.uint32) << 16)
-            | (buf[pos + 2].astype(np.uint32) << 8) | buf[pos + 3].astype(np.uint32))
 
 
 def _ep(ip: str, port: int) -> str:

@@ -20,3 +20,34 @@ def test_batch_path_equals_packet_path(path, monkeypatch):
     monkeypatch.setattr(session, "batches_supported", lambda capture: False)
     slow = report_dict(session.analyze_file(path))
     assert fast == slow
+
+
+def test_uncommon_shapes_take_the_general_path(tmp_path, monkeypatch):
+    """Records outside the common Ethernet/IPv4/UDP/RTP shape: 802.1Q tags, IPv4 options, RTCP shorter
+    than an RTP header, a snaplen-cut record, a short last record at the very end of the file."""
+    from scapy.all import IP, UDP, Dot1Q, Ether, IPOption_NOP, Raw, rdpcap, wrpcap
+
+    frames = []
+    for i, pkt in enumerate(rdpcap(str(FIXTURES / "media_ok.pcap"))):
+        when = pkt.time
+        if i % 3 == 1:
+            pkt = Ether(src=pkt.src, dst=pkt.dst) / Dot1Q(vlan=7, type=pkt.type) / pkt.payload
+        elif i % 5 == 2 and IP in pkt:
+            ip = pkt[IP].copy()
+            ip.options = [IPOption_NOP()] * 4
+            del ip.ihl, ip.len, ip.chksum
+            pkt = Ether(src=pkt.src, dst=pkt.dst) / ip
+        pkt.time = when
+        frames.append(pkt)
+    last = float(frames[-1].time)
+    short_rr = bytes([0x80, 201, 0, 1]) + (0x1234).to_bytes(4, "big")  # RTCP RR, no report blocks
+    tail = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=7001, dport=7003) / Raw(short_rr)
+    tail.time = last + 0.01
+    frames.append(tail)
+    out = tmp_path / "shapes.pcap"
+    wrpcap(str(out), frames)
+    fast = report_dict(session.analyze_file(out))
+    monkeypatch.setattr(session, "batches_supported", lambda capture: False)
+    slow = report_dict(session.analyze_file(out))
+    assert fast == slow
+    assert sum(s["packets"] for c in fast["calls"] for s in c["streams"]) == 400  # every RTP packet of media_ok
