@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .reader import PCAP_MAGICS, Capture
 
@@ -68,6 +69,7 @@ def iter_batches(capture: Capture, size: int = BATCH) -> Iterator[Batch]:
     buf = np.frombuffer(m, dtype=np.uint8)
     caplen_at = struct.Struct(order + "I").unpack_from
     dt = np.dtype(order + "u4")
+    record = np.dtype([("sec", dt), ("frac", dt), ("caplen", dt)])  # pcap record header, less orig_len
     end = len(m)
     off = 24
     frame = 0
@@ -101,9 +103,9 @@ def iter_batches(capture: Capture, size: int = BATCH) -> Iterator[Batch]:
             off += run * step
         if count:
             starts = _starts(runs, count)
-            head = buf[starts[:, None] + np.arange(12)].copy().view(dt).reshape(-1, 3)
-            t = head[:, 0].astype(np.float64) + head[:, 1].astype(np.float64) * scale
-            n = head[:, 2].astype(np.int64)
+            head = _gather(buf, starts, record)
+            t = head["sec"].astype(np.float64) + head["frac"].astype(np.float64) * scale
+            n = head["caplen"].astype(np.int64)
             frames = np.arange(frame + 1, frame + 1 + count, dtype=np.int64)
             frame += count
             info.packets = frame
@@ -138,11 +140,18 @@ COMMON = np.dtype([("macs", "V12"), ("ethertype", ">u2"), ("vihl", "u1"), ("tos"
 
 
 def _gather(buf: np.ndarray, at: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """dtype.itemsize bytes from each offset (clipped at the end of the buffer), as records of dtype."""
-    pos = at[:, None] + np.arange(dtype.itemsize)
-    if len(at) and int(at.max()) + dtype.itemsize > len(buf):
-        pos = np.minimum(pos, len(buf) - 1)
-    return buf[pos].view(dtype).reshape(-1)
+    """dtype.itemsize bytes from each offset, as records of dtype: rows of a sliding-window view, so
+    no (n, size) index matrix is built. Offsets too near the end of the buffer read what is there."""
+    size = dtype.itemsize
+    limit = len(buf) - size
+    if limit < 0:
+        pos = np.minimum(at[:, None] + np.arange(size), len(buf) - 1)
+        return buf[pos].view(dtype).reshape(-1)
+    out = sliding_window_view(buf, size)[np.minimum(at, limit)]
+    over = np.flatnonzero(at > limit)
+    if len(over):
+        out[over] = buf[np.minimum(at[over, None] + np.arange(size), len(buf) - 1)]
+    return out.view(dtype).reshape(-1)
 
 
 def _classify(buf: np.ndarray, m, linktype: int, o, n, t, frames) -> Batch:
