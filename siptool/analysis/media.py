@@ -240,12 +240,14 @@ class MediaTracker:
         n = len(rtp.frame)
         if not n:
             return
-        order = np.lexsort((rtp.dport, rtp.sport, rtp.dst, rtp.src))  # stable: capture order within a flow
+        a_end = (rtp.src.astype(np.int64) << 16) | rtp.sport  # 48-bit address:port of each end
+        b_end = (rtp.dst.astype(np.int64) << 16) | rtp.dport
+        order = np.lexsort((b_end, a_end))  # stable: capture order within a flow
+        a_end, b_end = a_end[order], b_end[order]
         src, sport, dst, dport = rtp.src[order], rtp.sport[order], rtp.dst[order], rtp.dport[order]
         change = np.empty(n, bool)
         change[0] = True
-        change[1:] = (src[1:] != src[:-1]) | (sport[1:] != sport[:-1]) | (dst[1:] != dst[:-1]) \
-            | (dport[1:] != dport[:-1])
+        change[1:] = (a_end[1:] != a_end[:-1]) | (b_end[1:] != b_end[:-1])
         starts = np.flatnonzero(change)
         stops = np.append(starts[1:], n)
         p, length, hdr = rtp.payload[order], rtp.length[order], rtp.header[order]
