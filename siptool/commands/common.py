@@ -13,7 +13,11 @@ from ..errors import SiptoolError
 
 
 def console(no_color: bool = False, width: int | None = None, stderr: bool = False) -> Console:
-    """Colours only on a terminal (rich checks isatty; NO_COLOR is honoured too)."""
+    """Colours only on a terminal (rich checks isatty; NO_COLOR is honoured too). Piped into a file
+    or a ticket, 120 columns (rich's 80 would cut the call and stream tables); COLUMNS overrides."""
+    stream = sys.stderr if stderr else sys.stdout
+    if width is None and "COLUMNS" not in os.environ and not stream.isatty():
+        width = 120
     return Console(no_color=no_color or None, width=width, stderr=stderr, highlight=False,
                    force_terminal=None)
 
