@@ -46,4 +46,15 @@ def get_app() -> typer.Typer:
 
 
 def main() -> None:
-    get_app()()
+    import sys
+
+    from .commands import MODULES, register_one
+
+    # Import only the subcommand being run (call/echo/check pull in asyncio and the agent, which
+    # `analyze` does not need): a faster start. `siptool --help` and anything else get them all.
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if args and args[0] in MODULES and not any(a in ("--help", "-h") for a in sys.argv[1:2]):
+        register_one(app, args[0])
+    else:
+        _register_subcommands()
+    app()

@@ -9,10 +9,8 @@ MODULES = ("analyze", "ladder", "plot", "call", "echo", "register", "capture", "
 
 def register_all(app) -> None:
     for name in MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue  # a subcommand not built yet
-        module.register(app)
+        register_one(app, name)
+
+
+def register_one(app, name: str) -> None:
+    importlib.import_module(f"{__name__}.{name}").register(app)
