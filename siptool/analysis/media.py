@@ -266,6 +266,7 @@ class MediaTracker:
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
         frames = rec["frame"]
+        marks = _Marks(rec, rtcp, usable, ssrc)
         for a0, b0_, s_, sp, d_, dp in zip(starts.tolist(), stops.tolist(), src[starts].tolist(),
                                            sport[starts].tolist(), dst[starts].tolist(), dport[starts].tolist()):
             ikey = (s_, sp, d_, dp)
@@ -273,7 +274,7 @@ class MediaTracker:
             flow = iflows.get(ikey) or flows.get(key)
             cuts = self._cuts(key, int(frames[a0]), int(frames[b0_ - 1])) if key[:2] in self._endpoints \
                 or key[2:] in self._endpoints else []
-            bounds = [a0, *(a0 + np.searchsorted(frames[a0:b0_], cuts)).tolist(), b0_]
+            bounds = [a0, *(a0 + np.searchsorted(frames[a0:b0_], cuts)).tolist(), b0_] if cuts else (a0, b0_)
             for a, b in zip(bounds[:-1], bounds[1:]):
                 if a >= b:
                     continue
@@ -282,33 +283,39 @@ class MediaTracker:
                         flow.stale = True  # an announcement inside this slice: maybe a new epoch
                     flow = self._current(key, flow, int(frames[a]), bytes(buf[p[a]:p[a] + length[a]]))
                     iflows[ikey] = flow
-                self._slice(flow, a, b, rec, ssrc, p, rtcp, usable, control, buf)
+                self._slice(flow, a, b, rec, ssrc, p, marks, control, buf)
         for i in sorted(control, key=lambda i: rec["frame"][i]):
             start = int(p[i])
             self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
         self._sweep(float(rec["time"].max()))
 
-    def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, rtcp, usable, control: list, buf) -> None:
+    def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, marks: "_Marks", control: list, buf) -> None:
         """Records a..b of one flow in one epoch."""
-        flow.last_time = float(rec["time"][b - 1])
+        flow.last_time = marks.time[b - 1]
         if flow.kind == "other":
             return
-        if rtcp[a:b].any():
-            control.extend((np.flatnonzero(rtcp[a:b]) + a).tolist())
+        if marks.count(marks.rtcp, a, b):
+            control.extend((np.flatnonzero(marks.rtcp_mask[a:b]) + a).tolist())
         if flow.kind != "rtp":
             return
-        u = usable[a:b]
-        if u.all():
+        if not marks.count(marks.bad, a, b):
             sub, sub_ssrc, sub_p = rec[a:b], ssrc[a:b], p[a:b]
+            single = marks.ssrc_change[b - 1] == marks.ssrc_change[a]
         else:
+            u = marks.usable_mask[a:b]
             sub, sub_ssrc, sub_p = rec[a:b][u], ssrc[a:b][u], p[a:b][u]
+            single = None
         if len(sub):
-            self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf)
+            self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf, single, marks.count(marks.dynamic, a, b) > 0)
 
-    def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray) -> None:
+    def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray,
+                  single: bool | None = None, dynamic: bool = True) -> None:
+        """One flow's RTP records (one epoch): split by SSRC, appended to each stream's records.
+        single: all of one SSRC (None: not known); dynamic: some payload type >= 96 among them."""
         first = int(ssrc[0])
-        parts = [(first, None)] if (ssrc == first).all() else \
-            [(int(v), np.flatnonzero(ssrc == v)) for v in np.unique(ssrc)]
+        if single is None:
+            single = bool((ssrc == first).all())
+        parts = [(first, None)] if single else [(int(v), np.flatnonzero(ssrc == v)) for v in np.unique(ssrc)]
         for value, idx in parts:
             sub = rec if idx is None else rec[idx]
             state = flow.streams.get(value)
@@ -318,7 +325,7 @@ class MediaTracker:
             state.last_time = float(sub["time"][-1])
             if state.codecs:
                 events = [pt for pt, (name, _r) in state.codecs.items() if name.lower() == "telephone-event"]
-                if events:
+                if events and (dynamic or min(events) < 96):
                     sp = p if idx is None else p[idx]
                     for j in np.flatnonzero(np.isin(sub["pt"], events))[:4096 - len(state.events)]:
                         start = int(sp[j])
@@ -446,6 +453,27 @@ class MediaTracker:
         if stream.codec.lower() != "telephone-event":
             r, mos = mos_for_stream(stream.codec, effective_loss_pct, delay)
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
+
+
+class _Marks:
+    """Per batch (in flow order): running counts that answer "any RTCP / unusable record / SSRC change /
+    dynamic payload type in records a..b?" with two list lookups instead of a numpy call per slice."""
+
+    __slots__ = ("time", "rtcp_mask", "usable_mask", "rtcp", "bad", "ssrc_change", "dynamic")
+
+    def __init__(self, rec: np.ndarray, rtcp: np.ndarray, usable: np.ndarray, ssrc: np.ndarray) -> None:
+        self.time = rec["time"].tolist()
+        self.rtcp_mask, self.usable_mask = rtcp, usable
+        self.rtcp = np.cumsum(rtcp).tolist()
+        self.bad = np.cumsum(~usable).tolist()
+        change = np.zeros(len(ssrc), np.int64)
+        change[1:] = ssrc[1:] != ssrc[:-1]
+        self.ssrc_change = np.cumsum(change).tolist()
+        self.dynamic = np.cumsum(rec["pt"] >= 96).tolist()
+
+    @staticmethod
+    def count(cum: list, a: int, b: int) -> int:
+        return cum[b - 1] - (cum[a - 1] if a else 0)
 
 
 NOT_RTP_PORTS = {53, 67, 68, 123, 137, 138, 161, 500, 1900, 3478, 4500, 5353, 5355}  # DNS, DHCP, NTP, mDNS...
