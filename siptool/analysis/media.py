@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import sdp as sdplib
-from ..report.model import Call, Report, SdpEntry, Stream
+from ..report.model import Call, Report, RtcpXr, SdpEntry, Stream
 from ..rtp.mos import mos_for_stream
 from ..rtp.packet import parse_rtcp
 from ..rtp.stats import RECORD_DTYPE, StreamStats
@@ -82,6 +82,7 @@ class MediaTracker:
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
         self._reported: dict[int, dict] = {}  # media SSRC -> what receivers reported about it
+        self._xr: dict[int, RtcpXr] = {}  # media SSRC -> last RTCP XR VoIP Metrics about it
 
     # --- SIP side --------------------------------------------------------------------------
 
@@ -351,6 +352,11 @@ class MediaTracker:
                 self._sr_seen[(p.ssrc, p.ntp_middle)] = time
                 if len(self._sr_seen) > 65536:
                     self._sr_seen.pop(next(iter(self._sr_seen)))
+            for vm in p.voip_metrics:
+                xr = self._xr.get(vm.ssrc)
+                self._xr[vm.ssrc] = RtcpXr(
+                    round(vm.loss_pct, 2), round(vm.discard_pct, 2), vm.round_trip_ms, vm.end_system_delay_ms,
+                    vm.r_factor, vm.mos_lq, vm.mos_cq, vm.jb_nominal_ms, vm.jb_max_ms, (xr.reports if xr else 0) + 1)
             for b in p.reports:
                 info = self._reported.setdefault(b.ssrc, {"loss": 0.0, "jitter": 0, "rtt": []})
                 info["loss"] = max(info["loss"], b.fraction_lost_pct)
@@ -442,6 +448,7 @@ class MediaTracker:
     def _rate(self, stream: Stream, state: _StreamState, effective_loss_pct: float) -> None:
         """RTCP figures and the MOS, at the end: RTCP reports may arrive after the stream closed."""
         reported = self._reported.get(state.ssrc)
+        stream.rtcp_xr = self._xr.get(state.ssrc)
         delay = None
         if reported is not None:
             stream.rtcp_loss_pct = round(reported["loss"], 2)
@@ -450,6 +457,8 @@ class MediaTracker:
             if reported["rtt"]:
                 stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
                 delay = stream.rtcp_rtt_ms / 2  # one-way delay for the E-model Id (G.107 7.4)
+        if delay is None and stream.rtcp_xr is not None and stream.rtcp_xr.round_trip_ms:
+            delay = stream.rtcp_xr.round_trip_ms / 2  # the receiver's own RTT measurement (RFC 3611 4.7)
         if stream.codec.lower() != "telephone-event":
             r, mos = mos_for_stream(stream.codec, effective_loss_pct, delay)
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)

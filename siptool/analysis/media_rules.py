@@ -289,6 +289,7 @@ def quality_findings(s: Stream, call_id: str | None) -> Iterable[Finding]:
             fix="Have the sender set the marker bit / change SSRC on source changes, or enable RTP "
                 "re-timestamping on the SBC.",
             call_id=call_id, frames=[s.first_frame], evidence={"timestamp_jumps": s.timestamp_jumps})
+    yield from receiver_reports(s, call_id)
     if s.mos is not None and s.mos < t["mos"]:
         yield Finding(
             code="media.mos", severity="error" if s.mos < t["mos_error"] else "warning",
@@ -296,6 +297,39 @@ def quality_findings(s: Stream, call_id: str | None) -> Iterable[Finding]:
             explanation=f"The E-model (ITU-T G.107) rates this stream R={s.r_factor:.0f}, MOS {s.mos:.2f}: "
                         "users will notice poor audio.",
             fix="See the loss and jitter findings for the cause.", call_id=call_id, frames=[s.first_frame])
+
+
+def receiver_reports(s: Stream, call_id: str | None) -> Iterable[Finding]:
+    """What the receiver said in RTCP (RR fraction lost, XR VoIP Metrics loss and discard) against what
+    the capture saw: loss the capture did not see happened after the capture point."""
+    t = THRESHOLDS
+    where = f"{s.src} -> {s.dst}"
+    reported = max([v for v in (s.rtcp_loss_pct, s.rtcp_xr.loss_pct if s.rtcp_xr else None) if v is not None],
+                   default=None)
+    if reported is not None and reported >= t["loss_pct"] and s.loss_pct < t["loss_pct"]:
+        yield Finding(
+            code="media.loss_downstream", severity="warning",
+            title=f"Receiver reports {reported:.1f}% loss on {where}; the capture saw {s.loss_pct:.1f}%",
+            explanation="The receiver's RTCP reports (RFC 3550 6.4 fraction lost, RFC 3611 VoIP Metrics) count "
+                        "packets missing that passed this capture point, so they were lost between here and "
+                        "the receiver.",
+            fix="Capture again nearer the receiver (its SBC or host) to find the lossy hop past this point; "
+                "check that link's congestion, QoS marking (DSCP EF) and firewall rate limits.",
+            call_id=call_id, frames=[s.first_frame],
+            evidence={"reported_loss_pct": reported, "captured_loss_pct": s.loss_pct})
+    if s.rtcp_xr is not None and s.rtcp_xr.discard_pct >= t["loss_pct"]:
+        x = s.rtcp_xr
+        yield Finding(
+            code="media.jitter_buffer_discards", severity="warning",
+            title=f"Receiver's jitter buffer discarded {x.discard_pct:.1f}% of {where}",
+            explanation=f"The receiver's RTCP XR VoIP Metrics (RFC 3611 4.7) report {x.discard_pct:.1f}% of "
+                        f"packets discarded as too late or early (jitter buffer {x.jitter_buffer_nominal_ms} ms "
+                        f"nominal, {x.jitter_buffer_max_ms} ms max): heard as loss although the network "
+                        "delivered them.",
+            fix="Reduce jitter on the path (DSCP EF, avoid congested or wireless links) or let the receiver's "
+                "adaptive jitter buffer grow larger.",
+            call_id=call_id, frames=[s.first_frame],
+            evidence={"discard_pct": x.discard_pct, "jitter_buffer_max_ms": x.jitter_buffer_max_ms})
 
 
 @call_rule

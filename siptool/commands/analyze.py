@@ -25,6 +25,8 @@ EPILOG = """Examples:
 
   siptool analyze trunk.pcap --engine tshark   # tshark decodes (cross-check)
 
+  siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0 --fail-on warning   # stricter media
+
 Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments.
 """
 
@@ -47,6 +49,11 @@ def analyze(
         None, "--interface", "-i", help="Capture live from this interface instead of a file (as siptool capture)."),
     bpf: Optional[str] = typer.Option(None, "--bpf", help="With -i: capture filter, tcpdump syntax."),
     duration: Optional[float] = typer.Option(None, "--duration", help="With -i: stop after this many seconds."),
+    loss: float = typer.Option(1.0, "--loss", metavar="PCT", help="Media finding from this packet loss %, "
+                               "an error from 5 % (or from PCT if higher)."),
+    jitter: float = typer.Option(30.0, "--jitter", metavar="MS", help="Media finding from this interarrival jitter."),
+    mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
+                              "an error below 3.1 (or below MOS if lower)."),
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
@@ -59,6 +66,7 @@ def analyze(
             raise typer.BadParameter("give a capture file or -i INTERFACE (not both)")
         if engine not in ("native", "tshark"):
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
+        set_media_thresholds(loss, jitter, mos)
         if engine == "tshark":
             from ..analysis.select import filter_report
 
@@ -89,6 +97,17 @@ def analyze(
             limit = FAIL_LEVELS[fail_on]
             if any(FAIL_LEVELS[f.severity] <= limit for f in report.all_findings()):
                 raise typer.Exit(1)
+
+
+def set_media_thresholds(loss: float, jitter: float, mos: float) -> None:
+    """--loss / --jitter / --mos: what the media findings judge streams by (docs/findings.md)."""
+    from ..analysis.media_rules import set_thresholds
+
+    for name, value, low, high in (("--loss", loss, 0, 100), ("--jitter", jitter, 0, 10000), ("--mos", mos, 1, 5)):
+        if not low <= value <= high:
+            raise typer.BadParameter(f"use a value from {low} to {high}", param_hint=name)
+    set_thresholds(loss_pct=loss, loss_pct_error=max(5.0, loss), jitter_ms=jitter, mos=mos,
+                   mos_error=min(3.1, mos))
 
 
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -66,6 +66,22 @@ class SdpEntry:
 
 
 @dataclass(slots=True)
+class RtcpXr:
+    """RTCP XR VoIP Metrics (RFC 3611 4.7) the receiver of a stream sent about it: its own figures."""
+
+    loss_pct: float  # lost in the network
+    discard_pct: float  # discarded by its jitter buffer
+    round_trip_ms: int | None
+    end_system_delay_ms: int | None
+    r_factor: int | None
+    mos_lq: float | None
+    mos_cq: float | None
+    jitter_buffer_nominal_ms: int
+    jitter_buffer_max_ms: int
+    reports: int  # XR VoIP Metrics blocks seen for this SSRC
+
+
+@dataclass(slots=True)
 class Stream:
     """One RTP stream (one SSRC, one direction) with the figures tshark's rtp,streams also gives."""
 
@@ -100,6 +116,7 @@ class Stream:
     rtcp_loss_pct: float | None = None  # highest "fraction lost" reported
     rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
+    rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen
 
 
 @dataclass(slots=True)

@@ -151,6 +151,12 @@ def streams_table(report: Report, width: int = 120) -> Table | None:
             notes.append(f"DTMF {s.dtmf}")
         if s.rtcp_rtt_ms is not None:
             notes.append(f"RTT {s.rtcp_rtt_ms:.0f} ms")
+        if s.rtcp_xr is not None:  # what the receiver itself reported (RTCP XR VoIP Metrics)
+            x = s.rtcp_xr
+            said = [f"loss {x.loss_pct:.1f}%", f"discard {x.discard_pct:.1f}%"]
+            said += [f"RTT {x.round_trip_ms} ms"] if x.round_trip_ms else []
+            said += [f"MOS-LQ {x.mos_lq:.1f}"] if x.mos_lq else []
+            notes.append("XR " + " ".join(said))
         cells = [str(i) if i else "-", f"{s.src} -> {s.dst}", f"{s.ssrc:08X}", s.codec, f"{s.packets:,}",
                  Text(f"{s.lost} {s.loss_pct:.1f}%", style=lost_style), f"{s.max_delta_ms:.1f}",
                  f"{s.mean_jitter_ms:.2f}/{s.max_jitter_ms:.2f}",

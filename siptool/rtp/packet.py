@@ -11,6 +11,8 @@ _RTCP_HDR = struct.Struct("!BBH")
 _SR = struct.Struct("!IIIIII")  # ssrc, ntp msw, ntp lsw, rtp ts, packet count, octet count
 _BLOCK = struct.Struct("!IIIIII")  # ssrc, fraction|cumulative, ext highest seq, jitter, lsr, dlsr
 _EVENT = struct.Struct("!BBH")
+_VOIP = struct.Struct("!IBBBBHHHHbbBBBBBBBBHHH")  # RFC 3611 4.7 VoIP Metrics block, after its header
+XR_VOIP_METRICS = 7
 
 RTCP_SR, RTCP_RR, RTCP_SDES, RTCP_BYE, RTCP_APP = 200, 201, 202, 203, 204
 RTCP_RTPFB, RTCP_PSFB, RTCP_XR = 205, 206, 207  # RFC 4585, RFC 3611
@@ -138,6 +140,35 @@ class ReportBlock:
 
 
 @dataclass(slots=True)
+class VoipMetrics:
+    """RFC 3611 4.7 VoIP Metrics Report Block: the receiver's own view of a stream (None: unavailable)."""
+
+    ssrc: int
+    loss_pct: float  # fraction of packets lost in the network
+    discard_pct: float  # fraction discarded by the jitter buffer (late or early)
+    round_trip_ms: int | None
+    end_system_delay_ms: int | None
+    r_factor: int | None
+    mos_lq: float | None  # listening quality
+    mos_cq: float | None  # conversational quality
+    jb_nominal_ms: int
+    jb_max_ms: int
+
+
+def _voip_metrics(body: bytes, off: int) -> VoipMetrics | None:
+    if off + _VOIP.size > len(body):
+        return None
+    (ssrc, loss, discard, _bd, _gd, _bdur, _gdur, rtt, esd, _sig, _noise, _rerl, _gmin, r, _ext_r, lq, cq,
+     _rx, _res, jb_nom, jb_max, _jb_abs) = _VOIP.unpack_from(body, off)
+
+    def mos(v: int) -> float | None:
+        return v / 10 if 10 <= v <= 50 else None  # 127: unavailable
+
+    return VoipMetrics(ssrc, loss * 100 / 256, discard * 100 / 256, rtt or None, esd or None,
+                       r if r != 127 else None, mos(lq), mos(cq), jb_nom, jb_max)
+
+
+@dataclass(slots=True)
 class RtcpPacket:
     """One packet of a compound RTCP datagram; fields filled according to `packet_type`."""
 
@@ -155,6 +186,7 @@ class RtcpPacket:
     reason: str = ""
     app_name: str = ""
     xr_block_types: list[int] = field(default_factory=list)  # RFC 3611 BT values (7 = VoIP metrics)
+    voip_metrics: list[VoipMetrics] = field(default_factory=list)  # XR BT 7 blocks
     data: bytes = b""  # body after the common header (APP data, feedback, unknown types)
 
     @property
@@ -232,6 +264,10 @@ def _rtcp_one(pt: int, count: int, body: bytes) -> RtcpPacket:
         while off + 4 <= len(body):  # RFC 3611 3: BT, type-specific, block length (32-bit words)
             bt, _, blen = struct.unpack_from("!BBH", body, off)
             p.xr_block_types.append(bt)
+            if bt == XR_VOIP_METRICS and blen == 8:
+                vm = _voip_metrics(body, off + 4)
+                if vm is not None:
+                    p.voip_metrics.append(vm)
             off += 4 + 4 * blen
         p.data = body[4:]
     else:

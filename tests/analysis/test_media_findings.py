@@ -160,3 +160,74 @@ def test_rtp_to_private_address_that_never_answers():
                   packets=250, from_sdp=True)
     call.streams.append(back)  # it answers (e.g. on a LAN capture): nothing to say
     assert not [f for f in call_findings(call) if f.code == "nat.rtp_to_private"]
+
+
+def _xr_voip_metrics(sender: int, about: int) -> bytes:
+    """RTCP XR (RFC 3611) with one VoIP Metrics block: loss 5/256, discard 13/256, RTT 42 ms, end system
+    delay 60 ms, R 88, MOS-LQ 4.1, MOS-CQ 4.0, jitter buffer 40 ms nominal / 80 ms max."""
+    import struct
+
+    block = struct.pack("!BBH", 7, 0, 8) + struct.pack(
+        "!IBBBBHHHHbbBBBBBBBBHHH", about, 5, 13, 0, 0, 0, 0, 42, 60, 127, 127, 127, 16, 88, 127, 41, 40,
+        0, 0, 40, 80, 120)
+    body = struct.pack("!I", sender) + block
+    return struct.pack("!BBH", 0x80, 207, (4 + len(body)) // 4 - 1) + body
+
+
+def test_rtcp_xr_voip_metrics_agree_with_tshark(tmp_path):
+    """An XR VoIP Metrics report about the caller's stream, sent on the RTCP port (RTP + 1) by its
+    receiver: siptool reports the receiver's figures on that stream, as tshark decodes them, and takes
+    the round trip into the MOS (one-way delay = RTT / 2, since no SR/RR measured one)."""
+    import subprocess
+
+    from scapy.all import IP, UDP, Ether, Raw, rdpcap, wrpcap
+
+    from support import require_binary
+
+    base = report_of("media_ok.pcap")
+    (call,) = base.calls
+    fwd = next(s for s in call.streams if s.src.endswith(":6000") and s.src.startswith("127.0.0.1"))
+    frames = list(rdpcap(str(FIXTURES / "media_ok.pcap")))
+    xr = (Ether() / IP(src="127.0.0.2", dst="127.0.0.1") / UDP(sport=6001, dport=6001)
+          / Raw(_xr_voip_metrics(0x5E6F7A8B, fwd.ssrc)))
+    at = max(i for i, p in enumerate(frames) if UDP in p and p[UDP].dport == 6000 and p[IP].dst == "127.0.0.2")
+    xr.time = frames[at].time
+    frames.insert(at + 1, xr)
+    out = tmp_path / "xr.pcap"
+    wrpcap(str(out), frames)
+
+    report = analyze_file(out)
+    (call,) = report.calls
+    stream = next(s for s in call.streams if s.ssrc == fwd.ssrc and s.src == fwd.src)
+    x = stream.rtcp_xr
+    assert x is not None and x.reports == 1
+    assert (x.loss_pct, x.discard_pct) == (round(5 * 100 / 256, 2), round(13 * 100 / 256, 2))
+    assert (x.round_trip_ms, x.end_system_delay_ms, x.r_factor, x.mos_lq, x.mos_cq) == (42, 60, 88, 4.1, 4.0)
+    assert (x.jitter_buffer_nominal_ms, x.jitter_buffer_max_ms) == (40, 80)
+    assert stream.mos is not None and stream.mos < fwd.mos  # 21 ms one-way delay now counted
+    other = next(s for s in call.streams if s is not stream)
+    assert other.rtcp_xr is None
+    # the receiver saw loss (1.95%) and discards (5.08%) that the capture point did not
+    found = {f.code: f for f in report.all_findings()}
+    assert set(found) == {"media.loss_downstream", "media.jitter_buffer_discards"}
+    assert found["media.loss_downstream"].evidence == {"reported_loss_pct": 1.95, "captured_loss_pct": 0.0}
+    assert found["media.jitter_buffer_discards"].evidence["discard_pct"] == 5.08
+
+    require_binary("tshark")
+    fields = ["rtcp.xr.voipmetrics.rtdelay", "rtcp.xr.voipmetrics.esdelay", "rtcp.xr.voipmetrics.rfactor",
+              "rtcp.xr.voipmetrics.moslq", "rtcp.xr.voipmetrics.moscq", "rtcp.xr.voipmetrics.jbnominal",
+              "rtcp.xr.voipmetrics.jbmax", "rtcp.ssrc.fraction", "rtcp.ssrc.discarded"]
+    cmd = ["tshark", "-r", str(out), "-d", "udp.port==6001,rtcp", "-Y", "rtcp.xr.bt == 7", "-T", "fields"]
+    for f in fields:
+        cmd += ["-e", f]
+    (line,) = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+    got = dict(zip(fields, line.split("\t")))
+    assert got["rtcp.xr.voipmetrics.rtdelay"] == str(x.round_trip_ms)
+    assert got["rtcp.xr.voipmetrics.esdelay"] == str(x.end_system_delay_ms)
+    assert got["rtcp.xr.voipmetrics.rfactor"] == str(x.r_factor)
+    assert float(got["rtcp.xr.voipmetrics.moslq"]) == x.mos_lq
+    assert float(got["rtcp.xr.voipmetrics.moscq"]) == x.mos_cq
+    assert got["rtcp.xr.voipmetrics.jbnominal"] == str(x.jitter_buffer_nominal_ms)
+    assert got["rtcp.xr.voipmetrics.jbmax"] == str(x.jitter_buffer_max_ms)
+    assert round(int(got["rtcp.ssrc.fraction"]) * 100 / 256, 2) == x.loss_pct  # tshark: the raw x/256
+    assert round(int(got["rtcp.ssrc.discarded"]) * 100 / 256, 2) == x.discard_pct

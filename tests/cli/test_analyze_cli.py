@@ -59,7 +59,7 @@ def test_json_schema_fields():
     out = run("analyze", SHARED / "wsc_MagicJack+_short_call.pcap", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "1.2"
     cap = data["capture"]
     for key in ("file", "format", "link_types", "packets", "first_time", "last_time", "skipped"):
         assert key in cap
@@ -136,3 +136,21 @@ def test_malformed_message_becomes_finding_not_crash():
     assert "sip.nonconformant" in codes  # REGISTER without Call-ID/From/To/CSeq/Via
     frames = [f["frames"] for c in data["calls"] for f in c["findings"] if f["code"] == "sip.nonconformant"]
     assert frames == [[2]]
+
+
+def test_media_thresholds_are_configurable():
+    """example.pcap's impaired call: 2 % loss, ~14 ms jitter, MOS 4.24 on three streams."""
+    def findings(*opts):
+        out = run("analyze", FIXTURES / "example.pcap", "--json", *opts)
+        assert out.returncode == 0, out.stderr
+        return sorted((f["code"], f["severity"]) for c in json.loads(out.stdout)["calls"] for f in c["findings"]
+                      if f["code"].startswith("media.") and f["code"] not in ("media.one_way", "media.none"))
+
+    default = findings()
+    assert ("media.loss", "warning") in default and not any(c in ("media.jitter", "media.mos") for c, _ in default)
+    strict = findings("--loss", "0.5", "--jitter", "10", "--mos", "4.3")
+    assert strict.count(("media.jitter", "warning")) == default.count(("media.loss", "warning"))
+    assert ("media.mos", "warning") in strict
+    assert not any(c == "media.loss" for c, _ in findings("--loss", "3"))
+    bad = run("analyze", FIXTURES / "example.pcap", "--mos", "9")
+    assert bad.returncode == 2 and "--mos" in bad.stderr
