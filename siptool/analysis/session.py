@@ -168,7 +168,7 @@ def _feed_batches(source, analyzer: Analyzer, tick) -> None:
     decode = source.decoder.decode
     feed = analyzer.feed
     media = analyzer.media
-    for batch in iter_batches(source.capture):
+    for batch in _prefetched(iter_batches(source.capture)):
         for frame, time, data in batch.slow:
             pkt = decode(frame, time, batch.linktype, data)
             if pkt is not None:
@@ -177,6 +177,45 @@ def _feed_batches(source, analyzer: Analyzer, tick) -> None:
         if tick:
             tick(position=batch.end)
     source.decoder.fragments.flush()
+
+
+_DONE = object()
+
+
+def _prefetched(batches):
+    """The batches, the next one read and classified by a thread while this one is analysed: numpy
+    releases the GIL for most of that work, so a second core takes it. One batch ahead at most."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+
+    reader = threading.Thread(target=read, name="siptool-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _media_tracker(series: dict | None = None):

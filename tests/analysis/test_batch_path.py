@@ -51,3 +51,34 @@ def test_uncommon_shapes_take_the_general_path(tmp_path, monkeypatch):
     slow = report_dict(session.analyze_file(out))
     assert fast == slow
     assert sum(s["packets"] for c in fast["calls"] for s in c["streams"]) == 400  # every RTP packet of media_ok
+
+
+def test_prefetch_hands_over_errors_and_stops_with_the_consumer():
+    import threading
+
+    from siptool.errors import SiptoolError
+
+    def failing():
+        yield 1
+        raise SiptoolError("damaged: frame 2")
+
+    got = []
+    with pytest.raises(SiptoolError, match="frame 2"):
+        for item in session._prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            n += 1
+            produced.append(n)
+            yield n
+
+    for item in session._prefetched(endless()):
+        if item == 3:
+            break
+    assert not any(t.name == "siptool-read" for t in threading.enumerate())  # the reader has ended
+    assert len(produced) <= 5  # at most one ready and one in hand beyond what was taken
