@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import sdp as sdplib
+from ..capture.batch import take
 from ..report.model import Call, Report, RtcpXr, SdpEntry, Stream
 from ..rtp.mos import mos_for_stream
 from ..rtp.packet import parse_rtcp
@@ -251,7 +252,7 @@ class MediaTracker:
         change[1:] = (a_end[1:] != a_end[:-1]) | (b_end[1:] != b_end[:-1])
         starts = np.flatnonzero(change)
         stops = np.append(starts[1:], n)
-        p, length, hdr = rtp.payload[order], rtp.length[order], rtp.header[order]
+        p, length, hdr = rtp.payload[order], rtp.length[order], take(rtp.header, order)
         b1 = hdr["b1"]
         rtcp = (b1 >= 200) & (b1 <= 207)
         usable = ~rtcp & (length >= 12)  # version 2: checked by the batch
