@@ -174,6 +174,9 @@ def _feed_batches(source, analyzer: Analyzer, tick) -> None:
             if pkt is not None:
                 feed(pkt)
         media.feed_batch(batch.rtp, batch.buf)
+        # Flat RSS: this batch's pages are done with (reader.Capture.release). Released here, by the
+        # consumer, not by the reader thread, which runs a batch ahead.
+        source.capture.release(batch.end)
         if tick:
             tick(position=batch.end)
     source.decoder.fragments.flush()
@@ -184,25 +187,28 @@ _DONE = object()
 
 def _prefetched(batches):
     """The batches, the next one read and classified by a thread while this one is analysed: numpy
-    releases the GIL for most of that work, so a second core takes it. One batch ahead at most."""
+    releases the GIL for most of that work, so a second core takes it. The reader starts on a batch
+    only once the previous one is taken, so at most two are in memory."""
     import queue
     import threading
 
-    ready: queue.Queue = queue.Queue(maxsize=1)
+    ready: queue.Queue = queue.Queue()
+    turn = threading.Semaphore(1)  # the reader may read one batch
     stop = threading.Event()
 
     def read() -> None:
+        it = iter(batches)
         try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ready.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            while True:
+                while not turn.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
-            ready.put(_DONE)
+                batch = next(it, _DONE)
+                ready.put(batch)
+                if batch is _DONE:
+                    return
         except BaseException as exc:  # handed to the consumer, raised there
             ready.put(exc)
 
@@ -212,6 +218,7 @@ def _prefetched(batches):
         while (item := ready.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
+            turn.release()  # read the next one while this one is analysed
             yield item
     finally:
         stop.set()

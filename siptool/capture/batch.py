@@ -114,7 +114,6 @@ def iter_batches(capture: Capture, size: int = BATCH) -> Iterator[Batch]:
             batch = _classify(buf, m, linktype, starts + 16, n, t, frames)
             batch.end = off
             yield batch
-            capture.release(off)  # flat RSS: the consumer is done with these pages (reader.Capture.release)
         if stop is not None:
             if frame == 0 and stop.startswith("damaged"):
                 capture._stop(stop)  # noqa: SLF001 - raises the one-line error
