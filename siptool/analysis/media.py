@@ -9,6 +9,7 @@ Per packet only the 12-byte header is unpacked; the numbers are computed per str
 from __future__ import annotations
 
 import socket
+import statistics
 import struct
 from dataclasses import dataclass, field
 
@@ -456,7 +457,7 @@ class MediaTracker:
             clock = stream.clock_rate
             stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
             if reported["rtt"]:
-                stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
+                stream.rtcp_rtt_ms = round(statistics.median(reported["rtt"]), 3)
                 delay = stream.rtcp_rtt_ms / 2  # one-way delay for the E-model Id (G.107 7.4)
         if delay is None and stream.rtcp_xr is not None and stream.rtcp_xr.round_trip_ms:
             delay = stream.rtcp_xr.round_trip_ms / 2  # the receiver's own RTT measurement (RFC 3611 4.7)

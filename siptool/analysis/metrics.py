@@ -18,12 +18,20 @@ def _pct(num: int, den: int) -> float | None:
     return round(100.0 * num / den, 2) if den else None
 
 
+def _quantile(ordered: np.ndarray, q: float) -> float:
+    """numpy's default (linear) quantile of sorted values, without np.percentile's import of numpy.ma."""
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+
+
 def _stats(values: list[float], total: bool = False) -> dict[str, float]:
     if not values:
         return {}
-    a = np.asarray(values, dtype=float)
-    out = {"count": int(a.size), "mean": round(float(a.mean()), 3), "median": round(float(np.median(a)), 3),
-           "p95": round(float(np.percentile(a, 95)), 3), "max": round(float(a.max()), 3)}
+    a = np.sort(np.asarray(values, dtype=float))
+    out = {"count": int(a.size), "mean": round(float(a.mean()), 3), "median": round(_quantile(a, 0.5), 3),
+           "p95": round(_quantile(a, 0.95), 3), "max": round(float(a[-1]), 3)}
     if total:
         out["total"] = round(float(a.sum()), 3)
     return out

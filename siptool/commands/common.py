@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from ..errors import SiptoolError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def console(no_color: bool = False, width: int | None = None, stderr: bool = False) -> Console:
@@ -18,6 +21,8 @@ def console(no_color: bool = False, width: int | None = None, stderr: bool = Fal
     stream = sys.stderr if stderr else sys.stdout
     if width is None and "COLUMNS" not in os.environ and not stream.isatty():
         width = 120
+    from rich.console import Console  # here, not at import: `--json` never needs rich
+
     return Console(no_color=no_color or None, width=width, stderr=stderr, highlight=False,
                    force_terminal=None)
 
