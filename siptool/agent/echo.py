@@ -12,6 +12,7 @@ from typing import Callable
 from . import sdp, sipmsg
 from .auth import Authenticator
 from .dialog import Dialog
+from .echo_pump import EchoPump
 from .media import RtpSession
 from .transaction import Timers
 from .transport import TlsOptions
@@ -59,6 +60,7 @@ class EchoServer:
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
         self.on_line = on_line
+        self.pump = EchoPump()  # echoed RTP in its own thread (agent/echo_pump.py)
 
     @property
     def port(self) -> int:
@@ -78,6 +80,7 @@ class EchoServer:
         for call in calls:
             self._end(call, "ended" if call in answered else call.state, "shutdown")
         await self.ua.close()
+        self.pump.close()
 
     async def __aenter__(self) -> "EchoServer":
         return await self.start()
@@ -157,7 +160,7 @@ class EchoServer:
     async def _answer(self, call: EchoCall, txn, msg, offer, chosen) -> None:
         ua = self.ua
         tag = call.dialog.local_tag
-        call.media = media = await RtpSession(self.listen[0], echo=True).open()
+        call.media = media = await RtpSession(self.listen[0], echo=True, pump=self.pump).open()
         media.set_remote(offer.address, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
         ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo"))]))
         if self.ring:

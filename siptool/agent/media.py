@@ -100,10 +100,11 @@ def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
 class RtpSession:
     """One audio stream pair. `echo=True` sends every RTP packet back to where it came from."""
 
-    def __init__(self, host: str, echo: bool = False, tap=None) -> None:
+    def __init__(self, host: str, echo: bool = False, tap=None, pump=None) -> None:
         self.host = host
         self.echo = echo
         self.tap = tap
+        self.pump = pump if echo and tap is None else None  # EchoPump: echo RTP off the event loop
         self.codec = "PCMU"
         self.pt = 0
         self.dtmf_pt: int | None = 101
@@ -137,10 +138,32 @@ class RtpSession:
     async def open(self) -> "RtpSession":
         loop = asyncio.get_running_loop()
         a, b = _bind_pair(self.host)
-        self._rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_rtp), sock=a)
+        self._loop = loop
+        if self.pump is not None:
+            self._rtp_sock = a
+            self.pump.add(a, self)
+        else:
+            self._rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_rtp), sock=a)
         self._rtcp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_rtcp), sock=b)
         self.port = a.getsockname()[1]
         return self
+
+    def pump_packet(self, data: bytes, addr, sock) -> None:
+        """An RTP datagram read by the EchoPump thread: echo it as _on_rtp would."""
+        if self.remote != addr or len(data) < 12 or data[1] >= 192:
+            if len(data) < 12 or data[0] >> 6 != 2:
+                return
+            if is_rtcp(data):  # rtcp-mux: parsed on the event loop
+                self._loop.call_soon_threadsafe(self._on_rtcp, data, addr)
+                return
+            if self.remote != addr:  # symmetric RTP (RFC 4961)
+                self.remote, self.latched = addr, True
+                self.remote_rtcp = (addr[0], addr[1] + 1)
+        try:
+            sock.sendto(data, addr)
+        except OSError:  # socket buffer full or closed: the packet is lost, as on a wire
+            return
+        self.echoed += 1
 
     def set_remote(self, address: str, port: int, codec: str, pt: int, dtmf_pt: int | None) -> None:
         self.codec, self.pt, self.dtmf_pt = codec.upper(), pt, dtmf_pt
@@ -314,6 +337,11 @@ class RtpSession:
     def close(self) -> None:
         for t in self._tasks:
             t.cancel()
+        sock = getattr(self, "_rtp_sock", None)
+        if sock is not None:
+            self.pump.remove(sock)
+            sock.close()
+            self._rtp_sock = None
         for s in (self._rtp, self._rtcp):
             if s is not None:
                 s.close()
