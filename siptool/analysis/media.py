@@ -360,9 +360,10 @@ class MediaTracker:
                     round(vm.loss_pct, 2), round(vm.discard_pct, 2), vm.round_trip_ms, vm.end_system_delay_ms,
                     vm.r_factor, vm.mos_lq, vm.mos_cq, vm.jb_nominal_ms, vm.jb_max_ms, (xr.reports if xr else 0) + 1)
             for b in p.reports:
-                info = self._reported.setdefault(b.ssrc, {"loss": 0.0, "jitter": 0, "rtt": []})
+                info = self._reported.setdefault(b.ssrc, {"loss": 0.0, "jitter": 0, "rtt": [], "lost": 0})
                 info["loss"] = max(info["loss"], b.fraction_lost_pct)
                 info["jitter"] = b.jitter
+                info["lost"] = b.cumulative_lost
                 sent = self._sr_seen.get((b.ssrc, b.lsr)) if b.lsr else None
                 if sent is not None:
                     rtt = (time - sent) * 1000.0 - b.dlsr * 1000.0 / 65536.0
@@ -454,6 +455,7 @@ class MediaTracker:
         delay = None
         if reported is not None:
             stream.rtcp_loss_pct = round(reported["loss"], 2)
+            stream.rtcp_lost = reported["lost"]
             clock = stream.clock_rate
             stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
             if reported["rtt"]:

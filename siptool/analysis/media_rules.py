@@ -304,19 +304,22 @@ def receiver_reports(s: Stream, call_id: str | None) -> Iterable[Finding]:
     the capture saw: loss the capture did not see happened after the capture point."""
     t = THRESHOLDS
     where = f"{s.src} -> {s.dst}"
-    reported = max([v for v in (s.rtcp_loss_pct, s.rtcp_xr.loss_pct if s.rtcp_xr else None) if v is not None],
-                   default=None)
+    # Whole-stream figures on both sides: RR cumulative lost over what the capture expected (not the
+    # highest per-interval fraction, which a burst the capture also saw can push over the threshold),
+    # and XR's loss rate, which counts since the start of reception (RFC 3611 4.7.1).
+    rr = s.rtcp_lost * 100.0 / s.expected if s.rtcp_lost is not None and s.expected else None
+    reported = max([v for v in (rr, s.rtcp_xr.loss_pct if s.rtcp_xr else None) if v is not None], default=None)
     if reported is not None and reported >= t["loss_pct"] and s.loss_pct < t["loss_pct"]:
         yield Finding(
             code="media.loss_downstream", severity="warning",
             title=f"Receiver reports {reported:.1f}% loss on {where}; the capture saw {s.loss_pct:.1f}%",
-            explanation="The receiver's RTCP reports (RFC 3550 6.4 fraction lost, RFC 3611 VoIP Metrics) count "
+            explanation="The receiver's RTCP reports (RFC 3550 6.4 cumulative lost, RFC 3611 VoIP Metrics) count "
                         "packets missing that passed this capture point, so they were lost between here and "
                         "the receiver.",
             fix="Capture again nearer the receiver (its SBC or host) to find the lossy hop past this point; "
                 "check that link's congestion, QoS marking (DSCP EF) and firewall rate limits.",
             call_id=call_id, frames=[s.first_frame],
-            evidence={"reported_loss_pct": reported, "captured_loss_pct": s.loss_pct})
+            evidence={"reported_loss_pct": round(reported, 2), "captured_loss_pct": s.loss_pct})
     if s.rtcp_xr is not None and s.rtcp_xr.discard_pct >= t["loss_pct"]:
         x = s.rtcp_xr
         yield Finding(

@@ -113,7 +113,8 @@ class Stream:
     dtmf: str = ""  # RFC 4733 digits seen
     call_id: str | None = None
     # What the receiver of this stream said about it in RTCP reports (RFC 3550 6.4), when captured:
-    rtcp_loss_pct: float | None = None  # highest "fraction lost" reported
+    rtcp_loss_pct: float | None = None  # highest "fraction lost" reported (one report interval)
+    rtcp_lost: int | None = None  # "cumulative number of packets lost" in the last report
     rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
     rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen

@@ -231,3 +231,37 @@ def test_rtcp_xr_voip_metrics_agree_with_tshark(tmp_path):
     assert got["rtcp.xr.voipmetrics.jbmax"] == str(x.jitter_buffer_max_ms)
     assert round(int(got["rtcp.ssrc.fraction"]) * 100 / 256, 2) == x.loss_pct  # tshark: the raw x/256
     assert round(int(got["rtcp.ssrc.discarded"]) * 100 / 256, 2) == x.discard_pct
+
+
+def _rr(sender: int, about: int, fraction: int, cumulative: int) -> bytes:
+    """RTCP RR (RFC 3550 6.4.2) with one report block."""
+    import struct
+
+    block = struct.pack("!IIIIII", about, (fraction << 24) | (cumulative & 0xFFFFFF), 0x10000, 0, 0, 0)
+    body = struct.pack("!I", sender) + block
+    return struct.pack("!BBH", 0x81, 201, (4 + len(body)) // 4 - 1) + body
+
+
+@pytest.mark.parametrize("fraction, cumulative, expect", [
+    (0, 10, True),  # 10 of 200 packets (5 %) lost after the capture point
+    (40, 1, False),  # a 15.6 % interval fraction, but 1 packet in all: below the 1 % threshold
+])
+def test_receiver_report_loss_downstream(tmp_path, fraction, cumulative, expect):
+    from scapy.all import IP, UDP, Ether, Raw, rdpcap, wrpcap
+
+    frames = list(rdpcap(str(FIXTURES / "media_ok.pcap")))
+    ssrc = 0x1A2B3C4D  # the caller's stream 127.0.0.1:6000 -> 127.0.0.2:6000
+    rr = Ether() / IP(src="127.0.0.2", dst="127.0.0.1") / UDP(sport=6001, dport=6001) / Raw(_rr(7, ssrc, fraction,
+                                                                                                   cumulative))
+    rr.time = frames[-5].time
+    frames.insert(len(frames) - 4, rr)
+    out = tmp_path / "rr.pcap"
+    wrpcap(str(out), frames)
+    report = analyze_file(out)
+    (call,) = report.calls
+    stream = next(s for s in call.streams if s.src == "127.0.0.1:6000")
+    assert (stream.rtcp_lost, stream.rtcp_loss_pct) == (cumulative, round(fraction * 100 / 256, 2))
+    found = [f for f in report.all_findings() if f.code == "media.loss_downstream"]
+    assert bool(found) == expect
+    if expect:
+        assert found[0].evidence == {"reported_loss_pct": 5.0, "captured_loss_pct": 0.0}
