@@ -130,12 +130,25 @@ def generator(dests: list[tuple[str, int]], seconds: float, out) -> None:
     out.put((ticks * n, received, np.array(rtts) * 1000.0, np.array(lateness) * 1000.0))
 
 
-def cpu_seconds(pid: int) -> float:
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of the agent and of its child processes (siptool echo's echo workers)."""
+    fields = _stat(pid)
+    if fields is None:
         return float("nan")
+    total = int(fields[11]) + int(fields[12])
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and entry != str(pid):
+            child = _stat(int(entry))
+            if child is not None and child[1] == str(pid):
+                total += int(child[11]) + int(child[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run_level(target, pid: int, n: int, seconds: float) -> dict:
