@@ -52,9 +52,8 @@ def main() -> None:
 
     # Import only the subcommand being run (call/echo/check pull in asyncio and the agent, which
     # `analyze` does not need): a faster start. `siptool --help` and anything else get them all.
-    args = [a for a in sys.argv[1:] if not a.startswith("-")]
-    if args and args[0] in MODULES and not any(a in ("--help", "-h") for a in sys.argv[1:2]):
-        register_one(app, args[0])
+    if len(sys.argv) > 1 and sys.argv[1] in MODULES:  # the root has flags only: argv[1] is the command
+        register_one(app, sys.argv[1])
     else:
         _register_subcommands()
     app()

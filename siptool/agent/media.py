@@ -149,21 +149,25 @@ class RtpSession:
         return self
 
     def pump_packet(self, data: bytes, addr, sock) -> None:
-        """An RTP datagram read by the EchoPump thread: echo it as _on_rtp would."""
+        """An RTP datagram read by the EchoPump thread (echo sessions without a tap): echo it."""
         if self.remote != addr or len(data) < 12 or data[1] >= 192:
             if len(data) < 12 or data[0] >> 6 != 2:
                 return
             if is_rtcp(data):  # rtcp-mux: parsed on the event loop
                 self._loop.call_soon_threadsafe(self._on_rtcp, data, addr)
                 return
-            if self.remote != addr:  # symmetric RTP (RFC 4961)
-                self.remote, self.latched = addr, True
-                self.remote_rtcp = (addr[0], addr[1] + 1)
+            self._latch(addr)
         try:
             sock.sendto(data, addr)
         except OSError:  # socket buffer full or closed: the packet is lost, as on a wire
             return
         self.echoed += 1
+
+    def _latch(self, addr) -> None:
+        """Symmetric RTP (RFC 4961): answer where the packets come from."""
+        if self.remote != addr:
+            self.remote, self.latched = addr, True
+            self.remote_rtcp = (addr[0], addr[1] + 1)
 
     def set_remote(self, address: str, port: int, codec: str, pt: int, dtmf_pt: int | None) -> None:
         self.codec, self.pt, self.dtmf_pt = codec.upper(), pt, dtmf_pt
@@ -176,10 +180,6 @@ class RtpSession:
     # --- receive ---------------------------------------------------------------------------------
 
     def _on_rtp(self, data: bytes, addr) -> None:
-        if self.echo and self.tap is None and self.remote == addr and data[1] < 192:  # hot path: echo as is
-            self._rtp.sendto(data, addr)
-            self.echoed += 1
-            return
         now = time.time()
         if self.tap:
             self.tap("in", (self.host, self.port), addr, data, "udp")
@@ -188,9 +188,7 @@ class RtpSession:
         if is_rtcp(data):  # rtcp-mux (RFC 5761)
             self._on_rtcp(data, addr)
             return
-        if self.remote != addr:  # symmetric RTP: answer where the packets come from (RFC 4961)
-            self.remote, self.latched = addr, True
-            self.remote_rtcp = (addr[0], addr[1] + 1)
+        self._latch(addr)
         if self.echo:
             self._rtp.sendto(data, addr)
             self.echoed += 1
