@@ -300,8 +300,8 @@ def quality_findings(s: Stream, call_id: str | None) -> Iterable[Finding]:
 
 
 def receiver_reports(s: Stream, call_id: str | None) -> Iterable[Finding]:
-    """What the receiver said in RTCP (RR fraction lost, XR VoIP Metrics loss and discard) against what
-    the capture saw: loss the capture did not see happened after the capture point."""
+    """What the receiver said in RTCP (RR cumulative lost, XR VoIP Metrics loss and discard) against
+    what the capture saw: loss the capture did not see happened after the capture point."""
     t = THRESHOLDS
     where = f"{s.src} -> {s.dst}"
     # Whole-stream figures on both sides: RR cumulative lost over what the capture expected (not the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -67,25 +68,21 @@ def analyze(
         if engine not in ("native", "tshark"):
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
         set_media_thresholds(loss, jitter, mos)
-        if engine == "tshark":
-            from ..analysis.select import filter_report
-
-            report = filter_report(tshark_report(capture, interface, bpf, duration), filters or [])
-        elif interface is not None:
-            import sys
-
-            from ..analysis.select import filter_report
-            from .capture import run_live
-
-            report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                              show=not (quiet or json_out) and sys.stderr.isatty())
-            report = filter_report(report, filters or [])
+        if engine == "native" and interface is None:
+            report = load_report(str(capture), filters, quiet=quiet or json_out)  # filters applied there
         else:
-            report = load_report(str(capture), filters, quiet=quiet or json_out)
+            from ..analysis.select import filter_report
+
+            if engine == "tshark":
+                report = tshark_report(capture, interface, bpf, duration)
+            else:
+                from .capture import run_live
+
+                report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
+                                  show=not (quiet or json_out) and sys.stderr.isatty())
+            report = filter_report(report, filters or [])
         if json_out:
             from ..report.jsonout import dumps
-
-            import sys
 
             # Indented for a person at a terminal; compact (and much faster) into a pipe or file.
             typer.echo(dumps(report, indent=2 if sys.stdout.isatty() else None))
