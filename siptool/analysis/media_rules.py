@@ -67,16 +67,21 @@ def _negotiated(call: Call) -> tuple[SdpEntry | None, SdpEntry | None]:
     return offer, answer
 
 
-def _sides(call: Call) -> dict[str, tuple[str, int]]:
-    """Which media endpoint each side announced: {'caller': (ip, port), 'callee': (ip, port)}."""
+def _announced(call: Call) -> dict[str, list[tuple[str, int]]]:
+    """Every audio endpoint each side announced, in order: {'caller': [(ip, port), ...], 'callee': ...}."""
     caller_ip = _host(call.caller)
-    out: dict[str, tuple[str, int]] = {}
+    out: dict[str, list[tuple[str, int]]] = {}
     for e in call.sdp:
         if e.media != "audio" or not e.port:
             continue
         side = "caller" if _host(e.sender) == caller_ip else "callee"
-        out[side] = (e.address, e.port)
+        out.setdefault(side, []).append((e.address, e.port))
     return out
+
+
+def _sides(call: Call) -> dict[str, tuple[str, int]]:
+    """Which media endpoint each side announced last: {'caller': (ip, port), 'callee': (ip, port)}."""
+    return {side: endpoints[-1] for side, endpoints in _announced(call).items()}
 
 
 def _towards(call: Call, stream: Stream) -> str | None:
@@ -176,8 +181,8 @@ def nat_addresses(call: Call) -> Iterable[Finding]:
 
 @call_rule
 def rtp_source_mismatch(call: Call) -> Iterable[Finding]:
-    """RTP sent from an address/port other than the SDP announced for that side (needs latching)."""
-    sides = _sides(call)
+    """RTP sent from an address/port that side never announced in its SDP (needs latching)."""
+    sides = _announced(call)
     for s in call.streams:
         if not s.from_sdp or not s.packets:
             continue
@@ -185,8 +190,11 @@ def rtp_source_mismatch(call: Call) -> Iterable[Finding]:
         if to is None:
             continue
         sender = "callee" if to == "caller" else "caller"
-        announced = sides.get(sender)
-        if announced and split(s.src) != announced and announced[1]:
+        said = sides.get(sender)
+        if not said or split(s.src) in said:  # any of its offers/answers (re-INVITE, UPDATE move media)
+            continue
+        announced = said[-1]
+        if announced[1]:
             kind = address_kind(announced[0])
             behind = (f" The SDP address {announced[0]} is a {kind} address: the {sender} is behind NAT and "
                       "nothing rewrote its SDP, so media sent to what it announced will not reach it."

@@ -123,3 +123,70 @@ def test_tcp_fixture_two_calls():
     report = fixture("call_tcp.pcap")
     assert len(report.calls) == 2
     assert all(c.transport == "TCP" and c.final_status == 200 and c.state == "completed" for c in report.calls)
+
+
+A, B = "203.0.113.5", "198.51.100.7"
+
+
+def _sip(first: str, cseq: str, to_tag: str = "", body: str = "") -> str:
+    ctype = "Content-Type: application/sdp\r\n" if body else ""
+    return (f"{first}\r\nVia: SIP/2.0/UDP {A}:5060;branch=z9hG4bK-{cseq.replace(' ', '')}\r\n"
+            f"From: <sip:alice@{A}>;tag=a1\r\nTo: <sip:bob@{B}>{to_tag}\r\nCall-ID: offer-answer-1\r\n"
+            f"CSeq: {cseq}\r\n{ctype}Content-Length: {len(body)}\r\n\r\n{body}")
+
+
+def _sdp(ip: str, port: int) -> str:
+    return (f"v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+
+
+def _rtp(src, sport, dst, dport, seq, ssrc, t):
+    import struct
+
+    pkt = (Ether() / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport)
+           / (struct.pack("!BBHII", 0x80, 0, seq, seq * 160, ssrc) + b"\xff" * 160))
+    pkt.time = t
+    return pkt
+
+
+def test_offer_in_200_answer_in_ack_then_update_moves_media(tmp_path):
+    """RFC 3264 roles: an INVITE without SDP gets the offer in its 200 and the answer in the ACK (late
+    offer); an UPDATE later moves the caller's media to another port. Every stream is found from SDP,
+    on the addresses in force when it flowed."""
+    t0 = 1700000000.0
+    sig = [
+        (A, B, _sip(f"INVITE sip:bob@{B} SIP/2.0", "1 INVITE")),
+        (B, A, _sip("SIP/2.0 200 OK", "1 INVITE", ";tag=b2", _sdp(B, 30000))),  # the offer
+        (A, B, _sip(f"ACK sip:bob@{B} SIP/2.0", "1 ACK", ";tag=b2", _sdp(A, 20000))),  # the answer
+    ]
+    pkts = []
+    for i, (src, dst, text) in enumerate(sig):
+        p = Ether() / IP(src=src, dst=dst) / UDP(sport=5060, dport=5060) / text
+        p.time = t0 + i * 0.01
+        pkts.append(p)
+    t = t0 + 0.1
+    for k in range(50):  # 1 s each way on the first ports
+        pkts += [_rtp(A, 20000, B, 30000, k, 0xA, t + k * 0.02), _rtp(B, 30000, A, 20000, k, 0xB, t + k * 0.02 + 0.001)]
+    t += 1.0
+    update = [(A, B, _sip(f"UPDATE sip:bob@{B} SIP/2.0", "2 UPDATE", ";tag=b2", _sdp(A, 22000))),
+              (B, A, _sip("SIP/2.0 200 OK", "2 UPDATE", ";tag=b2", _sdp(B, 30000)))]
+    for i, (src, dst, text) in enumerate(update):
+        p = Ether() / IP(src=src, dst=dst) / UDP(sport=5060, dport=5060) / text
+        p.time = t + i * 0.01
+        pkts.append(p)
+    t += 0.05
+    for k in range(50, 100):  # the caller's media now on 22000
+        pkts += [_rtp(A, 22000, B, 30000, k, 0xA, t + (k - 50) * 0.02),
+                 _rtp(B, 30000, A, 22000, k, 0xB, t + (k - 50) * 0.02 + 0.001)]
+    bye = Ether() / IP(src=A, dst=B) / UDP(sport=5060, dport=5060) / _sip(f"BYE sip:bob@{B} SIP/2.0", "3 BYE", ";tag=b2")
+    bye.time = t + 1.1
+    pkts.append(bye)
+    wrpcap(str(tmp_path / "oa.pcap"), pkts)
+
+    report = analyze_file(tmp_path / "oa.pcap")
+    (call,) = report.calls
+    assert report.streams == []  # nothing left over as a stream without a call
+    got = sorted((s.src, s.dst, s.packets, s.from_sdp) for s in call.streams)
+    assert got == [(f"{B}:30000", f"{A}:20000", 50, True), (f"{B}:30000", f"{A}:22000", 50, True),
+                   (f"{A}:20000", f"{B}:30000", 50, True), (f"{A}:22000", f"{B}:30000", 50, True)]
+    assert not [f for f in report.all_findings() if f.severity in ("critical", "error", "warning")]
