@@ -107,6 +107,7 @@ class TsharkSource:
             with Capture(path) as cap:  # siptool's reader only checks the file and names its format
                 self.info = cap.info
             self._cap = pyshark.FileCapture(str(path), **opts)
+            _wait_for_exit(self._cap)
         else:
             self.info = CaptureInfo(path=f"live:{interface}", format="live")
             opts["custom_parameters"] += ["-l"]  # flush each packet: Ctrl-C loses none
@@ -265,6 +266,24 @@ def _comm(pid: int) -> str:
             return fh.read().strip()
     except OSError:
         return ""
+
+
+def _wait_for_exit(cap) -> None:
+    """When tshark's output ends, pyshark kills tshark unless it has already exited, and only then
+    looks at its exit status: a race that sometimes hides an error (such as a file cut short).
+    Let tshark exit by itself first, and its stderr reader take the last line."""
+    cleanup = cap._cleanup_subprocess
+
+    async def patient(process):
+        if process.returncode is None and cap._eof_reached:
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+                await asyncio.sleep(0.05)
+            except asyncio.TimeoutError:
+                pass
+        return await cleanup(process)
+
+    cap._cleanup_subprocess = patient
 
 
 def _quiet_eof(loop, context) -> None:
