@@ -49,7 +49,7 @@ class EchoServer:
                  user: str | None = None, password: str | None = None, realm: str = "siptool",
                  codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring: float = 0.0, hangup_after: float | None = None,
                  timers: Timers | None = None, tls: TlsOptions | None = None, on_line: Callable | None = None,
-                 reject: int | None = None) -> None:
+                 reject: int | None = None, media_thread: bool = False) -> None:
         self.listen = listen
         self.codecs = [c.upper() for c in codecs]
         self.ring = ring
@@ -60,7 +60,10 @@ class EchoServer:
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
         self.on_line = on_line
-        self.pump = EchoPump()  # echoed RTP in its own thread (agent/echo_pump.py)
+        # media_thread: echoed RTP in its own thread (agent/echo_pump.py), for an echo agent with a
+        # process of its own (`siptool echo`); sharing a process and loop with callers, the event loop
+        # echoes (a second thread there only competes with them for the GIL).
+        self.pump = EchoPump() if media_thread else None
 
     @property
     def port(self) -> int:
@@ -80,7 +83,8 @@ class EchoServer:
         for call in calls:
             self._end(call, "ended" if call in answered else call.state, "shutdown")
         await self.ua.close()
-        self.pump.close()
+        if self.pump is not None:
+            self.pump.close()
 
     async def __aenter__(self) -> "EchoServer":
         return await self.start()

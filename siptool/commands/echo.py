@@ -65,7 +65,8 @@ def echo(
         # shows as echo delay. Collect young objects rarely; the agent's objects live as long as calls.
         gc.set_threshold(50_000, 50, 100)
         asyncio.run(_serve(EchoServer((host, port), transport, user, password, codecs=codecs, ring=ring,
-                                      hangup_after=hangup_after, tls=tls, on_line=lambda s: typer.echo(s))))
+                                      hangup_after=hangup_after, tls=tls, on_line=lambda s: typer.echo(s),
+                                      media_thread=True)))
 
 
 async def _serve(server) -> None:

@@ -25,10 +25,11 @@ async def _call(transport="udp", echo_kw=None, **kw):
     return res, lines, echo
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_call_with_digest_media_dtmf_and_rtt(transport):
-    res, lines, echo = run(_call(transport, {"user": "alice", "password": "pw"}, user="alice", password="pw",
-                                 dtmf="1#", codecs=("PCMA", "PCMU")))
+@pytest.mark.parametrize("transport, media_thread", [("udp", False), ("tcp", False), ("udp", True)])
+def test_call_with_digest_media_dtmf_and_rtt(transport, media_thread):
+    """media_thread: the echo agent echoes from its epoll thread (as `siptool echo` does)."""
+    res, lines, echo = run(_call(transport, {"user": "alice", "password": "pw", "media_thread": media_thread},
+                                 user="alice", password="pw", dtmf="1#", codecs=("PCMA", "PCMU")))
     assert res.ok, (res.error, res.problems)
     assert res.status == 200 and res.auth == "401" and res.codec == "PCMA"
     assert res.rx.packets > 50 and res.rx.loss_pct == 0.0 and res.rx.mos >= 4.0
