@@ -88,8 +88,22 @@ def generator(dests: list[tuple[str, int]], seconds: float, out) -> None:
     ticks = int(seconds / 0.02)
     slots = 20  # stream i sends in 1 ms slot i % 20 of each 20 ms tick: calls have spread phases, as real ones do
     groups = [[(i, dests[i]) for i in range(s, n, slots)] for s in range(slots)]
-    rtts, lateness = [], []
-    received = 0
+    rtts, lateness, got, other = [], [], [], 0
+
+    def drain() -> None:
+        nonlocal other
+        now = time.perf_counter()
+        while True:
+            try:
+                data = sock.recv(2048)
+            except BlockingIOError:
+                return
+            if len(data) != 172:
+                other += 1  # not one of ours (e.g. RTCP)
+                continue
+            rtts.append(now - STAMP.unpack_from(data, 12)[0])
+            got.append(STAMP.unpack_from(data, 12)[1] << 16 | int.from_bytes(data[2:4], "big"))
+
     t0 = time.perf_counter() + 0.05
     for k in range(ticks):
         for s, group in enumerate(groups):
@@ -98,16 +112,8 @@ def generator(dests: list[tuple[str, int]], seconds: float, out) -> None:
                 wait = due - time.perf_counter()
                 if wait <= 0:
                     break
-                r, _, _ = select.select([sock], [], [], wait)
-                if r:
-                    now = time.perf_counter()
-                    while True:
-                        try:
-                            data = sock.recv(2048)
-                        except BlockingIOError:
-                            break
-                        rtts.append(now - STAMP.unpack_from(data, 12)[0])
-                        received += 1
+                if select.select([sock], [], [], wait)[0]:
+                    drain()
             lateness.append(time.perf_counter() - due)
             for i, dst in group:
                 pkt = HDR.pack(0x80, 0, k & 0xFFFF, k * 160, 0x1000 + i) + STAMP.pack(time.perf_counter(), i) + pad
@@ -117,16 +123,11 @@ def generator(dests: list[tuple[str, int]], seconds: float, out) -> None:
                     pass
     end = time.perf_counter() + 0.3
     while time.perf_counter() < end:  # drain the last echoes
-        r, _, _ = select.select([sock], [], [], 0.05)
-        if r:
-            now = time.perf_counter()
-            try:
-                while True:
-                    data = sock.recv(2048)
-                    rtts.append(now - STAMP.unpack_from(data, 12)[0])
-                    received += 1
-            except BlockingIOError:
-                pass
+        if select.select([sock], [], [], 0.05)[0]:
+            drain()
+    received = len(set(got))  # each packet once: a duplicate is not a received packet
+    if len(got) != received or other:
+        print(f"  generator: {len(got) - received} duplicate echoes, {other} datagrams of another kind", flush=True)
     out.put((ticks * n, received, np.array(rtts) * 1000.0, np.array(lateness) * 1000.0))
 
 
@@ -187,8 +188,10 @@ async def _hangup(target, calls):
 
 def start_agent(kind: str) -> tuple[subprocess.Popen, tuple[str, int]]:
     port = free_port()
-    if kind == "siptool":
+    if kind.startswith("siptool"):
         cmd = [sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}"]
+        if kind == "siptool-ppc":
+            cmd.append("--port-per-call")
     else:
         mport = free_port()
         cmd = [shutil.which("sipp"), "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",

@@ -12,7 +12,7 @@ from typing import Callable
 from . import sdp, sipmsg
 from .auth import Authenticator
 from .dialog import Dialog
-from .echo_pump import EchoPump
+from .echo_port import EchoPort
 from .media import RtpSession
 from .transaction import Timers
 from .transport import TlsOptions
@@ -49,7 +49,7 @@ class EchoServer:
                  user: str | None = None, password: str | None = None, realm: str = "siptool",
                  codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring: float = 0.0, hangup_after: float | None = None,
                  timers: Timers | None = None, tls: TlsOptions | None = None, on_line: Callable | None = None,
-                 reject: int | None = None, media_thread: bool = False) -> None:
+                 reject: int | None = None, media_port: int | None = None) -> None:
         self.listen = listen
         self.codecs = [c.upper() for c in codecs]
         self.ring = ring
@@ -60,10 +60,11 @@ class EchoServer:
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
         self.on_line = on_line
-        # media_thread: echoed RTP in its own thread (agent/echo_pump.py), for an echo agent with a
-        # process of its own (`siptool echo`); sharing a process and loop with callers, the event loop
-        # echoes (a second thread there only competes with them for the GIL).
-        self.pump = EchoPump() if media_thread else None
+        # media_port: every call's media on one port pair (0: any free one), echoed in batches by a
+        # thread (agent/echo_port.py), for an echo agent with a process of its own (`siptool echo`).
+        # None: a port pair per call, echoed on the event loop (an agent sharing a loop with callers).
+        self.media_port = media_port
+        self.shared: EchoPort | None = None
 
     @property
     def port(self) -> int:
@@ -71,6 +72,12 @@ class EchoServer:
 
     async def start(self) -> "EchoServer":
         await self.ua.start()
+        if self.media_port is not None:
+            try:
+                self.shared = await EchoPort(self.listen[0], self.media_port).start()
+            except BaseException:
+                await self.ua.close()
+                raise
         return self
 
     async def close(self) -> None:
@@ -83,8 +90,8 @@ class EchoServer:
         for call in calls:
             self._end(call, "ended" if call in answered else call.state, "shutdown")
         await self.ua.close()
-        if self.pump is not None:
-            self.pump.close()
+        if self.shared is not None:
+            self.shared.close()
 
     async def __aenter__(self) -> "EchoServer":
         return await self.start()
@@ -164,7 +171,7 @@ class EchoServer:
     async def _answer(self, call: EchoCall, txn, msg, offer, chosen) -> None:
         ua = self.ua
         tag = call.dialog.local_tag
-        call.media = media = await RtpSession(self.listen[0], echo=True, pump=self.pump).open()
+        call.media = media = await RtpSession(self.listen[0], echo=True, shared=self.shared).open()
         media.set_remote(offer.address, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
         ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo"))]))
         if self.ring:

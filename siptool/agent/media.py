@@ -100,11 +100,11 @@ def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
 class RtpSession:
     """One audio stream pair. `echo=True` sends every RTP packet back to where it came from."""
 
-    def __init__(self, host: str, echo: bool = False, tap=None, pump=None) -> None:
+    def __init__(self, host: str, echo: bool = False, tap=None, shared=None) -> None:
         self.host = host
         self.echo = echo
         self.tap = tap
-        self.pump = pump if echo and tap is None else None  # EchoPump: echo RTP off the event loop
+        self.shared = shared if echo and tap is None else None  # EchoPort: one port pair for all echo calls
         self.codec = "PCMU"
         self.pt = 0
         self.dtmf_pt: int | None = 101
@@ -136,32 +136,15 @@ class RtpSession:
         self._seq_base = random.getrandbits(16)
 
     async def open(self) -> "RtpSession":
+        if self.shared is not None:  # the EchoPort receives and echoes; RTCP goes out of its socket
+            self.port, self._rtcp = self.shared.port, self.shared.rtcp
+            return self
         loop = asyncio.get_running_loop()
         a, b = _bind_pair(self.host)
-        self._loop = loop
-        if self.pump is not None:
-            self._rtp_sock = a
-            self.pump.add(a, self)
-        else:
-            self._rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_rtp), sock=a)
+        self._rtp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_rtp), sock=a)
         self._rtcp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_rtcp), sock=b)
         self.port = a.getsockname()[1]
         return self
-
-    def pump_packet(self, data: bytes, addr, sock) -> None:
-        """An RTP datagram read by the EchoPump thread (echo sessions without a tap): echo it."""
-        if self.remote != addr or len(data) < 12 or data[1] >= 192:
-            if len(data) < 12 or data[0] >> 6 != 2:
-                return
-            if is_rtcp(data):  # rtcp-mux: parsed on the event loop
-                self._loop.call_soon_threadsafe(self._on_rtcp, data, addr)
-                return
-            self._latch(addr)
-        try:
-            sock.sendto(data, addr)
-        except OSError:  # socket buffer full or closed: the packet is lost, as on a wire
-            return
-        self.echoed += 1
 
     def _latch(self, addr) -> None:
         """Symmetric RTP (RFC 4961): answer where the packets come from."""
@@ -176,6 +159,8 @@ class RtpSession:
         if not self.latched:
             self.remote = (address, port)
             self.remote_rtcp = (address, port + 1)
+            if self.shared is not None:
+                self.shared.announce(self, self.remote)
 
     # --- receive ---------------------------------------------------------------------------------
 
@@ -335,11 +320,9 @@ class RtpSession:
     def close(self) -> None:
         for t in self._tasks:
             t.cancel()
-        sock = getattr(self, "_rtp_sock", None)
-        if sock is not None:
-            self.pump.remove(sock)
-            sock.close()
-            self._rtp_sock = None
+        if self.shared is not None:
+            self.shared.remove(self)
+            self._rtcp = None  # the EchoPort's, not ours to close
         for s in (self._rtp, self._rtcp):
             if s is not None:
                 s.close()

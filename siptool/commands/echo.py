@@ -22,6 +22,11 @@ EPILOG = """Examples:
 
   siptool echo --listen 127.0.0.1:5061 --transport tls --cert cert.pem --key key.pem
 
+  siptool echo --listen 0.0.0.0:5060 --media-port 40000     # forward UDP 5060, 40000 and 40001
+
+Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo
+does; --port-per-call gives each call a port pair of its own instead.
+
 Prints one line per call; Ctrl-C hangs up the calls in progress and exits 0.
 """
 
@@ -44,9 +49,14 @@ def echo(
     key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
     ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
     hangup_after: Optional[float] = typer.Option(None, "--hangup-after", help="Send BYE after this many seconds."),
+    media_port: int = typer.Option(0, "--media-port", help="RTP port shared by every call (RTCP on the next); "
+                                   "0: any free even port. One port pair to open in a firewall or NAT."),
+    port_per_call: bool = typer.Option(False, "--port-per-call", help="Give each call its own RTP/RTCP port "
+                                       "pair, as most user agents do (fewer concurrent calls)."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
+        from ..agent import mmsg
         from ..agent.echo import EchoServer
         from ..agent.transport import TlsOptions
 
@@ -57,16 +67,18 @@ def echo(
         tls = TlsOptions(cert_file=str(cert) if cert else None, key_file=str(key) if key else None) \
             if transport.lower() == "tls" else None
         codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
-        # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,
-        # so that an echoed packet never waits behind the loop for more than that.
-        sys.setswitchinterval(0.0005)
-        # Every echoed packet allocates (bytes, address tuple): with default thresholds the collector
-        # runs a full pass over all calls' objects every few seconds, a pause of milliseconds that
-        # shows as echo delay. Collect young objects rarely; the agent's objects live as long as calls.
+        shared = not port_per_call and mmsg.available()  # recvmmsg/sendmmsg: Linux
+        if shared:
+            # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,
+            # so that an echoed batch never waits behind the loop for more than that.
+            sys.setswitchinterval(0.0005)
+        # With default thresholds the collector runs a full pass over all calls' objects every few
+        # seconds, a pause of milliseconds that shows as echo delay. Collect young objects rarely; the
+        # agent's objects live as long as its calls.
         gc.set_threshold(50_000, 50, 100)
         asyncio.run(_serve(EchoServer((host, port), transport, user, password, codecs=codecs, ring=ring,
                                       hangup_after=hangup_after, tls=tls, on_line=lambda s: typer.echo(s),
-                                      media_thread=True)))
+                                      media_port=media_port if shared else None)))
 
 
 async def _serve(server) -> None:
@@ -75,7 +87,8 @@ async def _serve(server) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:
-        typer.echo(f"siptool echo: listening on {server.ua.kind.upper()} {server.ua.local[0]}:{server.port} "
+        media = f", media on port {server.shared.port}" if server.shared else ", media on a port pair per call"
+        typer.echo(f"siptool echo: listening on {server.ua.kind.upper()} {server.ua.local[0]}:{server.port}{media} "
                    "(Ctrl-C to stop)", err=True)
         await stop.wait()
         typer.echo(f"siptool echo: stopping, {len(server.calls)} call(s) in progress", err=True)

@@ -25,10 +25,10 @@ async def _call(transport="udp", echo_kw=None, **kw):
     return res, lines, echo
 
 
-@pytest.mark.parametrize("transport, media_thread", [("udp", False), ("tcp", False), ("udp", True)])
-def test_call_with_digest_media_dtmf_and_rtt(transport, media_thread):
-    """media_thread: the echo agent echoes from its epoll thread (as `siptool echo` does)."""
-    res, lines, echo = run(_call(transport, {"user": "alice", "password": "pw", "media_thread": media_thread},
+@pytest.mark.parametrize("transport, media_port", [("udp", None), ("tcp", None), ("udp", 0)])
+def test_call_with_digest_media_dtmf_and_rtt(transport, media_port):
+    """media_port 0: every call's media on one port pair, echoed in batches (as `siptool echo` does)."""
+    res, lines, echo = run(_call(transport, {"user": "alice", "password": "pw", "media_port": media_port},
                                  user="alice", password="pw", dtmf="1#", codecs=("PCMA", "PCMU")))
     assert res.ok, (res.error, res.problems)
     assert res.status == 200 and res.auth == "401" and res.codec == "PCMA"

@@ -55,8 +55,10 @@ def test_call_to_sipp_uas_rtp_echo(sipp, peers, tmp_path):
     assert peer.wait(10) == 0
 
 
-def test_sipp_uac_pcap_to_siptool_echo(sipp, peers, tmp_path):
-    """SIPp plays G.711 A-law from a pcap; siptool echo answers and sends every packet back to SIPp."""
+@pytest.mark.parametrize("media_port", [None, 0])
+def test_sipp_uac_pcap_to_siptool_echo(sipp, peers, tmp_path, media_port):
+    """SIPp plays G.711 A-law from a pcap; siptool echo answers and sends every packet back to SIPp
+    (media_port 0: on the one port pair all calls share, as `siptool echo` runs)."""
     share = Path("/usr/share/sip-tester")
     if not (share / "g711a.pcap").exists():
         pytest.skip("sip-tester's g711a.pcap is not installed")
@@ -68,7 +70,7 @@ def test_sipp_uac_pcap_to_siptool_echo(sipp, peers, tmp_path):
     mport = free_port(pair=True)
 
     async def go():
-        async with EchoServer(("127.0.0.1", 0), codecs=("PCMU", "PCMA")) as echo:
+        async with EchoServer(("127.0.0.1", 0), codecs=("PCMU", "PCMA"), media_port=media_port) as echo:
             peer = peers([sipp, f"127.0.0.1:{echo.port}", "-sf", "uac_pcap.xml", "-i", "127.0.0.1", "-p",
                           free_port(), "-mi", "127.0.0.1", "-mp", mport, "-m", "1", "-nostdin", "-timeout", "30s"],
                          cwd=tmp_path)
