@@ -20,7 +20,7 @@ from ..capture.batch import take
 from ..report.model import Call, Report, RtcpXr, SdpEntry, Stream
 from ..rtp.mos import mos_for_stream
 from ..rtp.packet import parse_rtcp
-from ..rtp.stats import RECORD_DTYPE, StreamStats
+from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
 from ..sip.message import SipMessage
 
 _HDR = struct.Struct("!BBHII")
@@ -379,12 +379,15 @@ class MediaTracker:
         length: a stream of a call that got its BYE, silent for CLOSE_AFTER_S; any stream silent for
         IDLE_S. A later packet of the same SSRC on that flow starts a new stream."""
         self._next_sweep = now + SWEEP_EVERY_S
+        over = []
         for key, flow in list(self._flows.items()) + self._retired:
-            for ssrc, state in list(flow.streams.items()):
+            for ssrc, state in flow.streams.items():
                 quiet = now - state.last_time
                 bye = self._bye.get(state.call.call_id) if state.call is not None else None
                 if quiet > IDLE_S or (bye is not None and quiet > CLOSE_AFTER_S and now - bye > CLOSE_AFTER_S):
-                    self._close(key, flow, ssrc, state)
+                    over.append((key, flow, ssrc, state))
+        self._close(over)
+        for key, flow in list(self._flows.items()):
             if not flow.streams and now - flow.last_time > CLOSE_AFTER_S and self._flows.get(key) is flow:
                 del self._flows[key]  # over: a later packet on these ports is classified afresh
                 self._iflows.pop(_int_key(key), None)
@@ -396,20 +399,24 @@ class MediaTracker:
                             del self._by_endpoint[end]
         self._retired = [(key, flow) for key, flow in self._retired if flow.streams]
 
-    def _close(self, key: tuple, flow: _Flow, ssrc: int, state: _StreamState) -> None:
-        del flow.streams[ssrc]
-        if flow.last is state:
-            flow.last = None
-        stream, eff = self._stream(state, *key)
-        if stream is not None:
-            self._closed.append((stream, state, eff))
+    def _close(self, over: list[tuple]) -> None:
+        """Close streams (key, flow, ssrc, state): their figures are computed together (finish_many)."""
+        for key, flow, ssrc, state in over:
+            del flow.streams[ssrc]
+            if flow.last is state:
+                flow.last = None
+        figures = finish_many([state.stats for _, _, _, state in over])
+        for (key, _flow, _ssrc, state), m in zip(over, figures):  # one group of streams in memory at a time
+            state.stats = None  # the per-packet records are no longer needed
+            stream, eff = self._stream(state, m, *key)
+            if stream is not None:
+                self._closed.append((stream, state, eff))
 
     # --- end -------------------------------------------------------------------------------
 
     def finish(self, report: Report) -> None:
-        for key, flow in self._retired + list(self._flows.items()):
-            for ssrc, state in list(flow.streams.items()):
-                self._close(key, flow, ssrc, state)
+        self._close([(key, flow, ssrc, state) for key, flow in self._retired + list(self._flows.items())
+                     for ssrc, state in flow.streams.items()])
         for stream, state, eff in self._closed:
             self._rate(stream, state, eff)
             if state.call is not None:
@@ -421,11 +428,9 @@ class MediaTracker:
             call.streams.sort(key=lambda s: (s.start, s.src))
         report.streams.sort(key=lambda s: (s.start, s.src))
 
-    def _stream(self, state: _StreamState, src, sport, dst, dport) -> tuple[Stream | None, float]:
-        """The stream's figures from its packets; (None, 0) for a heuristic flow that is not RTP.
+    def _stream(self, state: _StreamState, m: StreamMetrics, src, sport, dst, dport) -> tuple[Stream | None, float]:
+        """The stream from its figures; (None, 0) for a heuristic flow that is not RTP.
         Also returns the effective loss (network + jitter buffer) that the MOS needs."""
-        m = state.stats.finish()
-        state.stats = None  # the per-packet records are no longer needed
         if not state.from_sdp and not _plausible_rtp(m, dst, dport):
             return None, 0.0
         static = sdplib.static_codec_name(state.pt)

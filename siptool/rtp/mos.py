@@ -163,3 +163,23 @@ def jitter_buffer_loss(times, rtp_ts, clock_rate: int, depth_ms: float = 60.0) -
     anchor = np.repeat(transit[starts], np.diff(np.concatenate((starts, [len(transit)]))))
     late = transit > anchor + depth_ms / 1000.0
     return int(np.count_nonzero(late))
+
+
+def jitter_buffer_loss_many(times, rtp_ts, rates, seg, count: int, depth_ms: float = 60.0) -> np.ndarray:
+    """`jitter_buffer_loss` of many streams at once: entries grouped by stream `seg` (0..count-1, each
+    stream's entries contiguous and in arrival order), `rates` the clock rate of each entry's stream.
+    Returns the late packets of each stream."""
+    out = np.zeros(count, np.int64)
+    if not len(times):
+        return out
+    ts = np.asarray(rtp_ts, np.int64)
+    new = np.r_[True, seg[1:] != seg[:-1]]
+    first = np.flatnonzero(new)
+    base = np.repeat(first, np.diff(np.r_[first, len(ts)]))
+    transit = times - (ts - ts[base]) / rates.astype(np.float64)
+    anchors = new.copy()
+    anchors[1:] |= np.abs(np.diff(transit)) > 2.0
+    starts = np.flatnonzero(anchors)
+    anchor = np.repeat(transit[starts], np.diff(np.r_[starts, len(transit)]))
+    late = transit > anchor + depth_ms / 1000.0
+    return np.bincount(seg[late], minlength=count)
