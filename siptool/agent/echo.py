@@ -173,16 +173,17 @@ class EchoServer:
         tag = call.dialog.local_tag
         call.media = media = await RtpSession(self.listen[0], echo=True, shared=self.shared).open()
         media.set_remote(offer.address, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
-        ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo"))]))
+        peer = call.remote[0]  # when listening on all interfaces: our address as the caller sees it
+        ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo", peer))]))
         if self.ring:
             await asyncio.sleep(self.ring)
         if call.state != "ringing":
             return
         dtmf = sdp.dtmf_pt(offer)
-        self.answer_body = body = sdp.build(self.listen[0], media.port, [chosen[1]],
+        self.answer_body = body = sdp.build(ua.toward(peer), media.port, [chosen[1]],
                                             direction=sdp.answer_direction(offer.direction), dtmf_pt=dtmf)
         ua.respond(txn, sipmsg.response(msg, 200, to_tag=tag, body=body,
-                                        headers=[("contact", ua.contact("echo")), ("allow", ALLOW)]))
+                                        headers=[("contact", ua.contact("echo", peer)), ("allow", ALLOW)]))
         call.state, call.answered = "answered", time.time()
         media.start_rtcp()
         if self.hangup_after:
@@ -195,9 +196,9 @@ class EchoServer:
         offer = sdp.parse(msg.body) if msg.body else None
         direction = sdp.answer_direction(offer.direction) if offer else "sendrecv"
         pt = sdp.STATIC.get(call.codec, 0)
-        body = sdp.build(self.listen[0], call.media.port, [pt], direction=direction, version=2)
+        body = sdp.build(self.ua.toward(call.remote[0]), call.media.port, [pt], direction=direction, version=2)
         self.ua.respond(txn, sipmsg.response(msg, 200, to_tag=call.dialog.local_tag, body=body,
-                                             headers=[("contact", self.ua.contact("echo"))]))
+                                             headers=[("contact", self.ua.contact("echo", call.remote[0]))]))
 
     def _cancel(self, txn, msg, call: EchoCall | None) -> None:
         inv = self.ua.find_server(msg.branch or "", "INVITE")

@@ -9,6 +9,7 @@ accepted INVITE transaction by Call-ID and CSeq (RFC 3261 17.2.3 does not cover 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Callable
 
@@ -77,10 +78,27 @@ class UserAgent:
         host, port = self.local
         return sipmsg.via(self.kind, host, port, branch or sipmsg.new_branch())
 
-    def contact(self, user: str = "siptool") -> str:
+    def toward(self, remote_host: str) -> str:
+        """Our address as `remote_host` sees it: the listening address, or when listening on all
+        interfaces (0.0.0.0, ::) the one the kernel routes to it from (no packet is sent)."""
+        host = self.local[0]
+        if host not in ("0.0.0.0", "::"):
+            return host
+        fam = socket.AF_INET6 if ":" in remote_host else socket.AF_INET
+        try:
+            with socket.socket(fam, socket.SOCK_DGRAM) as s:
+                s.connect((remote_host, 9))
+                return s.getsockname()[0]
+        except OSError:
+            return host
+
+    def contact(self, user: str = "siptool", toward: str | None = None) -> str:
         """Our Contact: the public address learnt from received/rport (RFC 3581) once a response showed
-        we are behind NAT, so in-dialog requests (ACK, BYE, re-INVITE) can reach us; else the local one."""
+        we are behind NAT, so in-dialog requests (ACK, BYE, re-INVITE) can reach us; else the local one
+        (as `toward` sees it, when listening on all interfaces)."""
         host, port = self.public or self.local
+        if toward and not self.public:
+            host = self.toward(toward)
         tp = "" if self.kind == "udp" else f";transport={self.kind}"
         scheme = "sips" if self.kind == "tls" else "sip"
         return f"<{scheme}:{user}@{host}:{port}{tp}>"

@@ -49,7 +49,7 @@ def echo(
     key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
     ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
     hangup_after: Optional[float] = typer.Option(None, "--hangup-after", help="Send BYE after this many seconds."),
-    media_port: int = typer.Option(0, "--media-port", help="RTP port shared by every call (RTCP on the next); "
+    media_port: int = typer.Option(0, "--media-port", min=0, max=65534, help="RTP port shared by every call (RTCP on the next); "
                                    "0: any free even port. One port pair to open in a firewall or NAT."),
     port_per_call: bool = typer.Option(False, "--port-per-call", help="Give each call its own RTP/RTCP port "
                                        "pair, as most user agents do (fewer concurrent calls)."),

@@ -133,3 +133,15 @@ def test_pcap_of_own_call_reads_back(tmp_path):
     report = analyze_file(str(path))
     assert [c.call_id for c in report.calls] == [res.call_id]
     assert report.calls[0].final_status == 200
+
+
+def test_echo_listening_on_all_interfaces_answers_with_a_reachable_address():
+    """--listen 0.0.0.0: SDP and Contact carry the address the caller reaches us on, never 0.0.0.0
+    (c=0.0.0.0 means hold to many SBCs)."""
+    async def go():
+        async with EchoServer(("0.0.0.0", 0), media_port=0) as echo:
+            res = await place_call(CallOptions(uri=f"sip:100@127.0.0.1:{echo.port}", duration=0.5))
+            return res, echo.answer_body
+    res, body = run(go())
+    assert res.ok, (res.error, res.problems)
+    assert b"c=IN IP4 127.0.0.1" in body and b"0.0.0.0" not in body
