@@ -186,16 +186,24 @@ class EchoPort:
         # address (bytes 8-23) is folded in (a collision would only misplace a count, not an echo)
         keys = rows[:, 0] ^ (rows[:, 1] * _K1) ^ (rows[:, 2] * _K2)
         keys, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        unknown = []
         for key, i, count in zip(keys.tolist(), first.tolist(), counts.tolist()):
             session = self._by_key.get(key)
             if session is None:
-                addr = _address(rows[i])
-                session = self._sessions.get(addr) or self._latch(addr)
+                session = self._sessions.get(_address(rows[i]))
                 if session is None:
-                    self.unmatched += count
+                    unknown.append((key, i, count))  # latched below, once known sources are placed
                     continue
                 self._by_key[key] = session
                 self._waiting.pop(session, None)
+            session.echoed += count
+        for key, i, count in unknown:
+            session = self._latch(_address(rows[i]))
+            if session is None:
+                self.unmatched += count
+                continue
+            self._by_key[key] = session
+            self._waiting.pop(session, None)
             session.echoed += count
 
     def _latch(self, addr: tuple[str, int]):
