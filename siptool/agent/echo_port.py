@@ -189,22 +189,26 @@ class EchoPort:
         unknown = []
         for key, i, count in zip(keys.tolist(), first.tolist(), counts.tolist()):
             session = self._by_key.get(key)
-            if session is None:
+            if session is not None:
+                session.echoed += count
+            else:
                 session = self._sessions.get(_address(rows[i]))
                 if session is None:
                     unknown.append((key, i, count))  # latched below, once known sources are placed
-                    continue
-                self._by_key[key] = session
-                self._waiting.pop(session, None)
-            session.echoed += count
+                else:
+                    self._place(key, session, count)
         for key, i, count in unknown:
             session = self._latch(_address(rows[i]))
             if session is None:
                 self.unmatched += count
-                continue
-            self._by_key[key] = session
-            self._waiting.pop(session, None)
-            session.echoed += count
+            else:
+                self._place(key, session, count)
+
+    def _place(self, key: int, session, count: int) -> None:
+        """A source seen for the first time belongs to `session` from now on."""
+        self._by_key[key] = session
+        self._waiting.pop(session, None)
+        session.echoed += count
 
     def _latch(self, addr: tuple[str, int]):
         """A source nobody announced (NAT): the oldest waiting call from the same host, else the oldest."""

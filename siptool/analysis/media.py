@@ -405,8 +405,9 @@ class MediaTracker:
             del flow.streams[ssrc]
             if flow.last is state:
                 flow.last = None
-        figures = finish_many([state.stats for _, _, _, state in over])
-        for (key, _flow, _ssrc, state), m in zip(over, figures):  # one group of streams in memory at a time
+        # a generator, so that each group's records are released once its streams are done
+        figures = finish_many(state.stats for _, _, _, state in over)
+        for (key, _flow, _ssrc, state), m in zip(over, figures):
             state.stats = None  # the per-packet records are no longer needed
             stream, eff = self._stream(state, m, *key)
             if stream is not None:
