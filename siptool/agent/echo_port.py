@@ -146,7 +146,7 @@ class EchoPort:
             if n:
                 # plain Python over a few slots costs less than numpy's per-call overhead
                 if min(lengths[:n].tolist()) >= 12 and all(ok[h] for h in heads[:n].tolist()):
-                    batch.echo(fd, 0, n)
+                    batch.send(fd, 0, n)
                     self._keep(names[:n])
                 else:
                     good = np.frombuffer(ok, bool)[heads[:n]] & (lengths[:n] >= 12)
@@ -160,13 +160,13 @@ class EchoPort:
         """A batch with something not to echo: echo the runs of RTP around it, hand RTCP to the loop."""
         start = 0
         for i in np.flatnonzero(~good).tolist():
-            batch.echo(fd, start, i)
+            batch.send(fd, start, i)
             start = i + 1
             size = int(batch.lengths[i])
             data = batch.data[i, :size].tobytes()
             if size >= 8 and data[0] >> 6 == 2 and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._on_mux, data, _address(batch.names[i]))
-        batch.echo(fd, start, n)
+        batch.send(fd, start, n)
         self._keep(batch.names[:n][good])
 
     def _keep(self, names: np.ndarray) -> None:

@@ -26,6 +26,7 @@ from ..rtp.stats import StreamStats
 PTIME = 0.020
 SAMPLES = 160
 NTP_EPOCH = 2208988800
+ECHO_RTCP_S = 5.0  # an echo session's RTCP interval
 
 
 @dataclass
@@ -309,7 +310,10 @@ class RtpSession:
                 self._rtcp.sendto(pkt, self.remote_rtcp)
                 if self.tap:
                     self.tap("out", (self.host, self.port + 1), self.remote_rtcp, pkt, "udp")
-            await asyncio.sleep(1.0 + random.random() * 0.5)  # short interval for short test calls
+            if self.echo:  # RFC 3550 6.2: 5 s, randomised by 0.5-1.5 (an echo agent carries many calls)
+                await asyncio.sleep(ECHO_RTCP_S * (0.5 + random.random()))
+            else:
+                await asyncio.sleep(1.0 + random.random() * 0.5)  # short interval for short test calls
 
     async def sending_done(self) -> None:
         if self._tasks:

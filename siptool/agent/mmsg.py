@@ -1,10 +1,10 @@
 """Many datagrams per system call: recvmmsg(2)/sendmmsg(2) through ctypes (Linux; no build step).
 
-A `Batch` owns B receive slots (buffer, source address, iovec, mmsghdr) laid out once. `recv` fills
-up to B slots in one call (MSG_WAITFORONE: it returns as soon as one datagram is there, with whatever
-else is queued), `echo` sends slots [i, j) back to their sources in one call. numpy views over the same
-memory let the caller look at all slots at once (lengths, first bytes, addresses) without per-packet
-Python.
+A `Batch` owns B slots (buffer, address, iovecs, mmsghdrs) laid out once. `recv` fills up to B slots
+in one call (MSG_WAITFORONE: it returns as soon as one datagram is there, with whatever else is
+queued); `send` sends slots [i, j), each to the address in its name, in one call: right after `recv`
+that echoes them back to their sources. numpy views over the same memory (`data`, `names`,
+`lengths`, `out_lengths`) let the caller read or fill all slots at once without per-packet Python.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Batch:
         self.names = np.frombuffer(self._names, np.uint64).reshape(slots, NAME // 8)
         mm = np.frombuffer(self._mm_in, np.uint32).reshape(slots, self._stride // 4)
         self.lengths = mm[:, _Mmsghdr.len.offset // 4]  # bytes received per slot
-        self._out_len = np.frombuffer(self._iov_out, np.uint64).reshape(slots, 2)[:, 1]
+        self.out_lengths = np.frombuffer(self._iov_out, np.uint64).reshape(slots, 2)[:, 1]  # bytes to send
 
     def recv(self, fd: int) -> int:
         """Datagrams received into slots [0, n); 0 on timeout (SO_RCVTIMEO) or signal. OSError when closed."""
@@ -95,11 +95,11 @@ class Batch:
             if err in (errno.EAGAIN, errno.EINTR):
                 return 0
             raise OSError(err, os.strerror(err))
-        self._out_len[:n] = self.lengths[:n]  # what to send back: what came in
+        self.out_lengths[:n] = self.lengths[:n]  # what to send back: what came in
         return n
 
-    def echo(self, fd: int, start: int, stop: int) -> int:
-        """Send slots [start, stop) back to their sources; returns how many went (the rest are lost)."""
+    def send(self, fd: int, start: int, stop: int) -> int:
+        """Send slots [start, stop) to their names' addresses; returns how many went (the rest are lost)."""
         sent = start
         while sent < stop:
             k = self._send(fd, self._out + sent * self._stride, stop - sent, 0)
