@@ -24,6 +24,7 @@ from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
 from ..sip.message import SipMessage
 
 _HDR = struct.Struct("!BBHII")
+_RTCP_READ = frozenset((200, 201, 207))  # SR, RR, XR: what the analysis reads (not SDES, BYE, APP)
 CLOSE_AFTER_S = 10.0  # a stream of a call that got its BYE is closed after this long without packets
 IDLE_S = 300.0  # any stream is closed after this long without packets
 SWEEP_EVERY_S = 2.0  # capture seconds between memory sweeps on the per-packet path
@@ -50,6 +51,8 @@ class _StreamState:
     events: list[bytes] = field(default_factory=list)  # RFC 4733 payloads (few per call)
     event_pt: int | None = None
     last_time: float = 0.0  # capture time of its latest packet
+    event_pts: list[int] = field(default_factory=list)  # telephone-event types among codecs, as of...
+    event_pts_at: int = -1  # ...this MediaTracker._codec_version
 
 
 class _Flow:
@@ -76,6 +79,8 @@ class MediaTracker:
         self._flows: dict[tuple, _Flow] = {}
         self._iflows: dict[tuple, _Flow] = {}  # the same flows keyed by integer IPv4 (fast path)
         self._by_endpoint: dict[tuple[str, int], set[tuple]] = {}  # ip, port -> keys of flows touching it
+        self._codec_version = 0  # bumped when an announcement's codecs change (see _StreamState.event_pts)
+        self._recent: dict[tuple[str, int], int] = {}  # endpoint -> frame of its latest announcement, if recent
         self._retired: list[tuple[tuple, _Flow]] = []  # flows whose ports a later call re-used
         self._bye: dict[str, float] = {}  # call_id -> time of its first BYE
         self._closed: list[tuple[Stream, _StreamState, float]] = []  # finished early (memory), with loss
@@ -115,8 +120,10 @@ class MediaTracker:
         history = self._endpoints.setdefault(key, [])
         if history and history[-1].call is ep.call and history[-1].rtcp == ep.rtcp:
             history[-1].codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
+            self._codec_version += 1
             return
         history.append(ep)
+        self._recent[key] = ep.frame
         # A new call may re-use this address:port: its packets must start new flows (and streams).
         for flow_key in self._by_endpoint.get(key, ()):
             flow = self._flows.get(flow_key)
@@ -269,15 +276,23 @@ class MediaTracker:
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
         frames = rec["frame"]
-        marks = _Marks(rec, rtcp, usable, ssrc)
-        for a0, b0_, s_, sp, d_, dp in zip(starts.tolist(), stops.tolist(), src[starts].tolist(),
-                                           sport[starts].tolist(), dst[starts].tolist(), dport[starts].tolist()):
+        marks = _Marks(rec, rtcp, usable, ssrc, starts)
+        fresh = self._fresh_announcements(int(rtp.frame.min()))
+        for f, (a0, b0_, s_, sp, d_, dp) in enumerate(zip(starts.tolist(), stops.tolist(), src[starts].tolist(),
+                                                         sport[starts].tolist(), dst[starts].tolist(),
+                                                         dport[starts].tolist())):
             ikey = (s_, sp, d_, dp)
             key = (_ipv4(s_), sp, _ipv4(d_), dp)
             flow = iflows.get(ikey) or flows.get(key)
-            cuts = self._cuts(key, int(frames[a0]), int(frames[b0_ - 1])) if key[:2] in self._endpoints \
-                or key[2:] in self._endpoints else []
-            bounds = [a0, *(a0 + np.searchsorted(frames[a0:b0_], cuts)).tolist(), b0_] if cuts else (a0, b0_)
+            cuts = self._cuts(key, int(frames[a0]), int(frames[b0_ - 1])) \
+                if fresh and (key[:2] in fresh or key[2:] in fresh) else None
+            if not cuts:
+                if flow is None or flow.stale:
+                    flow = self._current(key, flow, int(frames[a0]), bytes(buf[p[a0]:p[a0] + length[a0]]))
+                    iflows[ikey] = flow
+                self._slice(flow, a0, b0_, rec, ssrc, p, marks, control, buf, f)
+                continue
+            bounds = [a0, *(a0 + np.searchsorted(frames[a0:b0_], cuts)).tolist(), b0_]
             for a, b in zip(bounds[:-1], bounds[1:]):
                 if a >= b:
                     continue
@@ -292,24 +307,40 @@ class MediaTracker:
             self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
         self._sweep(float(rec["time"].max()))
 
-    def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, marks: "_Marks", control: list, buf) -> None:
-        """Records a..b of one flow in one epoch."""
-        flow.last_time = marks.time[b - 1]
+    def _fresh_announcements(self, first: int) -> dict:
+        """Endpoints announced at a frame after `first` (a batch's first RTP frame): only flows
+        touching one of them can need a cut within the batch."""
+        self._recent = {key: frame for key, frame in self._recent.items() if frame > first}
+        return self._recent
+
+    def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, marks: "_Marks", control: list, buf,
+               f: int | None = None) -> None:
+        """Records a..b of one flow in one epoch (f: the flow's index when a..b is the whole flow)."""
+        if f is None:
+            flow.last_time = float(rec["time"][b - 1])
+            n_rtcp, n_bad = marks.count(marks.rtcp_mask, a, b), marks.count(~marks.usable_mask, a, b)
+        else:
+            flow.last_time = marks.last_time[f]
+            n_rtcp, n_bad = marks.rtcp[f], marks.bad[f]
         if flow.kind == "other":
             return
-        if marks.count(marks.rtcp, a, b):
-            control.extend((np.flatnonzero(marks.rtcp_mask[a:b]) + a).tolist())
+        if n_rtcp:
+            if f is None:
+                control.extend((np.flatnonzero(marks.rtcp_mask[a:b]) + a).tolist())
+            else:
+                control.extend(marks.rtcp_at[marks.rtcp_from[f]:marks.rtcp_from[f] + n_rtcp])
         if flow.kind != "rtp":
             return
-        if not marks.count(marks.bad, a, b):
+        if not n_bad:
             sub, sub_ssrc, sub_p = rec[a:b], ssrc[a:b], p[a:b]
-            single = marks.ssrc_change[b - 1] == marks.ssrc_change[a]
+            single = marks.single[f] if f is not None else None
         else:
             u = marks.usable_mask[a:b]
             sub, sub_ssrc, sub_p = rec[a:b][u], ssrc[a:b][u], p[a:b][u]
             single = None
         if len(sub):
-            self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf, single, marks.count(marks.dynamic, a, b) > 0)
+            dynamic = marks.dynamic[f] if f is not None else marks.count(marks.dynamic_mask, a, b) > 0
+            self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf, single, dynamic)
 
     def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray,
                   single: bool | None = None, dynamic: bool = True) -> None:
@@ -327,7 +358,11 @@ class MediaTracker:
             state.stats.extend(sub)
             state.last_time = float(sub["time"][-1])
             if state.codecs:
-                events = [pt for pt, (name, _r) in state.codecs.items() if name.lower() == "telephone-event"]
+                if state.event_pts_at != self._codec_version:
+                    state.event_pts = [pt for pt, (name, _r) in state.codecs.items()
+                                       if name.lower() == "telephone-event"]
+                    state.event_pts_at = self._codec_version
+                events = state.event_pts
                 if events and (dynamic or min(events) < 96):
                     sp = p if idx is None else p[idx]
                     for j in np.flatnonzero(np.isin(sub["pt"], events))[:4096 - len(state.events)]:
@@ -349,7 +384,7 @@ class MediaTracker:
         The round trip is measured on the capture clock: report block seen - the SR it echoes (LSR)
         seen - DLSR. It is the full RTT when the capture is taken at the SR's sender."""
         self.rtcp_packets += 1
-        for p in parse_rtcp(payload):
+        for p in parse_rtcp(payload, _RTCP_READ):
             if p.packet_type == 200:
                 self._sr_seen[(p.ssrc, p.ntp_middle)] = time
                 if len(self._sr_seen) > 65536:
@@ -475,24 +510,32 @@ class MediaTracker:
 
 
 class _Marks:
-    """Per batch (in flow order): running counts that answer "any RTCP / unusable record / SSRC change /
-    dynamic payload type in records a..b?" with two list lookups instead of a numpy call per slice."""
+    """Per batch (in flow order), per flow: its RTCP-looking and unusable records, whether it is of one
+    SSRC, has a dynamic payload type, and its last time, computed for all flows at once (reduceat over
+    the flows' starts) so that a flow costs list lookups, not numpy calls."""
 
-    __slots__ = ("time", "rtcp_mask", "usable_mask", "rtcp", "bad", "ssrc_change", "dynamic")
+    __slots__ = ("rtcp_mask", "usable_mask", "dynamic_mask", "rtcp", "bad", "single", "dynamic", "last_time",
+                 "rtcp_at", "rtcp_from")
 
-    def __init__(self, rec: np.ndarray, rtcp: np.ndarray, usable: np.ndarray, ssrc: np.ndarray) -> None:
-        self.time = rec["time"].tolist()
+    def __init__(self, rec: np.ndarray, rtcp: np.ndarray, usable: np.ndarray, ssrc: np.ndarray,
+                 starts: np.ndarray) -> None:
         self.rtcp_mask, self.usable_mask = rtcp, usable
-        self.rtcp = np.cumsum(rtcp).tolist()
-        self.bad = np.cumsum(~usable).tolist()
-        change = np.zeros(len(ssrc), np.int64)
+        self.dynamic_mask = rec["pt"] >= 96
+        change = np.zeros(len(ssrc), np.int8)
         change[1:] = ssrc[1:] != ssrc[:-1]
-        self.ssrc_change = np.cumsum(change).tolist()
-        self.dynamic = np.cumsum(rec["pt"] >= 96).tolist()
+        change[starts] = 0
+        flags = np.stack([rtcp, ~usable, self.dynamic_mask, change.view(bool)]).astype(np.int32)
+        counts = np.add.reduceat(flags, starts, axis=1)
+        self.rtcp, self.bad, dynamic, changes = counts.tolist()
+        self.rtcp_at = np.flatnonzero(rtcp).tolist()  # RTCP-looking records; flow f's from rtcp_from[f]
+        self.rtcp_from = (np.cumsum(counts[0]) - counts[0]).tolist()
+        self.dynamic = [bool(v) for v in dynamic]
+        self.single = [not v for v in changes]
+        self.last_time = rec["time"][np.r_[starts[1:], len(rec)] - 1].tolist()
 
     @staticmethod
-    def count(cum: list, a: int, b: int) -> int:
-        return cum[b - 1] - (cum[a - 1] if a else 0)
+    def count(mask: np.ndarray, a: int, b: int) -> int:
+        return int(np.count_nonzero(mask[a:b]))
 
 
 NOT_RTP_PORTS = {53, 67, 68, 123, 137, 138, 161, 500, 1900, 3478, 4500, 5353, 5355}  # DNS, DHCP, NTP, mDNS...

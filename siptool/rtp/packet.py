@@ -200,9 +200,10 @@ class RtcpPacket:
         return (self.ntp_timestamp >> 16) & 0xFFFFFFFF
 
 
-def parse_rtcp(data: bytes) -> list[RtcpPacket]:
-    """Split a compound RTCP datagram (RFC 3550 6.1) and parse each packet. Stops at the first packet
-    whose length runs past the datagram; returns what was parsed before it (empty if not RTCP)."""
+def parse_rtcp(data: bytes, types: frozenset | None = None) -> list[RtcpPacket]:
+    """Split a compound RTCP datagram (RFC 3550 6.1) and parse each packet (only those of `types`
+    when given). Stops at the first packet whose length runs past the datagram; returns what was
+    parsed before it (empty if not RTCP)."""
     out: list[RtcpPacket] = []
     off, n = 0, len(data)
     while off + 4 <= n:
@@ -212,6 +213,9 @@ def parse_rtcp(data: bytes) -> list[RtcpPacket]:
         end = off + 4 * (words + 1)
         if end > n:
             break
+        if types is not None and pt not in types:
+            off = end
+            continue
         body = bytes(data[off + 4:end])
         if b0 & 0x20 and body:  # padding (only allowed on the last packet)
             body = body[:max(0, len(body) - body[-1])]

@@ -89,7 +89,7 @@ class StreamStats:
     when it is the stream's most frequent type, else 0 (tshark without SDP: 0, so pass clock_rate=0).
     """
 
-    __slots__ = ("clock_rate", "rates", "events", "_buf", "_pack", "_chunks")
+    __slots__ = ("clock_rate", "rates", "events", "_buf", "_pack", "_chunks", "_fixed")
 
     def __init__(self, clock_rate: int = 8000, rates: dict | None = None) -> None:
         self.clock_rate = int(clock_rate or 0)
@@ -104,6 +104,9 @@ class StreamStats:
             else:
                 rate = int(v or 0)
             self.rates[int(pt)] = rate
+        # (payload type, rate) that pt_rates takes from `rates`: dynamic types, and unknown static ones
+        self._fixed = [(pt, rate) for pt, rate in self.rates.items()
+                       if 0 <= pt < 128 and (pt >= 96 or pt not in STATIC_CLOCK_RATES)]
         self._buf = bytearray()
         self._pack = _REC.pack
         self._chunks: list[bytes] = []  # bulk records from `extend`, joined in `records`
@@ -124,28 +127,45 @@ class StreamStats:
     def __len__(self) -> int:
         return (len(self._buf) + sum(len(c) for c in self._chunks)) // _REC.size
 
+    def pieces(self) -> list[bytes]:
+        """The raw records as byte strings, in arrival order (joined, they are `records()`)."""
+        return [*self._chunks, bytes(self._buf)] if self._buf else self._chunks
+
     def records(self) -> np.ndarray:
         """The raw per-packet records as a numpy structured array, in arrival order."""
-        if not self._chunks:
-            return np.frombuffer(bytes(self._buf), dtype=_DTYPE)
-        return np.frombuffer(b"".join(self._chunks) + bytes(self._buf), dtype=_DTYPE)
+        return np.frombuffer(b"".join(self.pieces()), dtype=_DTYPE)
 
     def pt_rates(self, counts: np.ndarray) -> np.ndarray:
         """Clock rate per payload type 0-127 (see class docstring)."""
-        table = np.zeros(128, np.int64)
-        for pt, rate in STATIC_CLOCK_RATES.items():
-            table[pt] = rate
-        dyn = counts[96:]
-        main = 96 + int(np.argmax(dyn)) if dyn.any() else None
-        for pt in range(96, 128):
-            table[pt] = self.rates.get(pt, self.clock_rate if pt == main else 0)
-        for pt, rate in self.rates.items():
-            if 0 <= pt < 96 and pt not in STATIC_CLOCK_RATES:
-                table[pt] = rate
-        return table
+        return pt_rates([self], counts[None, :])[0]
 
     def finish(self, jitter_buffer_ms: float = JITTER_BUFFER_MS) -> StreamMetrics:
         return next(finish_many([self], jitter_buffer_ms))
+
+
+_STATIC_TABLE = np.zeros(128, np.int64)
+for _pt, _rate in STATIC_CLOCK_RATES.items():
+    _STATIC_TABLE[_pt] = _rate
+
+
+def pt_rates(streams: list["StreamStats"], counts: np.ndarray) -> np.ndarray:
+    """Clock rate per payload type 0-127 for each stream (a row each; counts: packets per type, a row
+    each). Static types: RFC 3551. A dynamic type: its rtpmap rate, else the stream's clock for its
+    most frequent dynamic type, else 0. Rates given for unknown static types are used too."""
+    tables = np.tile(_STATIC_TABLE, (len(streams), 1))
+    tables[:, 96:] = 0
+    dyn = counts[:, 96:]
+    has = np.flatnonzero(dyn.any(axis=1))
+    tables[has, 96 + dyn[has].argmax(axis=1)] = [streams[i].clock_rate for i in has.tolist()]
+    rows, pts, rates = [], [], []
+    for i, s in enumerate(streams):
+        for pt, rate in s._fixed:  # noqa: SLF001 - this module's own class
+            rows.append(i)
+            pts.append(pt)
+            rates.append(rate)
+    if rows:
+        tables[rows, pts] = rates
+    return tables
 
 
 GROUP_RECORDS = 1 << 14  # records finished together: bounds the temporary arrays (~30 per record)
@@ -172,15 +192,15 @@ def finish_many(streams: Iterable["StreamStats"], jitter_buffer_ms: float = JITT
 def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list[StreamMetrics]:
     from .mos import jitter_buffer_loss_many
 
-    recs = [s.records() for s in streams]
-    sizes = np.array([len(r) for r in recs], np.int64)
+    sizes = np.array([len(s) for s in streams], np.int64)
     out: list[StreamMetrics | None] = [None] * len(streams)
     live = np.flatnonzero(sizes).tolist()
     for k in np.flatnonzero(sizes == 0).tolist():
         out[k] = StreamMetrics(clock_rate=streams[k].clock_rate)
     if not live:
         return out  # type: ignore[return-value]
-    rec = np.concatenate([recs[k] for k in live]) if len(live) > 1 else recs[live[0]]
+    # one join of every stream's raw records (empty streams add nothing): a single copy
+    rec = np.frombuffer(b"".join([piece for s in streams for piece in s.pieces()]), dtype=_DTYPE)
     lens = sizes[live]
     K, n = len(live), int(lens.sum())
     starts = np.zeros(K, np.int64)
@@ -201,7 +221,7 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
     ext_seq = _unwrap_seg(seq, 16, starts, s0)
     ext_ts = _unwrap_seg(rec["ts"].astype(np.int64), 32, starts, s0)
     counts = np.bincount(seg * 128 + pt, minlength=K * 128).reshape(K, 128)
-    tables = np.stack([streams[k].pt_rates(counts[i]) for i, k in enumerate(live)])
+    tables = pt_rates([streams[k] for k in live], counts)
     rate = tables[seg, pt]
 
     # tshark: a packet is "in time sequence" when its extended timestamp is not below the highest
@@ -229,7 +249,7 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
 
     # tshark: only "regular" packets count for min/max/mean delta and jitter: not the first, no
     # marker bit (talkspurt start), not comfort noise (PT 13/19) nor the packet after one, and in
-    # time sequence. Means are its running average (x_k weighted by the packet index, see _tshark_mean).
+    # time sequence. Means are its running average (x_k weighted by the packet index, see _tshark_mean_seg).
     cn = (pt == PT_CN) | (pt == PT_CN_OLD)
     regular = ~marker & ~cn & in_time
     regular[1:] &= ~cn[:-1]
@@ -256,14 +276,17 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
     cycles = np.bincount(ev_seg[ev & ~prev_ev], minlength=K)
 
     # Duplicates and reordering on the extended sequence (streams made disjoint by an offset).
-    shifted = _disjoint(ext_seq, starts, seg)
-    _, first_pos = np.unique(shifted, return_index=True)
-    first = np.zeros(n, bool)
-    first[first_pos] = True
     prev_max_seq = _prev_max_seg(ext_seq, starts, seg, at_start)
+    if ((ext_seq > prev_max_seq) | at_start).all():  # strictly increasing: no duplicate anywhere
+        first = np.ones(n, bool)
+    else:
+        _, first_pos = np.unique(_disjoint(ext_seq, starts, seg), return_index=True)
+        first = np.zeros(n, bool)
+        first[first_pos] = True
     out_of_order = np.bincount(seg[(ext_seq < prev_max_seq) & first], minlength=K)
     # tshark's sequence error counter: its last accepted sequence only moves on in-time packets.
-    last_ok = _prev_max_seg(np.where(in_time, ext_seq, ext_seq[s0]), starts, seg, at_start)
+    last_ok = prev_max_seq if in_time.all() else \
+        _prev_max_seg(np.where(in_time, ext_seq, ext_seq[s0]), starts, seg, at_start)
     err = (ext_seq <= last_ok) | (in_time & (ext_seq > last_ok + 1))
     err[starts] = False
     seq_errors = np.bincount(seg[err], minlength=K)
@@ -360,14 +383,18 @@ def _disjoint(x: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> np.ndarray:
 
 def _prev_max_seg(x, starts, seg, at_start) -> np.ndarray:
     """The largest x before each packet in its stream (its own x for the first packet)."""
+    out = np.empty(len(x), np.int64)
+    out[0] = x[0]
+    out[1:] = x[:-1]
+    if ((x[1:] >= out[1:]) | at_start[1:]).all():  # non-decreasing in every stream (the usual case)
+        out[at_start] = x[at_start]
+        return out
     if len(starts) == 1:
         shifted, back = x, 0
     else:
         shifted = _disjoint(x, starts, seg)
         back = shifted - x
     acc = np.maximum.accumulate(shifted)
-    out = np.empty(len(x), np.int64)
-    out[0] = x[0]
     out[1:] = acc[:-1] - (back[1:] if len(starts) > 1 else 0)
     out[at_start] = x[at_start]
     return out
@@ -398,16 +425,36 @@ def _seg_stats(x, mask, seg, local, K):
     mn[who] = np.minimum.reduceat(xs, bounds)
     top = np.flatnonzero(xs == mx[ss])
     arg[ss[top][::-1]] = sel[top][::-1]  # first occurrence, as argmax
-    mean[who] = _tshark_mean_seg(xs, local[sel].astype(np.float64), bounds)
+    mean[who] = _tshark_mean_seg(xs, local[sel], bounds)
     return mx, mn, arg, mean, has
 
 
 def _tshark_mean_seg(x: np.ndarray, pos: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """`_tshark_mean` of each run x[bounds[i]:bounds[i+1]] (positions `pos` within their stream)."""
-    out = np.empty(len(bounds))
+    """tshark's running mean of each run x[bounds[i]:bounds[i+1]] (`pos`: each value's 0-based index p
+    in its stream): at each counted packet M = (M * (p - 1) + x) / p. When every packet counts this is
+    the plain mean; when some are skipped it weights differently, and tshark's figure is what we
+    reproduce. Closed form: M_K = P_K (M_0 + sum_k x_k / (p_k P_k)), P_k = prod_{j<=k} (p_j - 1) / p_j;
+    the sum is taken in order (as tshark's running update), the same for one run or many."""
+    x = x.astype(np.float64)
+    pos = pos.astype(np.float64)
     ends = np.r_[bounds[1:], len(x)]
-    for i, (a, b) in enumerate(zip(bounds.tolist(), ends.tolist())):
-        out[i] = _tshark_mean(x[a:b], pos[a:b])
+    # factor 0 (p <= 1): the run's first value replaces the (zero) mean and leaves the sum
+    lead = bounds[pos[bounds] <= 1]
+    m0 = np.zeros(len(bounds))
+    m0[pos[bounds] <= 1] = x[lead]
+    ratio = (pos - 1.0) / pos
+    ratio[lead] = 1.0
+    p = _cumprod_seg(ratio, bounds, ends - bounds)
+    terms = x / pos / p
+    terms[lead] = 0.0
+    return p[ends - 1] * (m0 + np.add.reduceat(terms, bounds))
+
+
+def _cumprod_seg(v: np.ndarray, bounds: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """np.cumprod of each run of v (starting at bounds, lens long): one call per run, in place."""
+    out = np.empty_like(v)
+    for a, b in zip(bounds.tolist(), (bounds + lens).tolist()):
+        np.multiply.accumulate(v[a:b], out=out[a:b])
     return out
 
 
@@ -415,6 +462,10 @@ def _mode_seg(values: np.ndarray, seg: np.ndarray, K: int) -> np.ndarray:
     """Per stream, its most frequent value (the smallest on ties, as bincount().argmax()); 0 if none."""
     out = np.zeros(K, np.int64)
     if not values.size:
+        return out
+    head = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    if (values == np.repeat(values[head], np.diff(np.r_[head, len(values)]))).all():  # one value each
+        out[seg[head]] = values[head]
         return out
     keys, counts = np.unique(seg.astype(np.int64) << 32 | values, return_counts=True)
     kseg = keys >> 32
@@ -457,18 +508,3 @@ def _jitter_recurrence_seg(d: np.ndarray, seg: np.ndarray, chunk: int = 256) -> 
         block[r] = powers[1:chunk + 1] * j_prev[r, None] + powers[:chunk] * acc[r] / 16.0
     out[:] = block[rows, col]
     return out
-
-def _tshark_mean(x: np.ndarray, pos: np.ndarray) -> float:
-    """tshark's running mean: at each counted packet (0-based index p in the stream),
-    M = (M * (p - 1) + x) / p. When every packet counts this is the plain mean of x; when some are
-    skipped it weights differently, and tshark's figure is what we reproduce. Solved in closed form:
-    M_K = P_K (M_0 + sum_k (x_k / p_k) / P_k) with P_k = prod_{j<=k} (p_j - 1) / p_j."""
-    pos = pos.astype(np.float64)
-    x = x.astype(np.float64)
-    m0 = 0.0
-    if pos[0] <= 1:  # factor 0: the first delta replaces the (zero) mean
-        m0, x, pos = float(x[0]), x[1:], pos[1:]
-        if not len(x):
-            return m0
-    p = np.cumprod((pos - 1.0) / pos)
-    return float(p[-1] * (m0 + np.sum(x / pos / p)))
