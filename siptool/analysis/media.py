@@ -58,7 +58,7 @@ class _StreamState:
 class _Flow:
     """One direction of a UDP 5-tuple carrying RTP or RTCP."""
 
-    __slots__ = ("kind", "endpoint", "streams", "last", "epoch", "stale", "last_time")
+    __slots__ = ("kind", "endpoint", "streams", "last", "epoch", "stale", "last_time", "key")
 
     def __init__(self, kind: str, endpoint: _Endpoint | None, epoch: int = 0) -> None:
         self.kind = kind  # "rtp", "rtcp" or "other"
@@ -68,6 +68,7 @@ class _Flow:
         self.epoch = epoch  # frame of the newest SDP announcement of either end when the flow began
         self.stale = False  # a later announcement touched one of its ends: check the epoch again
         self.last_time = 0.0
+        self.key: tuple | None = None  # (src, sport, dst, dport), set when the tracker keeps it
 
 
 class MediaTracker:
@@ -158,6 +159,7 @@ class MediaTracker:
         return self._remember(key, self._classify(*key, frame, payload))
 
     def _remember(self, key: tuple, flow: _Flow) -> _Flow:
+        flow.key = key
         self._flows[key] = flow
         self._by_endpoint.setdefault((key[0], key[1]), set()).add(key)
         self._by_endpoint.setdefault((key[2], key[3]), set()).add(key)
@@ -282,10 +284,14 @@ class MediaTracker:
                                                          sport[starts].tolist(), dst[starts].tolist(),
                                                          dport[starts].tolist())):
             ikey = (s_, sp, d_, dp)
-            key = (_ipv4(s_), sp, _ipv4(d_), dp)
-            flow = iflows.get(ikey) or flows.get(key)
+            flow = iflows.get(ikey)
+            key = None if flow is not None and flow.key is not None else (_ipv4(s_), sp, _ipv4(d_), dp)
+            if flow is None:
+                flow = flows.get(key)
+            elif key is None:
+                key = flow.key
             cuts = self._cuts(key, int(frames[a0]), int(frames[b0_ - 1])) \
-                if fresh and (key[:2] in fresh or key[2:] in fresh) else None
+                if fresh and ((s_, sp) in fresh or (d_, dp) in fresh) else None
             if not cuts:
                 if flow is None or flow.stale:
                     flow = self._current(key, flow, int(frames[a0]), bytes(buf[p[a0]:p[a0] + length[a0]]))
@@ -307,11 +313,11 @@ class MediaTracker:
             self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
         self._sweep(float(rec["time"].max()))
 
-    def _fresh_announcements(self, first: int) -> dict:
-        """Endpoints announced at a frame after `first` (a batch's first RTP frame): only flows
-        touching one of them can need a cut within the batch."""
+    def _fresh_announcements(self, first: int) -> set:
+        """IPv4 endpoints (as integers) announced at a frame after `first` (a batch's first RTP
+        frame): only flows touching one of them can need a cut within the batch."""
         self._recent = {key: frame for key, frame in self._recent.items() if frame > first}
-        return self._recent
+        return {(ip, key[1]) for key in self._recent if (ip := _ipv4_int(key[0])) is not None}
 
     def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, marks: "_Marks", control: list, buf,
                f: int | None = None) -> None:
@@ -563,13 +569,17 @@ def _ipv4(value: int) -> str:
     return name
 
 
-def _int_key(key: tuple) -> tuple | None:
-    """The fast path's integer form of a flow key (IPv4 only)."""
+def _ipv4_int(name: str) -> int | None:
     try:
-        src, dst = (struct.unpack("!I", socket.inet_aton(a))[0] for a in (key[0], key[2]))
+        return struct.unpack("!I", socket.inet_aton(name))[0]
     except OSError:
         return None
-    return src, key[1], dst, key[3]
+
+
+def _int_key(key: tuple) -> tuple | None:
+    """The fast path's integer form of a flow key (IPv4 only)."""
+    src, dst = _ipv4_int(key[0]), _ipv4_int(key[2])
+    return None if src is None or dst is None else (src, key[1], dst, key[3])
 
 
 def _ep(ip: str, port: int) -> str:

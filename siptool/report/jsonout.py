@@ -25,7 +25,18 @@ def _names(cls) -> tuple[tuple[str, str], ...]:
     return names
 
 
+_EXACT_PLAIN = frozenset((str, int, bool, type(None)))
+
+
 def _clean(value):
+    cls = type(value)
+    if cls in _EXACT_PLAIN:  # the common cases first, by exact type
+        return value
+    if cls is float:
+        return round(value, 6) if math.isfinite(value) else None
+    names = _FIELDS.get(cls)
+    if names is not None:
+        return {key: _clean(getattr(value, name)) for name, key in names}
     if isinstance(value, _PLAIN):
         return value
     if isinstance(value, float):
