@@ -9,7 +9,6 @@ Per packet only the 12-byte header is unpacked; the numbers are computed per str
 from __future__ import annotations
 
 import socket
-import statistics
 import struct
 from dataclasses import dataclass, field
 
@@ -246,43 +245,18 @@ class MediaTracker:
         """The fast path's RTP/RTCP candidates of one batch (see capture/batch.py), in bulk.
 
         Same outcome as feeding them one by one: a new flow is classified by its first packet
-        against the SDP announcements in force at that frame. The header fields are gathered once
-        for the whole batch in flow order; each flow is then a contiguous slice.
+        against the SDP announcements in force at that frame. The batch is put in flow order
+        (FlowBatch); each flow is then a contiguous slice.
         """
-        n = len(rtp.frame)
-        if not n:
+        if not len(rtp.frame):
             return
-        a_end = (rtp.src.astype(np.int64) << 16) | rtp.sport  # 48-bit address:port of each end
-        b_end = (rtp.dst.astype(np.int64) << 16) | rtp.dport
-        order = np.lexsort((b_end, a_end))  # stable: capture order within a flow
-        a_end, b_end = a_end[order], b_end[order]
-        src, sport, dst, dport = rtp.src[order], rtp.sport[order], rtp.dst[order], rtp.dport[order]
-        change = np.empty(n, bool)
-        change[0] = True
-        change[1:] = (a_end[1:] != a_end[:-1]) | (b_end[1:] != b_end[:-1])
-        starts = np.flatnonzero(change)
-        stops = np.append(starts[1:], n)
-        p, length, hdr = rtp.payload[order], rtp.length[order], take(rtp.header, order)
-        b1 = hdr["b1"]
-        rtcp = (b1 >= 200) & (b1 <= 207)
-        usable = ~rtcp & (length >= 12)  # version 2: checked by the batch
-        rec = np.empty(n, dtype=RECORD_DTYPE)
-        rec["frame"] = rtp.frame[order]
-        rec["time"] = rtp.time[order]
-        rec["seq"] = hdr["seq"]
-        rec["ts"] = hdr["ts"]
-        rec["pt"] = b1 & 0x7F
-        rec["marker"] = b1 >> 7
-        rec["size"] = length
-        ssrc = hdr["ssrc"].astype(np.uint32)
+        fb = FlowBatch(rtp)
+        rec, p, length = fb.rec, fb.payload, fb.length
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
         frames = rec["frame"]
-        marks = _Marks(rec, rtcp, usable, ssrc, starts)
-        fresh = self._fresh_announcements(int(rtp.frame.min()))
-        for f, (a0, b0_, s_, sp, d_, dp) in enumerate(zip(starts.tolist(), stops.tolist(), src[starts].tolist(),
-                                                         sport[starts].tolist(), dst[starts].tolist(),
-                                                         dport[starts].tolist())):
+        fresh = self._fresh_announcements(fb.first_frame)
+        for f, (a0, b0_, s_, sp, d_, dp) in enumerate(fb.flows):
             ikey = (s_, sp, d_, dp)
             flow = iflows.get(ikey)
             key = None if flow is not None and flow.key is not None else (_ipv4(s_), sp, _ipv4(d_), dp)
@@ -296,7 +270,7 @@ class MediaTracker:
                 if flow is None or flow.stale:
                     flow = self._current(key, flow, int(frames[a0]), bytes(buf[p[a0]:p[a0] + length[a0]]))
                     iflows[ikey] = flow
-                self._slice(flow, a0, b0_, rec, ssrc, p, marks, control, buf, f)
+                self._slice(flow, a0, b0_, fb, control, buf, f)
                 continue
             bounds = [a0, *(a0 + np.searchsorted(frames[a0:b0_], cuts)).tolist(), b0_]
             for a, b in zip(bounds[:-1], bounds[1:]):
@@ -307,11 +281,11 @@ class MediaTracker:
                         flow.stale = True  # an announcement inside this slice: maybe a new epoch
                     flow = self._current(key, flow, int(frames[a]), bytes(buf[p[a]:p[a] + length[a]]))
                     iflows[ikey] = flow
-                self._slice(flow, a, b, rec, ssrc, p, marks, control, buf)
+                self._slice(flow, a, b, fb, control, buf)
         for i in sorted(control, key=lambda i: rec["frame"][i]):
             start = int(p[i])
             self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
-        self._sweep(float(rec["time"].max()))
+        self._sweep(fb.last_time)
 
     def _fresh_announcements(self, first: int) -> set:
         """IPv4 endpoints (as integers) announced at a frame after `first` (a batch's first RTP
@@ -319,33 +293,33 @@ class MediaTracker:
         self._recent = {key: frame for key, frame in self._recent.items() if frame > first}
         return {(ip, key[1]) for key in self._recent if (ip := _ipv4_int(key[0])) is not None}
 
-    def _slice(self, flow: _Flow, a: int, b: int, rec, ssrc, p, marks: "_Marks", control: list, buf,
-               f: int | None = None) -> None:
+    def _slice(self, flow: _Flow, a: int, b: int, fb: FlowBatch, control: list, buf, f: int | None = None) -> None:
         """Records a..b of one flow in one epoch (f: the flow's index when a..b is the whole flow)."""
+        rec, ssrc, p = fb.rec, fb.ssrc, fb.payload
         if f is None:
             flow.last_time = float(rec["time"][b - 1])
-            n_rtcp, n_bad = marks.count(marks.rtcp_mask, a, b), marks.count(~marks.usable_mask, a, b)
+            n_rtcp, n_bad = fb.count(fb.rtcp_mask, a, b), fb.count(~fb.usable_mask, a, b)
         else:
-            flow.last_time = marks.last_time[f]
-            n_rtcp, n_bad = marks.rtcp[f], marks.bad[f]
+            flow.last_time = fb.flow_last_time[f]
+            n_rtcp, n_bad = fb.rtcp[f], fb.bad[f]
         if flow.kind == "other":
             return
         if n_rtcp:
             if f is None:
-                control.extend((np.flatnonzero(marks.rtcp_mask[a:b]) + a).tolist())
+                control.extend((np.flatnonzero(fb.rtcp_mask[a:b]) + a).tolist())
             else:
-                control.extend(marks.rtcp_at[marks.rtcp_from[f]:marks.rtcp_from[f] + n_rtcp])
+                control.extend(fb.rtcp_at[fb.rtcp_from[f]:fb.rtcp_from[f] + n_rtcp])
         if flow.kind != "rtp":
             return
         if not n_bad:
             sub, sub_ssrc, sub_p = rec[a:b], ssrc[a:b], p[a:b]
-            single = marks.single[f] if f is not None else None
+            single = fb.single[f] if f is not None else None
         else:
-            u = marks.usable_mask[a:b]
+            u = fb.usable_mask[a:b]
             sub, sub_ssrc, sub_p = rec[a:b][u], ssrc[a:b][u], p[a:b][u]
             single = None
         if len(sub):
-            dynamic = marks.dynamic[f] if f is not None else marks.count(marks.dynamic_mask, a, b) > 0
+            dynamic = fb.dynamic[f] if f is not None else fb.count(fb.dynamic_mask, a, b) > 0
             self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf, single, dynamic)
 
     def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray,
@@ -506,7 +480,7 @@ class MediaTracker:
             clock = stream.clock_rate
             stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
             if reported["rtt"]:
-                stream.rtcp_rtt_ms = round(statistics.median(reported["rtt"]), 3)
+                stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
                 delay = stream.rtcp_rtt_ms / 2  # one-way delay for the E-model Id (G.107 7.4)
         if delay is None and stream.rtcp_xr is not None and stream.rtcp_xr.round_trip_ms:
             delay = stream.rtcp_xr.round_trip_ms / 2  # the receiver's own RTT measurement (RFC 3611 4.7)
@@ -515,29 +489,58 @@ class MediaTracker:
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
 
 
-class _Marks:
-    """Per batch (in flow order), per flow: its RTCP-looking and unusable records, whether it is of one
-    SSRC, has a dynamic payload type, and its last time, computed for all flows at once (reduceat over
-    the flows' starts) so that a flow costs list lookups, not numpy calls."""
+class FlowBatch:
+    """One batch's RTP/RTCP candidates in flow order: records grouped by flow (stable, capture order within a flow),
+    the RTP records as RECORD_DTYPE, and per flow its start/stop, 4-tuple, counts of RTCP-looking
+    and unusable records, whether it is of one SSRC, has a dynamic payload type, and its last time,
+    computed for all flows at once so that a flow costs list lookups, not numpy calls."""
 
-    __slots__ = ("rtcp_mask", "usable_mask", "dynamic_mask", "rtcp", "bad", "single", "dynamic", "last_time",
-                 "rtcp_at", "rtcp_from")
+    __slots__ = ("rec", "ssrc", "payload", "length", "rtcp_mask", "usable_mask", "dynamic_mask", "flows",
+                 "rtcp", "bad", "single", "dynamic", "flow_last_time", "rtcp_at", "rtcp_from", "first_frame",
+                 "last_time")
 
-    def __init__(self, rec: np.ndarray, rtcp: np.ndarray, usable: np.ndarray, ssrc: np.ndarray,
-                 starts: np.ndarray) -> None:
+    def __init__(self, rtp) -> None:
+        n = len(rtp.frame)
+        a_end = (rtp.src.astype(np.int64) << 16) | rtp.sport  # 48-bit address:port of each end
+        b_end = (rtp.dst.astype(np.int64) << 16) | rtp.dport
+        order = np.lexsort((b_end, a_end))  # stable: capture order within a flow
+        a_end, b_end = a_end[order], b_end[order]
+        change = np.empty(n, bool)
+        change[0] = True
+        change[1:] = (a_end[1:] != a_end[:-1]) | (b_end[1:] != b_end[:-1])
+        starts = np.flatnonzero(change)
+        stops = np.append(starts[1:], n)
+        first = order[starts]
+        self.flows = list(zip(starts.tolist(), stops.tolist(), rtp.src[first].tolist(), rtp.sport[first].tolist(),
+                              rtp.dst[first].tolist(), rtp.dport[first].tolist()))
+        self.payload, self.length, hdr = rtp.payload[order], rtp.length[order], take(rtp.header, order)
+        b1 = hdr["b1"]
+        rtcp = (b1 >= 200) & (b1 <= 207)
+        usable = ~rtcp & (self.length >= 12)  # version 2: checked by the batch
+        rec = self.rec = np.empty(n, dtype=RECORD_DTYPE)
+        rec["frame"] = rtp.frame[order]
+        rec["time"] = rtp.time[order]
+        rec["seq"] = hdr["seq"]
+        rec["ts"] = hdr["ts"]
+        rec["pt"] = b1 & 0x7F
+        rec["marker"] = b1 >> 7
+        rec["size"] = self.length
+        ssrc = self.ssrc = hdr["ssrc"].astype(np.uint32)
+        self.first_frame = int(rtp.frame.min())
+        self.last_time = float(rtp.time.max())
         self.rtcp_mask, self.usable_mask = rtcp, usable
         self.dynamic_mask = rec["pt"] >= 96
-        change = np.zeros(len(ssrc), np.int8)
+        change = np.zeros(n, np.int8)
         change[1:] = ssrc[1:] != ssrc[:-1]
         change[starts] = 0
         flags = np.stack([rtcp, ~usable, self.dynamic_mask, change.view(bool)]).astype(np.int32)
         counts = np.add.reduceat(flags, starts, axis=1)
         self.rtcp, self.bad, dynamic, changes = counts.tolist()
-        self.rtcp_at = np.flatnonzero(rtcp).tolist()  # RTCP-looking records; flow f's from rtcp_from[f]
-        self.rtcp_from = (np.cumsum(counts[0]) - counts[0]).tolist()
         self.dynamic = [bool(v) for v in dynamic]
         self.single = [not v for v in changes]
-        self.last_time = rec["time"][np.r_[starts[1:], len(rec)] - 1].tolist()
+        self.flow_last_time = rec["time"][stops - 1].tolist()
+        self.rtcp_at = np.flatnonzero(rtcp).tolist()  # RTCP-looking records; flow f's from rtcp_from[f]
+        self.rtcp_from = (np.cumsum(counts[0]) - counts[0]).tolist()
 
     @staticmethod
     def count(mask: np.ndarray, a: int, b: int) -> int:
