@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..sip.message import SipMessage
 _HDR = struct.Struct("!BBHII")
 _RTCP_READ = frozenset((200, 201, 207))  # SR, RR, XR: what the analysis reads (not SDES, BYE, APP)
 CLOSE_AFTER_S = 10.0  # a stream of a call that got its BYE is closed after this long without packets
+SR_KEEP_S = 120.0  # an SR is forgotten this long after it passed (report blocks echo recent ones)
 IDLE_S = 300.0  # any stream is closed after this long without packets
 SWEEP_EVERY_S = 2.0  # capture seconds between memory sweeps on the per-packet path
 HEURISTIC_MIN_PACKETS = 2  # a non-SDP flow needs this many RTP-looking packets to count as a stream
@@ -88,6 +90,7 @@ class MediaTracker:
         self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
+        self._sr_order: deque[tuple[float, tuple[int, int]]] = deque()  # the same, oldest first
         self._reported: dict[int, dict] = {}  # media SSRC -> what receivers reported about it
         self._xr: dict[int, RtcpXr] = {}  # media SSRC -> last RTCP XR VoIP Metrics about it
 
@@ -366,9 +369,13 @@ class MediaTracker:
         self.rtcp_packets += 1
         for p in parse_rtcp(payload, _RTCP_READ):
             if p.packet_type == 200:
-                self._sr_seen[(p.ssrc, p.ntp_middle)] = time
-                if len(self._sr_seen) > 65536:
-                    self._sr_seen.pop(next(iter(self._sr_seen)))
+                key = (p.ssrc, p.ntp_middle)
+                self._sr_seen[key] = time
+                self._sr_order.append((time, key))
+                while self._sr_order[0][0] < time - SR_KEEP_S or len(self._sr_order) > 65536:
+                    t, old = self._sr_order.popleft()
+                    if self._sr_seen.get(old) == t:
+                        del self._sr_seen[old]
             for vm in p.voip_metrics:
                 xr = self._xr.get(vm.ssrc)
                 self._xr[vm.ssrc] = RtcpXr(

@@ -82,10 +82,10 @@ def analyze(
                                   show=not (quiet or json_out) and sys.stderr.isatty())
             report = filter_report(report, filters or [])
         if json_out:
-            from ..report.jsonout import dumps
+            from ..report.jsonout import write
 
             # Indented for a person at a terminal; compact (and much faster) into a pipe or file.
-            typer.echo(dumps(report, indent=2 if sys.stdout.isatty() else None))
+            write(report, sys.stdout, indent=2 if sys.stdout.isatty() else None)
         else:
             from ..report.terminal import render
 

@@ -67,3 +67,20 @@ def dumps(report: Report, indent: int | None = 2) -> str:
     """indent=None gives compact JSON through the C encoder (several times faster on big reports)."""
     separators = (",", ":") if indent is None else None
     return json.dumps(report_dict(report), indent=indent, ensure_ascii=False, separators=separators)
+
+
+def write(report: Report, out, indent: int | None = 2) -> None:
+    """`dumps(report, indent)` and a newline, to the text stream `out`. Compact output is written a
+    call at a time, so the JSON of the whole report is never in memory at once."""
+    if indent is not None or not report.calls:
+        out.write(dumps(report, indent) + "\n")
+        return
+    marker = "\x00calls\x00"
+    d = report_dict(dataclasses.replace(report, calls=[]))
+    d["calls"] = marker
+    head, tail = json.dumps(d, ensure_ascii=False, separators=(",", ":")).split(json.dumps(marker), 1)
+    out.write(head + "[")
+    for i, call in enumerate(report.calls):
+        out.write(("," if i else "") + json.dumps(_clean(call), ensure_ascii=False, separators=(",", ":")))
+    out.write("]" + tail + "\n")
+

@@ -34,8 +34,17 @@ class Hop:
         return _addr(self.dst, self.dport)
 
 
+_ADDRS: dict[tuple[str, int], str] = {}
+
+
 def _addr(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    """"ip:port" ("[ip]:port" for IPv6), one string per address however many messages carry it."""
+    text = _ADDRS.get((ip, port))
+    if text is None:
+        if len(_ADDRS) > 65536:
+            _ADDRS.clear()
+        text = _ADDRS[(ip, port)] = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return text
 
 
 @dataclass
