@@ -89,7 +89,7 @@ class StreamStats:
     when it is the stream's most frequent type, else 0 (tshark without SDP: 0, so pass clock_rate=0).
     """
 
-    __slots__ = ("clock_rate", "rates", "events", "_buf", "_pack", "_chunks", "_fixed")
+    __slots__ = ("clock_rate", "rates", "events", "_buf", "_pack", "_chunks")
 
     def __init__(self, clock_rate: int = 8000, rates: dict | None = None) -> None:
         self.clock_rate = int(clock_rate or 0)
@@ -104,9 +104,6 @@ class StreamStats:
             else:
                 rate = int(v or 0)
             self.rates[int(pt)] = rate
-        # (payload type, rate) that pt_rates takes from `rates`: dynamic types, and unknown static ones
-        self._fixed = [(pt, rate) for pt, rate in self.rates.items()
-                       if 0 <= pt < 128 and (pt >= 96 or pt not in STATIC_CLOCK_RATES)]
         self._buf = bytearray()
         self._pack = _REC.pack
         self._chunks: list[bytes] = []  # bulk records from `extend`, joined in `records`
@@ -159,10 +156,11 @@ def pt_rates(streams: list["StreamStats"], counts: np.ndarray) -> np.ndarray:
     tables[has, 96 + dyn[has].argmax(axis=1)] = [streams[i].clock_rate for i in has.tolist()]
     rows, pts, rates = [], [], []
     for i, s in enumerate(streams):
-        for pt, rate in s._fixed:  # noqa: SLF001 - this module's own class
-            rows.append(i)
-            pts.append(pt)
-            rates.append(rate)
+        for pt, rate in s.rates.items():  # read at the end: a caller may set a rate later (agent: DTMF)
+            if 0 <= pt < 128 and (pt >= 96 or pt not in STATIC_CLOCK_RATES):
+                rows.append(i)
+                pts.append(pt)
+                rates.append(rate)
     if rows:
         tables[rows, pts] = rates
     return tables

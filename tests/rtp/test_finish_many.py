@@ -50,3 +50,21 @@ def test_together_equals_alone(monkeypatch, group_records):
     assert not problems, problems[:3]
     assert together[-1].packets == 0 and together[0].packets == len(streams[0])
     assert sum(m.lost != 0 for m in together) > 10 and sum(m.mean_jitter_ms > 0 for m in together) > 50
+
+
+def test_rate_set_after_construction_counts():
+    """A caller may learn a payload type's rate after creating the stream (the agent learns its DTMF
+    type from the answer): the figures use the rates as they are at the end."""
+    def stream(late: bool) -> StreamStats:
+        s = StreamStats(8000, None if late else {101: 0})
+        for i in range(200):  # PCMU, and an event burst whose timestamp stands still
+            event = 80 <= i < 90
+            s.add(frame=i + 1, time=i * 0.02, seq=i, ts=80 * 160 if event else i * 160, pt=101 if event else 0,
+                  marker=0, size=172)
+        if late:
+            s.rates[101] = 0
+        return s
+
+    early, late = stream(False).finish(), stream(True).finish()
+    assert _differs(early, late) is None
+    assert late.payload_types == {0: 190, 101: 10}
