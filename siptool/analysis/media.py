@@ -251,7 +251,7 @@ class MediaTracker:
         against the SDP announcements in force at that frame. The batch is put in flow order
         (FlowBatch); each flow is then a contiguous slice.
         """
-        if not len(rtp.frame):
+        if not len(rtp.index):
             return
         fb = FlowBatch(rtp)
         rec, p, length = fb.rec, fb.payload, fb.length
@@ -507,11 +507,13 @@ class FlowBatch:
                  "last_time")
 
     def __init__(self, rtp) -> None:
-        n = len(rtp.frame)
-        a_end = (rtp.src.astype(np.int64) << 16) | rtp.sport  # 48-bit address:port of each end
-        b_end = (rtp.dst.astype(np.int64) << 16) | rtp.dport
+        sel = rtp.index
+        n = len(sel)
+        a_end = (rtp.src[sel].astype(np.int64) << 16) | rtp.sport[sel]  # 48-bit address:port of each end
+        b_end = (rtp.dst[sel].astype(np.int64) << 16) | rtp.dport[sel]
         order = np.lexsort((b_end, a_end))  # stable: capture order within a flow
         a_end, b_end = a_end[order], b_end[order]
+        order = sel[order]  # positions among the batch's records
         change = np.empty(n, bool)
         change[0] = True
         change[1:] = (a_end[1:] != a_end[:-1]) | (b_end[1:] != b_end[:-1])
@@ -533,8 +535,8 @@ class FlowBatch:
         rec["marker"] = b1 >> 7
         rec["size"] = self.length
         ssrc = self.ssrc = hdr["ssrc"].astype(np.uint32)
-        self.first_frame = int(rtp.frame.min())
-        self.last_time = float(rtp.time.max())
+        self.first_frame = int(rtp.frame[sel[0]])  # records are in capture order
+        self.last_time = float(rec["time"].max())
         self.rtcp_mask, self.usable_mask = rtcp, usable
         self.dynamic_mask = rec["pt"] >= 96
         change = np.zeros(n, np.int8)

@@ -23,8 +23,11 @@ RUN_PROBE = 512  # records guessed at once when galloping over equal-length reco
 
 @dataclass
 class RtpBatch:
-    """RTP/RTCP candidates of one batch, as parallel arrays (one element per packet)."""
+    """RTP/RTCP candidates of one batch: `index` holds their positions among the batch's records; the
+    other arrays hold a value for every record of the batch (meaningful at `index` only), so that the
+    consumer gathers once, in the order it needs."""
 
+    index: np.ndarray  # int64, ascending (capture order)
     frame: np.ndarray  # int64
     time: np.ndarray  # float64
     src: np.ndarray  # uint32 IPv4
@@ -182,9 +185,8 @@ def _classify(buf: np.ndarray, m, linktype: int, o, n, t, frames) -> Batch:
         p[rest], plen[rest] = r_p, r_plen
         header = header.copy()
         header[rest] = _gather(buf, np.where(r_ok, r_p, 0), RTP_HEADER)
-    idx = np.flatnonzero(ok)
-    rtp = RtpBatch(frame=frames[idx], time=t[idx], src=src[idx], dst=dst[idx], sport=sport[idx],
-                   dport=dport[idx], payload=p[idx], length=plen[idx], header=take(header, idx))
+    rtp = RtpBatch(index=np.flatnonzero(ok), frame=frames, time=t, src=src, dst=dst, sport=sport, dport=dport,
+                   payload=p, length=plen, header=header)
     slow_idx = np.flatnonzero(~ok)
     before = np.cumsum(ok)[slow_idx] if len(slow_idx) else np.zeros(0, dtype=np.int64)
     slow = [(int(frames[i]), float(t[i]), m[int(o[i]):int(o[i] + n[i])]) for i in slow_idx]
