@@ -177,13 +177,16 @@ def _classify(buf: np.ndarray, m, linktype: int, o, n, t, frames) -> Batch:
     src, dst = h["src"].astype(np.uint32), h["dst"].astype(np.uint32)
     sport, dport = h["sport"].astype(np.int64), h["dport"].astype(np.int64)
     p = o + 42
-    header = h["rtp"]
+    # the RTP headers, compact: a void copy of the field (a structured copy is 5x slower), so that
+    # the consumer's gather in flow order reads 12-byte items, not 56-byte strides
+    offset = COMMON.fields["rtp"][1]
+    header = np.ndarray((len(h),), np.dtype(f"V{RTP_HEADER.itemsize}"), h, offset, (COMMON.itemsize,))
+    header = header.copy().view(RTP_HEADER)
     rest = np.flatnonzero(~fast)
     if len(rest):
         r_ok, r_src, r_dst, r_sport, r_dport, r_p, r_plen = _general(buf, o[rest], n[rest])
         ok[rest], src[rest], dst[rest], sport[rest], dport[rest] = r_ok, r_src, r_dst, r_sport, r_dport
         p[rest], plen[rest] = r_p, r_plen
-        header = header.copy()
         header[rest] = _gather(buf, np.where(r_ok, r_p, 0), RTP_HEADER)
     rtp = RtpBatch(index=np.flatnonzero(ok), frame=frames, time=t, src=src, dst=dst, sport=sport, dport=dport,
                    payload=p, length=plen, header=header)
