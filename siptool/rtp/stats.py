@@ -307,8 +307,12 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
         events[i, list(streams[k].events)] = True
     media = first & (rate > 0) & ~events[seg, pt]
     main_rate = _mode_seg(rate[media], seg[media], K)
-    sel = media & (rate == main_rate[seg]) & (main_rate[seg] > 0)
-    late = jitter_buffer_loss_many(time[sel], ext_ts[sel], main_rate[seg[sel]], seg[sel], K, jitter_buffer_ms)
+    seg_rate = main_rate[seg]
+    sel = media & (rate == seg_rate) & (seg_rate > 0)
+    if sel.all():  # every packet is media of the main rate (the usual case): no copies
+        late = jitter_buffer_loss_many(time, ext_ts, seg_rate, seg, K, jitter_buffer_ms)
+    else:
+        late = jitter_buffer_loss_many(time[sel], ext_ts[sel], seg_rate[sel], seg[sel], K, jitter_buffer_ms)
 
     cols = [x.tolist() for x in (starts, lasts, cycles, duplicates, out_of_order, seq_errors, wrong_ts, jumps,
                                   jump_frame, max_d, min_d, arg_d, mean_d, has_d, max_j, min_j, mean_j, has_j,
@@ -403,9 +407,13 @@ def _prev_max_seg(x, starts, seg, at_start) -> np.ndarray:
 def _prev_index_seg(flag, idx, s0, at_start) -> np.ndarray:
     """Index of the latest flagged packet before each packet in its stream (the stream's first
     packet when none; for the first packet itself)."""
-    acc = np.maximum.accumulate(np.where(flag, idx, s0))
     out = np.empty(len(idx), np.int64)
     out[0] = 0
+    if flag.all():  # every packet flagged (the usual case): the previous one
+        out[1:] = idx[:-1]
+        out[at_start] = idx[at_start]
+        return out
+    acc = np.maximum.accumulate(np.where(flag, idx, s0))
     out[1:] = acc[:-1]
     out[at_start] = idx[at_start]
     return out
