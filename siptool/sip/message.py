@@ -118,6 +118,9 @@ class SipMessage:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + self.body
 
 
+MANDATORY = ("call-id", "cseq", "from", "to", "via")  # RFC 3261 8.1.1 (headers keep full lowercase names)
+
+
 def looks_like_sip(data: bytes) -> bool:
     """Cheap test on a datagram's first line: a SIP request or status line."""
     if data[:8] == b"SIP/2.0 ":
@@ -165,8 +168,9 @@ def parse(data: bytes, stream: bool = False) -> SipMessage:
     elif stream and body:
         msg.problems.append("no Content-Length on a stream transport (RFC 3261 18.3 requires it)")
     msg.body = body
-    for name in ("call-id", "cseq", "from", "to", "via"):
-        if msg.get(name) is None:
+    present = {name for name, _ in msg.headers}
+    for name in MANDATORY:
+        if name not in present:
             msg.problems.append(f"mandatory header {canonical(name)} is missing (RFC 3261 8.1.1)")
     return msg
 
