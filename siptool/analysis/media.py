@@ -301,7 +301,7 @@ class MediaTracker:
         rec, ssrc, p = fb.rec, fb.ssrc, fb.payload
         if f is None:
             flow.last_time = float(rec["time"][b - 1])
-            n_rtcp, n_bad = fb.count(fb.rtcp_mask, a, b), fb.count(~fb.usable_mask, a, b)
+            n_rtcp, n_bad = fb.count(fb.rtcp_mask, a, b), b - a - fb.count(fb.usable_mask, a, b)
         else:
             flow.last_time = fb.flow_last_time[f]
             n_rtcp, n_bad = fb.rtcp[f], fb.bad[f]
@@ -497,10 +497,10 @@ class MediaTracker:
 
 
 class FlowBatch:
-    """One batch's RTP/RTCP candidates in flow order: records grouped by flow (stable, capture order within a flow),
-    the RTP records as RECORD_DTYPE, and per flow its start/stop, 4-tuple, counts of RTCP-looking
-    and unusable records, whether it is of one SSRC, has a dynamic payload type, and its last time,
-    computed for all flows at once so that a flow costs list lookups, not numpy calls."""
+    """One batch's RTP/RTCP candidates in flow order (capture order within a flow): the RTP records
+    as RECORD_DTYPE, and per flow its start/stop, 4-tuple, counts of RTCP-looking and unusable
+    records, whether it is of one SSRC, has a dynamic payload type, and its last time, computed for
+    all flows at once so that a flow costs list lookups, not numpy calls."""
 
     __slots__ = ("rec", "ssrc", "payload", "length", "rtcp_mask", "usable_mask", "dynamic_mask", "flows",
                  "rtcp", "bad", "single", "dynamic", "flow_last_time", "rtcp_at", "rtcp_from", "first_frame",

@@ -83,4 +83,3 @@ def write(report: Report, out, indent: int | None = 2) -> None:
     for i, call in enumerate(report.calls):
         out.write(("," if i else "") + json.dumps(_clean(call), ensure_ascii=False, separators=(",", ":")))
     out.write("]" + tail + "\n")
-

@@ -132,10 +132,6 @@ class StreamStats:
         """The raw per-packet records as a numpy structured array, in arrival order."""
         return np.frombuffer(b"".join(self.pieces()), dtype=_DTYPE)
 
-    def pt_rates(self, counts: np.ndarray) -> np.ndarray:
-        """Clock rate per payload type 0-127 (see class docstring)."""
-        return pt_rates([self], counts[None, :])[0]
-
     def finish(self, jitter_buffer_ms: float = JITTER_BUFFER_MS) -> StreamMetrics:
         return next(finish_many([self], jitter_buffer_ms))
 
@@ -147,8 +143,9 @@ for _pt, _rate in STATIC_CLOCK_RATES.items():
 
 def pt_rates(streams: list["StreamStats"], counts: np.ndarray) -> np.ndarray:
     """Clock rate per payload type 0-127 for each stream (a row each; counts: packets per type, a row
-    each). Static types: RFC 3551. A dynamic type: its rtpmap rate, else the stream's clock for its
-    most frequent dynamic type, else 0. Rates given for unknown static types are used too."""
+    each), as the StreamStats docstring says. Static types: RFC 3551. A dynamic type: its rate in
+    `rates`, else the stream's clock for its most frequent dynamic type, else 0. Rates given for
+    unknown static types are used too."""
     tables = np.tile(_STATIC_TABLE, (len(streams), 1))
     tables[:, 96:] = 0
     dyn = counts[:, 96:]
