@@ -30,3 +30,18 @@ def test_schema_rejects_unknown_fields():
     data["calls"][0]["surprise"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, report_schema())
+
+
+@pytest.mark.parametrize("name", ["calls_mixed.pcap", "call_ok.pcap"])
+def test_streamed_json_is_the_same_text(name):
+    """`analyze --json` into a pipe writes the report a call at a time: the same text as one dumps."""
+    import io
+
+    from siptool.report.jsonout import dumps, write
+
+    report = analyze_file(FIXTURES / name)
+    assert len(report.calls) >= 1
+    out = io.StringIO()
+    write(report, out, indent=None)
+    assert out.getvalue() == dumps(report, indent=None) + "\n"
+    assert json.loads(out.getvalue())["calls"][0]["call_id"] == report.calls[0].call_id
