@@ -99,13 +99,15 @@ def iter_batches(capture: Capture, size: int = BATCH) -> Iterator[Batch]:
             run = 1
             if k > 1 and m[off + step + 8:off + step + 12] == m[off + 8:off + 12]:
                 ok = np.ndarray((k,), dt, m, off + 8, (step,)) == caplen  # strided view, no copy
-                run = k if ok.all() else int(ok.argmin())
+                first_bad = int(ok.argmin())  # 0 also when all agree: one reduction either way
+                run = k if ok[first_bad] else first_bad
             runs.append((off, run, step))
             count += run
             off += run * step
         if count:
             starts = _starts(runs, count)
-            head = _gather(buf, starts, record)
+            both = _gather(buf, starts, np.dtype([("pcap", record), ("pkt", COMMON)]))  # one gather
+            head = both["pcap"]
             t = head["sec"].astype(np.float64) + head["frac"].astype(np.float64) * scale
             n = head["caplen"].astype(np.int64)
             frames = np.arange(frame + 1, frame + 1 + count, dtype=np.int64)
@@ -114,7 +116,7 @@ def iter_batches(capture: Capture, size: int = BATCH) -> Iterator[Batch]:
             if info.first_time is None:
                 info.first_time = float(t[0])
             info.last_time = float(t[-1])
-            batch = _classify(buf, m, linktype, starts + 16, n, t, frames)
+            batch = _classify(buf, m, linktype, starts + 16, n, t, frames, both)
             batch.end = off
             yield batch
         if stop is not None:
@@ -165,11 +167,11 @@ def _gather(buf: np.ndarray, at: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return out.view(dtype)
 
 
-def _classify(buf: np.ndarray, m, linktype: int, o, n, t, frames) -> Batch:
-    """Pick the RTP/RTCP candidates: one gather of 54 bytes per record reads the common shape
-    (Ethernet, IPv4 without options, UDP, RTP header) through a structured dtype; the other records
-    (VLAN tag, IP options, short) go through the general field-by-field path."""
-    h = _gather(buf, o, COMMON)
+def _classify(buf: np.ndarray, m, linktype: int, o, n, t, frames, both: np.ndarray) -> Batch:
+    """Pick the RTP/RTCP candidates: `both` holds each record's pcap header and its first 56 bytes,
+    read as the common shape (Ethernet, IPv4 without options, UDP, RTP header) through a structured
+    dtype; the other records (VLAN tag, IP options, short) go through the general field-by-field path."""
+    h = both["pkt"]
     plen = np.minimum(h["ulen"].astype(np.int64) - 8, n - 42)
     fast = ((n >= COMMON.itemsize) & (h["ethertype"] == 0x0800) & (h["vihl"] == 0x45) & (h["proto"] == 17)
             & ((h["frag"] & 0x3FFF) == 0) & (plen >= 12) & ((h["rtp"]["b0"] & 0xC0) == 0x80))
@@ -179,8 +181,8 @@ def _classify(buf: np.ndarray, m, linktype: int, o, n, t, frames) -> Batch:
     p = o + 42
     # the RTP headers, compact: a void copy of the field (a structured copy is 5x slower), so that
     # the consumer's gather in flow order reads 12-byte items, not 56-byte strides
-    offset = COMMON.fields["rtp"][1]
-    header = np.ndarray((len(h),), np.dtype(f"V{RTP_HEADER.itemsize}"), h, offset, (COMMON.itemsize,))
+    offset = both.dtype.fields["pkt"][1] + COMMON.fields["rtp"][1]
+    header = np.ndarray((len(h),), np.dtype(f"V{RTP_HEADER.itemsize}"), both, offset, (both.itemsize,))
     header = header.copy().view(RTP_HEADER)
     rest = np.flatnonzero(~fast)
     if len(rest):
