@@ -82,7 +82,7 @@ class MediaTracker:
         self._iflows: dict[tuple, _Flow] = {}  # the same flows keyed by integer IPv4 (fast path)
         self._by_endpoint: dict[tuple[str, int], set[tuple]] = {}  # ip, port -> keys of flows touching it
         self._codec_version = 0  # bumped when an announcement's codecs change (see _StreamState.event_pts)
-        self._recent: dict[tuple[str, int], int] = {}  # endpoint -> frame of its latest announcement, if recent
+        self._recent: dict[tuple[int, int], int] = {}  # IPv4 endpoint (integer) -> frame of a recent announcement
         self._retired: list[tuple[tuple, _Flow]] = []  # flows whose ports a later call re-used
         self._bye: dict[str, float] = {}  # call_id -> time of its first BYE
         self._closed: list[tuple[Stream, _StreamState, float]] = []  # finished early (memory), with loss
@@ -126,7 +126,9 @@ class MediaTracker:
             self._codec_version += 1
             return
         history.append(ep)
-        self._recent[key] = ep.frame
+        ip = _ipv4_int(key[0])
+        if ip is not None:  # the fast path is IPv4 only
+            self._recent[(ip, key[1])] = ep.frame
         # A new call may re-use this address:port: its packets must start new flows (and streams).
         for flow_key in self._by_endpoint.get(key, ()):
             flow = self._flows.get(flow_key)
@@ -290,40 +292,26 @@ class MediaTracker:
             self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
         self._sweep(fb.last_time)
 
-    def _fresh_announcements(self, first: int) -> set:
+    def _fresh_announcements(self, first: int) -> dict:
         """IPv4 endpoints (as integers) announced at a frame after `first` (a batch's first RTP
         frame): only flows touching one of them can need a cut within the batch."""
         self._recent = {key: frame for key, frame in self._recent.items() if frame > first}
-        return {(ip, key[1]) for key in self._recent if (ip := _ipv4_int(key[0])) is not None}
+        return self._recent
 
     def _slice(self, flow: _Flow, a: int, b: int, fb: FlowBatch, control: list, buf, f: int | None = None) -> None:
         """Records a..b of one flow in one epoch (f: the flow's index when a..b is the whole flow)."""
-        rec, ssrc, p = fb.rec, fb.ssrc, fb.payload
-        if f is None:
-            flow.last_time = float(rec["time"][b - 1])
-            n_rtcp, n_bad = fb.count(fb.rtcp_mask, a, b), b - a - fb.count(fb.usable_mask, a, b)
-        else:
-            flow.last_time = fb.flow_last_time[f]
-            n_rtcp, n_bad = fb.rtcp[f], fb.bad[f]
+        flow.last_time, rtcp, n_bad, single, dynamic = fb.facts(a, b, f)
         if flow.kind == "other":
             return
-        if n_rtcp:
-            if f is None:
-                control.extend((np.flatnonzero(fb.rtcp_mask[a:b]) + a).tolist())
-            else:
-                control.extend(fb.rtcp_at[fb.rtcp_from[f]:fb.rtcp_from[f] + n_rtcp])
+        control.extend(rtcp)
         if flow.kind != "rtp":
             return
-        if not n_bad:
-            sub, sub_ssrc, sub_p = rec[a:b], ssrc[a:b], p[a:b]
-            single = fb.single[f] if f is not None else None
-        else:
+        rec, ssrc, p = fb.rec[a:b], fb.ssrc[a:b], fb.payload[a:b]
+        if n_bad:
             u = fb.usable_mask[a:b]
-            sub, sub_ssrc, sub_p = rec[a:b][u], ssrc[a:b][u], p[a:b][u]
-            single = None
-        if len(sub):
-            dynamic = fb.dynamic[f] if f is not None else fb.count(fb.dynamic_mask, a, b) > 0
-            self._rtp_bulk(flow, sub, sub_ssrc, sub_p, buf, single, dynamic)
+            rec, ssrc, p = rec[u], ssrc[u], p[u]
+        if len(rec):
+            self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic)
 
     def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray,
                   single: bool | None = None, dynamic: bool = True) -> None:
@@ -551,9 +539,16 @@ class FlowBatch:
         self.rtcp_at = np.flatnonzero(rtcp).tolist()  # RTCP-looking records; flow f's from rtcp_from[f]
         self.rtcp_from = (np.cumsum(counts[0]) - counts[0]).tolist()
 
-    @staticmethod
-    def count(mask: np.ndarray, a: int, b: int) -> int:
-        return int(np.count_nonzero(mask[a:b]))
+    def facts(self, a: int, b: int, f: int | None) -> tuple[float, list[int], int, bool | None, bool]:
+        """Of records a..b: last time, RTCP-looking records, unusable count, one SSRC (None: not
+        known), any dynamic payload type. Precomputed when a..b is flow f whole; else counted."""
+        if f is not None:
+            first, n_bad = self.rtcp_from[f], self.bad[f]
+            rtcp = self.rtcp_at[first:first + self.rtcp[f]]
+            return self.flow_last_time[f], rtcp, n_bad, None if n_bad else self.single[f], self.dynamic[f]
+        rtcp = (np.flatnonzero(self.rtcp_mask[a:b]) + a).tolist()
+        n_bad = b - a - int(np.count_nonzero(self.usable_mask[a:b]))
+        return float(self.rec["time"][b - 1]), rtcp, n_bad, None, bool(self.dynamic_mask[a:b].any())
 
 
 _U64 = np.uint64

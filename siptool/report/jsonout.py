@@ -63,10 +63,14 @@ def report_dict(report: Report) -> dict:
     return ordered
 
 
+_COMPACT = {"ensure_ascii": False, "separators": (",", ":")}
+
+
 def dumps(report: Report, indent: int | None = 2) -> str:
     """indent=None gives compact JSON through the C encoder (several times faster on big reports)."""
-    separators = (",", ":") if indent is None else None
-    return json.dumps(report_dict(report), indent=indent, ensure_ascii=False, separators=separators)
+    if indent is None:
+        return json.dumps(report_dict(report), **_COMPACT)
+    return json.dumps(report_dict(report), indent=indent, ensure_ascii=False)
 
 
 def write(report: Report, out, indent: int | None = 2) -> None:
@@ -78,8 +82,8 @@ def write(report: Report, out, indent: int | None = 2) -> None:
     marker = "\x00calls\x00"
     d = report_dict(dataclasses.replace(report, calls=[]))
     d["calls"] = marker
-    head, tail = json.dumps(d, ensure_ascii=False, separators=(",", ":")).split(json.dumps(marker), 1)
+    head, tail = json.dumps(d, **_COMPACT).split(json.dumps(marker), 1)
     out.write(head + "[")
     for i, call in enumerate(report.calls):
-        out.write(("," if i else "") + json.dumps(_clean(call), ensure_ascii=False, separators=(",", ":")))
+        out.write(("," if i else "") + json.dumps(_clean(call), **_COMPACT))
     out.write("]" + tail + "\n")
