@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SiptoolError
+from ..status import ExitStatus
 from ..rtp import g711
 from . import sdp, sipmsg
 from .auth import Credentials, pick_challenge
@@ -25,7 +26,7 @@ from .ua import TransactionTimeout, UserAgent
 
 
 class AgentError(SiptoolError):
-    exit_code = 1
+    exit_code = ExitStatus.FAILED
 
 
 @dataclass

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SiptoolError
+from ..status import ExitStatus
 from ..sip.framing import SipFramer
 
 Addr = tuple[str, int]
 
 
 class TransportError(SiptoolError):
-    exit_code = 1
+    exit_code = ExitStatus.FAILED
 
 
 @dataclass

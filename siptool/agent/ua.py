@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from ..errors import SiptoolError
+from ..status import ExitStatus
 from ..sip.message import SipMessage, SipParseError, parse
 from . import sipmsg
 from .transaction import ClientTransaction, Deliver, Send, ServerTransaction, Timeout, Timers
@@ -23,7 +24,7 @@ from .transport import Addr, TlsOptions, Transport, open_transport
 class TransactionTimeout(SiptoolError):
     """No final response: timer B (INVITE) or F (non-INVITE) fired (RFC 3261 17.1.1.2, 17.1.2.2)."""
 
-    exit_code = 1
+    exit_code = ExitStatus.FAILED
 
 
 class UserAgent:

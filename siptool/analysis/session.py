@@ -133,8 +133,20 @@ class Analyzer:
             call.findings += rules.call_findings(call)
         if self.media is not None and not self.media.rtcp_packets:
             rules.media_not_captured(report)
+        number_calls(report)
         report.metrics = compute_metrics(report.calls)
         return report
+
+
+def number_calls(report: Report) -> None:
+    """One number per call, kept by every filter and shown by every output: INVITE sessions 1..N in
+    start order, then the other exchanges (REGISTER, OPTIONS, SUBSCRIBE...) N+1.. in start order. Each
+    call's findings carry it."""
+    calls = [c for c in report.calls if c.kind == "call"] + [c for c in report.calls if c.kind != "call"]
+    for n, call in enumerate(calls, 1):
+        call.number = n
+        for f in call.findings:
+            f.call = n
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,

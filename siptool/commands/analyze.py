@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from ..status import ExitStatus
 from .common import console, guarded, load_report
 
 EPILOG = """Examples:
@@ -93,7 +94,7 @@ def analyze(
         if fail_on is not None:
             limit = FAIL_LEVELS[fail_on]
             if any(FAIL_LEVELS[f.severity] <= limit for f in report.all_findings()):
-                raise typer.Exit(1)
+                raise typer.Exit(ExitStatus.FAILED)
 
 
 def set_media_thresholds(loss: float, jitter: float, mos: float) -> None:

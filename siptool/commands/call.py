@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from ..errors import SiptoolError
+from ..status import ExitStatus
 from .common import console, guarded
 
 EPILOG = """Examples:
@@ -107,7 +108,7 @@ def call(
                 typer.echo(json.dumps({"schema": "siptool.call/1", **res.to_dict()}, indent=2))
             else:
                 render_result(out, res)
-            raise typer.Exit(0 if res.ok else 1)
+            raise typer.Exit(ExitStatus.OK if res.ok else ExitStatus.FAILED)
         board = Board(calls)
         live_view = not json_out and err.is_terminal
 
@@ -136,7 +137,7 @@ def call(
             typer.echo(json.dumps({"schema": "siptool.calls/1", **summary.to_dict()}, indent=2))
         else:
             render_summary(out, summary)
-        raise typer.Exit(0 if summary.succeeded == summary.attempted else 1)
+        raise typer.Exit(ExitStatus.OK if summary.succeeded == summary.attempted else ExitStatus.FAILED)
 
 
 class Board:

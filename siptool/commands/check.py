@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from ..status import ExitStatus
 from .common import console, guarded
 
 EPILOG = """Examples:
@@ -69,7 +70,7 @@ def check(
         else:
             output.render(result, out, verbose)
         if not result.passed:
-            raise typer.Exit(1)
+            raise typer.Exit(ExitStatus.FAILED)
 
 
 def register(app: typer.Typer) -> None:

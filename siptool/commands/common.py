@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..errors import SiptoolError
+from ..status import ExitStatus
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,7 +28,7 @@ def console(no_color: bool = False, width: int | None = None, stderr: bool = Fal
                    force_terminal=None)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = ExitStatus.BAD_INPUT) -> None:
     """Print one line to stderr and exit."""
     typer.echo(f"siptool: {message}", err=True)
     raise typer.Exit(code)
@@ -41,17 +42,17 @@ def guarded():
     except SiptoolError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail("interrupted", ExitStatus.INTERRUPTED)
     except BrokenPipeError:  # output piped into head etc.
         sys.stderr.close()
-        raise typer.Exit(0)
+        raise typer.Exit(ExitStatus.OK)
     except (typer.Exit, typer.BadParameter, SystemExit):
         raise
     except Exception as exc:  # a bug in siptool: still one line, with a way to see the traceback
         if os.environ.get("SIPTOOL_DEBUG"):
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (run with SIPTOOL_DEBUG=1 for the traceback "
-             "and please report it)", 3)
+             "and please report it)", ExitStatus.INTERNAL)
 
 
 def load_report(path: str, filters: list[str] | None = None, quiet: bool = False):

@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from ..status import ExitStatus
+
 from .call import read_password
 from .common import console, guarded
 
@@ -90,7 +92,7 @@ def register_aor(
             out.print(f"{'registered' if success else 'NOT registered'}: {reg.refreshes} refresh(es)"
                       + ("" if keep or not grants else ", unregistered at the end"))
         if not success:
-            raise typer.Exit(1)
+            raise typer.Exit(ExitStatus.FAILED)
 
 
 def register(app: typer.Typer) -> None:

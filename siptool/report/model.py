@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -24,6 +24,7 @@ class Finding:
     call_id: str | None = None
     frames: list[int] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)  # addresses, ports, codes, figures
+    call: int | None = None  # the number of the call it belongs to (Call.number)
 
 
 @dataclass(slots=True)
@@ -125,8 +126,9 @@ class Call:
     """Messages sharing a Call-ID: an INVITE session or a non-INVITE exchange (REGISTER, OPTIONS...)."""
 
     call_id: str
-    kind: str  # "call" for INVITE sessions, else the first method in lower case ("register", ...)
-    method: str  # first request method seen
+    number: int = 0  # 1..N for INVITE sessions by start time, then N+1.. for other exchanges: kept by filters
+    kind: str = "call"  # "call" for INVITE sessions, else the first method in lower case ("register", ...)
+    method: str = ""  # first request method seen
     from_uri: str = ""
     to_uri: str = ""
     from_user: str = ""

@@ -60,7 +60,7 @@ def capture_panel(report: Report) -> Panel:
 
 
 def calls_table(report: Report) -> Table:
-    calls = [(i, c) for i, c in enumerate(report.calls, 1) if c.kind == "call"]
+    calls = [(c.number, c) for c in report.calls if c.kind == "call"]
     with_media = any(c.streams for _, c in calls)
     table = Table(title="Calls (INVITE sessions)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
@@ -123,7 +123,7 @@ def other_table(report: Report) -> Table | None:
 
 
 def streams_table(report: Report, width: int = 120) -> Table | None:
-    rows = [(i, s) for i, c in enumerate(report.calls, 1) for s in c.streams]
+    rows = [(c.number, s) for c in report.calls for s in c.streams]
     rows += [(None, s) for s in report.streams]
     if not rows:
         return None
@@ -207,10 +207,10 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
     found = report.all_findings()
     if not found:
         return None
-    index = {c.call_id: i for i, c in enumerate(report.calls, 1)}
+    kinds = {c.number: ("call" if c.kind == "call" else c.method or c.kind.upper()) for c in report.calls}
     parts: list = [Text(f"Findings ({len(found)})", style="bold")]
     for f in found[:limit]:
-        where = f"call {index[f.call_id]}" if f.call_id in index else "capture"
+        where = f"{kinds[f.call]} {f.call}" if f.call in kinds else "capture"
         parts.append(Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE.get(f.severity, "")), " ",
                                    (f.title, "bold"), (f"  [{where}, {f.code}]", "dim")))
         body = [Text(f.explanation)]

@@ -59,7 +59,7 @@ def test_json_schema_fields():
     out = run("analyze", SHARED / "wsc_MagicJack+_short_call.pcap", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["schema_version"] == "1.2"
+    assert data["schema_version"] == "1.3"
     cap = data["capture"]
     for key in ("file", "format", "link_types", "packets", "first_time", "last_time", "skipped"):
         assert key in cap
