@@ -1,30 +1,13 @@
-"""Findings: one small function per diagnosis, each returning Finding objects with evidence and a fix.
-
-`call_findings(call)` runs every rule registered with `@call_rule` over a finished Call.
-"""
+"""Signalling findings: one small function per diagnosis, each returning Finding objects with evidence
+and a fix. Rules take a finished Call and the judging Context; judge.py lists them."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Iterable
 
 from ..report.model import Call, CaptureSummary, Finding
-
-CallRule = Callable[[Call], Iterable[Finding]]
-CALL_RULES: list[CallRule] = []
-
-
-def call_rule(fn: CallRule) -> CallRule:
-    """Register a rule run over every finished call."""
-    CALL_RULES.append(fn)
-    return fn
-
-
-def call_findings(call: Call) -> list[Finding]:
-    out: list[Finding] = []
-    for rule in CALL_RULES:
-        out.extend(rule(call))
-    return out
-
+from ..sip.dialogs import ACK_DUE_S
+from .context import Context
 
 # --- capture-level -------------------------------------------------------------------------------
 
@@ -85,6 +68,10 @@ def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[
     return out
 
 
+def _ms(ms: float) -> str:
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
 def _frames(frames: list[int]) -> str:
     return ", ".join(map(str, frames[:6])) + (" ..." if len(frames) > 6 else "")
 
@@ -127,8 +114,7 @@ FAILURE_CODES: dict[int, tuple[str, str, str]] = {
 }
 
 
-@call_rule
-def failed_call(call: Call) -> Iterable[Finding]:
+def failed_call(call: Call, ctx: Context) -> Iterable[Finding]:
     code = call.final_status
     if code is None or code < 300:
         return
@@ -152,31 +138,74 @@ def failed_call(call: Call) -> Iterable[Finding]:
                   frames=[s.frame for s in steps][:5], evidence=evidence)
 
 
-@call_rule
-def missing_ack(call: Call) -> Iterable[Finding]:
-    if call.kind != "call" or not call.ack_missing:
+def missing_ack(call: Call, ctx: Context) -> Iterable[Finding]:
+    """A 2xx never acknowledged, judged by what the capture covers (RFC 3261 13.3.1.4, 17.2.1): an
+    error when the UAS re-sent the 2xx or cleared the call; a warning when the capture ran past the
+    time the ACK was due but shows neither the ACK nor a re-sent 2xx (the ACK may take another path);
+    an info note when the capture ended before the ACK was due."""
+    if call.kind != "call" or call.answer is None:
         return
-    ok = [s.frame for s in call.ladder if s.status and 200 <= s.status < 300 and s.method == "INVITE"]
+    ok = [s for s in call.ladder if s.status and 200 <= s.status < 300 and s.method == "INVITE"]
+    if not ok:
+        return
+    if not call.ack_missing:
+        answered = {s.cseq for s in ok}
+        acked = any(s.method == "ACK" and s.status is None and s.cseq in answered for s in call.ladder)
+        if not acked and ctx.capture_end is not None:
+            after = (ctx.capture_end - call.answer) * 1000.0
+            yield Finding(
+                code="capture.ended_before_ack", severity="info",
+                title=f"Capture ended {_ms(after)} after the 200 OK, before its ACK was due",
+                explanation="The call was answered just before the capture stopped. Whether the ACK arrived "
+                            "cannot be told from this capture, so no missing-ACK verdict is given.",
+                fix="Capture a few seconds longer to see the ACK (or the 200 OK being re-sent).",
+                call_id=call.call_id, frames=[ok[0].frame], evidence={"ms_after_answer": round(after, 1)})
+        return
     dropped = call.end is not None and call.duration_s is not None and 28 <= call.duration_s <= 40
+    frames = [s.frame for s in ok][:10]
+    if call.ok_retransmissions or dropped:
+        yield Finding(
+            code="sip.ack_missing", severity="error",
+            title="200 OK never acknowledged (no ACK)" + (" - call torn down after ~32 s" if dropped else ""),
+            explanation=f"The callee answered (200 OK sent {len(ok)} time(s)) but no ACK for it was seen. The "
+                        "callee keeps re-sending 200 OK and clears the call after 64*T1 = 32 s (RFC 3261 "
+                        "13.3.1.4). Usually the ACK is routed to an address the callee never sees: a private "
+                        "Contact or Record-Route behind NAT, or a firewall dropping it.",
+            fix="Make the Contact in the 200 OK reachable (fix NAT / SIP ALG, set the external address on "
+                "the PBX) and check Record-Route handling on proxies.",
+            call_id=call.call_id, frames=frames,
+            evidence={"ok_sent": len(ok), "ok_retransmissions": call.ok_retransmissions})
+        return
     yield Finding(
-        code="sip.ack_missing", severity="error",
-        title="200 OK never acknowledged (no ACK)" + (" - call torn down after ~32 s" if dropped else ""),
-        explanation=f"The callee answered (200 OK sent {len(ok)} time(s)) but no ACK for it was seen. The "
-                    "callee keeps re-sending 200 OK and clears the call after 64*T1 = 32 s (RFC 3261 "
-                    "13.3.1.4). Usually the ACK is routed to an address the callee never sees: a private "
-                    "Contact or Record-Route behind NAT, or a firewall dropping it.",
-        fix="Make the Contact in the 200 OK reachable (fix NAT / SIP ALG, set the external address on "
-            "the PBX) and check Record-Route handling on proxies.",
-        call_id=call.call_id, frames=ok[:10], evidence={"ok_sent": len(ok)})
+        code="sip.ack_missing", severity="warning", title="No ACK for the 200 OK in this capture",
+        explanation=f"The 200 OK (frame {ok[0].frame}) was not followed by an ACK, although the capture ran on "
+                    f"past the {ACK_DUE_S * 1000:.0f} ms in which one was due. It was not re-sent either, so "
+                    "the callee probably got its ACK by a path this capture point does not see (another "
+                    "interface, a proxy elsewhere); if calls drop after ~32 s, the ACK is lost.",
+        fix="Capture where both directions of the signalling pass, or on the callee's side, to see the ACK.",
+        call_id=call.call_id, frames=frames, evidence={"ok_sent": len(ok), "ok_retransmissions": 0})
 
 
-@call_rule
-def no_final_response(call: Call) -> Iterable[Finding]:
+RESPONSE_DUE_S = 0.5  # T1: an INVITE with no response is re-sent after this long (RFC 3261 17.1.1.2)
+
+
+def no_final_response(call: Call, ctx: Context) -> Iterable[Finding]:
     if call.kind != "call" or call.final_status is not None or call.state == "cancelled":
         return
     provisional = [s for s in call.ladder if s.status and s.status < 200]
     invites = [s for s in call.ladder if s.method == "INVITE" and s.status is None]
     if not provisional:
+        if not invites:
+            return
+        waited = None if ctx.capture_end is None else ctx.capture_end - invites[0].time
+        if len(invites) < 2 and waited is not None and waited < RESPONSE_DUE_S:
+            yield Finding(
+                code="capture.ended_before_response", severity="info",
+                title=f"Capture ended {_ms(waited * 1000)} after the INVITE, before a response was due",
+                explanation="The INVITE was the last thing this call did in the capture; too little time "
+                            "followed it to say whether the far end answers.",
+                fix="Capture longer.", call_id=call.call_id, frames=[invites[0].frame])
+            return
         yield Finding(
             code="sip.no_response", severity="error", title="INVITE got no response at all",
             explanation=f"The INVITE was sent {len(invites)} time(s) and nothing came back in the capture. "
@@ -192,6 +221,26 @@ def no_final_response(call: Call) -> Iterable[Finding]:
             explanation=f"The last response was {provisional[-1].label}; no final response or CANCEL was captured.",
             fix="Capture longer to see how the call ended.", call_id=call.call_id,
             frames=[provisional[-1].frame])
+
+
+def dropped_after_30s(call: Call, ctx: Context) -> Iterable[Finding]:
+    """An answered call ended by BYE 28-40 s after answer even though the ACK was seen: the classic
+    signature of an ACK or session refresh that never reached the far end, or a NAT binding timing out."""
+    if call.kind != "call" or call.answer is None or call.ack_missing or call.duration_s is None:
+        return
+    if not (28 <= call.duration_s <= 40) or not call.end_reason.startswith("BYE") or call.ended_by is None:
+        return
+    bye = [s.frame for s in call.ladder if s.method == "BYE" and s.status is None]
+    yield Finding(
+        code="sip.dropped_30s", severity="warning",
+        title=f"Call dropped {call.duration_s:.0f} s after answer (BYE from the {call.ended_by})",
+        explanation="Calls that end 30-32 s after answer are usually cut by the far end, not by a person: "
+                    "the ACK (or a session-timer refresh) left this side but never reached the far end, so "
+                    "after 64*T1 = 32 s it gives up (RFC 3261 13.3.1.4); or a NAT/firewall UDP binding "
+                    "expired. Capture on the far side of the NAT to see whether the ACK arrives.",
+        fix="Check that the ACK is sent to the 200 OK's Contact/Record-Route and passes NAT; check "
+            "Session-Expires handling; raise UDP timeouts on NAT devices or send keep-alives.",
+        call_id=call.call_id, frames=bye[:2], evidence={"duration_s": call.duration_s, "ended_by": call.ended_by})
 
 
 def media_not_captured(report) -> None:
@@ -212,3 +261,63 @@ def media_not_captured(report) -> None:
         fix="Capture without a port filter (or add the RTP range, e.g. 'udp portrange 10000-20000') on the "
             "interface that carries the media.",
         evidence={"calls": [c.call_id for c in silent][:10]}))
+
+
+UDP_LIMIT = 1300  # RFC 3261 18.1.1: larger requests (path MTU unknown) MUST use a congestion-controlled transport
+
+
+def udp_too_large(call: Call, sent: list[tuple[int, int, list[int] | None]]) -> Finding:
+    """Requests of more than 1300 bytes sent over UDP (frame, size, fragment frames or None)."""
+    frame, size, pieces = max(sent, key=lambda x: x[1])
+    step = next((s for s in call.ladder if s.frame == frame), None)
+    what = step.label if step is not None else "request"
+    fragmented = [x for x in sent if x[2]]
+    unanswered = call.kind == "call" and call.final_status is None and not any(
+        s.status for s in call.ladder)
+    frames = sorted({f for x in sent for f in (x[2] or [x[0]])})
+    title = f"{what} of {size:,} bytes sent over UDP" + (" (IP-fragmented)" if fragmented else "")
+    explanation = (f"RFC 3261 18.1.1: a request larger than {UDP_LIMIT} bytes (or within 200 bytes of the path "
+                   f"MTU) must go over a congestion-controlled transport such as TCP. {len(sent)} request(s) of "
+                   f"this call were larger and went over UDP.")
+    if fragmented:
+        explanation += (" They were split into IP fragments, which many firewalls, NATs and carrier SBCs drop: "
+                        "the far end then never sees the request.")
+    if unanswered:
+        explanation += " This call got no response at all, as happens when the fragments are dropped."
+    return Finding(
+        code="sip.udp_too_large", severity="error" if unanswered else "warning", title=title,
+        explanation=explanation,
+        fix="Send SIP to this trunk over TCP (or TLS), or make the messages smaller: offer fewer codecs, drop "
+            "SDP attributes the trunk does not need, trim long header lists (Allow, Supported, Via/Record-Route).",
+        call_id=call.call_id, frames=frames[:12],
+        evidence={"bytes": size, "requests": len(sent), "fragmented": len(fragmented)})
+
+
+CLOCK_BACK_S = 1.0  # the capture's clock going back more than this between SIP messages is a fault
+CLOCK_LEAP_S = 7 * 86400.0  # ... and so is a forward jump of more than a week between two messages
+
+
+def clock_jumps(jumps: list[tuple[int, int, float]], withheld: list[int]) -> Finding:
+    """jumps: (frame, previous SIP frame, seconds moved); withheld: numbers of calls whose times span one."""
+    frame, before, moved = jumps[0]
+    way = "back" if moved < 0 else "forward"
+    explanation = (f"Between SIP messages the capture's clock moves {way} by {_span(abs(moved))} (frame {before} to "
+                   f"frame {frame}){f', and {len(jumps) - 1} more time(s)' if len(jumps) > 1 else ''}. Times across "
+                   "such a jump are not real")
+    if withheld:
+        explanation += (f", so the post-dial delay, answer time and duration of call(s) "
+                        f"{', '.join(map(str, withheld[:10]))}{' ...' if len(withheld) > 10 else ''} are not shown")
+    return Finding(
+        code="capture.clock_jump", severity="warning", title=f"The capture's clock jumps {way} by {_span(abs(moved))}",
+        explanation=explanation + ".",
+        fix="Check the clock of the capture host or HEP agent (NTP), and merge capture files by time (mergecap) "
+            "rather than appending them.",
+        frames=[j[0] for j in jumps[:12]],
+        evidence={"jumps": len(jumps), "first_jump_s": round(moved, 3), "calls_withheld": withheld[:100]})
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("hours", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"

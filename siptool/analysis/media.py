@@ -111,7 +111,7 @@ class MediaTracker:
                 codecs=[f"{pt} {name}/{rate}" for pt, (name, rate) in codecs.items()],
                 direction=sdplib.direction(desc, media), ptime=media.ptime, rtcp_mux=media.rtcp_mux,
                 encrypted="DTLS" if media.fingerprint else "SDES" if media.crypto else "",
-                ice=bool(media.candidates))
+                ice=bool(media.candidates), side=call.ladder[-1].side if call.ladder else "")
             call.sdp.append(entry)
             if media.port and address:
                 self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame))
@@ -452,7 +452,8 @@ class MediaTracker:
             ssrc=state.ssrc, src=_ep(src, sport), dst=_ep(dst, dport), payload_type=state.pt, codec=name,
             clock_rate=m.clock_rate, packets=m.packets, expected=m.expected, lost=m.lost,
             loss_pct=round(m.loss_pct, 3), duplicates=m.duplicates, out_of_order=m.out_of_order,
-            sequence_errors=m.sequence_errors, timestamp_jumps=m.timestamp_jumps, max_delta_ms=round(m.max_delta_ms, 3),
+            sequence_errors=m.sequence_errors, timestamp_jumps=m.timestamp_jumps,
+            timestamp_jump_frame=m.timestamp_jump_frame, max_delta_ms=round(m.max_delta_ms, 3), max_delta_frame=m.max_delta_frame,
             mean_jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
             mean_bitrate_kbps=round(m.mean_bitrate_kbps, 2), from_sdp=state.from_sdp, start=m.start,
             end=m.end, first_frame=state.first_frame, last_frame=m.last_frame)

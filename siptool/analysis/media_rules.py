@@ -1,57 +1,22 @@
-"""Media diagnoses over a finished Call: one-way audio, NAT, codecs, quality. One function per rule.
+"""Media diagnoses over a finished Call: who hears what (one-way audio, no audio, hold), NAT, codecs,
+SSRC changes. One function per rule; judge.py lists them.
 
-Rules read `call.sdp` (what each side said) and `call.streams` (what was sent), never packets.
+Rules read `call.sdp` (what each side said) and `call.streams` (what was sent), never packets. Sides
+come from the SIP dialog's tags (SdpEntry.side), so a capture taken at a proxy, where every message
+passes twice, still tells the caller's SDP from the callee's.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import re
 from typing import Iterable
 
 from ..report.model import Call, Finding, SdpEntry, Stream
-from .findings import call_rule
+from .addresses import UNREACHABLE, address_kind, host, split
+from .context import Context
 
-# Thresholds a stream is judged by (configurable through set_thresholds)
-THRESHOLDS = {"loss_pct": 1.0, "loss_pct_error": 5.0, "jitter_ms": 30.0, "mos": 3.6, "mos_error": 3.1}
-
-
-def set_thresholds(**values: float) -> None:
-    unknown = set(values) - set(THRESHOLDS)
-    if unknown:
-        raise ValueError(f"unknown thresholds: {', '.join(sorted(unknown))}")
-    THRESHOLDS.update(values)
-
-
-CGNAT = ipaddress.ip_network("100.64.0.0/10")
-
-
-@functools.lru_cache(maxsize=65536)
-def address_kind(ip: str) -> str:
-    """'private' (RFC 1918 / ULA), 'cgnat' (RFC 6598), 'link-local', 'loopback' or 'public'."""
-    try:
-        addr = ipaddress.ip_address(ip.strip("[]"))
-    except ValueError:
-        return "unknown"
-    if addr.version == 4 and addr in CGNAT:
-        return "cgnat"
-    if addr.is_loopback:
-        return "loopback"
-    if addr.is_link_local:
-        return "link-local"
-    if addr.is_private:
-        return "private"
-    return "public"
-
-
-def split(endpoint: str) -> tuple[str, int]:
-    host, _, port = endpoint.rpartition(":")
-    return host.strip("[]"), int(port or 0)
-
-
-def _host(endpoint: str) -> str:
-    return split(endpoint)[0]
+MEDIA_DUE_S = 1.0  # RTP starts within ~100 ms of the answer; a capture must cover this much to judge it
+OTHER = {"caller": "callee", "callee": "caller"}
 
 
 def _negotiated(call: Call) -> tuple[SdpEntry | None, SdpEntry | None]:
@@ -67,15 +32,20 @@ def _negotiated(call: Call) -> tuple[SdpEntry | None, SdpEntry | None]:
     return offer, answer
 
 
+def _side(call: Call, e: SdpEntry) -> str:
+    """Whose SDP: from the dialog's tags, else (no tags) from the sending address."""
+    if e.side:
+        return e.side
+    return "caller" if host(e.sender) == host(call.caller) else "callee"
+
+
 def _announced(call: Call) -> dict[str, list[tuple[str, int]]]:
     """Every audio endpoint each side announced, in order: {'caller': [(ip, port), ...], 'callee': ...}."""
-    caller_ip = _host(call.caller)
     out: dict[str, list[tuple[str, int]]] = {}
     for e in call.sdp:
         if e.media != "audio" or not e.port:
             continue
-        side = "caller" if _host(e.sender) == caller_ip else "callee"
-        out.setdefault(side, []).append((e.address, e.port))
+        out.setdefault(_side(call, e), []).append((e.address, e.port))
     return out
 
 
@@ -84,18 +54,47 @@ def _sides(call: Call) -> dict[str, tuple[str, int]]:
     return {side: endpoints[-1] for side, endpoints in _announced(call).items()}
 
 
-def _towards(call: Call, stream: Stream) -> str | None:
-    """'caller' or 'callee': which side a stream was sent to, from SDP endpoints or addresses."""
-    sides = _sides(call)
-    dst = split(stream.dst)
-    src = split(stream.src)
-    for side, ep in sides.items():
-        if ep == dst:
-            return side
-    for side, ep in sides.items():
-        if ep == src:
-            return "callee" if side == "caller" else "caller"
-    return None
+def audio(call: Call) -> list[Stream]:
+    """The call's audio streams that carried packets (not video, not DTMF-only)."""
+    return [s for s in call.streams if s.packets and s.media == "audio"]
+
+
+class Paths:
+    """Who sent each audio stream and whom it reached, from what each side announced and where its
+    own RTP came from (a side behind NAT is reached at its NAT's address by a peer that latches)."""
+
+    def __init__(self, call: Call) -> None:
+        self.announced = {k: set(v) for k, v in _announced(call).items()}
+        self.streams = audio(call)
+        self.sender: dict[int, str | None] = {}
+        for s in self.streams:
+            src, dst = split(s.src), split(s.dst)
+            by = next((side for side, eps in self.announced.items() if src in eps), None)
+            if by is None:
+                to = next((side for side, eps in self.announced.items() if dst in eps), None)
+                by = OTHER[to] if to else None
+            self.sender[id(s)] = by
+        self.sources = {side: {split(s.src) for s in self.streams if self.sender[id(s)] == side}
+                        for side in OTHER}
+        public = [e for e in (call.caller, call.callee) if e and address_kind(host(e)) == "public"]
+        public += [e for s in self.streams for e in (s.src, s.dst) if address_kind(host(e)) == "public"]
+        self.crosses_public = bool(public)
+
+    def reached(self, s: Stream) -> str | None:
+        """The side a stream reached, or None when it went to neither side's address, or to a private one
+        that the Internet cannot deliver to."""
+        if self.lost_to_nat(s):
+            return None
+        by, dst = self.sender[id(s)], split(s.dst)
+        for side in OTHER:
+            if side != by and (dst in self.announced.get(side, ()) or dst in self.sources[side]):
+                return side
+        return None
+
+    def lost_to_nat(self, s: Stream) -> bool:
+        """Sent to an address that cannot be reached across the Internet, in a call that crosses it."""
+        return self.crosses_public and address_kind(host(s.dst)) in UNREACHABLE and \
+            split(s.dst) not in {split(x.src) for x in self.streams}
 
 
 def _expected_one_way(call: Call) -> str | None:
@@ -109,12 +108,16 @@ def _expected_one_way(call: Call) -> str | None:
     return None
 
 
-@call_rule
-def one_way_audio(call: Call) -> Iterable[Finding]:
+def _covered(call: Call, ctx: Context) -> float | None:
+    """Seconds of the answered call that the capture covers (answer to BYE, or to the capture's end)."""
+    end = call.end if call.end is not None else ctx.capture_end
+    return None if end is None or call.answer is None else end - call.answer
+
+
+def one_way_audio(call: Call, ctx: Context) -> Iterable[Finding]:
     if call.kind != "call" or call.answer is None or not call.sdp:
         return
     designed = _expected_one_way(call)
-    audio = [s for s in call.streams if s.packets > 0]
     if designed:
         if designed == "one-way" and not any(e.direction in ("sendonly", "recvonly") for e in call.sdp[:1]) \
                 and call.reinvites:
@@ -123,54 +126,112 @@ def one_way_audio(call: Call) -> Iterable[Finding]:
                                       "not a one-way audio fault.",
                           call_id=call.call_id, frames=[e.frame for e in call.sdp if e.direction != "sendrecv"][:4])
         return
-    if not audio:
-        yield Finding(
-            code="media.none", severity="error", title="No audio at all on an answered call",
-            explanation="The call was answered and SDP was exchanged, but no RTP was seen in either direction. "
-                        "Either the capture does not include the media path (capture filter, or media "
-                        "flows through another interface), or both sides send to addresses that do not "
-                        "reach the other (NAT without an SBC, firewall blocking the RTP port range).",
-            fix="Check the capture covers the RTP ports; check firewall rules for the RTP range and the "
-                "c=/m= addresses in both SDPs.",
-            call_id=call.call_id, frames=[e.frame for e in call.sdp][:4],
-            evidence={"sdp": [f"{e.sender}: {e.address}:{e.port}" for e in call.sdp][:4]})
+    covered = _covered(call, ctx)
+    if covered is not None and covered < MEDIA_DUE_S:
+        return  # too little of the call was captured (or it lasted too little) to expect media
+    paths = Paths(call)
+    if not paths.streams:
+        if not any(s.packets for s in call.streams):
+            yield _no_audio(call)
         return
-    directions = {_towards(call, s) for s in audio}
-    directions.discard(None)
-    if len(directions) == 1:
-        only = directions.pop()
-        silent = only  # media reaches this side only: it is the one that sends nothing back
-        sides = _sides(call)
-        heard = sides.get(silent)
-        stream = audio[0]
-        evidence = {"flowing": f"{stream.src} -> {stream.dst}", "missing_from": silent}
-        cause = (f"RTP flows only towards the {only}; the {silent} sent nothing that reached the capture point. ")
-        if heard and address_kind(heard[0]) in ("private", "cgnat", "link-local"):
-            cause += (f"The {silent}'s SDP advertises {heard[0]}:{heard[1]}, a {address_kind(heard[0])} address: "
-                      "the far end sends media to an address it cannot reach (NAT without SDP rewriting), or ")
-        cause += (("the " if cause.endswith("or ") else "The ") + silent
-                  + "'s media is blocked by a firewall/NAT on its way, or the "
-                  + silent + " never started sending (muted, wrong codec, waiting for media to latch).")
-        yield Finding(
+    sides = _sides(call)
+    for side in ("caller", "callee"):
+        if side not in sides or any(paths.reached(s) == side for s in paths.streams):
+            continue
+        yield _one_way(call, side, paths, sides)
+
+
+def _no_audio(call: Call) -> Finding:
+    return Finding(
+        code="media.none", severity="error", title="No audio at all on an answered call",
+        explanation="The call was answered and SDP was exchanged, but no RTP was seen in either direction. "
+                    "Either the capture does not include the media path (capture filter, or media "
+                    "flows through another interface), or both sides send to addresses that do not "
+                    "reach the other (NAT without an SBC, firewall blocking the RTP port range).",
+        fix="Check the capture covers the RTP ports; check firewall rules for the RTP range and the "
+            "c=/m= addresses in both SDPs.",
+        call_id=call.call_id, frames=[e.frame for e in call.sdp][:4],
+        evidence={"sdp": [f"{e.sender}: {e.address}:{e.port}" for e in call.sdp][:4]})
+
+
+def _ep(ep: tuple[str, int]) -> str:
+    return f"[{ep[0]}]:{ep[1]}" if ":" in ep[0] else f"{ep[0]}:{ep[1]}"
+
+
+def _one_way(call: Call, deaf: str, paths: Paths, sides: dict) -> Finding:
+    """`deaf` receives no RTP: say so, with what did flow and the most likely cause."""
+    talker = OTHER[deaf]
+    said = sides[deaf]
+    flowing = [s for s in paths.streams]
+    from_talker = [s for s in flowing if paths.sender[id(s)] == talker]
+    lost = [s for s in from_talker if paths.lost_to_nat(s)]
+    evidence = {"hears_nothing": deaf, "missing_from": talker, "sdp_said": _ep(said),
+                "flowing": ", ".join(f"{s.src} -> {s.dst}" for s in flowing[:4])}
+    frames = [s.first_frame for s in flowing[:2]] + [e.frame for e in call.sdp][:3]
+    deaf_media = sorted({s.src for s in flowing if paths.sender[id(s)] == deaf})
+    if lost:
+        s = lost[0]
+        kind = address_kind(host(s.dst))
+        evidence.update(cause="nat", sent_to=s.dst, media_from=deaf_media[0] if deaf_media else None)
+        seen = (f" The {deaf}'s own RTP comes from {deaf_media[0]}: that is where it can be reached (its NAT)."
+                if deaf_media else "")
+        return Finding(
             code="media.one_way", severity="error",
-            title=f"One-way audio: nothing from the {silent} (media only towards the {only})",
-            explanation=cause,
-            fix="Enable symmetric RTP / latching (comedia) on the far end or SBC, fix NAT traversal "
-                "(external media address on the PBX, disable broken SIP ALGs), and open the RTP port range.",
-            call_id=call.call_id, frames=[stream.first_frame] + [e.frame for e in call.sdp][:3], evidence=evidence)
+            title=f"One-way audio: the {deaf} hears nothing (RTP sent to {kind} {s.dst})",
+            explanation=f"The {talker} sends its RTP to {s.dst}, the {kind} address in the {deaf}'s SDP, and "
+                        f"nothing ever came from that address. A {kind} address cannot be reached across the "
+                        f"Internet: the {deaf} is behind NAT and nothing rewrote its SDP.{seen}",
+            fix=f"Make the {talker} (or its SBC) latch: send RTP to where the {deaf}'s RTP comes from "
+                f"(symmetric RTP, comedia, NAT=yes). Or have the {deaf} advertise its public address "
+                "(external media address, STUN, an SBC that rewrites SDP); check that no SIP ALG mangles SDP.",
+            call_id=call.call_id, frames=[s.first_frame] + frames[:3], evidence=evidence)
+    if from_talker:
+        s = from_talker[0]
+        evidence.update(cause="misdirected", sent_to=s.dst)
+        return Finding(
+            code="media.one_way", severity="error",
+            title=f"One-way audio: the {deaf} hears nothing (RTP goes to {s.dst}, not {_ep(said)})",
+            explanation=f"The {talker}'s RTP goes from {s.src} to {s.dst}, but the {deaf}'s SDP asked for media at "
+                        f"{_ep(said)} and its own RTP does not come from {s.dst} either, so nothing is sent "
+                        f"where the {deaf} listens.",
+            fix=f"Make the {talker} send to the address and port in the {deaf}'s SDP (check re-INVITE/UPDATE "
+                f"handling and any SBC or ALG rewriting SDP), or latch to where the {deaf}'s RTP comes from.",
+            call_id=call.call_id, frames=frames, evidence=evidence)
+    talker_said = sides.get(talker)
+    behind = address_kind(said[0]) in UNREACHABLE and paths.crosses_public and (
+        talker_said is None or address_kind(talker_said[0]) not in UNREACHABLE
+        or address_kind(host(call.callee if deaf == "caller" else call.caller)) == "public")
+    evidence["cause"] = "nat" if behind else "not_sent"
+    if behind:
+        explanation = (f"No RTP from the {talker} reached the capture point. The {deaf}'s SDP offers "
+                       f"{_ep(said)}, a {address_kind(said[0])} address, to a far end across the Internet: the "
+                       f"{talker} cannot reach it, so its RTP is lost before it gets here.")
+        fix = (f"Have the {deaf} advertise its public address (external media address, STUN, an SBC that "
+               f"rewrites SDP), or make the {talker} latch to where the {deaf}'s RTP comes from (symmetric "
+               "RTP, comedia); check that no SIP ALG mangles SDP.")
+    else:
+        explanation = (f"No RTP from the {talker} reached the capture point (the {deaf}'s SDP asked for it at "
+                       f"{_ep(said)}). The {talker}'s media is blocked on its way (firewall, RTP port range "
+                       f"closed), the {talker} never started sending (muted, codec, waiting to latch), or it "
+                       "takes a path this capture does not see.")
+        fix = (f"Check the {talker}'s media: firewall rules for its RTP ports, that it sends at all, and that "
+               "the capture point sees both directions of the media.")
+    return Finding(
+        code="media.one_way", severity="error",
+        title=f"One-way audio: the {deaf} hears nothing (no RTP from the {talker})",
+        explanation=explanation, fix=fix, call_id=call.call_id, frames=frames, evidence=evidence)
 
 
-@call_rule
-def nat_addresses(call: Call) -> Iterable[Finding]:
+def nat_addresses(call: Call, ctx: Context) -> Iterable[Finding]:
     """Private or CGNAT addresses in SDP while the signalling came from a public address."""
     for e in call.sdp:
         kind = address_kind(e.address)
-        sender_kind = address_kind(_host(e.sender))
-        if kind in ("private", "cgnat", "link-local") and sender_kind == "public":
+        sender_kind = address_kind(host(e.sender))
+        if kind in UNREACHABLE and sender_kind == "public":
             yield Finding(
                 code="nat.private_sdp", severity="warning",
-                title=f"SDP advertises {kind} address {e.address} from public {_host(e.sender)}",
-                explanation=f"The {e.message} (frame {e.frame}) came from {_host(e.sender)} but its SDP asks for "
+                title=f"SDP advertises {kind} address {e.address} from public {host(e.sender)}",
+                explanation=f"The {e.message} (frame {e.frame}) came from {host(e.sender)} but its SDP asks for "
                             f"media at {e.address}:{e.port}, a {kind} address that is unreachable from the "
                             "Internet. The device is behind NAT and nothing rewrote the SDP.",
                 fix="Set the external/public media address on the device or PBX, use an SBC that rewrites "
@@ -179,17 +240,14 @@ def nat_addresses(call: Call) -> Iterable[Finding]:
             return
 
 
-@call_rule
-def rtp_source_mismatch(call: Call) -> Iterable[Finding]:
+def rtp_source_mismatch(call: Call, ctx: Context) -> Iterable[Finding]:
     """RTP sent from an address/port that side never announced in its SDP (needs latching)."""
+    paths = Paths(call)
     sides = _announced(call)
-    for s in call.streams:
-        if not s.from_sdp or not s.packets:
+    for s in paths.streams:
+        sender = paths.sender[id(s)]
+        if not s.from_sdp or sender is None:
             continue
-        to = _towards(call, s)
-        if to is None:
-            continue
-        sender = "callee" if to == "caller" else "caller"
         said = sides.get(sender)
         if not said or split(s.src) in said:  # any of its offers/answers (re-INVITE, UPDATE move media)
             continue
@@ -198,21 +256,22 @@ def rtp_source_mismatch(call: Call) -> Iterable[Finding]:
             kind = address_kind(announced[0])
             behind = (f" The SDP address {announced[0]} is a {kind} address: the {sender} is behind NAT and "
                       "nothing rewrote its SDP, so media sent to what it announced will not reach it."
-                      if kind in ("private", "cgnat", "link-local") else "")
+                      if kind in UNREACHABLE else "")
             yield Finding(
                 code="nat.rtp_source", severity="warning",
-                title=f"RTP from {s.src}, but the {sender}'s SDP said {announced[0]}:{announced[1]}",
+                title=f"RTP from {s.src}, but the {sender}'s SDP said {_ep(announced)}",
                 explanation="Media arrives from a different address or port than the sender announced in its "
-                            "SDP. This is what NAT does; it only works if the receiver sends its own RTP back "
-                            "to where packets come from (symmetric RTP / latching)." + behind,
+                            "SDP. " + ("This is what NAT does" if paths.crosses_public else
+                                       "A media relay or SBC in the path does this, or NAT")
+                            + "; it only works if the receiver sends its own RTP back to where packets come "
+                              "from (symmetric RTP / latching)." + behind,
                 fix="Enable symmetric RTP / comedia / NAT=yes on the receiving side, or fix the sender's "
                     "advertised media address.",
                 call_id=call.call_id, frames=[s.first_frame],
-                evidence={"rtp_source": s.src, "sdp_said": f"{announced[0]}:{announced[1]}"})
+                evidence={"rtp_source": s.src, "sdp_said": _ep(announced)})
 
 
-@call_rule
-def codec_problems(call: Call) -> Iterable[Finding]:
+def codec_problems(call: Call, ctx: Context) -> Iterable[Finding]:
     offer, answer = _negotiated(call)
     if call.final_status in (488, 415, 606) and offer is not None:
         yield Finding(
@@ -258,97 +317,11 @@ def codec_problems(call: Call) -> Iterable[Finding]:
             call_id=call.call_id, frames=[dtmf[0].first_frame])
 
 
-@call_rule
-def stream_quality(call: Call) -> Iterable[Finding]:
-    for s in call.streams:
-        yield from quality_findings(s, call.call_id)
-
-
-def quality_findings(s: Stream, call_id: str | None) -> Iterable[Finding]:
-    if s.packets < 10 or s.codec == "telephone-event" or s.clock_rate >= 90000:
-        return  # video (90 kHz clock) spreads frames over packets: audio thresholds do not apply
-    t = THRESHOLDS
-    where = f"{s.src} -> {s.dst}"
-    if s.loss_pct >= t["loss_pct"]:
-        yield Finding(
-            code="media.loss", severity="error" if s.loss_pct >= t["loss_pct_error"] else "warning",
-            title=f"{s.loss_pct:.1f}% packet loss on {where}",
-            explanation=f"{s.lost} of {s.expected} RTP packets never arrived (RFC 3550 A.3). Above ~1% "
-                        "G.711 audio becomes choppy.",
-            fix="Find the lossy hop: compare captures on both sides of the path; check link congestion, "
-                "QoS marking (DSCP EF) and Wi-Fi.",
-            call_id=call_id, frames=[s.first_frame], evidence={"lost": s.lost, "expected": s.expected})
-    if s.max_jitter_ms >= t["jitter_ms"]:
-        yield Finding(
-            code="media.jitter", severity="warning", title=f"Jitter up to {s.max_jitter_ms:.1f} ms on {where}",
-            explanation=f"Interarrival jitter (RFC 3550 6.4.1) reached {s.max_jitter_ms:.1f} ms "
-                        f"(mean {s.mean_jitter_ms:.1f} ms); the largest gap between packets was {s.max_delta_ms:.0f} ms. "
-                        "Jitter buffers discard late packets, which sounds like loss.",
-            fix="Prioritise voice (DSCP EF), avoid congested or wireless links.",
-            call_id=call_id, frames=[s.first_frame], evidence={"max_jitter_ms": s.max_jitter_ms})
-    if s.timestamp_jumps:
-        yield Finding(
-            code="media.timestamp_jump", severity="warning",
-            title=f"RTP timestamp jumped {s.timestamp_jumps} time(s) on {where}",
-            explanation="Between packets with consecutive sequence numbers the RTP timestamp moved more than "
-                        "0.5 s away from the time that passed. Receivers' jitter buffers resynchronise or drop "
-                        "audio there (clicks, gaps). Usually a media server or SBC splicing two sources "
-                        "(announcement then call, transfer) without a new SSRC or marker bit.",
-            fix="Have the sender set the marker bit / change SSRC on source changes, or enable RTP "
-                "re-timestamping on the SBC.",
-            call_id=call_id, frames=[s.first_frame], evidence={"timestamp_jumps": s.timestamp_jumps})
-    yield from receiver_reports(s, call_id)
-    if s.mos is not None and s.mos < t["mos"]:
-        yield Finding(
-            code="media.mos", severity="error" if s.mos < t["mos_error"] else "warning",
-            title=f"Estimated MOS {s.mos:.2f} on {where}",
-            explanation=f"The E-model (ITU-T G.107) rates this stream R={s.r_factor:.0f}, MOS {s.mos:.2f}: "
-                        "users will notice poor audio.",
-            fix="See the loss and jitter findings for the cause.", call_id=call_id, frames=[s.first_frame])
-
-
-def receiver_reports(s: Stream, call_id: str | None) -> Iterable[Finding]:
-    """What the receiver said in RTCP (RR cumulative lost, XR VoIP Metrics loss and discard) against
-    what the capture saw: loss the capture did not see happened after the capture point."""
-    t = THRESHOLDS
-    where = f"{s.src} -> {s.dst}"
-    # Whole-stream figures on both sides: RR cumulative lost over what the capture expected (not the
-    # highest per-interval fraction, which a burst the capture also saw can push over the threshold),
-    # and XR's loss rate, which counts since the start of reception (RFC 3611 4.7.1).
-    rr = s.rtcp_lost * 100.0 / s.expected if s.rtcp_lost is not None and s.expected else None
-    reported = max([v for v in (rr, s.rtcp_xr.loss_pct if s.rtcp_xr else None) if v is not None], default=None)
-    if reported is not None and reported >= t["loss_pct"] and s.loss_pct < t["loss_pct"]:
-        yield Finding(
-            code="media.loss_downstream", severity="warning",
-            title=f"Receiver reports {reported:.1f}% loss on {where}; the capture saw {s.loss_pct:.1f}%",
-            explanation="The receiver's RTCP reports (RFC 3550 6.4 cumulative lost, RFC 3611 VoIP Metrics) count "
-                        "packets missing that passed this capture point, so they were lost between here and "
-                        "the receiver.",
-            fix="Capture again nearer the receiver (its SBC or host) to find the lossy hop past this point; "
-                "check that link's congestion, QoS marking (DSCP EF) and firewall rate limits.",
-            call_id=call_id, frames=[s.first_frame],
-            evidence={"reported_loss_pct": round(reported, 2), "captured_loss_pct": s.loss_pct})
-    if s.rtcp_xr is not None and s.rtcp_xr.discard_pct >= t["loss_pct"]:
-        x = s.rtcp_xr
-        yield Finding(
-            code="media.jitter_buffer_discards", severity="warning",
-            title=f"Receiver's jitter buffer discarded {x.discard_pct:.1f}% of {where}",
-            explanation=f"The receiver's RTCP XR VoIP Metrics (RFC 3611 4.7) report {x.discard_pct:.1f}% of "
-                        f"packets discarded as too late or early (jitter buffer {x.jitter_buffer_nominal_ms} ms "
-                        f"nominal, {x.jitter_buffer_max_ms} ms max): heard as loss although the network "
-                        "delivered them.",
-            fix="Reduce jitter on the path (DSCP EF, avoid congested or wireless links) or let the receiver's "
-                "adaptive jitter buffer grow larger.",
-            call_id=call_id, frames=[s.first_frame],
-            evidence={"discard_pct": x.discard_pct, "jitter_buffer_max_ms": x.jitter_buffer_max_ms})
-
-
-@call_rule
-def ssrc_change(call: Call) -> Iterable[Finding]:
+def ssrc_change(call: Call, ctx: Context) -> Iterable[Finding]:
     """One direction (same addresses and ports) carrying several SSRCs one after another."""
     by_path: dict[tuple[str, str], list[Stream]] = {}
     for s in call.streams:
-        if s.packets and s.codec != "telephone-event":
+        if s.packets and s.media == "audio":
             by_path.setdefault((s.src, s.dst), []).append(s)
     for (src, dst), streams in by_path.items():
         if len(streams) < 2:
@@ -386,65 +359,20 @@ def sip_header_nat(msg, hop, call: Call) -> Finding | None:
         parts = via.split(",")[0].split()
         if len(parts) >= 2:
             seen.append(("Via", parts[1].split(";")[0].rsplit(":", 1)[0].strip("[]")))
-    for header, host in seen:
-        kind = address_kind(host)
-        if kind in ("private", "cgnat", "link-local"):
+    for header, addr in seen:
+        kind = address_kind(addr)
+        if kind in UNREACHABLE:
             return Finding(
                 code="nat.private_contact", severity="warning",
-                title=f"{header} has {kind} address {host} in a message from public {hop.src}",
+                title=f"{header} has {kind} address {addr} in a message from public {hop.src}",
                 explanation=f"The {msg.label} in frame {hop.frame} came from {hop.src}:{hop.sport} but its {header} "
-                            f"says {host}, a {kind} address. The sender is behind NAT and its SIP stack did not "
+                            f"says {addr}, a {kind} address. The sender is behind NAT and its SIP stack did not "
                             "use its public address; requests sent to that Contact (ACK, re-INVITE, BYE) cannot "
                             "reach it unless the far end uses the source address (rport, RFC 3581; NAT=yes).",
                 fix="Enable rport/NAT handling (force_rport, fix_nated_contact, nat=force_rport,comedia) on the "
                     "proxy or PBX, set the external address on the device, or turn off a broken SIP ALG.",
                 call_id=call.call_id, frames=[hop.frame],
-                evidence={"header": header, "address": host, "source": f"{hop.src}:{hop.sport}"})
+                evidence={"header": header, "address": addr, "source": f"{hop.src}:{hop.sport}"})
     return None
 
 
-@call_rule
-def dropped_after_30s(call: Call) -> Iterable[Finding]:
-    """An answered call ended by BYE 28-40 s after answer even though the ACK was seen: the classic
-    signature of an ACK or session refresh that never reached the far end, or a NAT binding timing out."""
-    if call.kind != "call" or call.answer is None or call.ack_missing or call.duration_s is None:
-        return
-    if not (28 <= call.duration_s <= 40) or not call.end_reason.startswith("BYE") or call.ended_by is None:
-        return
-    bye = [s.frame for s in call.ladder if s.method == "BYE" and s.status is None]
-    yield Finding(
-        code="sip.dropped_30s", severity="warning",
-        title=f"Call dropped {call.duration_s:.0f} s after answer (BYE from the {call.ended_by})",
-        explanation="Calls that end 30-32 s after answer are usually cut by the far end, not by a person: "
-                    "the ACK (or a session-timer refresh) left this side but never reached the far end, so "
-                    "after 64*T1 = 32 s it gives up (RFC 3261 13.3.1.4); or a NAT/firewall UDP binding "
-                    "expired. Capture on the far side of the NAT to see whether the ACK arrives.",
-        fix="Check that the ACK is sent to the 200 OK's Contact/Record-Route and passes NAT; check "
-            "Session-Expires handling; raise UDP timeouts on NAT devices or send keep-alives.",
-        call_id=call.call_id, frames=bye[:2], evidence={"duration_s": call.duration_s, "ended_by": call.ended_by})
-
-
-@call_rule
-def rtp_to_private(call: Call) -> Iterable[Finding]:
-    """RTP sent to a private/CGNAT address (taken from an SDP) that never sends anything back, in a call
-    whose signalling crossed public addresses: the media goes to an address the Internet cannot reach."""
-    if call.kind != "call" or call.answer is None:
-        return
-    if not any(address_kind(split(e)[0]) == "public" for e in (call.caller, call.callee) if e):
-        return
-    sources = {s.src for s in call.streams if s.packets}
-    for s in call.streams:
-        host = split(s.dst)[0]
-        kind = address_kind(host)
-        if s.packets and kind in ("private", "cgnat", "link-local") and s.dst not in sources:
-            yield Finding(
-                code="nat.rtp_to_private", severity="error",
-                title=f"RTP sent to {kind} address {s.dst}, which never answers",
-                explanation=f"{s.packets} RTP packets went from {s.src} to {s.dst}, the address an SDP gave, but "
-                            f"nothing ever came back from it. A {kind} address cannot be reached across the "
-                            "Internet: the far end is behind NAT and its SDP was not rewritten, and this side "
-                            "does not latch onto where the far end's media really comes from.",
-                fix="Turn on symmetric RTP / comedia (latching) on this side or the SBC, or make the far end "
-                    "advertise its public media address.",
-                call_id=call.call_id, frames=[s.first_frame], evidence={"sent_to": s.dst, "packets": s.packets})
-            return

@@ -13,13 +13,18 @@ from .. import __version__
 from ..capture import CaptureInfo, Packet, open_capture
 from ..capture.batch import batches_supported, iter_batches
 from ..capture.reassembly import TcpStream
-from ..report.model import CaptureSummary, Finding, Report
+from ..report.model import Call, CaptureSummary, Finding, Report
 from ..sip.dialogs import CallTracker, Hop
 from ..sip.framing import SipFramer
 from ..sip.message import SipParseError, looks_like_sip, parse
 from . import findings as rules
-from . import media_rules  # noqa: F401 - registers the media rules with findings.call_rule
+from .context import Context
+from .groups import group_findings
+from .judge import judge_call, judge_stream
+from .kinds import classify_streams
+from .media_rules import sip_header_nat
 from .metrics import compute_metrics
+from .thresholds import DEFAULT, Thresholds
 
 TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
 TLS_CONTENT_TYPES = (0x14, 0x15, 0x16, 0x17)
@@ -37,8 +42,12 @@ class _TcpFlow:
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report."""
 
-    def __init__(self, media=None) -> None:
+    def __init__(self, media=None, thresholds: Thresholds = DEFAULT) -> None:
+        self.thresholds = thresholds
         self.tracker = CallTracker()
+        self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
+        self._clock_jumps: list[tuple[int, int, float]] = []  # (frame, previous frame, seconds moved)
+        self._large: dict[int, tuple[Call, list]] = {}  # id(call) -> requests over UDP_LIMIT sent on UDP
         self.findings: list[Finding] = []
         self.sip_packets = 0
         self.tls_packets = 0
@@ -99,11 +108,16 @@ class Analyzer:
             self.findings.append(rules.malformed(frame, str(exc), pkt, raw))
             return
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
+        self._clock(frame, pkt.time)
         call = self.tracker.add(msg, hop)
         if msg.problems:
             call.findings.append(rules.message_problems(frame, msg, call.call_id))
+        if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
+            sent = self._large.setdefault(id(call), (call, []))[1]
+            if len(sent) < 20:
+                sent.append((frame, len(raw), pkt.frames))
         if call.call_id not in self._nat_reported:
-            nat = media_rules.sip_header_nat(msg, hop, call)
+            nat = sip_header_nat(msg, hop, call)
             if nat is not None:
                 self._nat_reported.add(call.call_id)
                 call.findings.append(nat)
@@ -112,6 +126,15 @@ class Analyzer:
                 self.media.sip(msg, hop, call)
             if msg.method == "BYE":
                 self.media.ended(call, hop.time)
+
+    def _clock(self, frame: int, time: float) -> None:
+        """Note where the capture's clock jumps between SIP messages (back, or forward by a week)."""
+        last = self._last_sip
+        self._last_sip = (frame, time)
+        if last is not None:
+            moved = time - last[1]
+            if (moved < -rules.CLOCK_BACK_S or moved > rules.CLOCK_LEAP_S) and len(self._clock_jumps) < 1000:
+                self._clock_jumps.append((frame, last[0], moved))
 
     def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
                incomplete_fragments: list[list[int]] | None = None) -> Report:
@@ -124,37 +147,66 @@ class Analyzer:
             summary.duration_s = round(info.last_time - info.first_time, 6)
         report = Report(capture=summary, version=__version__)
         report.calls = sorted(self.tracker.calls(info.last_time), key=lambda c: c.start)
+        number_calls(report)
         if self.media is not None:
             self.media.finish(report)
+        classify_streams(report)
         report.findings = list(self.findings)
         report.findings += rules.capture_findings(summary, self._tls_flows, incomplete_fragments or [],
                                                   sum(f.stream.gaps for f in self._tcp.values()))
+        withheld = _withhold_times(report.calls, [j[0] for j in self._clock_jumps])
+        if self._clock_jumps:
+            report.findings.append(rules.clock_jumps(self._clock_jumps, withheld))
+        ctx = Context(self.thresholds, info.last_time)
+        for call, sent in self._large.values():
+            call.findings.append(rules.udp_too_large(call, sent))
         for call in report.calls:
-            call.findings += rules.call_findings(call)
+            call.findings += judge_call(call, ctx)
+        for stream in report.streams:
+            report.findings += judge_stream(stream, ctx)
         if self.media is not None and not self.media.rtcp_packets:
             rules.media_not_captured(report)
-        number_calls(report)
+        for call in report.calls:
+            for f in call.findings:
+                f.call = call.number
         report.metrics = compute_metrics(report.calls)
+        report.finding_groups = group_findings(report)
         return report
+
+
+def _withhold_times(calls: list[Call], jumps: list[int]) -> list[int]:
+    """Calls whose signalling spans a clock jump lose their PDD, answer time and duration: the
+    difference of two times across a jump is not a delay. Returns their numbers."""
+    if not jumps:
+        return []
+    import bisect
+
+    out = []
+    for call in calls:
+        if not call.ladder:
+            continue
+        first, last = call.ladder[0].frame, call.ladder[-1].frame
+        i = bisect.bisect_right(jumps, first)
+        if i < len(jumps) and jumps[i] <= last:
+            call.pdd_ms = call.answer_ms = call.duration_s = None
+            out.append(call.number)
+    return out
 
 
 def number_calls(report: Report) -> None:
     """One number per call, kept by every filter and shown by every output: INVITE sessions 1..N in
-    start order, then the other exchanges (REGISTER, OPTIONS, SUBSCRIBE...) N+1.. in start order. Each
-    call's findings carry it."""
+    start order, then the other exchanges (REGISTER, OPTIONS, SUBSCRIBE...) N+1.. in start order."""
     calls = [c for c in report.calls if c.kind == "call"] + [c for c in report.calls if c.kind != "call"]
     for n, call in enumerate(calls, 1):
         call.number = n
-        for f in call.findings:
-            f.call = n
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
     series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
-    analyzer = Analyzer(media=_media_tracker(series))
+    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
         if analyzer.media is not None and batches_supported(source.capture):

@@ -13,6 +13,7 @@ import gzip
 import mmap
 import os
 import struct
+import sys
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -84,8 +85,9 @@ class Capture:
         self._src = None
         self._src = self._open()
         try:
-            magic = self._src.read(4)
-            self._src.seek(0)
+            magic = self._src.peek(4) if isinstance(self._src, _Peeked) else self._src.read(4)
+            if not isinstance(self._src, _Peeked):
+                self._src.seek(0)
         except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             self.close()
             raise SiptoolError(f"{self.path}: damaged gzip file ({_one_line(exc)})") from None
@@ -98,6 +100,8 @@ class Capture:
             raise SiptoolError(_unknown_format(self.path, magic))
 
     def _open(self):
+        if self.path == "-":
+            return self._open_stdin()
         try:
             self.info.size_bytes = os.path.getsize(self.path)
             self._fh = open(self.path, "rb")
@@ -122,6 +126,20 @@ class Capture:
         if hasattr(mmap, "MADV_SEQUENTIAL"):
             self._map.madvise(mmap.MADV_SEQUENTIAL)  # read-ahead; pages read once
         return self._map
+
+    def _open_stdin(self):
+        """`-`: a capture piped in (tcpdump -w - | siptool analyze -). Read as a stream, never seeked."""
+        self.path = self.info.path = "<stdin>"
+        if sys.stdin is None or sys.stdin.isatty():
+            raise SiptoolError("-: no capture piped in (use: tcpdump -w - ... | siptool analyze -)")
+        self._fh = sys.stdin.buffer
+        src = _Peeked(self._fh)
+        if src.peek(2) == GZIP_MAGIC:
+            self.info.compressed = True
+            return _Peeked(gzip.GzipFile(fileobj=src))
+        if not src.peek(1):
+            raise SiptoolError("<stdin>: empty input, not a capture")
+        return src
 
     def release(self, upto: int) -> None:
         """Drop the mapped pages of bytes [0, upto) from this process (MADV_DONTNEED).
@@ -149,7 +167,8 @@ class Capture:
         self.close()
 
     def close(self) -> None:
-        for obj in (self._src if self._map is None else None, self._map, self._fh):
+        fh = None if self._fh is getattr(sys.stdin, "buffer", None) else self._fh
+        for obj in (self._src if self._map is None else None, self._map, fh):
             if obj is not None:
                 try:
                     obj.close()
@@ -160,6 +179,8 @@ class Capture:
         """Bytes consumed so far (of the compressed file for gzip), for progress bars."""
         if self._map is not None:
             return self._map.tell()
+        if isinstance(self._src, _Peeked):
+            return self._src.consumed
         return self._fh.tell() if self._fh else 0
 
     def __iter__(self) -> Iterator[Record]:
@@ -281,11 +302,14 @@ class Capture:
         frame = 0
         mapped = self._map is not None
         next_release = RELEASE_BYTES
+        sections = 0
         while True:
             head = read(8)
             if not head:
                 return
             if len(head) < 8:
+                if not sections:
+                    raise SiptoolError(f"{self.path}: pcapng section header is cut short ({len(head)} bytes)")
                 self._stop(f"file ends inside a block header (after frame {frame})")
                 return
             if head[:4] == PCAPNG_SHB:
@@ -300,8 +324,11 @@ class Capture:
                 (blen,) = struct.unpack(order + "I", head[4:])
                 body = read(blen - 12) if blen >= 12 else b""
                 if blen < 28 or len(body) < blen - 12:
+                    if not sections:
+                        raise SiptoolError(f"{self.path}: pcapng section header is cut short or damaged")
                     self._stop(f"damaged: section header block cut short after frame {frame}")
                     return
+                sections += 1
                 ifaces = []  # a new section has its own interfaces
                 continue
             btype, blen = struct.unpack(order + "II", head)
@@ -388,3 +415,36 @@ def _unknown_format(path: str, magic: bytes) -> str:
             return (f"{path}: this is a {name} capture, not pcap/pcapng; "
                     f"convert it first: editcap -F pcap {os.path.basename(path)} out.pcap")
     return f"{path}: not a pcap or pcapng capture (unknown magic {magic.hex() or 'empty'})"
+
+
+class _Peeked:
+    """A forward-only stream (a pipe, a gzip stream) with a look at its first bytes."""
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+        self._head = b""
+        self.consumed = 0
+
+    def peek(self, n: int) -> bytes:
+        while len(self._head) < n:
+            more = self._raw.read(n - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                data, self._head = self._head + self._raw.read(), b""
+            else:
+                data, self._head = self._head[:n], self._head[n:]
+                if len(data) < n:
+                    data += self._raw.read(n - len(data))
+        else:
+            data = self._raw.read(n)
+        self.consumed += len(data)
+        return data
+
+    def close(self) -> None:
+        pass

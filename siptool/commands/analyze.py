@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import console, guarded, load_report
+from .common import console, fail_on_findings, guarded, load_report, note, thresholds_from
 
 EPILOG = """Examples:
 
@@ -21,39 +21,45 @@ EPILOG = """Examples:
 
   siptool analyze trunk.pcap --filter +4930123456     # calls from/to a number
 
+  siptool analyze trunk.pcap --filter answered --filter 10.1.2.3
+
   siptool analyze trunk.pcap --fail-on error          # exit 1 if any error-level finding (for CI)
 
-  sudo siptool analyze -i eth0 --bpf "udp" --duration 30   # live, as siptool capture
+  tcpdump -i eth0 -w - udp | siptool analyze -         # a capture piped in
+
+  sudo siptool analyze -i eth0 -f "udp" --duration 30   # live, as siptool capture
 
   siptool analyze trunk.pcap --engine tshark   # tshark decodes (cross-check)
 
   siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0 --fail-on warning   # stricter media
 
-Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments.
-"""
+Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed
+(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).
 
-FAIL_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments;
+3 internal error.
+"""
 
 
 def analyze(
-    capture: Optional[Path] = typer.Argument(None, help="pcap, pcapng or gzip'd capture file."),
+    capture: Optional[str] = typer.Argument(None, help="pcap, pcapng or gzip'd capture file; - reads a pipe."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON (docs/json-schema.md); "
                                   "indented on a terminal, compact into a pipe or file."),
     filters: Optional[List[str]] = typer.Option(
-        None, "--filter", "-f",
-        help="Keep calls matching: a Call-ID or number substring, a status (486) or class (4xx), or a state "
-             "(failed, cancelled, answered). Repeat to AND. Metrics are recomputed over the kept calls."),
+        None, "--filter", help=FILTER_HELP + " Metrics are recomputed over the kept calls; numbers stay."),
     fail_on: Optional[str] = typer.Option(
         None, "--fail-on", help="Exit 1 when a finding of this severity or worse exists: critical, error, warning."),
-    no_color: bool = typer.Option(False, "--no-color", help="No colours (also off when not a terminal)."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours or bold (also off when not a terminal)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     interface: Optional[str] = typer.Option(
         None, "--interface", "-i", help="Capture live from this interface instead of a file (as siptool capture)."),
-    bpf: Optional[str] = typer.Option(None, "--bpf", help="With -i: capture filter, tcpdump syntax."),
+    bpf: Optional[str] = typer.Option(None, "--bpf", "-f", help="With -i: capture filter, tcpdump syntax "
+                                      "(as tshark -f and siptool capture -f)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="With -i: stop after this many seconds."),
     loss: float = typer.Option(1.0, "--loss", metavar="PCT", help="Media finding from this packet loss %, "
                                "an error from 5 % (or from PCT if higher)."),
-    jitter: float = typer.Option(30.0, "--jitter", metavar="MS", help="Media finding from this interarrival jitter."),
+    jitter: float = typer.Option(30.0, "--jitter", metavar="MS", help="Media finding from this maximum "
+                                 "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
     engine: str = typer.Option(
@@ -62,26 +68,35 @@ def analyze(
 ) -> None:
     """Reconstruct every SIP call and RTP stream in a capture, with metrics and findings."""
     with guarded():
-        if fail_on is not None and fail_on not in FAIL_LEVELS:
-            raise typer.BadParameter("use critical, error or warning", param_hint="--fail-on")
         if (capture is None) == (interface is None):
-            raise typer.BadParameter("give a capture file or -i INTERFACE (not both)")
+            raise typer.BadParameter("give a capture file (or - for a pipe) or -i INTERFACE, not both")
+        if interface is None and (bpf is not None or duration is not None):
+            raise typer.BadParameter("-f/--bpf and --duration are for live capture with -i; to keep calls "
+                                     "of a file use --filter", param_hint="-f/--bpf")
+        if duration is not None and duration <= 0:
+            raise typer.BadParameter("use a number of seconds above 0", param_hint="--duration")
         if engine not in ("native", "tshark"):
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
-        set_media_thresholds(loss, jitter, mos)
+        if engine == "tshark" and capture == "-":
+            raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
+        limits = thresholds_from(loss, jitter, mos)
+        level = fail_level(fail_on)
         if engine == "native" and interface is None:
-            report = load_report(str(capture), filters, quiet=quiet or json_out)  # filters applied there
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits)
         else:
-            from ..analysis.select import filter_report
+            from ..analysis.select import filter_report, no_match
 
             if engine == "tshark":
-                report = tshark_report(capture, interface, bpf, duration)
+                report = tshark_report(capture, interface, bpf, duration, limits)
             else:
                 from .capture import run_live
 
                 report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                                  show=not (quiet or json_out) and sys.stderr.isatty())
+                                  show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
+            total = len(report.calls)
             report = filter_report(report, filters or [])
+            if filters and not report.calls:
+                note(no_match(filters, total))
         if json_out:
             from ..report.jsonout import write
 
@@ -91,31 +106,29 @@ def analyze(
             from ..report.terminal import render
 
             render(report, console(no_color))
-        if fail_on is not None:
-            limit = FAIL_LEVELS[fail_on]
-            if any(FAIL_LEVELS[f.severity] <= limit for f in report.all_findings()):
-                raise typer.Exit(ExitStatus.FAILED)
+        fail_on_findings(report, level)
 
 
-def set_media_thresholds(loss: float, jitter: float, mos: float) -> None:
-    """--loss / --jitter / --mos: what the media findings judge streams by (docs/findings.md)."""
-    from ..analysis.media_rules import set_thresholds
+FAIL_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
-    for name, value, low, high in (("--loss", loss, 0, 100), ("--jitter", jitter, 0, 10000), ("--mos", mos, 1, 5)):
-        if not low <= value <= high:
-            raise typer.BadParameter(f"use a value from {low} to {high}", param_hint=name)
-    set_thresholds(loss_pct=loss, loss_pct_error=max(5.0, loss), jitter_ms=jitter, mos=mos,
-                   mos_error=min(3.1, mos))
+
+def fail_level(fail_on: Optional[str]) -> Optional[int]:
+    if fail_on is None:
+        return None
+    if fail_on not in FAIL_LEVELS:
+        raise typer.BadParameter("use critical, error, warning or info", param_hint="--fail-on")
+    return FAIL_LEVELS[fail_on]
 
 
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None):
+                  duration: Optional[float] = None, thresholds=None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
     from ..analysis.session import Analyzer
+    from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=MediaTracker())
+    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT)
     with TsharkSource(capture, interface, bpf, duration) as source:
         for pkt in source:
             analyzer.feed(pkt)
@@ -124,3 +137,6 @@ def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[s
 
 def register(app: typer.Typer) -> None:
     app.command("analyze", epilog=EPILOG)(analyze)
+
+
+__all__ = ["analyze", "register", "tshark_report", "fail_level", "ExitStatus"]

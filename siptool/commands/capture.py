@@ -44,7 +44,7 @@ class _WatchedTracker:
 
     def add(self, msg, hop):
         call = self._tracker.add(msg, hop)
-        self.live[call.call_id] = call
+        self.live[id(call)] = call
         return call
 
     def calls(self, *args, **kwargs):
@@ -93,15 +93,16 @@ class LiveRun:
 
     def __init__(self, iface: str, bpf: str | None = None, duration: float | None = None,
                  write: str | None = None, ring: int = 0, ring_size: str = "100MB", buffer_mb: int = 32,
-                 watch: bool = False) -> None:
+                 watch: bool = False, thresholds=None) -> None:
         from ..analysis.session import Analyzer
+        from ..analysis.thresholds import DEFAULT
         from ..capture import Decoder
         from ..capture.live import LiveCapture
 
         self.cap = LiveCapture(iface, bpf, buffer_mb=buffer_mb)
         self.iface, self.bpf, self.duration = iface, bpf, duration
         self.decoder = Decoder()
-        self.analyzer = Analyzer(media=_media_tracker())
+        self.analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT)
         self.watch = watch
         if watch:
             self.analyzer.tracker = self.tracker = _WatchedTracker(self.analyzer.tracker)
@@ -263,9 +264,9 @@ def _media_tracker():
 
 
 def run_live(iface: str, bpf: Optional[str], duration: Optional[float], write: Optional[str], ring: int,
-             ring_size: str, buffer_mb: int, show: bool):
+             ring_size: str, buffer_mb: int, show: bool, thresholds=None):
     """Capture with signals wired to a clean stop; the live view when `show`. Returns the Report."""
-    run = LiveRun(iface, bpf, duration, write, ring, ring_size, buffer_mb, watch=show)
+    run = LiveRun(iface, bpf, duration, write, ring, ring_size, buffer_mb, watch=show, thresholds=thresholds)
     old = {s: signal.signal(s, run.stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if show:

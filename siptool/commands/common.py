@@ -55,10 +55,40 @@ def guarded():
              "and please report it)", ExitStatus.INTERNAL)
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False):
-    from ..analysis.select import filter_report
+def note(message: str) -> None:
+    """One line on stderr that is not an error (the command goes on)."""
+    typer.echo(f"siptool: {message}", err=True)
+
+
+def thresholds_from(loss: float, jitter: float, mos: float):
+    """--loss / --jitter / --mos, range-checked, as the Thresholds the Analyzer judges by."""
+    from ..analysis.thresholds import Thresholds
+
+    for name, value, low, high in (("--loss", loss, 0, 100), ("--jitter", jitter, 0, 10000), ("--mos", mos, 1, 5)):
+        if not low <= value <= high:
+            raise typer.BadParameter(f"use a value from {low} to {high}", param_hint=name)
+    return Thresholds.from_limits(loss, jitter, mos)
+
+
+def fail_on_findings(report, level) -> None:
+    """--fail-on: exit 1 when a finding at `level` (0 critical .. 3 info) or worse exists."""
+    if level is None:
+        return
+    order = ("critical", "error", "warning", "info")
+    if any(order.index(f.severity) <= level for f in report.all_findings()):
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None):
+    """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
+    from ..analysis.select import filter_report, no_match
     from ..analysis.session import analyze_file
+    from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    report = analyze_file(path, progress=show)
-    return filter_report(report, filters or [])
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT)
+    total = len(report.calls)
+    report = filter_report(report, filters or [])
+    if filters and not report.calls:
+        note(no_match(filters, total))
+    return report

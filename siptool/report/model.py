@@ -28,6 +28,18 @@ class Finding:
 
 
 @dataclass(slots=True)
+class FindingGroup:
+    """The findings of one code and severity across the report, shown once with the calls they cover."""
+
+    code: str
+    severity: str
+    title: str  # the findings' title when they all share it, else the first one's and how many more
+    count: int  # findings in the group
+    calls: list[int] = field(default_factory=list)  # numbers of the calls they belong to (none: capture-wide)
+    first: Finding | None = None  # the first of them: its explanation, fix, frames and evidence
+
+
+@dataclass(slots=True)
 class LadderStep:
     """One message in a call flow."""
 
@@ -43,6 +55,7 @@ class LadderStep:
     retransmission: bool = False
     sdp: bool = False  # carries an SDP body
     summary: str = ""  # short extra text for ladders (e.g. "a=sendonly", "PCMU")
+    side: str = ""  # who sent it: "caller" or "callee" (from the dialog's tags), "" when unknown
 
 
 @dataclass(slots=True)
@@ -64,6 +77,7 @@ class SdpEntry:
     rtcp_mux: bool = False
     encrypted: str = ""  # "SDES", "DTLS" or ""
     ice: bool = False
+    side: str = ""  # whose media description: "caller" or "callee" (from the SIP message's tags)
 
 
 @dataclass(slots=True)
@@ -91,6 +105,7 @@ class Stream:
     dst: str
     payload_type: int
     codec: str
+    media: str = "audio"  # "audio", "video", "event" (RFC 4733 only) or "other": audio verdicts and MOS need "audio"
     clock_rate: int = 8000
     packets: int = 0
     expected: int = 0
@@ -100,7 +115,9 @@ class Stream:
     out_of_order: int = 0
     sequence_errors: int = 0
     timestamp_jumps: int = 0  # RTP clock jumped > 0.5 s against arrival between consecutive packets
+    timestamp_jump_frame: int = 0  # the packet of the first such jump (0: none)
     max_delta_ms: float = 0.0
+    max_delta_frame: int = 0  # the packet that arrived max_delta_ms after its predecessor
     mean_jitter_ms: float = 0.0
     max_jitter_ms: float = 0.0
     mean_bitrate_kbps: float = 0.0
@@ -213,6 +230,7 @@ class Report:
     metrics: Metrics = field(default_factory=Metrics)
     findings: list[Finding] = field(default_factory=list)  # capture-wide findings (not tied to a call)
     streams: list[Stream] = field(default_factory=list)  # media streams that belong to no call
+    finding_groups: list[FindingGroup] = field(default_factory=list)  # every finding, grouped (analysis/groups.py)
     tool: str = "siptool"
     version: str = ""
     schema_version: str = SCHEMA_VERSION

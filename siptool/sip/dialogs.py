@@ -13,6 +13,11 @@ from ..report.model import Call, LadderStep
 from .message import SipMessage, name_addr, uri_user
 
 
+# Requests that make a transaction of their own outside any dialog (RFC 3261 10, 11; RFC 3903; RFC 3428)
+STANDALONE = frozenset(("REGISTER", "OPTIONS", "PUBLISH", "MESSAGE"))
+ACK_DUE_S = 0.5  # T1: a UAS without the ACK re-sends its 2xx after this long (RFC 3261 13.3.1.4)
+
+
 @dataclass(slots=True)
 class Hop:
     """Where and when a message was seen."""
@@ -57,6 +62,7 @@ class _Track:
     invite_finals: list[int] = field(default_factory=list)  # final codes to INVITEs, in order
     first_finals: list[int] = field(default_factory=list)  # final codes to the first method
     invite_2xx_frames: list[int] = field(default_factory=list)
+    invite_2xx_cseqs: set[int] = field(default_factory=set)  # CSeq numbers the 2xx answered
     ack_after_2xx: bool = False
     ok_retransmissions: int = 0
     cancel_time: float | None = None
@@ -67,18 +73,30 @@ class CallTracker:
     """Feed `add(msg, hop)` in capture order, then `calls()` for the finished Call records."""
 
     def __init__(self) -> None:
-        self._tracks: dict[str, _Track] = {}
+        self._tracks: dict[tuple[str, str], _Track] = {}  # (Call-ID, standalone method or "") -> track
         self._last: dict[tuple, list] = {}  # per direction and Call-ID: [cseq, method, seen, code]
 
     def __len__(self) -> int:
         return len(self._tracks)
 
+    def _key(self, call_id: str, msg: SipMessage, cseq_method: str) -> tuple[str, str]:
+        """Which record a message belongs to. A standalone exchange (REGISTER, out-of-dialog OPTIONS...)
+        is kept apart from an INVITE session or SUBSCRIBE dialog that shares its Call-ID (SIPp and some
+        phones reuse one Call-ID for REGISTER and INVITE; RFC 3261 10.2 asks registrations to keep one)."""
+        if cseq_method in STANDALONE and not (msg.to_tag and (call_id, "") in self._tracks
+                                              and cseq_method != "REGISTER"):
+            return call_id, cseq_method
+        return call_id, ""
+
     def add(self, msg: SipMessage, hop: Hop) -> Call:
         call_id = msg.call_id or "<no Call-ID>"
-        track = self._tracks.get(call_id)
         cseq_num, cseq_method = msg.cseq
+        if not cseq_method and msg.is_request:
+            cseq_method = (msg.method or "").upper()
+        key = self._key(call_id, msg, cseq_method)
+        track = self._tracks.get(key)
         if track is None:
-            track = self._tracks[call_id] = self._new(call_id, msg, hop, cseq_method)
+            track = self._tracks[key] = self._new(call_id, msg, hop, cseq_method)
         call = track.call
         if not call.method and msg.is_request:
             call.method = msg.method
@@ -90,7 +108,7 @@ class CallTracker:
         call.ladder.append(LadderStep(
             frame=hop.frame, time=hop.time, src=hop.source, dst=hop.destination, transport=hop.transport,
             label=msg.label, method=msg.method if msg.is_request else cseq_method, status=msg.status,
-            cseq=cseq_num, retransmission=retrans, sdp=sdp, summary=_summary(msg)))
+            cseq=cseq_num, retransmission=retrans, sdp=sdp, summary=_summary(msg), side=_side(track, msg)))
         if msg.is_request:
             call.requests[msg.method] = call.requests.get(msg.method, 0) + 1
             self._request(track, msg, hop, cseq_num, retrans)
@@ -155,7 +173,9 @@ class CallTracker:
             elif not retrans:
                 call.reinvites += 1
         elif method == "ACK":
-            if track.invite_2xx_frames and cseq in track.initial_cseqs:
+            # The ACK for a 2xx has the INVITE's CSeq number (RFC 3261 13.2.2.4): matched to the 2xx,
+            # so it counts even when the INVITE itself was not captured.
+            if cseq in track.invite_2xx_cseqs:
                 track.ack_after_2xx = True
         elif method == "CANCEL":
             if track.cancel_time is None:
@@ -198,6 +218,7 @@ class CallTracker:
                     elif retrans:
                         track.ok_retransmissions += 1
                     track.invite_2xx_frames.append(hop.frame)
+                    track.invite_2xx_cseqs.add(cseq)
                 elif status in (401, 407):
                     call.auth_challenges += 1 if not retrans else 0
         elif status >= 200 and method == (call.method or method):
@@ -220,17 +241,19 @@ class CallTracker:
             call.state = "completed" if final and final < 300 else ("failed" if final else "no-response")
             call.end = call.ladder[-1].time if call.ladder else call.start
             return call
-        invite_time = next((s.time for s in call.ladder if s.method == "INVITE" and s.status is None),
-                           call.start)
-        call.start = invite_time
-        # RFC 6076 4.2 session request delay: INVITE to first non-100 provisional, else the final response
+        invite_time = next((s.time for s in call.ladder if s.method == "INVITE" and s.status is None), None)
+        if invite_time is not None:
+            call.start = invite_time
+        # RFC 6076 4.2 session request delay: INVITE to first non-100 provisional, else the final response.
+        # Without the INVITE in the capture there is nothing to measure it from.
         reply = call.first_provisional
         if reply is None:
             reply = next((s.time for s in call.ladder if s.status and s.status >= 200 and s.method == "INVITE"
                           and s.status not in (401, 407)), None)
-        call.pdd_ms = round((reply - invite_time) * 1000, 3) if reply is not None else None
+        call.pdd_ms = round((reply - invite_time) * 1000, 3) if reply is not None and invite_time is not None \
+            else None
         if call.answer is not None:
-            call.answer_ms = round((call.answer - invite_time) * 1000, 3)
+            call.answer_ms = round((call.answer - invite_time) * 1000, 3) if invite_time is not None else None
             stop = call.end if call.end is not None else capture_end
             call.duration_s = round(stop - call.answer, 3) if stop is not None else None
             if call.end is None:
@@ -251,9 +274,24 @@ class CallTracker:
             call.state = "failed"
             call.end = call.ladder[-1].time
             call.end_reason = f"{final} {call.final_reason}".strip()
-        call.ack_missing = bool(track.invite_2xx_frames) and not track.ack_after_2xx
+        # A verdict needs its evidence: the ACK is due at once, and a UAS that has none re-sends the 2xx
+        # after T1 (RFC 3261 13.3.1.4). Only a capture that runs that long past the 2xx can say it is missing.
+        covered = capture_end is not None and call.answer is not None and capture_end - call.answer >= ACK_DUE_S
+        call.ack_missing = bool(track.invite_2xx_frames) and not track.ack_after_2xx and \
+            (covered or track.ok_retransmissions > 0 or call.end is not None)
         call.ok_retransmissions = track.ok_retransmissions
         return call
+
+
+def _side(track: _Track, msg: SipMessage) -> str:
+    """Which party sent the message, from the tags (RFC 3261 12.1): a request carries its sender's tag in
+    From, a response carries the From of the request it answers. Proxies and capture points in the
+    middle do not change that, where addresses would mislead."""
+    tag = msg.from_tag
+    if tag is None or track.from_tag is None:
+        return ""
+    ours = tag == track.from_tag
+    return ("caller" if ours else "callee") if msg.is_request else ("callee" if ours else "caller")
 
 
 def _reason(call: Call, final: int | None) -> str:

@@ -121,17 +121,18 @@ def test_private_contact_in_real_capture(shared_pcaps):
 
 
 def test_call_dropped_after_30_seconds():
-    from siptool.analysis.findings import call_findings
+    from siptool.analysis.context import Context
+    from siptool.analysis.judge import judge_call
     from siptool.report.model import Call, LadderStep
 
     bye = LadderStep(frame=40, time=131.0, src="b:5060", dst="a:5060", transport="UDP", label="BYE",
                      method="BYE", status=None, cseq=2)
     call = Call(call_id="d1", kind="call", method="INVITE", answer=100.0, end=131.0, duration_s=31.0,
                 ended_by="callee", end_reason="BYE from callee", final_status=200, ladder=[bye])
-    (finding,) = [f for f in call_findings(call) if f.code == "sip.dropped_30s"]
+    (finding,) = [f for f in judge_call(call, Context()) if f.code == "sip.dropped_30s"]
     assert finding.frames == [40] and "32 s" in finding.explanation
     call.duration_s = 95.0
-    assert not [f for f in call_findings(call) if f.code == "sip.dropped_30s"]
+    assert not [f for f in judge_call(call, Context()) if f.code == "sip.dropped_30s"]
 
 
 def test_bundled_example_shows_each_problem_once():
@@ -139,27 +140,69 @@ def test_bundled_example_shows_each_problem_once():
     # this also checks that RTP is attributed by the SDP in force (not to the first call on the port).
     report = report_of("example.pcap")
     assert sorted(c.final_status for c in report.calls) == [200, 200, 200, 200, 486, 487, 488]
-    assert codes(report) == ["codec.no_common", "media.loss", "media.one_way", "nat.rtp_source",
-                             "sip.failed.488"]
+    # media.loss three times: the callee's leg of the impaired call, and the relay's two legs, which no
+    # SDP in the capture names (judged as streams outside any call)
+    assert codes(report) == ["codec.no_common", "media.loss", "media.loss", "media.loss", "media.one_way",
+                             "nat.rtp_source", "sip.failed.488"]
+    outside = [f for f in report.findings if f.code == "media.loss"]
+    assert len(outside) == 2 and all("no SDP" in f.title and f.call is None for f in outside)
     packets = {c.call_id.split("@")[0]: sorted(s.packets for s in c.streams) for c in report.calls}
     assert packets["1-media_ok"] == [200, 200] and packets["1-media_oneway"] == [200]
     assert packets["1-media_impaired"] == [196, 200]
 
 
-def test_rtp_to_private_address_that_never_answers():
-    from siptool.analysis.findings import call_findings
-    from siptool.report.model import Call, Stream
+def _call_with_sdp(caller_sdp, callee_sdp, streams, caller="203.0.113.1:5060", callee="198.51.100.7:5060"):
+    from siptool.report.model import Call, SdpEntry
 
-    out = Stream(ssrc=1, src="185.12.64.3:30000", dst="192.168.1.20:4000", payload_type=0, codec="PCMU",
+    sdp = [SdpEntry(frame=1, time=1.0, sender=caller, message="INVITE", role="offer", media="audio",
+                    address=caller_sdp[0], port=caller_sdp[1], side="caller"),
+           SdpEntry(frame=3, time=1.1, sender=callee, message="200 OK", role="answer", media="audio",
+                    address=callee_sdp[0], port=callee_sdp[1], side="callee")]
+    return Call(call_id="n1", kind="call", method="INVITE", caller=caller, callee=callee, answer=1.1,
+                end=11.1, duration_s=10.0, sdp=sdp, streams=streams)
+
+
+def test_rtp_to_private_address_that_never_answers():
+    """Outside a NAT: the caller offered its private address; the callee's RTP goes there, nothing comes
+    from it, and the caller's own RTP arrives from its NAT. The caller hears nothing: an error that
+    names it, with the NAT evidence."""
+    from siptool.analysis.context import Context
+    from siptool.analysis.judge import judge_call
+    from siptool.report.model import Stream
+
+    out = Stream(ssrc=1, src="198.51.100.7:30000", dst="192.168.1.20:4000", payload_type=0, codec="PCMU",
                  packets=250, first_frame=12, from_sdp=True)
-    call = Call(call_id="n1", kind="call", method="INVITE", caller="185.12.64.3:5060", callee="192.0.32.10:5060",
-                answer=10.0, streams=[out])
-    (finding,) = [f for f in call_findings(call) if f.code == "nat.rtp_to_private"]
-    assert finding.evidence == {"sent_to": "192.168.1.20:4000", "packets": 250} and finding.frames == [12]
-    back = Stream(ssrc=2, src="192.168.1.20:4000", dst="185.12.64.3:30000", payload_type=0, codec="PCMU",
-                  packets=250, from_sdp=True)
-    call.streams.append(back)  # it answers (e.g. on a LAN capture): nothing to say
-    assert not [f for f in call_findings(call) if f.code == "nat.rtp_to_private"]
+    up = Stream(ssrc=2, src="203.0.113.1:61000", dst="198.51.100.7:30000", payload_type=0, codec="PCMU",
+                packets=250, first_frame=11, from_sdp=True)
+    call = _call_with_sdp(("192.168.1.20", 4000), ("198.51.100.7", 30000), [up, out])
+    found = {f.code: f for f in judge_call(call, Context(capture_end=12.0))}
+    one_way = found["media.one_way"]
+    assert one_way.severity == "error" and "the caller hears nothing" in one_way.title
+    assert one_way.evidence["cause"] == "nat" and one_way.evidence["sent_to"] == "192.168.1.20:4000"
+    assert one_way.evidence["media_from"] == "203.0.113.1:61000" and one_way.frames[0] == 12
+    assert "latch" in one_way.fix
+    assert found["nat.rtp_source"].evidence == {"rtp_source": "203.0.113.1:61000", "sdp_said": "192.168.1.20:4000"}
+    # the callee latches (sends to where the caller's RTP comes from): both hear each other
+    out.dst = "203.0.113.1:61000"
+    assert "media.one_way" not in {f.code for f in judge_call(call, Context(capture_end=12.0))}
+
+
+def test_all_lan_one_way_does_not_blame_nat():
+    """Inside one LAN nothing is behind NAT: the finding states what flowed, without a private-address cause."""
+    from siptool.analysis.context import Context
+    from siptool.analysis.judge import judge_call
+    from siptool.report.model import Stream
+
+    up = Stream(ssrc=2, src="192.168.5.10:4000", dst="192.168.5.20:5000", payload_type=0, codec="PCMU",
+                packets=250, first_frame=11, from_sdp=True)
+    call = _call_with_sdp(("192.168.5.10", 4000), ("192.168.5.20", 5000), [up],
+                          caller="192.168.5.10:5060", callee="192.168.5.20:5060")
+    (one_way,) = [f for f in judge_call(call, Context(capture_end=12.0)) if f.code == "media.one_way"]
+    assert one_way.evidence["cause"] == "not_sent" and one_way.evidence["hears_nothing"] == "caller"
+    assert "private" not in one_way.explanation and "192.168.5.10:4000" in one_way.explanation
+    # a capture that covers only 0.5 s of the answered call says nothing about media
+    call.end, call.duration_s = 1.6, 0.5
+    assert not [f for f in judge_call(call, Context(capture_end=1.6)) if f.code.startswith("media.")]
 
 
 def _xr_voip_metrics(sender: int, about: int) -> bytes:

@@ -114,7 +114,9 @@ def test_filter_by_status_and_number():
     assert failed["metrics"]["calls"] == len(failed["calls"])
     some = json.loads(run("analyze", path, "--json", "--filter", "17-4461@").stdout)["calls"]
     assert "17-4461@127.0.1.1" in [c["call_id"] for c in some]
-    assert all("17-4461@" in c["call_id"] for c in some) and len(some) == 14  # 17, 117, 217, ... 1317
+    # 17, 117, 217, ... 1317: each Call-ID carries a REGISTER and an INVITE session, kept apart
+    assert all("17-4461@" in c["call_id"] for c in some) and len({c["call_id"] for c in some}) == 14
+    assert sorted({c["kind"] for c in some}) == ["call", "register"]
 
 
 @needs_shared

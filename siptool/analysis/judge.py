@@ -1,0 +1,31 @@
+"""Every rule that judges a finished call, listed here in the order their findings are shown. Adding a
+diagnosis: one function (call, ctx) -> findings in findings.py, media_rules.py or quality.py, one line
+here, one entry in docs/findings.md and a test."""
+
+from __future__ import annotations
+
+from ..report.model import Call, Finding, Stream
+from . import findings, media_rules, quality
+from .context import Context
+
+CALL_RULES = (
+    findings.failed_call,
+    findings.missing_ack,
+    findings.no_final_response,
+    findings.dropped_after_30s,
+    media_rules.one_way_audio,
+    media_rules.nat_addresses,
+    media_rules.rtp_source_mismatch,
+    media_rules.codec_problems,
+    quality.stream_quality,
+    media_rules.ssrc_change,
+)
+
+
+def judge_call(call: Call, ctx: Context) -> list[Finding]:
+    return [f for rule in CALL_RULES for f in rule(call, ctx)]
+
+
+def judge_stream(stream: Stream, ctx: Context) -> list[Finding]:
+    """A stream that belongs to no call in the capture (no SDP announced it): its quality still counts."""
+    return list(quality.quality_findings(stream, ctx, None))
