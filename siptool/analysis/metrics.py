@@ -55,7 +55,8 @@ def compute_metrics(calls: list[Call]) -> Metrics:
     m.failed = sum(1 for c in sessions if c.state == "failed")
     m.in_progress = sum(1 for c in sessions if c.state == "in-progress")
     m.no_answer = sum(1 for c in sessions if c.final_status in (408, 480, 487) and c.answer is None)
-    m.dropped = sum(1 for c in sessions if c.answer is not None and c.ack_missing)
+    m.dropped = sum(1 for c in sessions if c.answer is not None and c.ack_missing and (
+        c.ok_retransmissions or (c.duration_s is not None and 28 <= c.duration_s <= 40)))
     redirected = sum(1 for code in finals if code is not None and 300 <= code < 400)
     base = m.calls - redirected
     m.session_establishment_ratio = _pct(m.answered, base)

@@ -24,7 +24,8 @@ def console(no_color: bool = False, width: int | None = None, stderr: bool = Fal
         width = 120
     from rich.console import Console  # here, not at import: `--json` never needs rich
 
-    return Console(no_color=no_color or None, width=width, stderr=stderr, highlight=False,
+    # --no-color: no escape codes at all (rich's no_color keeps bold and dim)
+    return Console(color_system=None if no_color else "auto", width=width, stderr=stderr, highlight=False,
                    force_terminal=None)
 
 

@@ -3,41 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
+from ..analysis.select import FILTER_HELP
 from .common import console, fail, guarded, load_report
 
 EPILOG = """Examples:
 
   siptool ladder trunk.pcap                          # every call, one ladder after another
 
-  siptool ladder trunk.pcap --call 3f2a9c            # one call: Call-ID or number substring
+  siptool ladder trunk.pcap --call 4                  # call 4, as siptool analyze numbers it
 
-  siptool ladder trunk.pcap --call +4930123 --html ticket.html   # facts, ladder, streams, findings
+  siptool ladder trunk.pcap --call 3f2a9c@10.0.0.1     # one call by its whole Call-ID
 
-  siptool ladder trunk.pcap --call 3f2a9c --svg ladder.svg --png ladder.png
+  siptool ladder trunk.pcap --filter +4930123 --html ticket.html   # facts, ladder, streams, findings
 
-  siptool ladder trunk.pcap --call 3f2a9c --mermaid > flow.mmd
+  siptool ladder trunk.pcap --call 4 --svg ladder.svg --png ladder.png
+
+  siptool ladder trunk.pcap --call 4 --mermaid > flow.mmd
 
 Exit codes: 0 drawn; 2 unreadable capture, no such call, or no calls in it.
 """
 
 
 def pick_calls(report, call: Optional[str], include_other: bool = True):
-    """Calls whose Call-ID, caller or callee number contains `call` (all calls without it)."""
-    calls = report.calls if include_other else [c for c in report.calls if c.kind == "call"]
-    if call is None:
-        return calls
-    needle = call.lower()
-    return [c for c in calls if needle in c.call_id.lower() or needle in (c.from_user or "").lower()
-            or needle in (c.to_user or "").lower()]
+    """`--call N|CALL-ID` (find_call: a call number or a whole Call-ID), else every call left by
+    --filter (INVITE sessions only unless include_other)."""
+    from ..analysis.select import find_call
+
+    if call is not None:
+        return find_call(report, call)
+    return report.calls if include_other else [c for c in report.calls if c.kind == "call"]
 
 
 def ladder(
     capture: Path = typer.Argument(..., help="pcap, pcapng or gzip'd capture file."),
-    call: Optional[str] = typer.Option(None, "--call", "-c", help="Call-ID or number substring (default: all calls)."),
+    call: Optional[str] = typer.Option(None, "--call", "-c", help="Call number (as analyze shows it) or whole "
+                                       "Call-ID (default: every call)."),
+    filters: Optional[List[str]] = typer.Option(None, "--filter", help=FILTER_HELP),
     svg_out: Optional[Path] = typer.Option(None, "--svg", help="Write the ladder(s) as an SVG picture."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write an HTML page: facts, ladder, streams, findings."),
     png_out: Optional[Path] = typer.Option(None, "--png", help="Write the ladder as a PNG picture (first call)."),
@@ -52,13 +57,11 @@ def ladder(
         from ..report import ladder as text
         from ..report.ladder_layout import build
 
-        report = load_report(str(capture), None, quiet=quiet or mermaid)
+        report = load_report(str(capture), filters, quiet=quiet or mermaid)
         chosen = pick_calls(report, call, include_other=all_methods or call is not None)
         if not chosen:
-            if call is None:
-                fail(f"{capture}: no SIP calls in this capture (try --all for REGISTER/OPTIONS)")
-            known = ", ".join(c.call_id for c in report.calls[:5]) or "none"
-            fail(f"no call matches {call!r} (Call-IDs: {known}{', ...' if len(report.calls) > 5 else ''})")
+            fail(f"{capture}: no SIP calls " + ("left by --filter" if filters else "in this capture")
+                 + ("" if all_methods else " (try --all for REGISTER/OPTIONS)"))
         ladders = [(c, build(c)) for c in chosen]
         written = []
         if svg_out is not None:

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
+from ..analysis.select import FILTER_HELP
 from .common import fail, guarded
 
 EPILOG = """Examples:
 
-  siptool plot trunk.pcap --call 3f2a9c -o call.png      # Call-ID or number substring
+  siptool plot trunk.pcap --call 4 -o call.png      # call 4, as siptool analyze numbers it
 
-  siptool plot trunk.pcap --call +4930123 -o call.png --dpi 150
+  siptool plot trunk.pcap --filter +4930123 -o call.png --dpi 150
 
-Without --call, the capture must hold exactly one call with media.
+Without --call, the capture (or what --filter keeps) must hold exactly one call with media.
 Exit codes: 0 written; 2 unreadable capture, no such call, or the call has no RTP.
 """
 
 
 def plot(
     capture: Path = typer.Argument(..., help="pcap, pcapng or gzip'd capture file."),
-    call: Optional[str] = typer.Option(None, "--call", "-c", help="Call-ID or number substring."),
+    call: Optional[str] = typer.Option(None, "--call", "-c", help="Call number (as analyze shows it) or whole Call-ID."),
+    filters: Optional[List[str]] = typer.Option(None, "--filter", help=FILTER_HELP),
     output: Path = typer.Option(Path("siptool-plot.png"), "--output", "-o", help="PNG file to write."),
     dpi: int = typer.Option(100, "--dpi", help="Resolution of the PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -32,31 +34,32 @@ def plot(
     with guarded():
         import sys
 
+        from ..analysis.select import filter_report, find_call, no_match
         from ..analysis.session import analyze_file
         from ..report.plot import plot_call
-        from .ladder import pick_calls
 
         series: dict = {}
         report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series)
+        total = len(report.calls)
+        report = filter_report(report, filters or [])
         if call is None:
             chosen = [c for c in report.calls if c.streams]
+            if filters and not report.calls:
+                fail(no_match(filters, total))
             if len(chosen) != 1:
-                ids = ", ".join(c.call_id for c in chosen[:5])
-                fail(f"{len(chosen)} calls with media in this capture; pick one with --call "
-                     f"({ids or 'none'})")
+                nums = ", ".join(str(c.number) for c in chosen[:10])
+                fail(f"{len(chosen)} calls with media" + (f" ({nums}{' ...' if len(chosen) > 10 else ''})"
+                                                           if chosen else "")
+                     + "; pick one with --call N")
         else:
-            chosen = pick_calls(report, call)
-            if not chosen:
-                ids = ", ".join(c.call_id for c in report.calls[:5]) or "none"
-                fail(f"no call matches {call!r} (Call-IDs: {ids})")
-            if len(chosen) > 1:
-                with_media = [c for c in chosen if c.streams]
-                chosen = with_media[:1] or chosen[:1]
+            found = find_call(report, call)
+            chosen = [c for c in found if c.streams] or found  # a REGISTER sharing the Call-ID has none
         target = chosen[0]
         if not target.streams:
             fail(f"call {target.call_id} has no RTP in this capture: nothing to plot")
         plot_call(target, series, output, dpi)
-        typer.echo(f"wrote {output} (call {target.call_id}, {len(target.streams)} streams)", err=True)
+        n = len(target.streams)
+        typer.echo(f"wrote {output} (call {target.number}, {n} stream{'' if n == 1 else 's'})", err=True)
 
 
 def register(app: typer.Typer) -> None:

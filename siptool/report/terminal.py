@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .fit import Column, fit_table
 from .model import Call, Finding, Report
 
 SEVERITY_STYLE = {"critical": "bold white on red", "error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -45,11 +46,20 @@ def _status(call: Call) -> Text:
     return Text(f"{call.final_status} {call.final_reason}".strip(), style=style)
 
 
+def _end_stamp(first: float | None, last: float | None) -> str:
+    """The end of a span: its time of day, with the date too when the date differs from the start's."""
+    if first is None or last is None:
+        return "-"
+    same = stamp(first)[:10] == stamp(last)[:10]
+    return clock(last) if same else stamp(last)
+
+
 def capture_panel(report: Report) -> Panel:
     c = report.capture
     lines = [
         f"[bold]{c.file}[/]  {c.format}{' (gzip)' if c.compressed else ''}, link {', '.join(c.link_types) or '-'}",
-        f"{c.packets:,} packets, {c.bytes:,} bytes, {c.duration_s or 0:.3f} s  ({stamp(c.first_time)} to {clock(c.last_time)})",
+        f"{c.packets:,} packets, {c.bytes:,} bytes, {c.duration_s or 0:.3f} s",
+        f"{stamp(c.first_time)} to {_end_stamp(c.first_time, c.last_time)}",
         f"SIP messages {c.sip_packets:,}" + (f", TLS packets {c.tls_packets:,}" if c.tls_packets else ""),
     ]
     if c.skipped:
@@ -59,32 +69,28 @@ def capture_panel(report: Report) -> Panel:
     return Panel("\n".join(lines), title="capture", title_align="left", expand=False)
 
 
-def calls_table(report: Report) -> Table:
-    calls = [(c.number, c) for c in report.calls if c.kind == "call"]
-    with_media = any(c.streams for _, c in calls)
-    table = Table(title="Calls (INVITE sessions)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("start (UTC)", no_wrap=True)
-    table.add_column("from", overflow="fold", min_width=6)
-    table.add_column("to", overflow="fold", min_width=6)
-    table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=16, min_width=7)
-    table.add_column("PDD", justify="right", no_wrap=True)
-    table.add_column("dur.", justify="right", no_wrap=True)
-    table.add_column("msgs", justify="right", no_wrap=True)
+def calls_table(report: Report, width: int = 120) -> Table:
+    calls = [c for c in report.calls if c.kind == "call"]
+    with_media = any(c.streams for c in calls)
+    columns = [Column("#", "right", priority=9), Column("start", priority=3), Column("from", fold=8, priority=8),
+               Column("to", fold=8, priority=8), Column("status", fold=14, priority=9),
+               Column("PDD", "right", priority=6), Column("dur.", "right", priority=4, label="duration"),
+               Column("msgs", "right", priority=2)]
     if with_media:
-        table.add_column("media (worst MOS)", no_wrap=True, overflow="ellipsis", min_width=8)
-    table.add_column("!", justify="right", no_wrap=True)
-    for i, call in calls:
+        columns.append(Column("media", fold=12, priority=7))
+    columns.append(Column("!", "right", priority=5, label="findings"))
+    rows = []
+    for call in calls:
         worst = _worst(call.findings)
-        row = [str(i), clock(call.start)[:8], call.from_user or call.from_uri, call.to_user or call.to_uri,
-               _status(call), _ms(call.pdd_ms),
+        row = [str(call.number), clock(call.start)[:8], call.from_user or call.from_uri or "-",
+               call.to_user or call.to_uri or "-", _status(call), _ms(call.pdd_ms),
                f"{call.duration_s:.1f} s" if call.duration_s is not None else "-",
                f"{call.messages}" + (f" ({call.retransmissions}r)" if call.retransmissions else "")]
         if with_media:
             row.append(_media_cell(call))
         row.append(Text(str(len(call.findings)), style=SEVERITY_STYLE.get(worst, "dim")) if call.findings else "-")
-        table.add_row(*row)
-    return table
+        rows.append(row)
+    return fit_table(columns, rows, width, host=4, title="Calls (INVITE sessions; times UTC)", title_justify="left")
 
 
 def _media_cell(call: Call) -> Text:
@@ -100,49 +106,47 @@ def _media_cell(call: Call) -> Text:
     return Text(text)
 
 
-def other_table(report: Report) -> Table | None:
+def other_table(report: Report, width: int = 120) -> Table | None:
     groups: dict[str, list[Call]] = {}
     for call in report.calls:
         if call.kind != "call":
             groups.setdefault(call.method or call.kind.upper(), []).append(call)
     if not groups:
         return None
-    table = Table(title="Other SIP traffic", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("method", "dialogs", "messages", "final responses", "from"):
-        table.add_column(name)
+    columns = [Column("method", priority=9), Column("numbers", fold=12, priority=6),
+               Column("dialogs", "right", priority=7), Column("messages", "right", priority=5),
+               Column("final responses", fold=12, priority=8), Column("from", fold=10, priority=4)]
+    rows = []
     for method, calls in sorted(groups.items()):
         codes: dict[str, int] = {}
         for c in calls:
             key = str(c.final_status) if c.final_status else "none"
             codes[key] = codes.get(key, 0) + 1
         users = sorted({c.from_user for c in calls if c.from_user})
-        table.add_row(method, str(len(calls)), str(sum(c.messages for c in calls)),
-                      ", ".join(f"{k} x{v}" for k, v in sorted(codes.items())),
-                      ", ".join(users[:3]) + (" ..." if len(users) > 3 else ""))
-    return table
+        rows.append([method, _calls_text([c.number for c in calls], {}, 4).split(" ", 1)[1],
+                     f"{len(calls):,}", f"{sum(c.messages for c in calls):,}",
+                     ", ".join(f"{k} x{v:,}" for k, v in sorted(codes.items())),
+                     ", ".join(users[:3]) + (" ..." if len(users) > 3 else "")])
+    return fit_table(columns, rows, width, host=4, title="Other SIP traffic", title_justify="left")
 
 
 def streams_table(report: Report, width: int = 120) -> Table | None:
-    rows = [(c.number, s) for c in report.calls for s in c.streams]
-    rows += [(None, s) for s in report.streams]
-    if not rows:
+    rows_in = [(c.number, s) for c in report.calls for s in c.streams]
+    rows_in += [(None, s) for s in report.streams]
+    if not rows_in:
         return None
-    table = Table(title="Media streams (RTP)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
-    wide = width >= 118  # SSRC and notes only when there is room; --json has everything
-    table.add_column("call", justify="right", no_wrap=True)
-    table.add_column("src -> dst", no_wrap=True, overflow="ellipsis")
-    if wide:
-        table.add_column("SSRC", no_wrap=True)
-    table.add_column("codec", no_wrap=True, max_width=8, overflow="ellipsis")
-    for name in ("pkts", "lost", "max Δ ms", "jitter ms", "MOS"):
-        table.add_column(name, justify="right", no_wrap=True)
-    if wide:
-        table.add_column("", overflow="fold")
-    for i, s in rows:
+    columns = [Column("call", "right", priority=9), Column("src -> dst", fold=18, priority=9),
+               Column("SSRC", priority=1), Column("codec", priority=7), Column("pkts", "right", priority=8),
+               Column("lost", "right", priority=8), Column("max Δ\nms", "right", priority=4, label="max Δ ms"),
+               Column("jitter ms\nmean/max", "right", priority=6, label="jitter ms"),
+               Column("MOS", "right", priority=8), Column("notes", fold=12, priority=2)]
+    rows = []
+    for i, s in rows_in:
         lost_style = "red" if s.loss_pct >= 3 else "yellow" if s.loss_pct >= 1 else ""
         mos_style = "red" if s.mos and s.mos < 3.6 else "yellow" if s.mos and s.mos < 4.0 else "green"
         notes = [] if s.from_sdp else ["no SDP"]
+        if s.media != "audio":
+            notes.append(s.media)
         if s.duplicates:
             notes.append(f"{s.duplicates} dup")
         if s.out_of_order:
@@ -157,12 +161,14 @@ def streams_table(report: Report, width: int = 120) -> Table | None:
             said += [f"RTT {x.round_trip_ms} ms"] if x.round_trip_ms else []
             said += [f"MOS-LQ {x.mos_lq:.1f}"] if x.mos_lq else []
             notes.append("XR " + " ".join(said))
-        cells = [str(i) if i else "-", f"{s.src} -> {s.dst}", f"{s.ssrc:08X}", s.codec, f"{s.packets:,}",
-                 Text(f"{s.lost} {s.loss_pct:.1f}%", style=lost_style), f"{s.max_delta_ms:.1f}",
-                 f"{s.mean_jitter_ms:.2f}/{s.max_jitter_ms:.2f}",
-                 Text(f"{s.mos:.2f}", style=mos_style) if s.mos else "-", Text(", ".join(notes), style="dim")]
-        table.add_row(*(cells if wide else cells[:2] + cells[3:-1]))
-    return table
+        rows.append([str(i) if i else "-", f"{s.src} -> {s.dst}", f"{s.ssrc:08X}", s.codec, f"{s.packets:,}",
+                     Text(f"{s.lost} {s.loss_pct:.1f}%", style=lost_style), f"{s.max_delta_ms:.1f}",
+                     f"{s.mean_jitter_ms:.2f}/{s.max_jitter_ms:.2f}",
+                     Text(f"{s.mos:.2f}", style=mos_style) if s.mos is not None else "-",
+                     Text(", ".join(notes), style="dim")])
+    if not any(r[-1].plain for r in rows):
+        columns, rows = columns[:-1], [r[:-1] for r in rows]
+    return fit_table(columns, rows, width, host=1, title="Media streams (RTP)", title_justify="left")
 
 
 def metrics_table(report: Report) -> Table:
@@ -175,15 +181,15 @@ def metrics_table(report: Report) -> Table:
         return "-" if v is None else f"{v:.1f} %"
 
     rows = [
-        ("calls (INVITE sessions)", f"{m.calls}"),
-        ("answered / failed / cancelled / ringing", f"{m.answered} / {m.failed} / {m.cancelled} / {m.in_progress}"),
+        ("calls (INVITE sessions)", f"{m.calls:,}"),
+        ("answered / failed / cancelled / ringing", f"{m.answered:,} / {m.failed:,} / {m.cancelled:,} / {m.in_progress:,}"),
         ("answer-seizure ratio (ASR)", pct(m.answer_seizure_ratio)),
         ("session establishment ratio (SER, RFC 6076)", pct(m.session_establishment_ratio)),
         ("session establishment effectiveness (SEER)", pct(m.session_establishment_effectiveness_ratio)),
         ("ineffective session attempts (ISA)", pct(m.ineffective_session_attempts)),
         ("session success ratio (SSR: answered, not dropped)", pct(m.session_success_ratio)),
         ("session completion ratio (SCR: ended by BYE)", pct(m.session_completion_ratio)),
-        ("dropped calls (no ACK / torn down)", f"{m.dropped}"),
+        ("dropped calls (no ACK / torn down)", f"{m.dropped:,}"),
     ]
     if m.pdd_ms:
         rows.append(("post-dial delay mean / p95 / max", f"{_ms(m.pdd_ms['mean'])} / {_ms(m.pdd_ms['p95'])} / {_ms(m.pdd_ms['max'])}"))
@@ -191,8 +197,8 @@ def metrics_table(report: Report) -> Table:
         d = m.session_duration_s
         rows.append(("session duration mean / max / total", f"{d['mean']:.1f} / {d['max']:.1f} / {d['total']:.1f} s"))
     if m.final_codes:
-        rows.append(("final codes", ", ".join(f"{k} x{v}" for k, v in sorted(m.final_codes.items()))))
-    rows.append(("SIP messages (retransmissions)", f"{m.sip_messages:,} ({m.retransmissions})"))
+        rows.append(("final codes", ", ".join(f"{k} x{v:,}" for k, v in sorted(m.final_codes.items()))))
+    rows.append(("SIP messages (retransmissions)", f"{m.sip_messages:,} ({m.retransmissions:,})"))
     for k, v in rows:
         table.add_row(k, v)
     return table
@@ -204,33 +210,57 @@ def _worst(findings: list[Finding]) -> str | None:
 
 
 def findings_view(report: Report, limit: int = 50) -> Group | None:
-    found = report.all_findings()
-    if not found:
+    """Findings grouped by code and severity (analysis/groups.py): a finding repeated on many calls is
+    shown once, with how many and which calls."""
+    groups = report.finding_groups
+    if not groups:
         return None
     kinds = {c.number: ("call" if c.kind == "call" else c.method or c.kind.upper()) for c in report.calls}
-    parts: list = [Text(f"Findings ({len(found)})", style="bold")]
-    for f in found[:limit]:
-        where = f"{kinds[f.call]} {f.call}" if f.call in kinds else "capture"
-        parts.append(Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE.get(f.severity, "")), " ",
-                                   (f.title, "bold"), (f"  [{where}, {f.code}]", "dim")))
+    total = sum(g.count for g in groups)
+    parts: list = [Text(f"Findings ({total:,}" + (f", in {len(groups)} kinds)" if len(groups) < total else ")"),
+                        style="bold")]
+    for g in groups[:limit]:
+        f = g.first
+        if g.count == 1:
+            where = f"{kinds[f.call]} {f.call}" if f.call in kinds else "capture"
+        else:
+            where = f"{g.count:,} times, {_calls_text(g.calls, kinds)}" if g.calls else f"{g.count:,} times"
+        parts.append(Text.assemble((f"{g.severity.upper():8}", SEVERITY_STYLE.get(g.severity, "")), " ",
+                                   (g.title, "bold"), (f"  [{where}; {g.code}]", "dim")))
         body = [Text(f.explanation)]
         if f.fix:
             body.append(Text("fix: " + f.fix, style="green"))
         if f.frames:
-            body.append(Text("frames: " + ", ".join(map(str, f.frames[:12])), style="dim"))
+            lead = "frames: " if g.count == 1 else f"frames ({kinds.get(f.call, 'capture')} {f.call or ''}): "
+            body.append(Text(lead.replace(" )", ")") + ", ".join(map(str, f.frames[:12])), style="dim"))
         parts.append(Padding(Group(*body), (0, 0, 0, 9)))
-    if len(found) > limit:
-        parts.append(Text(f"... {len(found) - limit} more (use --json for all)", style="dim"))
+    if len(groups) > limit:
+        parts.append(Text(f"... {len(groups) - limit} more kinds of finding (use --json for all)", style="dim"))
     return Group(*parts)
+
+
+def _calls_text(numbers: list[int], kinds: dict[int, str], limit: int = 12) -> str:
+    """'calls 1-4, 7, 9' (runs joined), cut after `limit` pieces with the count left."""
+    names = {kinds.get(n, "call") for n in numbers}
+    word = "calls" if names == {"call"} else "calls/exchanges"
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    pieces = [f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs]
+    text = ", ".join(pieces[:limit]) + (f", ... ({len(numbers):,} in all)" if len(pieces) > limit else "")
+    return f"{word} {text}"
 
 
 def render(report: Report, console: Console) -> None:
     console.print(capture_panel(report))
     if any(c.kind == "call" for c in report.calls):
-        console.print(calls_table(report))
+        console.print(calls_table(report, console.width))
     else:
         console.print(Text("No INVITE calls in this capture.", style="dim"))
-    for extra in (other_table(report), streams_table(report, console.width)):
+    for extra in (other_table(report, console.width), streams_table(report, console.width)):
         if extra is not None:
             console.print(extra)
     console.print(metrics_table(report))

@@ -84,12 +84,14 @@ def test_mermaid_syntax():
 def test_cli_filters_and_writes(tmp_path):
     runner, app = CliRunner(), get_app()
     example = str(FIXTURES / "example.pcap")
-    out = runner.invoke(app, ["ladder", example, "--call", "busy", "--no-color"])
+    out = runner.invoke(app, ["ladder", example, "--filter", "busy", "--no-color"])
     assert out.exit_code == 0 and "486 Busy Here" in out.stdout and "media_ok" not in out.stdout
     out = runner.invoke(app, ["ladder", example, "--call", "nosuchcall"])
-    assert out.exit_code == 2 and "no call matches" in out.stderr
+    assert out.exit_code == 2 and "no call has Call-ID 'nosuchcall'" in out.stderr
+    out = runner.invoke(app, ["ladder", example, "--call", "4", "--no-color"])  # a number is the call's number
+    assert out.exit_code == 0 and out.stdout.count("Call-ID ") == 1 and "1-media_oneway@" in out.stdout
     svg_file, html_file, png_file = tmp_path / "l.svg", tmp_path / "l.html", tmp_path / "l.png"
-    out = runner.invoke(app, ["ladder", example, "--call", "impaired", "--svg", str(svg_file), "--html",
+    out = runner.invoke(app, ["ladder", example, "--filter", "impaired", "--svg", str(svg_file), "--html",
                               str(html_file), "--png", str(png_file)])
     assert out.exit_code == 0, out.stderr
     ET.parse(svg_file)

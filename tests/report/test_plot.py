@@ -44,9 +44,18 @@ def test_cli(tmp_path):
     assert (tmp_path / "ok.png").read_bytes()[:4] == b"\x89PNG"
     out = runner.invoke(app, ["plot", str(FIXTURES / "call_ok.pcap"), "-o", str(tmp_path / "x.png")])
     assert out.exit_code == 2 and "0 calls with media" in out.stderr
-    out = runner.invoke(app, ["plot", str(FIXTURES / "call_ok.pcap"), "--call", "call_ok", "-o", str(tmp_path / "x.png")])
+    out = runner.invoke(app, ["plot", str(FIXTURES / "call_ok.pcap"), "--call", "1", "-o", str(tmp_path / "x.png")])
     assert out.exit_code == 2 and "has no RTP" in out.stderr
     out = runner.invoke(app, ["plot", str(FIXTURES / "example.pcap"), "-o", str(tmp_path / "x.png")])
     assert out.exit_code == 2 and "pick one with --call" in out.stderr
+    # --call is the number analyze prints (call 4 is the one-way call), or a whole Call-ID
+    out = runner.invoke(app, ["plot", str(FIXTURES / "example.pcap"), "--call", "4", "-o", str(tmp_path / "o.png")])
+    assert out.exit_code == 0 and "(call 4, 1 stream)" in out.stderr
+    out = runner.invoke(app, ["plot", str(FIXTURES / "example.pcap"), "--call", "1-media_oneway@127.0.0.1", "-o",
+                              str(tmp_path / "o.png")])
+    assert out.exit_code == 0 and "(call 4, 1 stream)" in out.stderr
     out = runner.invoke(app, ["plot", str(FIXTURES / "example.pcap"), "--call", "oneway", "-o", str(tmp_path / "o.png")])
-    assert out.exit_code == 0 and "1 streams" in out.stderr
+    assert out.exit_code == 2 and "did you mean call 4" in out.stderr
+    out = runner.invoke(app, ["plot", str(FIXTURES / "example.pcap"), "--filter", "silent", "--filter", "answered",
+                              "-o", str(tmp_path / "o.png")])
+    assert out.exit_code == 2 and "pick one with --call" in out.stderr  # two answered calls to "silent"
