@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import fail, guarded
+from .common import check_output, fail, guarded, writing
 
 EPILOG = """Examples:
 
@@ -16,7 +16,8 @@ EPILOG = """Examples:
   siptool plot trunk.pcap --call +4930123 -o call.png --dpi 150
 
 Without --call, the capture must hold exactly one call with media.
-Exit codes: 0 written; 2 unreadable capture, no such call, or the call has no RTP.
+Exit codes: 0 written; 2 unreadable capture, no such call, the call has no RTP, or an output file
+that cannot be written (checked before the capture is read).
 """
 
 
@@ -36,6 +37,7 @@ def plot(
         from ..report.plot import plot_call
         from .ladder import pick_calls
 
+        check_output(output, "-o", ".png")
         series: dict = {}
         report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series)
         if call is None:
@@ -55,8 +57,11 @@ def plot(
         target = chosen[0]
         if not target.streams:
             fail(f"call {target.call_id} has no RTP in this capture: nothing to plot")
-        plot_call(target, series, output, dpi)
-        typer.echo(f"wrote {output} (call {target.call_id}, {len(target.streams)} streams)", err=True)
+        with writing(output):
+            plot_call(target, series, output, dpi)
+        n = len(target.streams)
+        typer.echo(f"wrote {output} (call {target.number}, Call-ID {target.call_id}, {n} stream{'s' if n != 1 else ''})",
+                   err=True)
 
 
 def register(app: typer.Typer) -> None:
