@@ -65,6 +65,7 @@ class Rendered:
     svgs: list[dict]
     errors: list[str] = field(default_factory=list)  # console errors, exceptions, failed loads
     screenshot: bytes = b""
+    value: object = None  # what the page's expression returned
 
 
 class Chromium:
@@ -113,6 +114,13 @@ class Chromium:
             self.events.append(json.loads(self.ws.recv()))
 
     def render(self, path: Path, width: int = 1280, height: int = 800) -> Rendered:
+        """Load `path`, measure its SVGs, take a screenshot of the whole page."""
+        return self.open(path, MEASURE, width=width, height=height)
+
+    def open(self, path: Path, expression: str, ready: str = "true", width: int = 1280, height: int = 800,
+             timeout: float = 30) -> Rendered:
+        """Load `path`, wait until `ready` (JavaScript) is true, then evaluate `expression`; its value
+        (an object with `svgs`, or anything under "value") comes back with the console errors."""
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         try:
@@ -122,12 +130,20 @@ class Chromium:
                       deviceScaleFactor=1, mobile=False)
             self.send("Page.navigate", session, url=Path(path).resolve().as_uri())
             self.wait_event("Page.loadEventFired", session)
-            result = self.send("Runtime.evaluate", session, expression=MEASURE, returnByValue=True)
+            deadline = time.monotonic() + timeout
+            while not self.send("Runtime.evaluate", session, expression=f"!!({ready})",
+                                returnByValue=True)["result"].get("value"):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{path}: {ready}")
+                time.sleep(0.05)
+            result = self.send("Runtime.evaluate", session, expression=expression, returnByValue=True)
             if "exceptionDetails" in result:
-                raise RuntimeError(f"measuring failed: {result['exceptionDetails']}")
+                raise RuntimeError(f"evaluating failed: {result['exceptionDetails']}")
             page = result["result"]["value"]
-            self.send("Emulation.setDeviceMetricsOverride", session, width=max(width, int(page["width"])),
-                      height=int(page["height"]), deviceScaleFactor=1, mobile=False)
+            self.send("Emulation.setDeviceMetricsOverride", session,
+                      width=max(width, int(page.get("width", 0)) if isinstance(page, dict) else width),
+                      height=int(page.get("height", height)) if isinstance(page, dict) else height,
+                      deviceScaleFactor=1, mobile=False)
             shot = self.send("Page.captureScreenshot", session, format="png")["data"]
             errors = []
             for ev in [e for e in self.events if e.get("sessionId") == session]:
@@ -138,7 +154,8 @@ class Chromium:
                     errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
                 elif ev.get("method") == "Log.entryAdded" and p["entry"].get("level") == "error":
                     errors.append(p["entry"].get("text", ""))
-            return Rendered(svgs=page["svgs"], errors=errors, screenshot=base64.b64decode(shot))
+            svgs = page.get("svgs", []) if isinstance(page, dict) else []
+            return Rendered(svgs=svgs, errors=errors, screenshot=base64.b64decode(shot), value=page)
         finally:
             self.events = [e for e in self.events if e.get("sessionId") != session]
             self.send("Target.closeTarget", targetId=target)

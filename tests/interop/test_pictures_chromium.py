@@ -132,3 +132,52 @@ def test_hard_ladder(browser, shots, tmp_path):
     page = tmp_path / "hard.html"
     page.write_text(html([(call, lad), (call, build(call))], "hard"), encoding="utf-8")
     check(browser, page, shots, 2, 2 * (len(call.ladder) + len(call.streams)))
+
+
+def mermaid_js() -> Path:
+    """Mermaid's own browser bundle (.ci/run fetches it from the npm registry into .venv/mermaid)."""
+    from support import REPO
+
+    path = Path(os.environ.get("SIPTOOL_MERMAID_JS") or REPO / ".venv" / "mermaid" / "mermaid.min.js")
+    if not path.exists():
+        if os.environ.get("SIPTOOL_REQUIRE_PEERS"):
+            pytest.fail(f"{path} is required (SIPTOOL_REQUIRE_PEERS is set): npm pack mermaid@11")
+        pytest.skip(f"{path} is not here (npm pack mermaid@11)")
+    return path
+
+
+def test_mermaid_parses_and_shows_our_text(browser, shots, tmp_path):
+    """Mermaid itself parses each diagram, and what it draws is our text: addresses with their
+    colons, "->" in the title, SDP notes with ";" and "<>", RTP bands."""
+    import json
+
+    from siptool.analysis.session import analyze_file
+    from siptool.report.ladder import mermaid
+
+    ladders = [build(c) for c in analyze_file(FIXTURES / "example.pcap").calls] + [build(hard_call())]
+    texts = [mermaid(lad) for lad in ladders]
+    page = tmp_path / "mermaid.html"
+    page.write_text(f"""<!DOCTYPE html><html><head><meta charset='utf-8'>
+<script src='{mermaid_js().resolve().as_uri()}'></script></head><body><div id='out'></div><script>
+mermaid.initialize({{startOnLoad: false, securityLevel: 'strict'}});
+window.results = null;
+(async () => {{ const res = [];
+  for (const [i, t] of {json.dumps(texts)}.entries()) {{
+    try {{ const {{svg}} = await mermaid.render('m' + i, t);
+      const div = document.createElement('div'); div.innerHTML = svg; document.getElementById('out').append(div);
+      res.push({{ok: true, texts: [...div.querySelectorAll('text')].map(x => x.textContent)}});
+    }} catch (e) {{ res.push({{ok: false, error: String(e.message || e)}}); }}
+  }}
+  window.results = res; }})();
+</script></body></html>""", encoding="utf-8")
+    rendered = browser.open(page, "window.results", ready="window.results !== null", timeout=60)
+    (shots / "mermaid_html.png").write_bytes(rendered.screenshot)
+    assert not rendered.errors
+    results = rendered.value
+    assert [r.get("error") for r in results] == [None] * len(ladders)
+    for lad, r in zip(ladders, results):
+        shown = set(r["texts"])
+        assert set(lad.hosts) <= shown  # "127.0.0.1:5060", "[2001:db8:1234:5678::1]:5061"
+        assert lad.title.split("  ")[0] in " ".join(shown)  # "call 7: caller -> silent"
+        assert {b.label for b in lad.bands} <= shown
+        assert {row.text + (f" [{row.note}]" if row.note else "") for row in lad.rows} <= shown
