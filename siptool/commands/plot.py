@@ -60,8 +60,8 @@ def plot(
         with writing(output):
             plot_call(target, series, output, dpi)
         n = len(target.streams)
-        typer.echo(f"wrote {output} (call {target.number}, Call-ID {target.call_id}, {n} stream{'s' if n != 1 else ''})",
-                   err=True)
+        streams = f"{n} stream{'s' if n != 1 else ''}"
+        typer.echo(f"wrote {output} (call {target.number}, Call-ID {target.call_id}, {streams})", err=True)
 
 
 def register(app: typer.Typer) -> None:

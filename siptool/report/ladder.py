@@ -20,10 +20,16 @@ def terminal(ladder: Ladder, width: int = 100) -> list[Text]:
     """Lines of the ladder for a terminal of `width` columns (hosts as columns, arrows between).
     When the hosts do not fit beside the time columns, each message's time goes on a line of its own."""
     n = max(len(ladder.hosts), 2)
-    prefixes = [_prefix(ladder, clock(r.time), delta_text(r.delta), f"#{r.frame}", r.transport)
-                for r in ladder.rows]
-    prefixes += [_prefix(ladder, clock(b.start), "", f"#{b.frame}" if b.frame else "", "RTP")
-                 for b in ladder.bands]
+    dw = max((len(delta_text(r.delta)) for r in ladder.rows), default=0)
+    fw = max([len(f"#{r.frame}") for r in ladder.rows] + [len(f"#{b.frame}") for b in ladder.bands] + [0])
+    tw = max([len(r.transport) for r in ladder.rows] + [3])
+
+    def prefix(when: str, delta: str, frame: str, transport: str) -> str:
+        """ "00:56:37.943   +0.2 ms    #3 UDP": aligned over all rows of the ladder."""
+        return f"{when} {delta:>{dw}} {frame:>{fw}} {transport:<{tw}}"
+
+    prefixes = [prefix(clock(r.time), delta_text(r.delta), f"#{r.frame}", r.transport) for r in ladder.rows]
+    prefixes += [prefix(clock(b.start), "", f"#{b.frame}" if b.frame else "", "RTP") for b in ladder.bands]
     lead = max((len(p) for p in prefixes), default=0) + 1
     stacked = (width - lead) // n < COMFORT and width // n > (width - lead) // n
     if stacked:
@@ -42,7 +48,8 @@ def terminal(ladder: Ladder, width: int = 100) -> list[Text]:
                 head[start:start + len(lines[k])] = list(lines[k])
         out.append(Text("".join(head).rstrip(), style="bold"))
     items = [(r.src, r.dst, r.text, r.note, "─", "dim" if r.retransmission else STYLES[r.kind]) for r in ladder.rows]
-    items += [(b.src, b.dst, b.label.removeprefix("RTP "), "", "═", "bold red" if b.bad else "magenta") for b in ladder.bands]
+    items += [(b.src, b.dst, b.label.removeprefix("RTP "), "", "═", "bold red" if b.bad else "magenta")
+              for b in ladder.bands]
     for prefix, (a, b, label, note, fill, style) in zip(prefixes, items):
         lines = _arrow_lines(centers, total, a, b, label, note, fill)
         if stacked:
@@ -52,14 +59,6 @@ def terminal(ladder: Ladder, width: int = 100) -> list[Text]:
             text.append(line[lead:], style=style)
             out.append(text)
     return out
-
-
-def _prefix(ladder: Ladder, when: str, delta: str, frame: str, transport: str) -> str:
-    """ "00:56:37.943   +0.2 ms    #3 UDP": the columns aligned over all rows of the ladder."""
-    dw = max((len(delta_text(r.delta)) for r in ladder.rows), default=0)
-    fw = max([len(f"#{r.frame}") for r in ladder.rows] + [len(f"#{b.frame}") for b in ladder.bands] + [0])
-    tw = max([len(r.transport) for r in ladder.rows] + [3])
-    return f"{when} {delta:>{dw}} {frame:>{fw}} {transport:<{tw}}"
 
 
 def _fold_facts(text: str, width: int) -> list[str]:

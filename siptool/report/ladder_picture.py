@@ -93,7 +93,7 @@ def picture(ladder: Ladder) -> Picture:
     need += [(max(width_of(r.text), width_of(r.note, 10)) + 2 * PAD) / abs(r.dst - r.src)
              for r in ladder.rows if r.src != r.dst]
     need += [(width_of(b.label, 11) / 2 + 2 * PAD) / abs(b.dst - b.src) for b in ladder.bands if b.src != b.dst]
-    col_w = max(MIN_COL, min(MAX_COL, max(need)))
+    col_w = max(MIN_COL, min(MAX_COL, max(need, default=MIN_COL)))
     xs = [left + col_w / 2 + i * col_w for i in range(n)]
     items: list = []
     right = xs[-1] + col_w / 2  # grows with labels right of the last column (messages to itself)
@@ -107,7 +107,10 @@ def picture(ladder: Ladder) -> Picture:
 
     def arrow(src: int, dst: int, y: float, color: str, width: float, dash=(), opacity=1.0, marker=""):
         x = xs[src]
-        points = [(x, y - 8), (x + 28, y - 8), (x + 28, y + 8), (x + 2, y + 8)] if src == dst else [(x, y), (xs[dst], y)]
+        if src == dst:  # a loop right of the column, back into it
+            points = [(x, y - 8), (x + 28, y - 8), (x + 28, y + 8), (x + 2, y + 8)]
+        else:
+            points = [(x, y), (xs[dst], y)]
         return Stroke(points, color, width, dash, opacity, marker)
 
     def left_columns(y: float, when: float, delta: str, frame: int, transport: str) -> list[Text]:

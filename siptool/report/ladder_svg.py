@@ -10,7 +10,6 @@ from .ladder_layout import Ladder
 from .ladder_picture import HEAD, MARKERS, Box, Group, Picture, Stroke, Text, picture
 from .model import Call
 
-COLORS = MARKERS  # kept for importers
 FONT = "font-family='DejaVu Sans Mono, Menlo, Consolas, monospace'"
 ANCHOR = {"start": "", "middle": " text-anchor='middle'", "end": " text-anchor='end'"}
 
