@@ -93,3 +93,29 @@ def load_report(path: str, filters: list[str] | None = None, quiet: bool = False
     if filters and not report.calls:
         note(no_match(filters, total))
     return report
+
+
+def check_output(path, option: str, suffix: str | None = None) -> None:
+    """Before any work: `path` (given with `option`) can be written, so a typo in a folder name
+    costs one line, not a whole analysis and then a traceback. `suffix`: the only kind we write."""
+    from pathlib import Path
+
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise SiptoolError(f"{option} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise SiptoolError(f"{option} {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SiptoolError(f"{option} {path}: not allowed to write there")
+    if suffix and path.suffix.lower() != suffix:
+        raise SiptoolError(f"{option} {path}: this writes {suffix[1:].upper()}; give a file name ending in {suffix}")
+
+
+@contextmanager
+def writing(path):
+    """An OSError while writing an output file (disk full, removed folder) as one line and exit 2."""
+    try:
+        yield
+    except OSError as exc:
+        raise SiptoolError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import console, fail, guarded, load_report
+from .common import check_output, console, fail, guarded, load_report, writing
 
 EPILOG = """Examples:
 
@@ -24,7 +24,8 @@ EPILOG = """Examples:
 
   siptool ladder trunk.pcap --call 4 --mermaid > flow.mmd
 
-Exit codes: 0 drawn; 2 unreadable capture, no such call, or no calls in it.
+Exit codes: 0 drawn; 2 unreadable capture, no such call, no calls in it, or an output file that
+cannot be written (checked before the capture is read).
 """
 
 
@@ -57,6 +58,9 @@ def ladder(
         from ..report import ladder as text
         from ..report.ladder_layout import build
 
+        for path, option, suffix in ((svg_out, "--svg", None), (html_out, "--html", None), (png_out, "--png", ".png")):
+            if path is not None:
+                check_output(path, option, suffix)
         report = load_report(str(capture), filters, quiet=quiet or mermaid)
         chosen = pick_calls(report, call, include_other=all_methods or call is not None)
         if not chosen:
@@ -68,22 +72,26 @@ def ladder(
             from ..report.ladder_svg import svg
 
             if len(ladders) == 1:
-                svg_out.write_text(svg(ladders[0][1]), encoding="utf-8")
+                with writing(svg_out):
+                    svg_out.write_text(svg(ladders[0][1]), encoding="utf-8")
                 written.append(str(svg_out))
             else:  # one file per call: NAME-1.svg, NAME-2.svg...
                 for i, (_, lad) in enumerate(ladders, 1):
                     path = svg_out.with_name(f"{svg_out.stem}-{i}{svg_out.suffix or '.svg'}")
-                    path.write_text(svg(lad), encoding="utf-8")
+                    with writing(path):
+                        path.write_text(svg(lad), encoding="utf-8")
                     written.append(str(path))
         if html_out is not None:
             from ..report.ladder_svg import html
 
-            html_out.write_text(html(ladders, str(capture)), encoding="utf-8")
+            with writing(html_out):
+                html_out.write_text(html(ladders, str(capture)), encoding="utf-8")
             written.append(str(html_out))
         if png_out is not None:
             from ..report.ladder_png import png
 
-            png(ladders[0][1], png_out)
+            with writing(png_out):
+                png(ladders[0][1], png_out)
             written.append(str(png_out))
         if mermaid:
             typer.echo("\n".join(text.mermaid(lad) for _, lad in ladders), nl=False)

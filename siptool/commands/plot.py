@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import fail, guarded
+from .common import check_output, fail, guarded, writing
 
 EPILOG = """Examples:
 
@@ -17,7 +17,8 @@ EPILOG = """Examples:
   siptool plot trunk.pcap --filter +4930123 -o call.png --dpi 150
 
 Without --call, the capture (or what --filter keeps) must hold exactly one call with media.
-Exit codes: 0 written; 2 unreadable capture, no such call, or the call has no RTP.
+Exit codes: 0 written; 2 unreadable capture, no such call, the call has no RTP, or an output file
+that cannot be written (checked before the capture is read).
 """
 
 
@@ -38,6 +39,7 @@ def plot(
         from ..analysis.session import analyze_file
         from ..report.plot import plot_call
 
+        check_output(output, "-o", ".png")
         series: dict = {}
         report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series)
         total = len(report.calls)
@@ -57,9 +59,11 @@ def plot(
         target = chosen[0]
         if not target.streams:
             fail(f"call {target.call_id} has no RTP in this capture: nothing to plot")
-        plot_call(target, series, output, dpi)
+        with writing(output):
+            plot_call(target, series, output, dpi)
         n = len(target.streams)
-        typer.echo(f"wrote {output} (call {target.number}, {n} stream{'' if n == 1 else 's'})", err=True)
+        streams = f"{n} stream{'s' if n != 1 else ''}"
+        typer.echo(f"wrote {output} (call {target.number}, Call-ID {target.call_id}, {streams})", err=True)
 
 
 def register(app: typer.Typer) -> None:

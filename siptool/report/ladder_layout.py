@@ -1,10 +1,15 @@
 """The geometry of a call ladder, computed once from a Call and drawn by every renderer
 (terminal, SVG/HTML, PNG, Mermaid): hosts as columns, one row per SIP message, RTP streams as bands.
+
+Also the text rules every renderer shares: how times and deltas are written, and how a label is
+folded into lines of a given width without ever cutting a number in two.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from .model import Call, Stream
 
@@ -24,6 +29,12 @@ class Row:
     kind: str  # "request", "provisional", "success", "failure"
     retransmission: bool
     sdp: bool
+    transport: str = ""  # UDP, TCP, TLS, WS...
+
+    @property
+    def text(self) -> str:
+        """The arrow's label as drawn: the message, marked when it is a retransmission."""
+        return self.label + (" (retrans)" if self.retransmission else "")
 
 
 @dataclass(slots=True)
@@ -32,10 +43,11 @@ class Band:
 
     src: int
     dst: int
-    label: str  # "PCMU 200 pkts, loss 0.0 %, MOS 4.41"
+    label: str  # "RTP PCMU 196 pkts, 4 lost (2.0%), MOS 4.24, jitter 14.1 ms"
     start: float
     end: float
     bad: bool  # loss, jitter or MOS past the usual thresholds
+    frame: int = 0  # the stream's first packet
 
 
 @dataclass
@@ -45,6 +57,66 @@ class Ladder:
     hosts: list[str]  # column titles, "ip:port"
     rows: list[Row] = field(default_factory=list)
     bands: list[Band] = field(default_factory=list)
+
+
+def clock(t: float) -> str:
+    """Capture time of day, UTC, to the millisecond: "00:56:37.942"."""
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S.%f")[:12]
+
+
+def delta_text(seconds: float) -> str:
+    """Time since the previous message: "+0.2 ms", "+205.0 ms", "+4.505 s"."""
+    return f"{seconds * 1000:+.1f} ms" if abs(seconds) < 1 else f"{seconds:+.3f} s"
+
+
+UNITS = {"ms", "s", "pkts", "pkt", "lost", "kbps", "%", "dup", "late"}
+NAMES = {"MOS", "jitter", "PDD", "duration", "loss", "Retry-After:"}  # a name and the figure after it
+
+
+def words(text: str) -> list[str]:
+    """The pieces a label may be folded between: its words, a figure kept with its unit and name
+    ("jitter 14.1 ms", "196 pkts,", "MOS 4.24"), so no line ends between a name, number and unit."""
+    out: list[str] = []
+    for w in text.split():
+        number = re.match(r"^[(+\-]?\d", w)
+        if out and w.rstrip(",;)") in UNITS and re.match(r"^[(+\-]?\d", out[-1].split()[-1]):
+            out[-1] += " " + w
+        elif out and number and out[-1] in NAMES:
+            out[-1] += " " + w
+        else:
+            out.append(w)
+    return out
+
+
+def fold(text: str, room: int) -> list[str]:
+    """`text` in lines of at most `room` characters, broken between words (see `words`). A piece
+    longer than a line is broken between its own words, and a word longer than a line (a long
+    Call-ID, an IPv6 address) is split over lines, never shortened: every character is kept."""
+    room = max(room, 1)
+    if len(text) <= room and "\n" not in text:
+        return [text]
+    lines: list[str] = []
+    for piece in words(text):
+        for w in [piece] if len(piece) <= room else piece.split(" "):
+            if lines and len(lines[-1]) + 1 + len(w) <= room:
+                lines[-1] += " " + w
+                continue
+            while len(w) > room:
+                lines.append(w[:room])
+                w = w[room:]
+            lines.append(w)
+    return lines or [""]
+
+
+def fold_host(host: str, room: int) -> list[str]:
+    """A column title "ip:port" in lines of `room` characters: whole when it fits, else the address
+    and ":port" on lines of their own (so the port is never cut)."""
+    if len(host) <= room:
+        return [host]
+    ip, sep, port = host.rpartition(":")
+    if not sep or not port.isdigit():
+        return fold(host, room)
+    return fold(ip, room) + fold(":" + port, room)
 
 
 def _kind(status: int | None) -> str:
@@ -86,11 +158,16 @@ def build(call: Call) -> Ladder:
             note = ("SDP " + " / ".join(sdp_by_frame.get(step.frame, [])) + ("; " + note if note else "")).strip()
         rows.append(Row(src=src, dst=dst, label=label, note=note, time=step.time, offset=step.time - first,
                         delta=step.time - previous, frame=step.frame, kind=_kind(step.status),
-                        retransmission=step.retransmission, sdp=step.sdp))
+                        retransmission=step.retransmission, sdp=step.sdp, transport=step.transport))
         previous = step.time
-    bands = [_band(s, hosts, column) for s in call.streams]
+    announced: dict[str, str] = {}  # media address -> the SIP host that first announced it
+    for e in call.sdp:
+        if e.port:
+            announced.setdefault(_endpoint(e.address, e.port), e.sender)
+    bands = [_band(s, hosts, column, announced) for s in call.streams]
     status = f"{call.final_status} {call.final_reason}".strip() if call.final_status else call.state or "no answer"
-    title = f"{call.from_user or call.from_uri or '?'} -> {call.to_user or call.to_uri or '?'}  {status}"
+    number = f"call {call.number}: " if call.number else ""
+    title = f"{number}{call.from_user or call.from_uri or '?'} -> {call.to_user or call.to_uri or '?'}  {status}"
     facts = [f"Call-ID {call.call_id}"]
     if call.pdd_ms is not None:
         facts.append(f"PDD {call.pdd_ms:.0f} ms")
@@ -101,15 +178,27 @@ def build(call: Call) -> Ladder:
     return Ladder(title=title, subtitle=", ".join(facts), hosts=hosts, rows=rows, bands=bands)
 
 
-def _band(s: Stream, hosts: list[str], column) -> Band:
-    def media_column(endpoint: str) -> int:
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _band(s: Stream, hosts: list[str], column, announced: dict[str, str]) -> Band:
+    def media_column(endpoint: str, other: int | None = None) -> int:
+        """The SIP column of the same IP (not `other`'s); of several, the one whose SDP announced
+        this address (RFC 4566 c= and m=). Media from an address no SIP host has: its own column."""
         ip = endpoint.rsplit(":", 1)[0]
-        for i, h in enumerate(hosts):
-            if h.rsplit(":", 1)[0] == ip:
-                return i
+        same = [i for i, h in enumerate(hosts) if h.rsplit(":", 1)[0] == ip and i != other]
+        sender = announced.get(endpoint)
+        if sender in hosts and hosts.index(sender) in same:
+            return hosts.index(sender)
+        if same:
+            return same[0]
         return column(endpoint)
 
-    mos = f" MOS {s.mos:.2f}" if s.mos is not None else ""
-    label = f"RTP {s.codec} {s.packets} pkts {s.loss_pct:.1f}% lost{mos}, jitter {s.max_jitter_ms:.1f} ms"
+    src = media_column(s.src)
+    dst = src if s.dst == s.src else media_column(s.dst, other=src)
+    mos = f", MOS {s.mos:.2f}" if s.mos is not None else ""
+    label = (f"RTP {s.codec} {s.packets} pkts, {s.lost} lost ({s.loss_pct:.1f}%){mos}, "
+             f"jitter {s.max_jitter_ms:.1f} ms")
     bad = s.loss_pct >= 1 or s.max_jitter_ms >= 30 or (s.mos is not None and s.mos < 3.6)
-    return Band(src=media_column(s.src), dst=media_column(s.dst), label=label, start=s.start, end=s.end, bad=bad)
+    return Band(src=src, dst=dst, label=label, start=s.start, end=s.end, bad=bad, frame=s.first_frame)

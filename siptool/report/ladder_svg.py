@@ -1,77 +1,65 @@
-"""The ladder as a self-contained SVG picture, and an HTML page around it for tickets."""
+"""The ladder as a self-contained SVG picture (from ladder_picture's geometry), and an HTML page
+around it for tickets. Arrowheads are markers sized in pixels (markerUnits="userSpaceOnUse"), so a
+thick RTP band gets the same head as a message."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from html import escape
 
 from .ladder_layout import Ladder
+from .ladder_picture import HEAD, MARKERS, Box, Group, Picture, Stroke, Text, picture
 from .model import Call
 
-COLORS = {"request": "#1f5fa8", "provisional": "#a06a00", "success": "#1a7f37", "failure": "#c62828"}
-COL_W, ROW_H, TOP, LEFT, BAND_H = 220, 30, 70, 170, 26
 FONT = "font-family='DejaVu Sans Mono, Menlo, Consolas, monospace'"
+ANCHOR = {"start": "", "middle": " text-anchor='middle'", "end": " text-anchor='end'"}
 
 
-def svg(ladder: Ladder) -> str:
-    n = max(len(ladder.hosts), 2)
-    xs = [LEFT + COL_W // 2 + i * COL_W for i in range(n)]
-    width = LEFT + n * COL_W + 20
-    height = TOP + ROW_H * (len(ladder.rows) + 1) + BAND_H * len(ladder.bands) + 30
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-           f"viewBox='0 0 {width} {height}' {FONT} font-size='12'>",
+def svg(ladder: Ladder, ident: str = "a") -> str:
+    """The picture; `ident` prefixes its marker ids, unique per picture when a page holds several."""
+    return render(picture(ladder), ident)
+
+
+def render(pic: Picture, ident: str = "a") -> str:
+    w, h = pic.width, pic.height
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' viewBox='0 0 {w} {h}' "
+           f"{FONT} font-size='12'>",
            "<defs>" + "".join(
-               f"<marker id='a-{k}' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='8' markerHeight='8' "
-               f"orient='auto-start-reverse'><path d='M0,0 L10,5 L0,10 z' fill='{c}'/></marker>"
-               for k, c in list(COLORS.items()) + [("retrans", "#999999"), ("media", "#7b1fa2"),
-                                                     ("bad", "#c62828")]) + "</defs>",
-           f"<rect width='{width}' height='{height}' fill='white'/>",
-           f"<text x='10' y='20' font-size='14' font-weight='bold'>{escape(ladder.title)}</text>",
-           f"<text x='10' y='38' fill='#555'>{escape(ladder.subtitle)}</text>"]
-    bottom = height - 15
-    for x, host in zip(xs, ladder.hosts):
-        out.append(f"<rect x='{x - COL_W // 2 + 8}' y='{TOP - 22}' width='{COL_W - 16}' height='20' rx='3' "
-                   f"fill='#eef2f7' stroke='#8aa'/>")
-        out.append(f"<text x='{x}' y='{TOP - 8}' text-anchor='middle' font-weight='bold'>{escape(host)}</text>")
-        out.append(f"<line x1='{x}' y1='{TOP}' x2='{x}' y2='{bottom}' stroke='#bbb' stroke-dasharray='4 3'/>")
-    y = TOP + ROW_H
-    for row in ladder.rows:
-        clock = datetime.fromtimestamp(row.time, timezone.utc).strftime("%H:%M:%S.%f")[:12]
-        delta = f"+{row.delta * 1000:.1f} ms" if row.delta < 1 else f"+{row.delta:.3f} s"
-        out.append(f"<text x='10' y='{y + 4}' fill='#555'>{clock}</text>")
-        out.append(f"<text x='{LEFT - 10}' y='{y + 4}' fill='#888' text-anchor='end'>{delta}</text>")
-        kind = "retrans" if row.retransmission else row.kind
-        color = "#999999" if row.retransmission else COLORS[row.kind]
-        dash = " stroke-dasharray='6 4'" if row.retransmission else ""
-        label = row.label + (" (retrans)" if row.retransmission else "")
-        x1, x2 = xs[row.src], xs[row.dst]
-        title = f"<title>frame {row.frame}: {escape(label)} {escape(row.note)}</title>"
-        if x1 == x2:
-            out.append(f"<g class='msg'>{title}<path d='M{x1},{y - 6} h40 v12 h-40' fill='none' stroke='{color}'"
-                       f"{dash} marker-end='url(#a-{kind})'/><text x='{x1 + 46}' y='{y + 4}' fill='{color}'>"
-                       f"{escape(label)}</text></g>")
-        else:
-            mid = (x1 + x2) / 2
-            out.append(f"<g class='msg'>{title}<line x1='{x1}' y1='{y}' x2='{x2}' y2='{y}' stroke='{color}' "
-                       f"stroke-width='1.6'{dash} marker-end='url(#a-{kind})'/>"
-                       f"<text x='{mid}' y='{y - 5}' text-anchor='middle' fill='{color}'>{escape(label)}</text>")
-            if row.note:
-                out.append(f"<text x='{mid}' y='{y + 12}' text-anchor='middle' fill='#777' font-size='10'>"
-                           f"{escape(row.note)}</text>")
-            out.append("</g>")
-        y += ROW_H
-    y += 6
-    for band in ladder.bands:
-        x1, x2 = xs[band.src], xs[band.dst]
-        color = "#c62828" if band.bad else "#7b1fa2"
-        marker = "bad" if band.bad else "media"
-        out.append(f"<g class='rtp'><title>{escape(band.label)}</title><line x1='{x1}' y1='{y}' x2='{x2}' y2='{y}' "
-                   f"stroke='{color}' stroke-width='5' stroke-opacity='0.35' marker-end='url(#a-{marker})'/>"
-                   f"<text x='{(x1 + x2) / 2}' y='{y - 6}' text-anchor='middle' fill='{color}' font-size='11'>"
-                   f"{escape(band.label)}</text></g>")
-        y += BAND_H
+               f"<marker id='{ident}-{k}' viewBox='0 0 10 10' refX='10' refY='5' markerUnits='userSpaceOnUse' "
+               f"markerWidth='{HEAD}' markerHeight='{HEAD * 0.8:g}' orient='auto-start-reverse'>"
+               f"<path d='M0,0 L10,5 L0,10 z' fill='{c}'/></marker>" for k, c in MARKERS.items()) + "</defs>",
+           "<style>.label,.note{paint-order:stroke;stroke:white;stroke-width:3px;stroke-linejoin:round}</style>",
+           f"<rect width='{w}' height='{h}' fill='white'/>"]
+    out += [_item(item, ident) for item in pic.items]
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _item(item, ident: str) -> str:
+    if isinstance(item, Group):
+        return (f"<g class='{item.kind}'><title>{escape(item.title)}</title>"
+                + "".join(_item(x, ident) for x in item.items) + "</g>")
+    if isinstance(item, Text):
+        size = f" font-size='{item.size}'" if item.size != 12 else ""
+        bold = " font-weight='bold'" if item.bold else ""
+        role = f" class='{item.role}'" if item.role else ""
+        return (f"<text x='{item.x:.1f}' y='{item.y:.1f}' fill='{item.fill}'{size}{ANCHOR[item.anchor]}{bold}"
+                f"{role}>{escape(item.text)}</text>")
+    if isinstance(item, Box):
+        return (f"<rect x='{item.x:.1f}' y='{item.y:.1f}' width='{item.w:.1f}' height='{item.h:.1f}' rx='3' "
+                f"fill='{item.fill}' stroke='{item.stroke}'/>")
+    assert isinstance(item, Stroke)
+    attrs = f" stroke='{item.color}' stroke-width='{item.width:g}'"
+    if item.dash:
+        attrs += " stroke-dasharray='" + " ".join(f"{d:g}" for d in item.dash) + "'"
+    if item.opacity != 1:
+        attrs += f" stroke-opacity='{item.opacity:g}'"
+    if item.marker:
+        attrs += f" marker-end='url(#{ident}-{item.marker})'"
+    if len(item.points) == 2:
+        (x1, y1), (x2, y2) = item.points
+        return f"<line x1='{x1:.1f}' y1='{y1:.1f}' x2='{x2:.1f}' y2='{y2:.1f}'{attrs}/>"
+    d = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in item.points)
+    return f"<path d='{d}' fill='none'{attrs}/>"
 
 
 def html(ladders: list[tuple[Call, Ladder]], source: str) -> str:
@@ -83,8 +71,9 @@ def html(ladders: list[tuple[Call, Ladder]], source: str) -> str:
              " th{background:#eef2f7} .sev-error,.sev-critical{color:#c62828} .sev-warning{color:#a06a00}"
              " section{margin-bottom:40px} .svg{overflow-x:auto}</style></head><body>",
              f"<h1>SIP ladder: {escape(source)}</h1>"]
-    for call, ladder in ladders:
-        facts = [("Call-ID", call.call_id), ("from", call.from_uri), ("to", call.to_uri),
+    for i, (call, ladder) in enumerate(ladders, 1):
+        facts = [("call", str(call.number) if call.number else "-"), ("Call-ID", call.call_id),
+                 ("from", call.from_uri), ("to", call.to_uri),
                  ("final status", f"{call.final_status or '-'} {call.final_reason}"),
                  ("post-dial delay", f"{call.pdd_ms:.0f} ms" if call.pdd_ms is not None else "-"),
                  ("duration", f"{call.duration_s:.1f} s" if call.duration_s is not None else "-"),
@@ -92,7 +81,7 @@ def html(ladders: list[tuple[Call, Ladder]], source: str) -> str:
         parts.append(f"<section><h2>{escape(ladder.title)}</h2><table>")
         parts += [f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts]
         parts.append("</table>")
-        parts.append(f"<div class='svg'>{svg(ladder)}</div>")
+        parts.append(f"<div class='svg'>{svg(ladder, f'c{i}')}</div>")
         if call.streams:
             parts.append("<h3>Media streams</h3><table><tr><th>src -&gt; dst</th><th>SSRC</th><th>codec</th>"
                          "<th>packets</th><th>lost</th><th>max delta ms</th><th>jitter mean/max ms</th>"
