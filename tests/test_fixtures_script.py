@@ -127,6 +127,8 @@ EXPECTED_FINALS = {
     "media_nat_sdp": {"1-media_nat_sdp@127.0.0.1": [200]},
     "reject_488": {"1-reject_488@127.0.0.1": [488]},
     "media_impaired": {"1-media_impaired@127.0.0.1": [200]},
+    "nat_oneway_inside": {"1-nat_oneway@10.0.0.2": [200]},
+    "nat_oneway_outside": {"1-nat_oneway@10.0.0.2": [200]},
 }
 
 UAC, UAS = 0x1A2B3C4D, 0x5E6F7A8B
@@ -380,3 +382,41 @@ def test_script_regenerates_captures(tmp_path):
     for name in ("call_ok", "busy_486", "reject_488"):
         assert final_codes(tmp_path / f"{name}.pcap") == EXPECTED_FINALS[name]
     assert methods(tmp_path / "call_ok.pcap") == methods(FIXTURES / "call_ok.pcap")
+
+
+def nat_verdicts(inside: Path, outside: Path) -> None:
+    """What each side of the NAT must be told: the caller (behind the NAT) hears nothing."""
+    from siptool.analysis.session import analyze_file
+
+    for path in (inside, outside):
+        report = analyze_file(path)
+        (call,) = report.calls
+        (one_way,) = [f for f in call.findings if f.code == "media.one_way"]
+        assert one_way.severity == "error" and one_way.evidence["hears_nothing"] == "caller"
+        assert one_way.evidence["cause"] == "nat" and "latch" in one_way.fix
+        codes = sorted(f.code for f in report.all_findings())
+        if path is inside:  # only the caller's RTP leaves the LAN; nothing comes back in
+            assert codes == ["media.one_way"] and "10.0.0.2:6000, a private address" in one_way.explanation
+            assert [(s.src, s.dst) for s in call.streams] == [("10.0.0.2:6000", "203.0.113.10:6000")]
+        else:  # the callee's RTP goes to the private address; the caller's comes from the NAT
+            assert codes == ["media.one_way", "nat.private_contact", "nat.private_sdp", "nat.rtp_source"]
+            assert one_way.evidence["sent_to"] == "10.0.0.2:6000"
+            assert one_way.evidence["media_from"] == "203.0.113.1:6000"
+
+
+def test_nat_fixture_verdicts():
+    nat_verdicts(need("nat_oneway_inside.pcap"), need("nat_oneway_outside.pcap"))
+
+
+@pytest.mark.interop
+def test_script_makes_the_nat_case_with_a_real_nat(tmp_path):
+    """nat_oneway: SIPp behind a real masquerading NAT (iptables in a namespace the script makes),
+    captured on both sides; each capture gets the right verdict."""
+    if os.geteuid() != 0:
+        pytest.skip("make_pcaps.sh needs root for its network namespaces")
+    for tool in ("sipp", "tcpdump", "ip", "iptables"):
+        require_binary(tool)
+    env = dict(os.environ, SIPTOOL_FX_OUT=str(tmp_path))
+    subprocess.run([str(SCRIPT), "nat_oneway"], env=env, check=True, capture_output=True, timeout=120)
+    nat_verdicts(tmp_path / "nat_oneway_inside.pcap", tmp_path / "nat_oneway_outside.pcap")
+

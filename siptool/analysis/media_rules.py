@@ -167,7 +167,7 @@ def _one_way(call: Call, deaf: str, paths: Paths, sides: dict) -> Finding:
     lost = [s for s in from_talker if paths.lost_to_nat(s)]
     evidence = {"hears_nothing": deaf, "missing_from": talker, "sdp_said": _ep(said),
                 "flowing": ", ".join(f"{s.src} -> {s.dst}" for s in flowing[:4])}
-    frames = [s.first_frame for s in flowing[:2]] + [e.frame for e in call.sdp][:3]
+    frames = list(dict.fromkeys([s.first_frame for s in flowing[:2]] + [e.frame for e in call.sdp][:3]))
     deaf_media = sorted({s.src for s in flowing if paths.sender[id(s)] == deaf})
     if lost:
         s = lost[0]
@@ -184,7 +184,7 @@ def _one_way(call: Call, deaf: str, paths: Paths, sides: dict) -> Finding:
             fix=f"Make the {talker} (or its SBC) latch: send RTP to where the {deaf}'s RTP comes from "
                 f"(symmetric RTP, comedia, NAT=yes). Or have the {deaf} advertise its public address "
                 "(external media address, STUN, an SBC that rewrites SDP); check that no SIP ALG mangles SDP.",
-            call_id=call.call_id, frames=[s.first_frame] + frames[:3], evidence=evidence)
+            call_id=call.call_id, frames=list(dict.fromkeys([s.first_frame] + frames))[:4], evidence=evidence)
     if from_talker:
         s = from_talker[0]
         evidence.update(cause="misdirected", sent_to=s.dst)
