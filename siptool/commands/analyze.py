@@ -9,36 +9,22 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import console, fail_on_findings, guarded, load_report, note, thresholds_from
+from .common import console, epilog, fail_on_findings, guarded, load_report, note, thresholds_from
 
-EPILOG = """Examples:
-
-  siptool analyze trunk.pcap
-
-  siptool analyze trunk.pcapng --json > report.json
-
-  siptool analyze trunk.pcap.gz --filter 4xx          # only failed calls (status class)
-
-  siptool analyze trunk.pcap --filter +4930123456     # calls from/to a number
-
-  siptool analyze trunk.pcap --filter answered --filter 10.1.2.3
-
-  siptool analyze trunk.pcap --fail-on error          # exit 1 if any error-level finding (for CI)
-
-  tcpdump -i eth0 -w - udp | siptool analyze -         # a capture piped in
-
-  sudo siptool analyze -i eth0 -f "udp" --duration 30   # live, as siptool capture
-
-  siptool analyze trunk.pcap --engine tshark   # tshark decodes (cross-check)
-
-  siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0 --fail-on warning   # stricter media
-
-Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed
-(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).
-
-Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments;
-3 internal error.
-"""
+EPILOG = epilog([
+    ("", "siptool analyze trunk.pcap"),
+    ("the whole report as JSON (docs/json-schema.md)", "siptool analyze trunk.pcapng --json > report.json"),
+    ("only failed calls (a status class)", "siptool analyze trunk.pcap.gz --filter 4xx"),
+    ("calls from or to a number", "siptool analyze trunk.pcap --filter +4930123456"),
+    ("exit 1 if any error-level finding (for CI)", "siptool analyze trunk.pcap --fail-on error"),
+    ("a capture piped in", "tcpdump -i eth0 -w - udp | siptool analyze -"),
+    ("live, as siptool capture", 'sudo siptool analyze -i eth0 -f "udp" --duration 30'),
+    ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
+    ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
+],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
+    "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
+    "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
+    "3 internal error.")
 
 
 def analyze(

@@ -15,21 +15,18 @@ from typing import Optional
 
 import typer
 
-from .common import console, guarded
+from .common import console, epilog, fail_on_findings, guarded, thresholds_from
 
-EPILOG = """Examples:
-
-  sudo siptool capture -i eth0                               # watch live, full report on Ctrl-C
-
-  siptool capture -i eth0 -f "udp port 5060 or udp portrange 10000-20000" --write trunk.pcap
-
-  siptool capture -i any --duration 60 --json > report.json
-
-  siptool capture -i eth0 --write trunk.pcap --ring 10 --ring-size 100MB   # keep the last 10 files
-
-Needs root or CAP_NET_RAW (sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which python3))).
-Exit codes: 0 captured; 1 --fail-on threshold reached; 2 no privilege, bad interface or bad arguments.
-"""
+EPILOG = epilog([
+    ("watch live, the full report on Ctrl-C", "sudo siptool capture -i eth0"),
+    ("signalling and media to a pcap too",
+     'siptool capture -i eth0 -f "udp" -w trunk.pcap'),
+    ("one minute, as JSON; exit 1 on an error-level finding",
+     "siptool capture -i any --duration 60 --json --fail-on error > report.json"),
+    ("keep the last 10 files of 100 MB", "siptool capture -i eth0 -w trunk.pcap --ring 10 --ring-size 100MB"),
+],  "Needs root or CAP_NET_RAW: sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which python3))",
+    "Exit codes: 0 captured; 1 --fail-on threshold reached; 2 no privilege, bad interface or bad arguments; "
+    "3 internal error.")
 
 REFRESH_S = 0.5
 RECENT_FAILURES = 8
@@ -289,19 +286,37 @@ def capture(
     ring_size: str = typer.Option("100MB", "--ring-size", help="Cut --ring files at a size (100MB) or span (60s)."),
     buffer_mb: int = typer.Option(32, "--buffer", help="Kernel capture ring in MB."),
     json_out: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
-    no_color: bool = typer.Option(False, "--no-color", help="No colours."),
+    fail_on: Optional[str] = typer.Option(
+        None, "--fail-on", help="Exit 1 when a finding of this severity or worse exists: critical, error, warning."),
+    loss: float = typer.Option(1.0, "--loss", metavar="PCT", help="Media finding from this packet loss %."),
+    jitter: float = typer.Option(30.0, "--jitter", metavar="MS", help="Media finding from this maximum jitter."),
+    mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours or bold."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view."),
 ) -> None:
     """Capture live: watch calls, failures and media as they happen; the full report at the end."""
     with guarded():
+        from .analyze import fail_level
+
+        level = fail_level(fail_on)
+        limits = thresholds_from(loss, jitter, mos)
+        if duration is not None and duration <= 0:
+            raise typer.BadParameter("use a number of seconds above 0", param_hint="--duration")
+        if buffer_mb < 1:
+            raise typer.BadParameter("use 1 MB or more", param_hint="--buffer")
         if ring < 0:
             raise typer.BadParameter("must be 0 or more", param_hint="--ring")
         if ring and not write:
             raise typer.BadParameter("--ring needs --write FILE", param_hint="--ring")
         show = not quiet and sys.stderr.isatty()
+        if write is not None:
+            from .common import check_output
+
+            check_output(write, "--write")
         report = run_live(interface, bpf, duration, str(write) if write else None, ring, ring_size, buffer_mb,
-                          show)
+                          show, limits)
         print_report(report, json_out, no_color)
+        fail_on_findings(report, level)
 
 
 def print_report(report, json_out: bool, no_color: bool) -> None:

@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+def epilog(examples: list[tuple[str, str]], *notes: str) -> str:
+    """--help's closing text: each example's purpose as a comment above the command (lines stay
+    short, so an 80-column terminal never breaks a command), then notes as paragraphs that the help
+    renderer wraps to the terminal."""
+    lines = ["Examples:", ""]
+    for what, command in examples:
+        lines += ([f"  # {what}"] if what else []) + [f"  {command}", ""]
+    return "\n".join(lines + ["\n\n".join(notes)]) + "\n"
+
+
 def console(no_color: bool = False, width: int | None = None, stderr: bool = False) -> Console:
     """Colours only on a terminal (rich checks isatty; NO_COLOR is honoured too). Piped into a file
     or a ticket, 120 columns (rich's 80 would cut the call and stream tables); COLUMNS overrides."""

@@ -8,25 +8,18 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import check_output, console, fail, guarded, load_report, writing
+from .common import check_output, console, epilog, fail, guarded, load_report, writing
 
-EPILOG = """Examples:
-
-  siptool ladder trunk.pcap                          # every call, one ladder after another
-
-  siptool ladder trunk.pcap --call 4                  # call 4, as siptool analyze numbers it
-
-  siptool ladder trunk.pcap --call 3f2a9c@10.0.0.1     # one call by its whole Call-ID
-
-  siptool ladder trunk.pcap --filter +4930123 --html ticket.html   # facts, ladder, streams, findings
-
-  siptool ladder trunk.pcap --call 4 --svg ladder.svg --png ladder.png
-
-  siptool ladder trunk.pcap --call 4 --mermaid > flow.mmd
-
-Exit codes: 0 drawn; 2 unreadable capture, no such call, no calls in it, or an output file that
-cannot be written (checked before the capture is read).
-"""
+EPILOG = epilog([
+    ("every call, one ladder after another", "siptool ladder trunk.pcap"),
+    ("call 4, as siptool analyze numbers it", "siptool ladder trunk.pcap --call 4"),
+    ("one call by its whole Call-ID", "siptool ladder trunk.pcap --call 3f2a9c@10.0.0.1"),
+    ("a page for a ticket: facts, ladder, streams, findings",
+     "siptool ladder trunk.pcap --filter +4930123 --html ticket.html"),
+    ("pictures", "siptool ladder trunk.pcap --call 4 --svg ladder.svg --png ladder.png"),
+    ("a Mermaid sequence diagram for wikis", "siptool ladder trunk.pcap --call 4 --mermaid > flow.mmd"),
+],  "Exit codes: 0 drawn; 2 unreadable capture, no such call, no calls in it, or an output file that "
+    "cannot be written (checked before the capture is read).")
 
 
 def pick_calls(report, call: Optional[str], include_other: bool = True):

@@ -8,18 +8,14 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import check_output, fail, guarded, writing
+from .common import check_output, epilog, fail, guarded, writing
 
-EPILOG = """Examples:
-
-  siptool plot trunk.pcap --call 4 -o call.png      # call 4, as siptool analyze numbers it
-
-  siptool plot trunk.pcap --filter +4930123 -o call.png --dpi 150
-
-Without --call, the capture (or what --filter keeps) must hold exactly one call with media.
-Exit codes: 0 written; 2 unreadable capture, no such call, the call has no RTP, or an output file
-that cannot be written (checked before the capture is read).
-"""
+EPILOG = epilog([
+    ("call 4, as siptool analyze numbers it", "siptool plot trunk.pcap --call 4 -o call.png"),
+    ("the one call with media left by a filter", "siptool plot trunk.pcap --filter +4930123 -o call.png --dpi 150"),
+],  "Without --call, the capture (or what --filter keeps) must hold exactly one call with media.",
+    "Exit codes: 0 written; 2 unreadable capture, no such call, the call has no RTP, or an output file "
+    "that cannot be written (checked before the capture is read).")
 
 
 def plot(
@@ -30,8 +26,7 @@ def plot(
     dpi: int = typer.Option(100, "--dpi", help="Resolution of the PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Plot one call's media: RFC 3550 jitter, packet arrival deltas and lost packets per second,
-    per stream, with SIP events and findings marked."""
+    """Plot one call's media over time: jitter, arrival deltas and loss per stream, with SIP events and findings."""
     with guarded():
         import sys
 
