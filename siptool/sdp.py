@@ -6,7 +6,11 @@ Media-level c= and direction attributes override session-level ones (RFC 8866 5.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
+
+from .digits import port as _port
+from .digits import uint
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -45,7 +49,7 @@ class Media:
 
     @property
     def payload_types(self) -> list[int]:
-        return [int(f) for f in self.formats if f.isdigit() and int(f) < 128]
+        return [pt for pt in (uint(f, 3, 127) for f in self.formats) if pt is not None]
 
 
 @dataclass
@@ -88,6 +92,9 @@ def parse(body: bytes | str) -> SessionDescription:
             desc.session_name = value
         elif kind == "c":
             address = _connection(value)
+            if address is None:
+                desc.problems.append(f"line {number}: bad c= address: {value[:40]!r}")
+                continue
             if current is None:
                 desc.connection = address
             else:
@@ -106,16 +113,27 @@ def _media_line(value: str) -> Media | None:
     parts = value.split()
     if len(parts) < 3:
         return None
-    port_text, _, count = parts[1].partition("/")
-    if not port_text.isdigit() or int(port_text) > 65535:
+    port_text, slash, count_text = parts[1].partition("/")
+    number = _port(port_text)
+    count = uint(count_text, 5, 65535) if slash else 1
+    if number is None or not count:
         return None
-    return Media(media=parts[0].lower(), port=int(port_text), proto=parts[2], formats=parts[3:],
-                 port_count=int(count) if count.isdigit() else 1)
+    return Media(media=parts[0].lower(), port=number, proto=parts[2], formats=parts[3:], port_count=count)
 
 
-def _connection(value: str) -> str:
-    parts = value.split()  # IN IP4 192.0.2.1[/ttl]
-    return parts[2].split("/")[0] if len(parts) >= 3 else ""
+def _connection(value: str) -> str | None:
+    """The address of `c=IN IP4 192.0.2.1[/ttl]` (RFC 8866 5.7): an IP literal or a host name; None
+    when it is neither (control characters, a NUL...)."""
+    parts = value.split()
+    if len(parts) < 3:
+        return ""
+    address = parts[2].split("/")[0]
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        pass
+    ok = 0 < len(address) <= 253 and all(c.isascii() and (c.isalnum() or c in "-.") for c in address)
+    return address if ok else None
 
 
 def _attribute(m: Media, name: str, rest: str, problems: list[str], number: int) -> None:
@@ -123,29 +141,37 @@ def _attribute(m: Media, name: str, rest: str, problems: list[str], number: int)
     if name in DIRECTIONS:
         m.direction = name
     elif name == "rtpmap":
-        pt, _, enc = rest.partition(" ")
+        pt_text, _, enc = rest.partition(" ")
         parts = enc.strip().split("/")
-        if not pt.isdigit() or not parts[0]:
+        pt = uint(pt_text, 3, 127)
+        rate = uint(parts[1], 9) if len(parts) > 1 else 0
+        channels = uint(parts[2], 3) if len(parts) > 2 else 1
+        if pt is None or not parts[0] or rate is None or channels is None:
             problems.append(f"line {number}: bad rtpmap: {rest[:40]!r}")
             return
-        rate = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-        channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
-        m.rtpmap[int(pt)] = (parts[0], rate, channels)
+        m.rtpmap[pt] = (parts[0], rate, channels)
     elif name == "fmtp":
-        pt, _, params = rest.partition(" ")
-        if pt.isdigit():
-            m.fmtp[int(pt)] = params.strip()
+        pt_text, _, params = rest.partition(" ")
+        pt = uint(pt_text, 3, 127)
+        if pt is not None:
+            m.fmtp[pt] = params.strip()
     elif name in ("ptime", "maxptime"):
-        try:
-            setattr(m, name, int(float(rest)))
-        except ValueError:
+        whole, _, frac = rest.partition(".")  # "20", or "20.0" as some phones write it
+        value = uint(whole, 6)
+        if value is None or (frac and uint(frac, 6) is None):
             problems.append(f"line {number}: bad {name}: {rest[:20]!r}")
+        else:
+            setattr(m, name, value)
     elif name == "rtcp":
         parts = rest.split()
-        if parts and parts[0].isdigit():
-            m.rtcp_port = int(parts[0])
-            if len(parts) >= 4:
-                m.rtcp_address = parts[3]
+        rtcp_port = _port(parts[0]) if parts else None
+        if rtcp_port is None:
+            problems.append(f"line {number}: bad rtcp: {rest[:40]!r}")
+            return
+        m.rtcp_port = rtcp_port
+        if len(parts) >= 4:
+            address = _connection(" ".join(parts[1:4]))
+            m.rtcp_address = address or ""
     elif name == "rtcp-mux":
         m.rtcp_mux = True
     elif name == "crypto":

@@ -68,6 +68,23 @@ def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[
     return out
 
 
+def framing_damage(key: tuple, damage: list[tuple[int, str, int]], count: int) -> Finding:
+    """What the SIP framer of one TCP direction could not frame (sip/framing.py)."""
+    src, sport, dst, dport = key
+    frames = sorted({f for f, _, _ in damage if f})
+    what = "; ".join(dict.fromkeys(w for _, w, _ in damage[:5]))
+    return Finding(
+        code="sip.framing", severity="warning",
+        title=f"SIP over TCP from {src}:{sport} could not be framed ({count} time(s))",
+        explanation=f"On the stream {src}:{sport} -> {dst}:{dport}: {what}. Framing (RFC 3261 18.3: messages are "
+                    "cut at their Content-Length) resumed at the next SIP start line; messages cut short were "
+                    "still analysed and are flagged as non-conformant.",
+        fix="Fix the sender's Content-Length or stream handling; on a device that rewrites SIP (ALG, SBC), check "
+            "it updates Content-Length when it changes a body.",
+        frames=frames[:12], evidence={"stream": f"{src}:{sport} -> {dst}:{dport}", "events": count,
+                                      "bytes": sum(n for _, _, n in damage)})
+
+
 def _ms(ms: float) -> str:
     return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
 

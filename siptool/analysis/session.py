@@ -31,12 +31,23 @@ TLS_CONTENT_TYPES = (0x14, 0x15, 0x16, 0x17)
 
 
 class _TcpFlow:
-    __slots__ = ("stream", "framer", "seen")
+    __slots__ = ("stream", "framer", "seen", "time")
 
     def __init__(self) -> None:
         self.stream = TcpStream()
         self.framer = SipFramer()
         self.seen = 0
+        self.time = 0.0  # of its latest segment
+
+
+class _FlowEnd:
+    """Where a message flushed at the end of a capture came from (no packet carried its end)."""
+
+    __slots__ = ("src", "sport", "dst", "dport", "time", "frames")
+
+    def __init__(self, key: tuple, time: float = 0.0) -> None:
+        self.src, self.sport, self.dst, self.dport = key
+        self.time, self.frames = time, None
 
 
 class Analyzer:
@@ -53,6 +64,7 @@ class Analyzer:
         self.tls_packets = 0
         self._tls_flows: dict[tuple, list[int]] = {}
         self._tcp: dict[tuple, _TcpFlow] = {}
+        self._tcp_gaps = 0  # holes in TCP streams already closed
         self._not_sip: set[tuple] = set()
         self._malformed = 0
         self._nat_reported: set[str] = set()  # calls with a private Contact/Via finding already
@@ -84,8 +96,9 @@ class Analyzer:
                 return
             flow = self._tcp[key] = _TcpFlow()
         if pkt.tcp_flags & 0x05 and not pkt.payload:  # FIN or RST: the flow is over
-            self._tcp.pop(key, None)
+            self._close_flow(key, pkt)
             return
+        flow.time = pkt.time
         payload = pkt.payload
         if payload and not flow.framer.is_sip and payload[0] in TLS_CONTENT_TYPES and payload[1:2] == b"\x03":
             self.tls_packets += 1
@@ -98,6 +111,18 @@ class Analyzer:
         if not flow.framer.is_sip and flow.seen > TCP_PROBE_BYTES:
             self._not_sip.add(key)
             del self._tcp[key]
+
+    def _close_flow(self, key: tuple, pkt: Packet | None) -> None:
+        """A TCP direction ended (FIN, RST, end of capture): a message cut short is still analysed,
+        and what could not be framed becomes a finding."""
+        flow = self._tcp.pop(key, None)
+        if flow is None:
+            return
+        self._tcp_gaps += flow.stream.gaps
+        for raw, frame in flow.framer.flush():
+            self._message(raw, pkt or _FlowEnd(key, flow.time), frame, "TCP", stream=True)
+        if flow.framer.damaged:
+            self.findings.append(rules.framing_damage(key, flow.framer.damage, flow.framer.damaged))
 
     def _message(self, raw: bytes, pkt: Packet, frame: int, transport: str, stream: bool) -> None:
         self.sip_packets += 1
@@ -138,6 +163,8 @@ class Analyzer:
 
     def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
                incomplete_fragments: list[list[int]] | None = None) -> Report:
+        for key in list(self._tcp):
+            self._close_flow(key, None)
         summary = CaptureSummary(
             file=info.path, format=info.format, compressed=info.compressed, link_types=info.linktypes,
             packets=info.packets, bytes=info.size_bytes, first_time=info.first_time,
@@ -153,7 +180,7 @@ class Analyzer:
         classify_streams(report)
         report.findings = list(self.findings)
         report.findings += rules.capture_findings(summary, self._tls_flows, incomplete_fragments or [],
-                                                  sum(f.stream.gaps for f in self._tcp.values()))
+                                                  self._tcp_gaps)
         withheld = _withhold_times(report.calls, [j[0] for j in self._clock_jumps])
         if self._clock_jumps:
             report.findings.append(rules.clock_jumps(self._clock_jumps, withheld))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..digits import uint
+
 COMPACT = {
     "a": "accept-contact", "b": "referred-by", "c": "content-type", "d": "request-disposition",
     "e": "content-encoding", "f": "from", "i": "call-id", "j": "reject-contact", "k": "supported",
@@ -82,9 +84,8 @@ class SipMessage:
         """(number, method); (-1, '') when absent or unreadable."""
         value = self.get("cseq") or ""
         parts = value.split()
-        if len(parts) == 2 and parts[0].isdigit():
-            return int(parts[0]), parts[1].upper()
-        return -1, ""
+        number = uint(parts[0], 10, 2**31 - 1) if len(parts) == 2 else None  # RFC 3261 8.1.1.5
+        return (number, parts[1].upper()) if number is not None else (-1, "")
 
     @property
     def from_tag(self) -> str | None:
@@ -154,11 +155,10 @@ def parse(data: bytes, stream: bool = False) -> SipMessage:
     clen = msg.get("content-length")
     if clen is not None:
         clen = clen.strip()
-        if not clen.isdigit():
+        n = uint(clen, 10)
+        if n is None:
             msg.problems.append(f"Content-Length is not a number: {clen[:40]!r}")
             n = len(body)
-        else:
-            n = int(clen)
         if n < len(body):
             if body[n:].strip(b"\r\n\x00 "):
                 msg.problems.append(f"Content-Length {n} but {len(body)} body bytes follow")
