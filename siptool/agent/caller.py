@@ -14,14 +14,16 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SiptoolError
-from ..status import ExitStatus
 from ..rtp import g711
-from . import sdp, sipmsg
+from ..status import ExitStatus
+from . import inputs, sdp, sipmsg, stun
 from .auth import Credentials, pick_challenge
 from .dialog import Dialog
 from .media import MediaFigures, RtpSession, load_wav
+from .nat import NatView, hostport, is_loopback, route_source
+from .options import CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - CallOptions, Thresholds: re-exported
 from .transaction import Timers
-from .transport import TlsOptions
+from .transport import TlsOptions, TransportError
 from .ua import TransactionTimeout, UserAgent
 
 
@@ -30,51 +32,11 @@ class AgentError(SiptoolError):
 
 
 @dataclass
-class Thresholds:
-    mos_min: float = 3.5
-    loss_pct: float = 1.0
-    jitter_ms: float = 30.0
-    pdd_ms: float = 5000.0
-
-
-@dataclass
-class CallOptions:
-    uri: str
-    transport: str | None = None  # udp/tcp/tls; default from the URI (transport=, sips:) else udp
-    from_uri: str | None = None
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    proxy: str | None = None
-    codecs: tuple[str, ...] = ("PCMU", "PCMA")
-    duration: float | None = 5.0
-    dtmf: str = ""
-    play: str | None = None
-    record: str | None = None
-    signal: str = "speech"
-    local_ip: str = "127.0.0.1"
-    t1: float = 0.5
-    t2: float = 4.0
-    insecure: bool = False
-    ca_file: str | None = None
-    sni: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    cancel_after: float | None = None
-    hold: bool = False
-    pcap: str | None = None
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
-
-    def tls(self) -> TlsOptions:
-        return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file)
-
-
-@dataclass
 class CallResult:
     ok: bool = False
     status: int | None = None
     reason: str = ""
-    call_id: str = ""
+    call_id: str = ""  # empty when no INVITE was sent
     error: str = ""
     events: list[tuple[float, str]] = field(default_factory=list)
     pdd_ms: float | None = None
@@ -87,11 +49,13 @@ class CallResult:
     rtt_ms: float | None = None
     rtcp_rtt_ms: float | None = None
     one_way: str | None = None
+    media_gaps: list[tuple[float, float]] = field(default_factory=list)  # s since media start
     dtmf_sent: str = ""
     auth: str | None = None  # "401"/"407" when a challenge was answered
     hold_status: int | None = None
     resume_status: int | None = None
     cancel_status: int | None = None
+    nat: dict = field(default_factory=dict)  # NatView.to_dict()
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -101,19 +65,77 @@ class CallResult:
 
 
 class Caller:
-    """A user agent shared by the calls it places (dispatches in-dialog requests by Call-ID)."""
+    """A user agent shared by the calls it places (dispatches in-dialog requests by Call-ID). On
+    entry it connects (TCP/TLS) and learns how the far end sees it (NAT), before any INVITE."""
 
-    def __init__(self, kind: str, local_ip: str, timers: Timers, tls: TlsOptions | None = None, tap=None) -> None:
-        self.ua = UserAgent(kind, local_ip, 0, timers, tls, self._handle, tap)
+    def __init__(self, o: CallOptions, kind: str, addr: tuple[str, int], tap=None,
+                 on_event: Callable | None = None) -> None:
+        self.o, self.kind, self.addr, self.tap = o, kind, addr, tap
+        self.local_ip = o.local_ip or route_source(addr[0])
+        self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), o.tls() if kind == "tls" else None,
+                            self._handle, tap)
         self.calls: dict[str, "OutgoingCall"] = {}
-        self.tap = tap
+        self.on_event = on_event
+        self.learned_by = ""  # how the public address was learned (NatView.learned_by)
+        self.stun_server: tuple[str, int] | None = None
+        self.signal = _signal(o, o.duration or 10.0)
 
     async def __aenter__(self) -> "Caller":
         await self.ua.start()
+        try:
+            if self.kind != "udp":  # connect first so Via and Contact carry the real local port
+                await self.ua.transport.send(b"", self.addr)
+            await self._learn()
+        except BaseException:
+            await self.ua.close()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.ua.close()
+
+    def _note(self, text: str) -> None:
+        if self.on_event:
+            self.on_event("", None, text)
+
+    async def _learn(self) -> None:
+        """Our public address, before the INVITE: --public-ip, STUN (RFC 5389), or received/rport
+        of an OPTIONS (RFC 3581); nothing to learn on loopback or over TCP/TLS."""
+        o, ua = self.o, self.ua
+        if o.public_ip:
+            ua.public = (o.public_ip, ua.local[1])
+            self.learned_by = "--public-ip"
+        elif o.stun:
+            host, port = inputs.host_port("--stun", o.stun, stun.DEFAULT_PORT)
+            self.stun_server = await _resolve(host, port)
+            mapped = await ua.transport.stun_query(self.stun_server, o.t1)
+            self.learned_by = f"STUN {self.stun_server[0]}:{self.stun_server[1]}"
+            self._note(f"STUN {self.stun_server[0]}:{self.stun_server[1]} sees us at {mapped[0]}:{mapped[1]}")
+            if mapped != ua.local:
+                ua.public = mapped
+        elif self.kind == "udp" and not is_loopback(self.addr[0]):
+            await self._probe()
+
+    async def _probe(self) -> None:
+        """OPTIONS (RFC 3261 11) to the first hop: any response shows in received/rport where our
+        requests come from. An unanswered probe is no failure: some trunks ignore OPTIONS."""
+        ua, o = self.ua, self.o
+        host = ua.local[0]
+        req = sipmsg.request("OPTIONS", o.uri, via_value=ua.via(),
+                             from_value=f"<sip:siptool@{host}>;tag={sipmsg.new_tag()}", to_value=f"<{o.uri}>",
+                             call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
+                             headers=[("accept", "application/sdp")])
+        self._note("-> OPTIONS (NAT probe)")
+        t = time.monotonic()
+        try:
+            resp = await ua.request(req, self.addr, timeout=4 * o.t1)
+        except TransactionTimeout:
+            self._note("no answer to the OPTIONS probe: NAT not learned")
+            return
+        except TransportError as exc:
+            raise AgentError(str(exc)) from None
+        self.learned_by = "OPTIONS"
+        self._note(f"<- {resp.status} {resp.reason} (OPTIONS, {(time.monotonic() - t) * 1000:.1f} ms)")
 
     def _handle(self, ua: UserAgent, txn, msg, addr) -> None:
         if txn is None or msg.method == "ACK":
@@ -125,15 +147,6 @@ class Caller:
             ua.respond(txn, sipmsg.response(msg, 481))
         else:
             call.on_request(txn, msg)
-
-
-def _hop(o: CallOptions) -> tuple[sipmsg.Uri, str]:
-    target = sipmsg.parse_uri(o.uri)
-    hop = sipmsg.parse_uri(o.proxy) if o.proxy else target
-    kind = (o.transport or hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
-    if kind not in ("udp", "tcp", "tls"):
-        raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp or tls")
-    return hop, kind
 
 
 async def _resolve(host: str, port: int) -> tuple[str, int]:
@@ -152,23 +165,33 @@ def _signal(o: CallOptions, seconds: float) -> np.ndarray:
     return g711.speech_like(min(max(seconds, 1.0), 10.0))
 
 
+HANG_UP_LIMIT = 4.0  # s: how long a BYE may take on the way out of a failure or Ctrl-C
+
+
 class OutgoingCall:
-    def __init__(self, caller: Caller, o: CallOptions, addr: tuple[str, int], on_event: Callable | None) -> None:
-        self.caller, self.o, self.addr, self.on_event = caller, o, addr, on_event
+    def __init__(self, caller: Caller, o: CallOptions, on_event: Callable | None) -> None:
+        self.caller, self.o, self.addr, self.on_event = caller, o, caller.addr, on_event
         self.ua = caller.ua
         self.res = CallResult()
         self._cancel_sent = False
         self.t0 = 0.0
         self.remote_bye = asyncio.Event()
+        self.bye_at: float | None = None  # wall-clock time of the far end's BYE
         self.dialog: Dialog | None = None
         self.media: RtpSession | None = None
-        self.final = asyncio.Event()
+        self.sdp_addr = (caller.ua.public or (caller.local_ip, 0))[0]
+        self.sdp_port = 0
+        self.stun_rtp: tuple[str, int] | None = None
+        self.hung_up = False
+        self.media_end = 0.0  # s from the start of our media to the end of the far end's
 
-    def event(self, text: str) -> None:
+    def event(self, text: str) -> float:
+        """Log one step; returns its time (ms since the INVITE), the one figure shown everywhere."""
         t = round((time.monotonic() - self.t0) * 1000, 1)
         self.res.events.append((t, text))
         if self.on_event:
             self.on_event(self.res.call_id, t, text)
+        return t
 
     def on_request(self, txn, msg) -> None:
         self.event(f"<- {msg.method}")
@@ -176,9 +199,11 @@ class OutgoingCall:
             self.ua.respond(txn, sipmsg.response(msg, 200))
             self.event("-> 200 OK")
             self.res.ended_by = self.res.ended_by or "remote"
+            self.bye_at = self.bye_at or time.time()
+            self.hung_up = True
             self.remote_bye.set()
         elif msg.method == "INVITE" and self.dialog is not None:  # re-INVITE from the far end
-            body = sdp.build(self.o.local_ip, self.media.port, [sdp.STATIC[self.res.codec or "PCMU"]])
+            body = sdp.build(self.sdp_addr, self.sdp_port, [sdp.STATIC[self.res.codec or "PCMU"]])
             self.ua.respond(txn, sipmsg.response(msg, 200, to_tag=self.dialog.local_tag, body=body,
                                                  headers=[("contact", self.ua.contact())]))
         else:
@@ -191,31 +216,58 @@ class OutgoingCall:
         return nh.hostport()
 
     async def run(self) -> CallResult:
-        o, ua, res = self.o, self.ua, self.res
-        host, _ = ua.local
-        res.call_id = sipmsg.new_call_id(host)
-        self.caller.calls[res.call_id] = self
-        self.media = media = await RtpSession(o.local_ip, tap=self.caller.tap).open()
+        """The call from INVITE to BYE. Once answered, every way out (a failure, an internal
+        error, Ctrl-C) hangs up: an answered call left up is a billed call on a real trunk."""
+        res = self.res
         try:
+            self.media = await RtpSession(self.caller.local_ip, tap=self.caller.tap).open()
+            await self._advertise()
+            res.call_id = sipmsg.new_call_id(self.ua.local[0])  # from here on an INVITE goes out
+            self.caller.calls[res.call_id] = self
             await self._invite()
-            if res.status is not None and 200 <= res.status < 300:
-                await self._talk()
+            if self.dialog is not None:
+                try:
+                    await self._ack()
+                    if not self._cancel_sent:  # answered although we cancelled: hang up at once
+                        await self._talk()
+                except BaseException:
+                    await self._hang_up(HANG_UP_LIMIT)
+                    raise
+                await self._hang_up()
+                self._figures()
         except SiptoolError as exc:
-            res.error = str(exc)
+            res.error = res.error or str(exc)
         finally:
-            media.close()
+            if self.media is not None:
+                self.media.close()
             self.caller.calls.pop(res.call_id, None)
+            res.nat = self._nat().to_dict()
         self._judge()
         return res
 
+    async def _advertise(self) -> None:
+        """The address and port our SDP offers: the public address when known; with --stun, the
+        RTP socket's own mapping."""
+        self.sdp_port = self.media.port
+        if self.caller.stun_server is not None:
+            self.stun_rtp = await self.media.stun_query(self.caller.stun_server, self.o.t1)
+            self.sdp_addr, self.sdp_port = self.stun_rtp
+
+    def _nat(self) -> NatView:
+        ua = self.ua
+        contact = ua.public or ua.local
+        rtp = (self.caller.local_ip, self.media.port) if self.media is not None else None
+        view = NatView(local=hostport(ua.local), local_rtp=hostport(rtp) or "",
+                       seen=hostport(ua.seen), learned_by=self.caller.learned_by,
+                       stun_rtp=hostport(self.stun_rtp), contact=hostport(contact),
+                       sdp=hostport((self.sdp_addr, self.sdp_port)), transport=ua.kind)
+        view.describe()
+        return view
+
     async def _invite(self) -> None:
-        o, ua, res, media = self.o, self.ua, self.res, self.media
-        pts = []
-        for c in o.codecs:
-            if c.upper() not in sdp.STATIC:
-                raise SiptoolError(f"codec {c!r} is not supported: use PCMU and/or PCMA")
-            pts.append(sdp.STATIC[c.upper()])
-        self.offer = sdp.build(o.local_ip, media.port, pts)
+        o, ua, res = self.o, self.ua, self.res
+        pts = [sdp.STATIC[c.upper()] for c in o.codecs]
+        self.offer = sdp.build(self.sdp_addr, self.sdp_port, pts)
         host, _ = ua.local
         from_uri = o.from_uri or f"sip:{o.user or 'siptool'}@{host}"
         from_value = f"<{from_uri}>;tag={sipmsg.new_tag()}"
@@ -231,22 +283,22 @@ class OutgoingCall:
                                     headers=[auth_header] if auth_header else [], body=self.offer)
             self.invite = invite
             self.event("-> INVITE")
-            cancel_task = None
-            if o.cancel_after is not None:
-                cancel_task = asyncio.ensure_future(self._cancel_later(invite, o.cancel_after))
-            else:
-                cancel_task = asyncio.ensure_future(self._cancel_later(invite, o.no_answer_timeout))
+            after = o.cancel_after if o.cancel_after is not None else o.no_answer_timeout
+            cancel_task = asyncio.ensure_future(self._cancel_later(invite, after))
             try:
                 resp = await ua.request(invite, self.addr, self._provisional)
             except TransactionTimeout as exc:
                 res.status, res.reason = None, ""
                 self.event("timeout (timer B)")
                 raise AgentError(str(exc)) from None
+            except TransportError as exc:
+                self.event(str(exc).split(" (")[0])
+                raise AgentError(str(exc)) from None
             finally:
                 if self._cancel_sent:  # the 487 may overtake the 200 to the CANCEL: let that one finish
                     await asyncio.wait([cancel_task], timeout=2.0)
                 cancel_task.cancel()
-            self.event(f"<- {resp.status} {resp.reason}")
+            t = self.event(f"<- {resp.status} {resp.reason}")
             res.status, res.reason = resp.status, resp.reason
             if resp.status in (401, 407) and creds is not None:
                 proxy = resp.status == 407
@@ -267,19 +319,21 @@ class OutgoingCall:
                                  "(give --user and --password-env VAR or --password-file FILE)")
             break
         if res.pdd_ms is None:
-            res.pdd_ms = round((time.monotonic() - self.t0) * 1000, 1)
+            res.pdd_ms = t
         if 200 <= resp.status < 300:
-            res.answer_ms = round((time.monotonic() - self.t0) * 1000, 1)
+            res.answer_ms = t
             self.dialog = Dialog.uac(invite, resp)
-            ack = self.dialog.ack(invite.cseq[0], ua.via())
-            await ua.request(ack, self._route_addr())
-            self.event("-> ACK")
             self.answer = resp
 
+    async def _ack(self) -> None:
+        ack = self.dialog.ack(self.invite.cseq[0], self.ua.via())
+        await self.ua.request(ack, self._route_addr())
+        self.event("-> ACK")
+
     def _provisional(self, resp) -> None:
-        self.event(f"<- {resp.status} {resp.reason}")
+        t = self.event(f"<- {resp.status} {resp.reason}")
         if resp.status > 100 and self.res.pdd_ms is None:  # post-dial delay: INVITE to first 18x (RFC 6076 4.3)
-            self.res.pdd_ms = round((time.monotonic() - self.t0) * 1000, 1)
+            self.res.pdd_ms = t
 
     async def _cancel_later(self, invite, after: float) -> None:
         await asyncio.sleep(after)
@@ -296,7 +350,7 @@ class OutgoingCall:
             self.event(f"CANCEL failed: {exc}")
 
     async def _reinvite(self, direction: str, version: int) -> int | None:
-        body = sdp.build(self.o.local_ip, self.media.port, [self.media.pt], direction=direction, version=version)
+        body = sdp.build(self.sdp_addr, self.sdp_port, [self.media.pt], direction=direction, version=version)
         req = self.dialog.request("INVITE", self.ua.via(), contact=self.ua.contact(), body=body)
         self.event(f"-> INVITE ({direction})")
         resp = await self.ua.request(req, self._route_addr())
@@ -310,64 +364,97 @@ class OutgoingCall:
         answer = sdp.parse(self.answer.body)
         if answer is None or answer.port == 0:
             res.problems.append("the 200 OK has no usable audio SDP answer")
-            await self._bye()
             return
         offered = {sdp.STATIC[c.upper()] for c in o.codecs}
         pt = next((p for p in answer.payloads if p in offered), None)
         if pt is None:
             res.problems.append(f"the answer chose no offered codec (m= payloads {answer.payloads})")
-            await self._bye()
             return
         res.codec = answer.codec_name(pt).upper()
-        media.set_remote(answer.address, answer.port, res.codec, pt, sdp.dtmf_pt(answer))
+        media.set_remote(answer.address, answer.port, res.codec, pt, sdp.dtmf_pt(answer), answer.ptime)
         self.event(f"media {res.codec} to {answer.address}:{answer.port}")
         duration = o.duration
         started = time.monotonic()
-        media.start(_signal(o, duration or 10.0), duration, o.dtmf, dtmf_at=min(1.0, (duration or 4.0) / 4))
-        watch = asyncio.ensure_future(self._watch_one_way())
-        if o.hold and duration:  # hold at 1/3, resume at 2/3 of the call
-            await asyncio.sleep(duration / 3)
-            res.hold_status = await self._reinvite("sendonly", 2)
-            await asyncio.sleep(duration / 3)
-            res.resume_status = await self._reinvite("sendrecv", 3)
-        sending = asyncio.ensure_future(media.sending_done() if duration is not None else asyncio.sleep(1e9))
-        bye = asyncio.ensure_future(self.remote_bye.wait())
-        await asyncio.wait([sending, bye], return_when=asyncio.FIRST_COMPLETED)
-        watch.cancel()
-        if not self.remote_bye.is_set():
-            await asyncio.sleep(0.25)  # let the last echoed packets come back
-        for t in (sending, bye):
-            t.cancel()
+        media.start(self.caller.signal, duration, o.dtmf, dtmf_at=dtmf_start(duration))
+        watch = asyncio.ensure_future(self._watch_media())
+        try:
+            if o.hold and duration:  # hold at 1/3, resume at 2/3 of the call
+                await asyncio.sleep(duration / 3)
+                res.hold_status = await self._reinvite("sendonly", 2)
+                await asyncio.sleep(duration / 3)
+                res.resume_status = await self._reinvite("sendrecv", 3)
+            sending = asyncio.ensure_future(media.sending_done() if duration is not None else asyncio.sleep(1e9))
+            bye = asyncio.ensure_future(self.remote_bye.wait())
+            try:
+                await asyncio.wait([sending, bye], return_when=asyncio.FIRST_COMPLETED)
+                if not self.remote_bye.is_set():
+                    await asyncio.sleep(0.25)  # let the last echoed packets come back
+            finally:
+                for t in (sending, bye):
+                    t.cancel()
+        finally:
+            watch.cancel()
         res.duration_s = round(time.monotonic() - started, 2)
         res.dtmf_sent = media.dtmf_sent
-        if not self.remote_bye.is_set():
-            await self._bye()
+
+    async def _watch_media(self) -> None:
+        """While the call runs: say when the far end's RTP has stopped for the media gap threshold
+        (one-way audio, a frozen stream) and when it comes back."""
+        media, gap = self.media, self.o.thresholds.media_gap_s
+        quiet = False
+        while True:
+            await asyncio.sleep(0.1)
+            last = media.rx_last or media.media_start or time.time()
+            silent = time.time() - last
+            if not quiet and silent >= gap:
+                quiet = True
+                self.event(f"no RTP from the far end for {gap:g} s" +
+                           (" after the answer: one-way audio" if media.rx_last is None else ""))
+            elif quiet and silent < gap:
+                quiet = False
+                self.event("RTP from the far end again")
+
+    def _end_of_media(self) -> float:
+        """When we stopped expecting the far end's media: its BYE, else the end of our sending."""
+        m = self.media
+        return self.bye_at or m.tx_end or m.media_start or time.time()
+
+    def _figures(self) -> None:
+        res, media = self.res, self.media
+        if media.media_start is None:
+            return
+        end = self._end_of_media()
         res.rtt_ms = media.audio_rtt_ms()
         res.rtcp_rtt_ms = round(media.rtcp_rtt_ms, 2) if media.rtcp_rtt_ms is not None else None
         delay = res.rtt_ms / 2 if res.rtt_ms else (res.rtcp_rtt_ms / 2 if res.rtcp_rtt_ms else None)
-        res.rx = media.rx_figures(delay)
+        res.rx = media.rx_figures(delay, end)
         res.tx = media.tx_figures(delay)
-        if o.record:
-            media.record(o.record)
+        res.media_gaps = media.gaps(end, self.o.thresholds.media_gap_s)
+        self.media_end = round(end - media.media_start, 2)
+        if self.o.record:
+            media.record(self.o.record)
 
-    async def _watch_one_way(self) -> None:
-        await asyncio.sleep(2.0)
-        if self.media.rx_packets == 0:
-            self.event("no RTP received 2 s after answer: one-way audio")
-
-    async def _bye(self) -> None:
-        self.res.ended_by = "local"
+    async def _hang_up(self, limit: float | None = None) -> None:
+        """BYE, once, unless the far end has already hung up."""
+        if self.hung_up or self.dialog is None:
+            return
+        self.hung_up = True
+        self.res.ended_by = self.res.ended_by or "local"
         req = self.dialog.request("BYE", self.ua.via())
         self.event("-> BYE")
         try:
-            resp = await self.ua.request(req, self._route_addr())
+            resp = await self.ua.request(req, self._route_addr(), timeout=limit)
             self.event(f"<- {resp.status} {resp.reason} (BYE)")
         except SiptoolError as exc:
+            self.event("BYE got no answer")
             self.res.problems.append(f"BYE got no answer: {exc}")
 
     def _judge(self) -> None:
-        res, th = self.res, self.o.thresholds
+        res, th, o = self.res, self.o.thresholds, self.o
         if res.error or res.status is None or not 200 <= res.status < 300:
+            res.ok = False
+            return
+        if res.codec is None:  # no media negotiated: the problem is already said
             res.ok = False
             return
         if res.tx.packets == 0:
@@ -376,41 +463,57 @@ class OutgoingCall:
             res.one_way = "no audio received (far end sent no RTP, or it did not reach us: check NAT/SDP address)"
         if res.one_way:
             res.problems.append(f"one-way audio: {res.one_way}")
+        else:
+            for a, b in res.media_gaps:
+                where = " (until the end of the call)" if b >= self.media_end else ""
+                res.problems.append(f"no media from the far end for {b - a:.1f} s at {a:.1f}-{b:.1f} s{where}")
         if res.pdd_ms is not None and res.pdd_ms > th.pdd_ms:
             res.problems.append(f"post-dial delay {res.pdd_ms:.0f} ms > {th.pdd_ms:.0f} ms")
         for name, f in (("received", res.rx), ("sent", res.tx)):
             if f.mos is not None and f.mos < th.mos_min:
                 res.problems.append(f"MOS {name} {f.mos:.2f} < {th.mos_min}")
             if f.packets and f.loss_pct > th.loss_pct:
-                res.problems.append(f"loss {name} {f.loss_pct:.2f}% > {th.loss_pct}%")
+                why = f" ({f.missing_at_end} due after the far end's media stopped)" if f.missing_at_end else ""
+                res.problems.append(f"loss {name} {f.loss_pct:.2f}% > {th.loss_pct}%{why}")
             if f.packets and f.jitter_ms > th.jitter_ms:
                 res.problems.append(f"jitter {name} {f.jitter_ms:.1f} ms > {th.jitter_ms} ms")
-        if self.o.dtmf and res.dtmf_sent != self.o.dtmf:
-            res.problems.append(f"DTMF: sent {res.dtmf_sent!r} of {self.o.dtmf!r} (no telephone-event in the answer?)")
+        if o.dtmf and res.dtmf_sent != o.dtmf:
+            if self.media.dtmf_pt is None:
+                why = "the answer has no telephone-event (RFC 4733), so no digits were sent"
+            else:
+                why = f"the call ended after {res.duration_s:g} s, before all digits were sent"
+            res.problems.append(f"DTMF: sent {res.dtmf_sent!r} of {o.dtmf!r}: {why}")
         res.ok = not res.problems
 
 
-async def place_call(o: CallOptions, on_event: Callable | None = None, caller: Caller | None = None) -> CallResult:
-    """Place one call and return its result (never raises for call failures: see result.error)."""
+async def _open(o: CallOptions, on_event: Callable | None):
+    """Check the options, resolve the first hop, and make the Caller (not yet entered)."""
+    o.check()
     hop, kind = _hop(o)
     addr = await _resolve(*hop.hostport())
     tap = None
-    if o.pcap and caller is None:
+    if o.pcap:
         from .pcap import PcapTap
         tap = PcapTap(o.pcap)
-    if caller is None:
+    return Caller(o, kind, addr, tap, on_event), tap
+
+
+async def place_call(o: CallOptions, on_event: Callable | None = None) -> CallResult:
+    """Place one call and return its result (never raises for call failures: see result.error;
+    raises SiptoolError for bad options, before anything is sent)."""
+    caller, tap = await _open(o, on_event)
+    try:
         try:
-            async with Caller(kind, o.local_ip, Timers(o.t1, o.t2), o.tls() if kind == "tls" else None, tap) as c:
-                if kind != "udp":  # connect first so Via and Contact carry the real local port
-                    try:
-                        await c.ua.transport.send(b"", addr)
-                    except SiptoolError as exc:
-                        return CallResult(error=str(exc))
-                return await OutgoingCall(c, o, addr, on_event).run()
+            await caller.__aenter__()
+        except SiptoolError as exc:  # before the INVITE: connection refused, probe unreachable, STUN
+            return CallResult(error=str(exc))
+        try:
+            return await OutgoingCall(caller, o, on_event).run()
         finally:
-            if tap is not None:
-                tap.close()
-    return await OutgoingCall(caller, o, addr, on_event).run()
+            await caller.__aexit__(None, None, None)
+    finally:
+        if tap is not None:
+            tap.close()
 
 
 @dataclass
@@ -453,32 +556,37 @@ def summarise(results: list[CallResult]) -> Summary:
 
 async def place_calls(o: CallOptions, n: int, rate: float, on_result: Callable | None = None,
                       on_event: Callable | None = None) -> Summary:
-    """n calls, `rate` new calls per second, all sharing one SIP transport (capacity / CCC test)."""
-    hop, kind = _hop(o)
-    addr = await _resolve(*hop.hostport())
-    tap = None
-    if o.pcap:
-        from .pcap import PcapTap
-        tap = PcapTap(o.pcap)
+    """n calls, `rate` new calls per second, all sharing one SIP transport (capacity / CCC test).
+    Raises AgentError when the far end cannot be reached before the first INVITE."""
+    inputs.number("--calls", n, 1, 100_000)
+    inputs.number("--rate", rate, 0, 10_000, above=True, unit="calls/s")
+    caller, tap = await _open(o, on_event)
     try:
-        async with Caller(kind, o.local_ip, Timers(o.t1, o.t2), o.tls() if kind == "tls" else None, tap) as c:
+        async with caller as c:
             loop = asyncio.get_running_loop()
             start = loop.time()
             tasks = []
-            for i in range(n):
-                await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
-                t = asyncio.ensure_future(OutgoingCall(c, o, addr, on_event).run())
-                if on_result:
-                    t.add_done_callback(lambda f: on_result(f.result()))
-                tasks.append(t)
-            results = list(await asyncio.gather(*tasks))
+            try:
+                for i in range(n):
+                    await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
+                    t = asyncio.ensure_future(OutgoingCall(c, o, on_event).run())
+                    if on_result:
+                        t.add_done_callback(lambda f: f.cancelled() or f.exception() or on_result(f.result()))
+                    tasks.append(t)
+                results = list(await asyncio.gather(*tasks))
+            except BaseException:  # Ctrl-C: the calls hang up (their own finally) before the UA closes
+                for t in tasks:
+                    t.cancel()
+                if tasks:
+                    await asyncio.wait(tasks, timeout=HANG_UP_LIMIT + 1)
+                raise
     finally:
         if tap is not None:
             tap.close()
     return summarise(results)
 
 
-async def options_ping(uri: str, transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
+async def options_ping(uri: str, transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
                        tls: TlsOptions | None = None) -> tuple[int, str, float]:
     """OPTIONS (RFC 3261 11): (status, reason, round trip ms). Raises AgentError on timeout."""
     from .register import options
@@ -490,7 +598,7 @@ async def options_ping(uri: str, transport: str | None = None, local_ip: str = "
 
 
 async def register(registrar: str, aor: str, user: str | None, password: str | None, expires: int = 300,
-                   transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
+                   transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
                    tls: TlsOptions | None = None) -> tuple[int, str, int | None]:
     """REGISTER (RFC 3261 10) with digest: (final status, reason, granted expiry seconds); the binding
     is left in place (see siptool.agent.register.Registration for refresh and unregister)."""

@@ -39,9 +39,10 @@ class EchoCall:
 
     def line(self) -> str:
         dur = (self.ended or time.time()) - (self.answered or self.started)
-        return (f"{time.strftime('%H:%M:%S')} {self.state:<9} {self.call_id[:24]:<24} from {self.remote[0]}:{self.remote[1]} "
+        return (f"{time.strftime('%H:%M:%S')} {self.state:<9} from {self.remote[0]}:{self.remote[1]} "
                 f"{self.codec or '-':<5} {dur:6.1f} s  echoed {self.packets_echoed} pkts"
-                + (f"  ended by {self.ended_by}" if self.ended_by else ""))
+                + (f"  ended by {self.ended_by}" if self.ended_by else "")
+                + f"  call-id {self.call_id}")  # whole: it is what to grep a capture for
 
 
 class EchoServer:
@@ -108,8 +109,8 @@ class EchoServer:
             return
         call.state, call.ended, call.ended_by = state, time.time(), by
         if call.media is not None:
+            call.media.close()  # first: closing a shared port's session brings its count up to date
             call.packets_echoed = call.media.echoed
-            call.media.close()
         if call.task is not None and call.task is not asyncio.current_task():
             call.task.cancel()
         self.calls.pop(call.call_id, None)

@@ -145,9 +145,11 @@ class EchoPort:
                 return
             if n:
                 # plain Python over a few slots costs less than numpy's per-call overhead
+                # sources are kept before the echo goes out, so that a call's end (remove) that
+                # its caller sends after hearing the echo always finds them counted
                 if min(lengths[:n].tolist()) >= 12 and all(ok[h] for h in heads[:n].tolist()):
-                    batch.send(fd, 0, n)
                     self._keep(names[:n])
+                    batch.send(fd, 0, n)
                 else:
                     good = np.frombuffer(ok, bool)[heads[:n]] & (lengths[:n] >= 12)
                     self._odd(batch, fd, n, good)
@@ -158,6 +160,7 @@ class EchoPort:
 
     def _odd(self, batch: mmsg.Batch, fd: int, n: int, good: np.ndarray) -> None:
         """A batch with something not to echo: echo the runs of RTP around it, hand RTCP to the loop."""
+        self._keep(batch.names[:n][good])
         start = 0
         for i in np.flatnonzero(~good).tolist():
             batch.send(fd, start, i)
@@ -167,7 +170,6 @@ class EchoPort:
             if size >= 8 and data[0] >> 6 == 2 and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._on_mux, data, _address(batch.names[i]))
         batch.send(fd, start, n)
-        self._keep(batch.names[:n][good])
 
     def _keep(self, names: np.ndarray) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ from ..rtp.mos import mos_for_stream
 from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_rr, build_rtp, build_sdes, build_sr,
                           build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, round_trip_ms)
 from ..rtp.stats import StreamStats
+from .stun import Binding
 
 
 
@@ -27,6 +28,14 @@ PTIME = 0.020
 SAMPLES = 160
 NTP_EPOCH = 2208988800
 ECHO_RTCP_S = 5.0  # an echo session's RTCP interval
+DTMF_PACKETS = 5  # a digit: 100 ms of telephone-event (RFC 4733 2.5), then
+DTMF_GAP = 2  # 40 ms of audio before the next one
+TAIL_GRACE = 0.2  # s: media may stop this long before the end of the call (packets in flight)
+
+
+def dtmf_seconds(digits: int, start: float) -> float:
+    """Seconds of media the sender needs to send `digits` RFC 4733 digits from `start` on."""
+    return start + PTIME * (digits * (DTMF_PACKETS + DTMF_GAP) - DTMF_GAP) if digits else 0.0
 
 
 @dataclass
@@ -34,8 +43,9 @@ class MediaFigures:
     """One direction of a call's audio."""
 
     packets: int = 0
-    lost: int = 0
+    lost: int = 0  # received direction: RFC 3550 loss plus the packets due after media stopped
     loss_pct: float = 0.0
+    missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
     jitter_ms: float = 0.0
     max_jitter_ms: float = 0.0
     mos: float | None = None
@@ -54,9 +64,14 @@ def load_wav(path: str) -> np.ndarray:
                 raise SiptoolError(f"{path}: need 8 kHz mono 16-bit PCM WAV (got {w.getframerate()} Hz, "
                                    f"{w.getnchannels()} ch, {8 * w.getsampwidth()} bit); convert with "
                                    "sox in.wav -r 8000 -c 1 -b 16 out.wav")
-            return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
-    except (OSError, wave.Error) as exc:
-        raise SiptoolError(f"cannot read {path}: {exc}") from None
+            samples = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
+    except OSError as exc:
+        raise SiptoolError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (wave.Error, EOFError) as exc:
+        raise SiptoolError(f"{path}: not a PCM WAV file ({str(exc) or 'too short'})") from None
+    if len(samples) < SAMPLES:
+        raise SiptoolError(f"{path}: less than 20 ms of audio")
+    return samples
 
 
 def save_wav(path: str, samples: np.ndarray) -> None:
@@ -118,6 +133,10 @@ class RtpSession:
         self.rx_packets = 0
         self.rx_first: float | None = None
         self.rx_last: float | None = None
+        self.rx_ptime = PTIME  # the far end's packet interval (its SDP a=ptime, else 20 ms)
+        self.media_start: float | None = None  # wall-clock time our media (and so the call's) began
+        self.tx_end: float | None = None  # wall-clock time the sender stopped
+        self.stun = Binding()  # STUN responses arriving on the RTP port (RFC 5389)
         self.rx_audio: list[tuple[float, int, int, bytes]] = []  # (arrival, ts, pt, payload) for correlation/record
         self.keep_audio = not echo
         self.tx_packets = 0
@@ -153,8 +172,11 @@ class RtpSession:
             self.remote, self.latched = addr, True
             self.remote_rtcp = (addr[0], addr[1] + 1)
 
-    def set_remote(self, address: str, port: int, codec: str, pt: int, dtmf_pt: int | None) -> None:
+    def set_remote(self, address: str, port: int, codec: str, pt: int, dtmf_pt: int | None,
+                   ptime_ms: int | None = None) -> None:
         self.codec, self.pt, self.dtmf_pt = codec.upper(), pt, dtmf_pt
+        if ptime_ms and 0 < ptime_ms <= 200:
+            self.rx_ptime = ptime_ms / 1000.0
         if dtmf_pt is not None:  # events keep their timestamp: out of jitter (RFC 4733 2.2.1)
             self.stats.rates[dtmf_pt] = 0
         if not self.latched:
@@ -170,6 +192,7 @@ class RtpSession:
         if self.tap:
             self.tap("in", (self.host, self.port), addr, data, "udp")
         if len(data) < 12 or data[0] >> 6 != 2:
+            self.stun.feed(data)
             return
         if is_rtcp(data):  # rtcp-mux (RFC 5761)
             self._on_rtcp(data, addr)
@@ -218,8 +241,13 @@ class RtpSession:
 
     def start(self, signal: np.ndarray, duration: float | None, dtmf: str = "", dtmf_at: float = 1.0) -> None:
         """Start the paced sender (and RTCP). The signal repeats until `duration` (None: until stop())."""
+        self.media_start = time.time()
         self._tasks.append(asyncio.ensure_future(self._sender(signal, duration, dtmf, dtmf_at)))
         self._tasks.append(asyncio.ensure_future(self._rtcp_loop()))
+
+    async def stun_query(self, server: tuple[str, int], rto: float = 0.5) -> tuple[str, int]:
+        """Our RTP socket's address as a STUN server sees it (RFC 5389), before media starts."""
+        return await self.stun.query(lambda msg, to: self._rtp.sendto(msg, to), server, rto)
 
     def start_rtcp(self) -> None:
         self._tasks.append(asyncio.ensure_future(self._rtcp_loop()))
@@ -251,7 +279,7 @@ class RtpSession:
                 if event is not None:
                     code, ets, n = event
                     n += 1
-                    end = n >= 5  # 100 ms tone (5 packets of 20 ms), RFC 4733 2.5
+                    end = n >= DTMF_PACKETS  # 100 ms tone (5 packets of 20 ms), RFC 4733 2.5
                     body = build_telephone_event(code, end, 10, n * SAMPLES)
                     for _ in range(3 if end else 1):  # end packet sent three times (2.5.1.4)
                         self._send(build_rtp(self.dtmf_pt, seq, ets, self.ssrc, body, marker=(n == 1)))
@@ -259,12 +287,13 @@ class RtpSession:
                     event = None if end else (code, ets, n)
                     if end:
                         self.dtmf_sent += DTMF_EVENTS[code]
-                        dtmf_start = k + 3  # 60 ms gap before the next digit
+                        dtmf_start = k + 1 + DTMF_GAP  # audio before the next digit
                 else:
                     chunk = payload[k_off * SAMPLES:(k_off + 1) * SAMPLES]
                     self._send(build_rtp(self.pt, seq, ts, self.ssrc, chunk, marker=(k == 0)))
                     seq += 1
             k += 1
+            self.tx_end = time.time()
             delay = t0 + k * PTIME - loop.time()
             await asyncio.sleep(max(delay, 0))
 
@@ -331,13 +360,35 @@ class RtpSession:
             if s is not None:
                 s.close()
 
-    def rx_figures(self, delay_ms: float | None = None) -> MediaFigures:
+    def missing_at_end(self, end: float) -> int:
+        """Packets the far end should have sent (at its ptime) after its last one arrived, when its
+        media stopped more than TAIL_GRACE before `end` (our end of the call): RFC 3550 counts
+        loss only up to the highest sequence number received, so a stream that stops is not lost."""
+        if self.rx_last is None or end - self.rx_last <= TAIL_GRACE:
+            return 0
+        return int((end - self.rx_last) / self.rx_ptime)
+
+    def gaps(self, end: float, min_gap: float) -> list[tuple[float, float]]:
+        """Stretches of at least `min_gap` s with no RTP from the far end, from the start of our
+        media to `end`, in seconds since that start (wall clock, as the packets arrived)."""
+        if self.media_start is None or not len(self.stats):
+            return []
+        t = np.concatenate(([self.media_start], np.sort(self.stats.records()["time"]), [max(end, self.media_start)]))
+        d = np.diff(t)
+        idx = np.flatnonzero(d >= min_gap)
+        return [(round(float(t[i] - t[0]), 2), round(float(t[i + 1] - t[0]), 2)) for i in idx.tolist()]
+
+    def rx_figures(self, delay_ms: float | None = None, end: float | None = None) -> MediaFigures:
         if not len(self.stats):
             return MediaFigures(source="measured")
         m = self.stats.finish()
-        r, mos = mos_for_stream(self.codec, m.effective_loss_pct, delay_ms)
-        return MediaFigures(packets=m.packets, lost=max(m.lost_rfc3550, 0),
-                            loss_pct=round(max(m.lost_rfc3550, 0) * 100.0 / max(m.expected_rfc3550, 1), 3),
+        tail = self.missing_at_end(end) if end is not None else 0
+        expected = max(m.expected_rfc3550, 1) + tail
+        lost = max(m.lost_rfc3550, 0) + tail
+        effective = (m.effective_loss_pct * max(m.expected_rfc3550, 1) / 100.0 + tail) * 100.0 / expected
+        r, mos = mos_for_stream(self.codec, effective, delay_ms)
+        return MediaFigures(packets=m.packets, lost=lost, loss_pct=round(lost * 100.0 / expected, 3),
+                            missing_at_end=tail,
                             jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
                             mos=round(mos, 2), r=round(r, 1), source="measured")
 

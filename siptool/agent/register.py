@@ -40,13 +40,15 @@ class Exchange:
     at: float = field(default_factory=time.time)
 
 
-async def open_ua(uri: str, transport: str | None, local_ip: str, t1: float, tls: TlsOptions | None, tap,
+async def open_ua(uri: str, transport: str | None, local_ip: str | None, t1: float, tls: TlsOptions | None, tap,
                   local_port: int = 0):
     """A started UserAgent towards `uri` (its first hop) and the resolved address to send to."""
     from .caller import CallOptions, _hop, _resolve
+    from .nat import route_source
 
     hop, kind = _hop(CallOptions(uri=uri, transport=transport, local_ip=local_ip, t1=t1))
     addr = await _resolve(*hop.hostport())
+    local_ip = local_ip or route_source(addr[0])  # the source address of the route to the registrar
     ua = UserAgent(kind, local_ip, local_port, Timers(t1), (tls or TlsOptions()) if kind == "tls" else None,
                    None, tap)
     await ua.start()
@@ -73,7 +75,7 @@ class Registration:
     """One binding kept alive: `await start()`, then it refreshes itself; `await stop()` unregisters."""
 
     def __init__(self, registrar: str, aor: str, user: str | None, password: str | None, expires: int = 300,
-                 transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
+                 transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
                  tls: TlsOptions | None = None, tap=None, refresh_margin: float = 5.0, on_event=None) -> None:
         self.registrar, self.aor, self.expires = registrar, aor, expires
         self.user = user or sipmsg.parse_uri(aor).user or "siptool"
@@ -187,7 +189,7 @@ class Registration:
         return ex
 
 
-async def options(uri: str, transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
+async def options(uri: str, transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
                   tls: TlsOptions | None = None, tap=None) -> Exchange:
     """OPTIONS ping (RFC 3261 11): final status and round trip; never raises for network trouble."""
     out = Exchange()

@@ -72,6 +72,8 @@ def parse_uri(text: str) -> Uri:
         host, _, port = hostport.partition(":")
     if not host or (port and not port.isdigit()):
         raise SiptoolError(f"bad host or port in SIP URI: {text!r}")
+    if port and not 1 <= int(port) <= 65535:
+        raise SiptoolError(f"port {int(port)} is out of range (1-65535) in SIP URI {text!r}")
     return Uri(scheme.lower(), user, host, int(port) if port else None, params)
 
 

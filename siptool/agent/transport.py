@@ -6,16 +6,59 @@ default (RFC 5922); `insecure=True` turns that off; `sni` overrides the server n
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 import ssl
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SiptoolError
 from ..status import ExitStatus
 from ..sip.framing import SipFramer
+from .stun import Binding
 
 Addr = tuple[str, int]
+IP_RECVERR, IPV6_RECVERR = 11, 25  # Linux <linux/in.h>, <linux/in6.h>; socket does not export them
+
+
+def udp_socket(host: str, port: int = 0) -> socket.socket:
+    """A bound non-blocking UDP socket that hears ICMP errors even unconnected (Linux IP_RECVERR)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        if hasattr(socket, "MSG_ERRQUEUE"):
+            if fam == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def drain_errors(sock: socket.socket) -> list[tuple[Addr, OSError]]:
+    """Read the socket's error queue: (address the failed datagram was sent to, the error) each.
+    The queue must be emptied, or the socket stays readable (EPOLLERR) for ever."""
+    out: list[tuple[Addr, OSError]] = []
+    if not hasattr(socket, "MSG_ERRQUEUE"):
+        return out
+    for _ in range(64):
+        try:
+            _data, anc, _flags, addr = sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            break
+        for _level, _type, ext in anc:
+            if len(ext) >= 4 and addr:  # struct sock_extended_err: ee_errno first
+                code = int.from_bytes(ext[:4], sys.byteorder)
+                out.append((tuple(addr[:2]), OSError(code, os.strerror(code))))
+    return out
 
 
 class TransportError(SiptoolError):
@@ -55,6 +98,7 @@ class Transport:
         self.on_message = on_message
         self.tap = tap  # tap(direction, local, remote, data, kind): for --pcap
         self.local: Addr = ("0.0.0.0", 0)
+        self.on_unreachable: Callable[[Addr, OSError], None] | None = None  # ICMP error, TCP RST
 
     async def send(self, data: bytes, addr: Addr) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -69,11 +113,15 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
     def __init__(self, on_message, tap=None) -> None:
         Transport.__init__(self, on_message, tap)
         self.sock: asyncio.DatagramTransport | None = None
+        self.raw: socket.socket | None = None
+        self.stun = Binding()
+        self._sending: Addr | None = None
 
     async def open(self, host: str, port: int = 0) -> "UdpTransport":
         loop = asyncio.get_running_loop()
         try:
-            self.sock, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+            self.raw = udp_socket(host, port)
+            self.sock, _ = await loop.create_datagram_endpoint(lambda: self, sock=self.raw)
         except OSError as exc:
             raise TransportError(f"cannot bind UDP {host}:{port}: {exc.strerror or exc}") from None
         self.local = self.sock.get_extra_info("sockname")[:2]
@@ -81,20 +129,38 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         addr = addr[:2]
+        if self.stun.feed(data):
+            return
         if self.tap:
             self.tap("in", self.local, addr, data, "udp")
         if data.strip(b"\r\n\x00"):  # ignore CRLF keep-alives
             self.on_message(data, addr)
 
-    def error_received(self, exc) -> None:  # ICMP port unreachable etc.: timers decide, as RFC 3261 does
-        pass
+    def error_received(self, exc) -> None:
+        """ICMP errors (port or host unreachable) for datagrams we sent, each with the address it was
+        sent to, read from the socket's error queue (IP_RECVERR); an error of sendto() itself belongs
+        to the address being sent to. RFC 3261 18.4: the transaction user hears of it at once."""
+        found = drain_errors(self.raw) if self.raw is not None else []
+        if not found and self._sending is not None:
+            found = [(self._sending, exc)]
+        for addr, err in found:
+            if self.on_unreachable is not None:
+                self.on_unreachable(addr, err)
 
     async def send(self, data: bytes, addr: Addr) -> None:
         if self.sock is None or self.sock.is_closing():
             return
         if self.tap:
             self.tap("out", self.local, addr, data, "udp")
-        self.sock.sendto(data, addr)
+        self._sending = addr
+        try:
+            self.sock.sendto(data, addr)
+        finally:
+            self._sending = None
+
+    async def stun_query(self, server: Addr, rto: float = 0.5, tries: int = 4) -> Addr:
+        """Our SIP socket's address as the STUN server sees it (RFC 5389)."""
+        return await self.stun.query(lambda msg, to: self.sock.sendto(msg, to), server, rto, tries)
 
     async def close(self) -> None:
         if self.sock is not None:
@@ -177,6 +243,8 @@ class StreamTransport(Transport):
                                      "(use --insecure to skip verification, or --ca-file)") from None
             except ssl.SSLError as exc:
                 raise TransportError(f"TLS handshake with {addr[0]}:{addr[1]} failed: {exc.reason or exc}") from None
+            except ConnectionRefusedError:  # a TCP RST: fail at once (RFC 3261 18.4)
+                raise TransportError(unreachable_text(addr, errno.ECONNREFUSED, self.kind)) from None
             except (OSError, asyncio.TimeoutError) as exc:
                 why = getattr(exc, "strerror", None) or type(exc).__name__
                 raise TransportError(f"cannot connect {self.kind.upper()} to {addr[0]}:{addr[1]}: {why}") from None
@@ -213,6 +281,17 @@ class StreamTransport(Transport):
         for t in list(self.tasks):
             t.cancel()
         await asyncio.sleep(0)  # let the readers see EOF/cancellation before the loop goes
+
+
+def unreachable_text(addr: Addr, code: int | None, kind: str = "udp") -> str:
+    """One line for a transport error that came back from the network (ICMP, TCP RST)."""
+    where = f"{addr[0]}:{addr[1]}"
+    if code == errno.ECONNREFUSED:
+        how = "TCP connection refused" if kind != "udp" else "ICMP port unreachable"
+        return f"nothing listens on {where} ({how})"
+    if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"{addr[0]} is unreachable ({os.strerror(code)}, ICMP): no route to that host"
+    return f"cannot reach {where}: {os.strerror(code) if code else 'transport error'}"
 
 
 async def open_transport(kind: str, host: str, port: int, on_message, tls: TlsOptions | None = None,

@@ -18,7 +18,7 @@ from ..status import ExitStatus
 from ..sip.message import SipMessage, SipParseError, parse
 from . import sipmsg
 from .transaction import ClientTransaction, Deliver, Send, ServerTransaction, Timeout, Timers
-from .transport import Addr, TlsOptions, Transport, open_transport
+from .transport import Addr, TlsOptions, Transport, TransportError, open_transport, unreachable_text
 
 
 class TransactionTimeout(SiptoolError):
@@ -43,10 +43,12 @@ class UserAgent:
         self.log: list[tuple[float, str, SipMessage, Addr]] = []  # (time, "in"/"out", msg, peer)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.public: Addr | None = None  # our address as the far end sees it (received/rport), when different
+        self.seen: Addr | None = None  # received/rport of the first response that had them (RFC 3581)
 
     async def start(self) -> "UserAgent":
         self.loop = asyncio.get_running_loop()
         self.transport = await open_transport(self.kind, self.host, self.port, self._received, self.tls, self.tap)
+        self.transport.on_unreachable = self._unreachable
         self.port = self.transport.local[1]
         return self
 
@@ -113,8 +115,10 @@ class UserAgent:
         self.log.append((time.time(), "out", msg, addr))
         await self.transport.send(msg.serialise(), addr)
 
-    async def request(self, msg: SipMessage, addr: Addr, on_provisional: Callable | None = None) -> SipMessage:
-        """Send a request in a new client transaction and wait for the final response."""
+    async def request(self, msg: SipMessage, addr: Addr, on_provisional: Callable | None = None,
+                      timeout: float | None = None) -> SipMessage:
+        """Send a request in a new client transaction and wait for the final response. `timeout`:
+        give up sooner than timer B/F (the transaction is dropped, TransactionTimeout raised)."""
         if msg.method == "ACK":  # ACK for 2xx is not a transaction
             self.acks[(msg.call_id or "", msg.cseq[0])] = (msg, addr)
             await self._send(msg, addr)
@@ -125,7 +129,17 @@ class UserAgent:
         entry = [txn, addr, fut, on_provisional, None]
         self.clients[key] = entry
         await self._events(txn.start(self._now()), entry, key, client=True)
-        return await fut
+        if timeout is None:
+            return await fut
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            txn._terminate()
+            if entry[-1] is not None:
+                entry[-1].cancel()
+            if self.clients.get(key) is entry:
+                del self.clients[key]
+            raise TransactionTimeout(f"no response to {msg.method} from {addr[0]}:{addr[1]} within {timeout:g} s") from None
 
     async def send_ack(self, ack: SipMessage, addr: Addr) -> None:
         await self.request(ack, addr)
@@ -186,6 +200,18 @@ class UserAgent:
         entry[-1] = None
         asyncio.ensure_future(self._events(entry[0].tick(self._now()), entry, key, client))
 
+    def _unreachable(self, addr: Addr, exc: OSError) -> None:
+        """The network said `addr` cannot be reached (ICMP unreachable): every client transaction
+        waiting on it fails now instead of at timer B/F (RFC 3261 18.4, 17.1.4)."""
+        text = unreachable_text(addr, exc.errno, self.kind)
+        for key, entry in list(self.clients.items()):
+            if entry[1] == addr and not entry[2].done():
+                entry[2].set_exception(TransportError(text))
+                entry[0]._terminate()
+                if entry[-1] is not None:
+                    entry[-1].cancel()
+                del self.clients[key]
+
     # --- receiving --------------------------------------------------------------------------------
 
     def _received(self, data: bytes, addr: Addr) -> None:
@@ -198,6 +224,8 @@ class UserAgent:
             self._request_in(msg, addr)
         else:
             seen = sipmsg.public_address(msg)
+            if seen is not None and self.seen is None:
+                self.seen = seen
             if seen is not None and seen != self.local and not self.transport.reliable:
                 self.public = seen
             self._response_in(msg)

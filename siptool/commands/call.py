@@ -26,15 +26,22 @@ EPILOG = """Examples:
 
   siptool call sip:100@127.0.0.1 --calls 50 --rate 10 --duration 20     # capacity test
 
+  siptool call sip:+15551234567@trunk.example.com --stun stun.example.net    # behind NAT
+
+The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind
+NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it.
+--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.
+
 Exit codes: 0 call answered and media met the thresholds; 1 call failed (no answer, rejected, timeout,
-one-way audio, thresholds not met); 2 bad arguments.
+nothing listening, one-way audio, media gaps, thresholds not met); 2 bad arguments (checked before
+anything is sent). An answered call is always hung up (BYE), also on Ctrl-C, SIGTERM or an error.
 """
 
 
 def read_password(env: str | None, file: Path | None) -> str | None:
     """Password from an environment variable or a file (first line); never from the command line."""
     if env and file:
-        raise typer.BadParameter("give --password-env or --password-file, not both")
+        raise SiptoolError("give --password-env or --password-file, not both")
     if env:
         value = os.environ.get(env)
         if value is None:
@@ -42,9 +49,12 @@ def read_password(env: str | None, file: Path | None) -> str | None:
         return value
     if file:
         try:
-            return file.read_text().splitlines()[0] if file.read_text() else ""
+            lines = file.read_text().splitlines()
         except OSError as exc:
             raise SiptoolError(f"cannot read --password-file {file}: {exc.strerror}") from None
+        except ValueError:
+            raise SiptoolError(f"--password-file {file}: not a text file") from None
+        return lines[0] if lines else ""
     return None
 
 
@@ -65,7 +75,12 @@ def call(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     calls: int = typer.Option(1, "--calls", "-n", help="Number of calls (capacity test)."),
     rate: float = typer.Option(1.0, "--rate", "-r", help="New calls per second with --calls."),
-    local_ip: str = typer.Option("127.0.0.1", "--local-ip", help="Local address for SIP and RTP."),
+    local_ip: Optional[str] = typer.Option(None, "--local-ip", help="Local address for SIP and RTP "
+                                           "(default: the source address of the route to the first hop)."),
+    public_ip: Optional[str] = typer.Option(None, "--public-ip", help="Behind NAT: advertise this address in "
+                                            "Contact and SDP (default: learned from an OPTIONS' received/rport)."),
+    stun: Optional[str] = typer.Option(None, "--stun", help="Behind NAT: learn the public address and RTP port "
+                                       "from this STUN server, HOST[:PORT] (RFC 5389, UDP)."),
     insecure: bool = typer.Option(False, "--insecure", help="TLS: do not verify the server certificate."),
     ca_file: Optional[Path] = typer.Option(None, "--ca-file", help="TLS: CA bundle to verify the server with."),
     sni: Optional[str] = typer.Option(None, "--sni", help="TLS: server name to send and verify (default: host)."),
@@ -76,34 +91,36 @@ def call(
     max_loss: float = typer.Option(1.0, "--max-loss", help="Fail above this packet loss, percent."),
     max_jitter: float = typer.Option(30.0, "--max-jitter", help="Fail above this mean jitter, ms."),
     max_pdd: float = typer.Option(5000.0, "--max-pdd", help="Fail above this post-dial delay, ms."),
+    max_gap: float = typer.Option(2.0, "--max-gap", help="Fail when the far end's RTP stops this long, s "
+                                  "(a media timeout: one-way audio, a frozen stream, media ending early)."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
     """Place a test call: SIP steps with timings, codec, media both ways (loss, jitter, MOS, round trip)."""
     with guarded():
+        from ..agent import inputs
         from ..agent.caller import CallOptions, Thresholds, place_call, place_calls
 
         codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
         if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
-            raise typer.BadParameter("use PCMU and/or PCMA", param_hint="--codec")
-        if calls < 1 or rate <= 0:
-            raise typer.BadParameter("--calls must be >= 1 and --rate > 0")
-        bad = set(dtmf.upper()) - set("0123456789*#ABCD")
-        if bad:
-            raise typer.BadParameter(f"not DTMF: {''.join(sorted(bad))}", param_hint="--dtmf")
+            raise SiptoolError(f"--codec {codec}: use PCMU and/or PCMA")
+        inputs.number("--calls", calls, 1, 100_000)
+        inputs.number("--rate", rate, 0, 10_000, above=True, unit="calls/s")
         o = CallOptions(uri=uri, transport=transport, from_uri=from_uri, user=user,
                         password=read_password(password_env, password_file), proxy=proxy, codecs=codecs,
                         duration=duration, dtmf=dtmf.upper(), play=str(play) if play else None,
-                        record=str(record) if record else None, local_ip=local_ip, t1=t1, insecure=insecure,
+                        record=str(record) if record else None, local_ip=local_ip, public_ip=public_ip,
+                        stun=stun, t1=t1, insecure=insecure,
                         ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
                         key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
-                        thresholds=Thresholds(mos_min, max_loss, max_jitter, max_pdd))
+                        thresholds=Thresholds(mos_min, max_loss, max_jitter, max_pdd, max_gap))
         out = console(no_color)
         err = console(no_color, stderr=True)
+        o.check()  # every argument, before anything is sent
         if calls == 1:
             def live(_cid, t, text):
                 if not json_out:
-                    out.print(f"[dim]{t:9.1f} ms[/dim]  {text}")
-            res = asyncio.run(place_call(o, on_event=live))
+                    out.print(f"[dim]{t:9.1f} ms[/dim]  {text}" if t is not None else f"[dim]{'':12}[/dim] {text}")
+            res = run(place_call(o, on_event=live))
             if json_out:
                 typer.echo(json.dumps({"schema": "siptool.call/1", **res.to_dict()}, indent=2))
             else:
@@ -116,7 +133,7 @@ def call(
             board.finished(res)
             if not json_out and not live_view:  # a log line per call when not on a terminal
                 mark = "[green]ok[/green]" if res.ok else f"[red]{(res.error or res.reason or 'failed')[:50]}[/red]"
-                err.print(f"[{board.done}/{calls}] {res.call_id[:20]} {res.status or '-'} pdd {res.pdd_ms or 0:.0f} ms "
+                err.print(f"[{board.done}/{calls}] {res.call_id or '-'} {res.status or '-'} pdd {res.pdd_ms or 0:.0f} ms "
                           f"MOS {res.rx.mos if res.rx.mos is not None else '-'} {mark}")
 
         if live_view:
@@ -130,9 +147,9 @@ def call(
                         await asyncio.sleep(0.25)
                     return task.result()
 
-            summary = asyncio.run(run_live())
+            summary = run(run_live())
         else:
-            summary = asyncio.run(place_calls(o, calls, rate, on_result=progress))
+            summary = run(place_calls(o, calls, rate, on_result=progress))
         if json_out:
             typer.echo(json.dumps({"schema": "siptool.calls/1", **summary.to_dict()}, indent=2))
         else:
@@ -193,12 +210,22 @@ def render_result(out, res) -> None:
     from rich.table import Table
 
     verdict = "[green]PASS[/green]" if res.ok else "[red]FAIL[/red]"
-    out.print(f"\n{verdict}  {res.status or '-'} {res.reason}  call-id {res.call_id}")
+    head = f"{res.status} {res.reason}" if res.status else "no answer"
+    out.print(f"\n{verdict}  {head}  " + (f"call-id {res.call_id}" if res.call_id else "(no INVITE sent)"))
     if res.error:
         out.print(f"[red]{res.error}[/red]")
-    out.print(f"post-dial delay {_fmt(res.pdd_ms, ' ms')}, answer {_fmt(res.answer_ms, ' ms')}, codec {_fmt(res.codec)}, "
-              f"ended by {_fmt(res.ended_by)} after {res.duration_s} s"
-              + (f", DTMF sent {res.dtmf_sent}" if res.dtmf_sent else ""))
+    answered = res.status is not None and 200 <= res.status < 300
+    if answered:
+        out.print(f"post-dial delay {_fmt(res.pdd_ms, ' ms')}, answer {_fmt(res.answer_ms, ' ms')}, "
+                  f"codec {_fmt(res.codec)}, ended by {_fmt(res.ended_by)} after {res.duration_s} s"
+                  + (f", DTMF sent {res.dtmf_sent}" if res.dtmf_sent else ""))
+    elif res.pdd_ms is not None:
+        out.print(f"post-dial delay {res.pdd_ms} ms")
+    if res.nat.get("text") and res.status is not None:
+        first, *rest = res.nat["text"].split("; ")  # one clause a line: fits 80 columns
+        out.print(first)
+        for clause in rest:
+            out.print(f"     {clause}")
     if res.codec:
         t = Table(box=None, pad_edge=False)
         for col in ("direction", "packets", "lost", "loss %", "jitter ms", "MOS", "source"):
@@ -209,6 +236,25 @@ def render_result(out, res) -> None:
         out.print(f"round-trip audio delay {_fmt(res.rtt_ms, ' ms')} (correlation), RTCP round trip {_fmt(res.rtcp_rtt_ms, ' ms')}")
     for p in res.problems:
         out.print(f"[yellow]- {p}[/yellow]")
+
+
+def run(coro):
+    """asyncio.run, with SIGTERM treated as Ctrl-C: the call's own cleanup hangs up (BYE) first."""
+    import signal
+
+    async def main():
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        except (NotImplementedError, RuntimeError):  # not the main thread / not Unix
+            pass
+        return await coro
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
 
 
 def render_summary(out, s) -> None:

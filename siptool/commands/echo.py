@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import SiptoolError
 from .call import read_password
 from .common import guarded
 
@@ -31,13 +32,6 @@ Prints one line per call; Ctrl-C hangs up the calls in progress and exits 0.
 """
 
 
-def _hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise typer.BadParameter("use HOST:PORT, e.g. 127.0.0.1:5060", param_hint="--listen")
-    return host.strip("[]"), int(port)
-
-
 def echo(
     listen: str = typer.Option("127.0.0.1:5060", "--listen", "-l", help="HOST:PORT to listen on."),
     transport: str = typer.Option("udp", "--transport", "-t", help="udp, tcp or tls."),
@@ -49,24 +43,41 @@ def echo(
     key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
     ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
     hangup_after: Optional[float] = typer.Option(None, "--hangup-after", help="Send BYE after this many seconds."),
-    media_port: int = typer.Option(0, "--media-port", min=0, max=65534, help="RTP port shared by every call (RTCP on the next); "
+    media_port: int = typer.Option(0, "--media-port", help="RTP port shared by every call (RTCP on the next); "
                                    "0: any free even port. One port pair to open in a firewall or NAT."),
     port_per_call: bool = typer.Option(False, "--port-per-call", help="Give each call its own RTP/RTCP port "
                                        "pair, as most user agents do (fewer concurrent calls)."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
-        from ..agent import mmsg
+        from ..agent import inputs, mmsg
         from ..agent.echo import EchoServer
         from ..agent.transport import TlsOptions
 
-        host, port = _hostport(listen)
+        host, port = inputs.host_port("--listen", listen, allow_zero=True)
+        host = inputs.local_address("--listen", host) if host not in ("0.0.0.0", "::") else host
+        kind = transport.lower()
+        if kind not in ("udp", "tcp", "tls"):
+            raise SiptoolError(f"--transport {transport}: use udp, tcp or tls")
         password = read_password(password_env, password_file)
         if user and password is None:
-            raise typer.BadParameter("--user needs --password-env or --password-file")
-        tls = TlsOptions(cert_file=str(cert) if cert else None, key_file=str(key) if key else None) \
-            if transport.lower() == "tls" else None
+            raise SiptoolError("--user needs --password-env or --password-file")
+        inputs.number("--ring", ring, 0, 3600, unit="s")
+        inputs.number("--media-port", media_port, 0, 65534)
+        if hangup_after is not None:
+            inputs.number("--hangup-after", hangup_after, 0, 86400, above=True, unit="s")
+        tls = None
+        if kind == "tls":
+            if not cert or not key:
+                raise SiptoolError("--transport tls needs --cert FILE and --key FILE (PEM)")
+            tls = TlsOptions(cert_file=inputs.readable("--cert", cert), key_file=inputs.readable("--key", key))
+            try:
+                tls.server_context()
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise SiptoolError(f"TLS: cannot load --cert/--key: {exc}") from None
         codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
+        if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
+            raise SiptoolError(f"--codec {codec}: use PCMU and/or PCMA")
         shared = not port_per_call and mmsg.available()  # recvmmsg/sendmmsg: Linux
         if shared:
             # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,
@@ -76,7 +87,7 @@ def echo(
         # seconds, a pause of milliseconds that shows as echo delay. Collect young objects rarely; the
         # agent's objects live as long as its calls.
         gc.set_threshold(50_000, 50, 100)
-        asyncio.run(_serve(EchoServer((host, port), transport, user, password, codecs=codecs, ring=ring,
+        asyncio.run(_serve(EchoServer((host, port), kind, user, password, codecs=codecs, ring=ring,
                                       hangup_after=hangup_after, tls=tls, on_line=lambda s: typer.echo(s),
                                       media_port=media_port if shared else None)))
 

@@ -40,7 +40,8 @@ def register_aor(
     duration: float = typer.Option(0.0, "--duration", "-d", help="Keep the binding refreshed this long, then "
                                    "unregister (0: register and unregister at once)."),
     keep: bool = typer.Option(False, "--keep", help="Do not unregister at the end."),
-    local_ip: str = typer.Option("127.0.0.1", "--local-ip", help="Local address to send from."),
+    local_ip: Optional[str] = typer.Option(None, "--local-ip", help="Local address to send from (default: the "
+                                           "source address of the route to the registrar)."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer F = 64*T1)."),
     json_out: bool = typer.Option(False, "--json", help="Print every REGISTER's outcome as JSON."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
@@ -51,9 +52,18 @@ def register_aor(
         from ..agent.register import Registration
         from ..agent.sipmsg import parse_uri
 
+        from ..agent import inputs
+        from ..agent.caller import CallOptions, _hop
+
         password = read_password(password_env, password_file)
         u = parse_uri(aor)
         target = registrar or f"{u.scheme}:{u.host}" + (f":{u.port}" if u.port else "")
+        _hop(CallOptions(uri=target, transport=transport))  # URI, port and transport, checked
+        inputs.number("--expires", expires, 1, 2**32 - 1, unit="s")
+        inputs.number("--duration", duration, 0, 7 * 86400, unit="s")
+        inputs.number("--t1", t1, 0, 30, above=True, unit="s")
+        if local_ip:
+            inputs.local_address("--local-ip", local_ip)
         out = console(no_color)
 
         def show(ex) -> None:

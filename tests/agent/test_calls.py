@@ -145,3 +145,20 @@ def test_echo_listening_on_all_interfaces_answers_with_a_reachable_address():
     res, body = run(go())
     assert res.ok, (res.error, res.problems)
     assert b"c=IN IP4 127.0.0.1" in body and b"0.0.0.0" not in body
+
+
+def test_dtmf_cut_short_by_the_far_end_says_so():
+    """The echo hangs up before the digits are all out: the verdict blames the early end, not the SDP."""
+    res, _, _ = run(_call("udp", {"hangup_after": 1.2}, duration=4.0, dtmf="123456789"))
+    assert res.ended_by == "remote" and 0 < len(res.dtmf_sent) < 9 and not res.ok
+    assert f"DTMF: sent {res.dtmf_sent!r} of '123456789': the call ended after {res.duration_s:g} s, before all " \
+           "digits were sent" in res.problems
+
+
+def test_pdd_is_one_measurement():
+    """The post-dial delay is the time of the first 18x in the step list, not a second clock reading."""
+    res, _, _ = run(_call("udp", {"ring": 0.2}, duration=0.5))
+    assert res.ok
+    ringing = next(t for t, e in res.events if e == "<- 180 Ringing")
+    answered = next(t for t, e in res.events if e == "<- 200 OK")
+    assert res.pdd_ms == ringing and res.answer_ms == answered

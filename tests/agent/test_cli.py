@@ -2,51 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
-import pytest
+from agent.helpers import siptool
 from interop.peers import free_port
-from support import REPO
-
-from siptool.agent import options_ping
-from siptool.agent.caller import AgentError
-
-
-def siptool(*args, env=None, timeout=40):
-    return subprocess.run([sys.executable, "-m", "siptool", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
-
-
-@pytest.fixture
-def echo_proc():
-    procs = []
-
-    def start(*args, env=None):
-        port = free_port()
-        p = subprocess.Popen([sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}", *args],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, **(env or {})})
-        procs.append(p)
-        deadline = time.time() + 15
-        while time.time() < deadline:  # wait until it answers OPTIONS
-            try:
-                asyncio.run(options_ping(f"sip:127.0.0.1:{port}", t1=0.05))
-                break
-            except AgentError:
-                time.sleep(0.1)
-        return p, port
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
 
 
 def test_call_echo_json_and_ctrl_c(echo_proc, tmp_path):
@@ -75,8 +35,8 @@ def test_call_errors_exit_codes(tmp_path):
     r = siptool("call", "sip:1@127.0.0.1:9", "--user", "a", "--password-env", "SURELY_UNSET_VAR_X")
     assert r.returncode == 2 and "SURELY_UNSET_VAR_X" in r.stderr
     port = free_port()
-    r = siptool("call", f"sip:1@127.0.0.1:{port}", "--t1", "0.02", "--json")
-    assert r.returncode == 1 and "timer B" in json.loads(r.stdout)["error"]
+    r = siptool("call", f"sip:1@127.0.0.1:{port}", "--t1", "0.02", "--json")  # ICMP port unreachable
+    assert r.returncode == 1 and json.loads(r.stdout)["error"] == f"nothing listens on 127.0.0.1:{port} (ICMP port unreachable)"
 
 
 def test_many_calls_summary(echo_proc):

@@ -139,3 +139,13 @@ def test_call_to_baresip_auto_answer_echo(peers, tmp_path):
     assert res.ok, (res.error, res.problems, peer.stop()[-1500:])
     assert res.codec == "PCMA" and res.rx.packets > 80 and res.rx.mos >= 4.0
     assert res.rtt_ms is not None and 20 < res.rtt_ms < 1000  # jitter buffer + audio loop inside baresip
+
+
+def test_dtmf_to_sipp_uas_blames_the_answer_without_telephone_event(sipp, peers, tmp_path):
+    """SIPp's uas answers with PCMU alone: no RFC 4733 digits can be sent, and the verdict says why."""
+    peer, port = _uas(sipp, peers, tmp_path, "-rtp_echo")
+    res = run(place_call(CallOptions(uri=f"sip:service@127.0.0.1:{port}", duration=1.5, dtmf="12")))
+    assert res.status == 200 and res.dtmf_sent == "" and not res.ok
+    assert res.problems == ["DTMF: sent '' of '12': the answer has no telephone-event (RFC 4733), so no digits "
+                            "were sent"]
+    assert peer.wait(10) == 0

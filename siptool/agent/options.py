@@ -1,0 +1,121 @@
+"""What a test call is asked to do (CallOptions, Thresholds), checked before anything is sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import SiptoolError
+from ..rtp.packet import DTMF_EVENTS
+from . import inputs, sdp, sipmsg, stun
+from .media import dtmf_seconds, load_wav
+from .transport import TlsOptions
+
+
+@dataclass
+class Thresholds:
+    mos_min: float = 3.5
+    loss_pct: float = 1.0
+    jitter_ms: float = 30.0
+    pdd_ms: float = 5000.0
+    media_gap_s: float = 2.0  # no RTP from the far end this long: a media timeout
+
+
+@dataclass
+class CallOptions:
+    uri: str
+    transport: str | None = None  # udp/tcp/tls; default from the URI (transport=, sips:) else udp
+    from_uri: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    proxy: str | None = None
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    duration: float | None = 5.0
+    dtmf: str = ""
+    play: str | None = None
+    record: str | None = None
+    signal: str = "speech"
+    local_ip: str | None = None  # None: the source address of the route to the first hop
+    public_ip: str | None = None  # advertise this address in Contact and SDP (NAT)
+    stun: str | None = None  # HOST[:PORT] of a STUN server to learn the public address from
+    t1: float = 0.5
+    t2: float = 4.0
+    insecure: bool = False
+    ca_file: str | None = None
+    sni: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    cancel_after: float | None = None
+    hold: bool = False
+    pcap: str | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
+
+    def tls(self) -> TlsOptions:
+        return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file)
+
+    def check(self) -> None:
+        """Every input checked before anything is sent (SiptoolError, exit 2, on the first bad one)."""
+        hop, kind = _hop(self)
+        if self.from_uri:
+            sipmsg.parse_uri(self.from_uri)
+        for c in self.codecs:
+            if c.upper() not in sdp.STATIC:
+                raise SiptoolError(f"codec {c!r} is not supported: use PCMU and/or PCMA")
+        if self.duration is not None:
+            inputs.number("--duration", self.duration, 0, 86400, above=True, unit="s")
+        inputs.number("--t1", self.t1, 0, 30, above=True, unit="s")
+        inputs.number("--t2", self.t2, 0, 300, above=True, unit="s")
+        if self.cancel_after is not None:
+            inputs.number("cancel after", self.cancel_after, 0, 3600, unit="s")
+        inputs.number("no-answer timeout", self.no_answer_timeout, 0, 3600, above=True, unit="s")
+        th = self.thresholds
+        inputs.number("--mos-min", th.mos_min, 1, 5)
+        inputs.number("--max-loss", th.loss_pct, 0, 100, unit="%")
+        inputs.number("--max-jitter", th.jitter_ms, 0, 10000, unit="ms")
+        inputs.number("--max-pdd", th.pdd_ms, 0, 3_600_000, unit="ms")
+        inputs.number("--max-gap", th.media_gap_s, 0.1, 3600, unit="s")
+        bad = set(self.dtmf.upper()) - set(DTMF_EVENTS)
+        if bad:
+            raise SiptoolError(f"--dtmf: not DTMF digits: {''.join(sorted(bad))} (use 0-9 * # A-D)")
+        if self.dtmf and self.duration is not None:
+            need = dtmf_seconds(len(self.dtmf), dtmf_start(self.duration))
+            if need > self.duration:
+                raise SiptoolError(f"--dtmf {self.dtmf}: {len(self.dtmf)} digits need {need:.2f} s of media, "
+                                   f"more than --duration {self.duration:g} s")
+        if self.local_ip:
+            inputs.local_address("--local-ip", self.local_ip)
+        if self.public_ip:
+            inputs.ip_address("--public-ip", self.public_ip)
+        if self.stun:
+            if kind != "udp":
+                raise SiptoolError(f"--stun works for UDP only (the call uses {kind.upper()})")
+            if self.public_ip:
+                raise SiptoolError("give --public-ip or --stun, not both")
+            inputs.host_port("--stun", self.stun, stun.DEFAULT_PORT)
+        if self.play:
+            load_wav(inputs.readable("--play", self.play))
+        for name, path in (("--record", self.record), ("--pcap", self.pcap)):
+            if path:
+                inputs.writable(name, path)
+        for name, path in (("--ca-file", self.ca_file), ("--cert", self.cert_file), ("--key", self.key_file)):
+            if path:
+                inputs.readable(name, path)
+        if kind == "tls":
+            try:
+                self.tls().client_context()
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise SiptoolError(f"TLS: cannot load --cert/--key/--ca-file: {exc}") from None
+
+
+def dtmf_start(duration: float | None) -> float:
+    """When the first digit goes out: 1 s after the answer, or a quarter into a shorter call."""
+    return min(1.0, (duration or 4.0) / 4)
+
+
+def _hop(o: CallOptions) -> tuple[sipmsg.Uri, str]:
+    target = sipmsg.parse_uri(o.uri)
+    hop = sipmsg.parse_uri(o.proxy) if o.proxy else target
+    kind = (o.transport or hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
+    if kind not in ("udp", "tcp", "tls"):
+        raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp or tls")
+    return hop, kind
