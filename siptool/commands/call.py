@@ -12,30 +12,25 @@ import typer
 
 from ..errors import SiptoolError
 from ..status import ExitStatus
-from .common import console, guarded
+from .common import console, epilog, guarded
 
-EPILOG = """Examples:
-
-  siptool call sip:100@127.0.0.1:5060
-
-  SIP_PW=secret siptool call sip:+4930123@trunk.example --user alice --password-env SIP_PW --transport tls
-
-  siptool call sip:100@10.0.0.5 --proxy sip:10.0.0.1:5060 --codec PCMA --duration 10 --dtmf 123#
-
-  siptool call sip:echo@127.0.0.1 --record heard.wav --pcap call.pcap --json > result.json
-
-  siptool call sip:100@127.0.0.1 --calls 50 --rate 10 --duration 20     # capacity test
-
-  siptool call sip:+15551234567@trunk.example.com --stun stun.example.net    # behind NAT
-
-The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind
-NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it.
---stun asks a STUN server instead, --public-ip names the address. The summary says what it found.
-
-Exit codes: 0 call answered and media met the thresholds; 1 call failed (no answer, rejected, timeout,
-nothing listening, one-way audio, media gaps, thresholds not met); 2 bad arguments (checked before
-anything is sent). An answered call is always hung up (BYE), also on Ctrl-C, SIGTERM or an error.
-"""
+EPILOG = epilog([
+    ("", "siptool call sip:100@127.0.0.1:5060"),
+    ("over TLS with digest credentials from the environment",
+     "SIP_PW=pw siptool call sips:100@sbc.example -u bob --password-env SIP_PW"),
+    ("through an outbound proxy, A-law only, with DTMF",
+     "siptool call sip:100@10.0.0.5 --proxy sip:10.0.0.1 --codec PCMA --dtmf 123#"),
+    ("keep what came back, the call's own packets and a JSON result",
+     "siptool call sip:echo@127.0.0.1 --record heard.wav --pcap call.pcap --json"),
+    ("capacity: 50 calls at 10 a second", "siptool call sip:100@127.0.0.1 --calls 50 --rate 10 -d 20"),
+    ("behind NAT", "siptool call sip:+15551234567@trunk.example.com --stun stun.example.net"),
+],  "The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind "
+    "NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it. "
+    "--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.",
+    "Exit codes: 0 call answered and media met the thresholds; 1 call failed (no answer, rejected, timeout, "
+    "nothing listening, one-way audio, media gaps, thresholds not met); 2 bad arguments (checked before "
+    "anything is sent); 3 internal error. An answered call is always hung up (BYE), also on Ctrl-C, SIGTERM "
+    "or an error.")
 
 
 def read_password(env: str | None, file: Path | None) -> str | None:

@@ -13,23 +13,18 @@ import typer
 
 from ..errors import SiptoolError
 from .call import read_password
-from .common import guarded
+from .common import epilog, guarded
 
-EPILOG = """Examples:
-
-  siptool echo --listen 127.0.0.1:5060
-
-  SIP_PW=secret siptool echo --listen 0.0.0.0:5080 --user alice --password-env SIP_PW
-
-  siptool echo --listen 127.0.0.1:5061 --transport tls --cert cert.pem --key key.pem
-
-  siptool echo --listen 0.0.0.0:5060 --media-port 40000     # forward UDP 5060, 40000 and 40001
-
-Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo
-does; --port-per-call gives each call a port pair of its own instead.
-
-Prints one line per call; Ctrl-C hangs up the calls in progress and exits 0.
-"""
+EPILOG = epilog([
+    ("", "siptool echo --listen 127.0.0.1:5060"),
+    ("challenge calls (digest) with a password from the environment",
+     "SIP_PW=pw siptool echo -l 0.0.0.0:5080 --user alice --password-env SIP_PW"),
+    ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
+    ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
+],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
+    "does; --port-per-call gives each call a port pair of its own instead.",
+    "Prints one line per call; Ctrl-C hangs up the calls in progress and exits 0. Exit codes: 0 stopped; "
+    "2 bad arguments or the address cannot be listened on; 3 internal error.")
 
 
 def echo(

@@ -13,20 +13,15 @@ import typer
 from ..status import ExitStatus
 
 from .call import read_password
-from .common import console, guarded
+from .common import console, epilog, guarded
 
-EPILOG = """Examples:
-
-  SIP_PW=secret siptool register sip:alice@pbx.example.com --password-env SIP_PW
-
-  siptool register sip:alice@pbx.example.com --registrar sip:10.0.0.1:5060 --user alice \\
-      --password-file pw.txt --expires 60 --duration 300      # watch 5 minutes of refreshes
-
-  siptool register sips:alice@pbx.example.com --transport tls --password-env SIP_PW --json
-
-Exit codes: 0 registered (and every refresh succeeded); 1 refused, timed out or a refresh failed;
-2 bad arguments.
-"""
+EPILOG = epilog([
+    ("", "SIP_PW=pw siptool register sip:alice@pbx.example.com --password-env SIP_PW"),
+    ("watch 5 minutes of refreshes, one a minute",
+     "siptool register sip:bob@pbx.example --password-file pw -d 300 --expires 60"),
+    ("over TLS, as JSON", "siptool register sips:alice@pbx.example.com --password-env SIP_PW --json"),
+],  "Exit codes: 0 registered (and every refresh succeeded); 1 refused, timed out or a refresh failed; "
+    "2 bad arguments; 3 internal error.")
 
 
 def register_aor(
@@ -46,8 +41,7 @@ def register_aor(
     json_out: bool = typer.Option(False, "--json", help="Print every REGISTER's outcome as JSON."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
-    """REGISTER with digest auth (RFC 3261 10), refreshed before expiry; shows where the registrar
-    sees you (received/rport, RFC 3581), i.e. whether you are behind NAT."""
+    """REGISTER with digest auth, refreshed before expiry; shows whether the registrar sees you behind NAT."""
     with guarded():
         from ..agent.register import Registration
         from ..agent.sipmsg import parse_uri
