@@ -6,14 +6,61 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import time
 from dataclasses import dataclass, field
 
 # strongest first (RFC 8760 2.4: a UAC uses the first supported algorithm it prefers)
 ALGORITHMS = {"SHA-512-256": "sha512_256", "SHA-256": "sha256", "MD5": "md5"}
-_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)\s*,?')
+MAX_VALUE = 4096  # a digest header longer than this is refused unread (ours are ~300 bytes)
+MAX_PARAMS = 32
+MAX_FIELD = 1024  # nonce, cnonce, realm, response...
+_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!%*+`'~")
+
+
+def parse_params(text: str) -> dict[str, str] | None:
+    """auth-params (RFC 7235 2.1): name=token or name="quoted string", comma separated, names in lower
+    case. One pass over the text; None when it is too long or not of that form."""
+    if len(text) > MAX_VALUE:
+        return None
+    out: dict[str, str] = {}
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t,":
+            i += 1
+        if i >= n:
+            return out
+        start = i
+        while i < n and text[i] in _TOKEN:
+            i += 1
+        name = text[start:i].lower()
+        while i < n and text[i] in " \t":
+            i += 1
+        if not name or i >= n or text[i] != "=" or len(out) >= MAX_PARAMS:
+            return None
+        i += 1
+        while i < n and text[i] in " \t":
+            i += 1
+        if i < n and text[i] == '"':
+            i += 1
+            chars = []
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                chars.append(text[i])
+                i += 1
+            if i >= n:
+                return None  # no closing quote
+            i += 1
+            value = "".join(chars)
+        else:
+            start = i
+            while i < n and text[i] not in " \t,":
+                i += 1
+            value = text[start:i]
+        if len(value) > MAX_FIELD:
+            return None
+        out[name] = value
 
 
 def _h(algorithm: str, text: str) -> str:
@@ -49,7 +96,9 @@ class Challenge:
         scheme, _, rest = value.strip().partition(" ")
         if scheme.lower() != "digest":
             return None
-        p = {k.lower(): v[1:-1].replace('\\"', '"') if v.startswith('"') else v for k, v in _PARAM.findall(rest)}
+        p = parse_params(rest)
+        if p is None or not p.get("nonce"):
+            return None
         return cls(realm=p.get("realm", ""), nonce=p.get("nonce", ""), algorithm=p.get("algorithm", "MD5"),
                    qop=[q.strip() for q in p.get("qop", "").split(",") if q.strip()], opaque=p.get("opaque"),
                    stale=p.get("stale", "").lower() == "true", userhash=p.get("userhash", "").lower() == "true",
@@ -121,10 +170,11 @@ class Credentials:
 
 
 def parse_authorization(value: str) -> dict[str, str]:
+    """The parameters of a Digest Authorization value; {} when it is not one or is malformed."""
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() != "digest":
         return {}
-    return {k.lower(): v[1:-1] if v.startswith('"') else v for k, v in _PARAM.findall(rest)}
+    return parse_params(rest) or {}
 
 
 class Authenticator:
@@ -145,11 +195,10 @@ class Authenticator:
 
     def _nonce_state(self, nonce: str) -> str:
         stamp, _, mac = nonce.partition(".")
-        try:
-            t = int(stamp, 16)
-        except ValueError:
-            return "bad"
-        if not hmac.compare_digest(self._nonce(t), nonce):
+        if not 1 <= len(stamp) <= 12 or not all(c in "0123456789abcdef" for c in stamp):
+            return "bad"  # ours are a time in hex: anything else is forged (or 3,600 digits long)
+        t = int(stamp, 16)
+        if not hmac.compare_digest(self._nonce(t).encode(), nonce.encode("utf-8", "replace")):
             return "bad"
         return "stale" if time.time() - t > self.nonce_ttl else "ok"
 
@@ -172,6 +221,6 @@ class Authenticator:
             return "fail"
         want = response_value(algo, p["username"], self.realm, password, method, p.get("uri", ""), p["nonce"],
                               p.get("nc", ""), p.get("cnonce", ""), p.get("qop", ""))
-        if not hmac.compare_digest(want, p.get("response", "")):
+        if not hmac.compare_digest(want.encode(), p.get("response", "").encode("utf-8", "replace")):
             return "fail"
         return "stale" if state == "stale" else "ok"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..sip.message import SipMessage, name_addr
+from ..sip.message import SipMessage
+from ..sip.uri import name_addr
 from . import sipmsg
 
 

@@ -6,9 +6,13 @@ Parsing is siptool.sip.message (one parser for capture and agent); this module o
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 
-from ..sip.message import SipMessage, name_addr, param
+from ..errors import SiptoolError
+from ..sip.message import SipMessage, param
+from ..sip.uri import Uri, UriError, is_ip
+from ..sip.uri import parse_uri as _parse_uri
+from ..sip.uri import response_address as _response_address
+from ..sip.uri import top_via
 
 MAGIC = "z9hG4bK"  # RFC 3261 8.1.1.7 branch cookie
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 401: "Unauthorized",
@@ -31,50 +35,16 @@ def new_call_id(host: str) -> str:
     return f"{secrets.token_hex(10)}@{host}"
 
 
-@dataclass(frozen=True, slots=True)
-class Uri:
-    """The parts of a sip:/sips: URI that routing needs (RFC 3261 19.1.1)."""
-
-    scheme: str
-    user: str
-    host: str
-    port: int | None
-    params: dict
-
-    @property
-    def transport(self) -> str | None:
-        return self.params.get("transport")
-
-    def hostport(self, default: int | None = None) -> tuple[str, int]:
-        port = self.port or default or (5061 if self.scheme == "sips" or self.transport == "tls" else 5060)
-        return self.host, port
-
-
 def parse_uri(text: str) -> Uri:
-    """'sip:100@127.0.0.1:5070;transport=tcp' -> Uri. Accepts '<...>' and name-addr forms."""
-    from ..errors import SiptoolError
-
-    uri = name_addr(text)[1] if "<" in text else text.strip()
-    scheme, colon, rest = uri.partition(":")
-    if not colon or scheme.lower() not in ("sip", "sips"):
-        raise SiptoolError(f"not a SIP URI: {text!r} (expected sip:user@host[:port])")
-    rest, _, ptext = rest.partition(";")
-    params = {}
-    for p in ptext.split(";") if ptext else []:
-        k, _, v = p.partition("=")
-        params[k.strip().lower()] = v.strip()
-    rest = rest.split("?", 1)[0]
-    user, at, hostport = rest.rpartition("@")
-    if hostport.startswith("["):  # IPv6 reference
-        host, _, tail = hostport[1:].partition("]")
-        port = tail[1:] if tail.startswith(":") else ""
-    else:
-        host, _, port = hostport.partition(":")
-    if not host or (port and not port.isdigit()):
-        raise SiptoolError(f"bad host or port in SIP URI: {text!r}")
-    if port and not 1 <= int(port) <= 65535:
-        raise SiptoolError(f"port {int(port)} is out of range (1-65535) in SIP URI {text!r}")
-    return Uri(scheme.lower(), user, host, int(port) if port else None, params)
+    """A URI the user gave (or the agent must route by): siptool.sip.uri's parse, its error as a
+    one-line SiptoolError."""
+    try:
+        uri = _parse_uri(text)
+    except UriError as exc:
+        raise SiptoolError(str(exc)) from None
+    if not uri.host:
+        raise SiptoolError(f"{text[:60]!r} has no host to send to: use sip:NUMBER@HOST")
+    return uri
 
 
 def via(transport: str, host: str, port: int, branch: str) -> str:
@@ -124,47 +94,40 @@ def set_header(msg: SipMessage, name: str, value: str | None) -> None:
 
 
 def top_via_received(msg: SipMessage, host: str, port: int) -> None:
-    """Add received/rport to the top Via of a request that arrived from (host, port) (RFC 3581 4)."""
+    """Add received (and rport's value, when asked for) to the top Via of a request that arrived from
+    (host, port) (RFC 3261 18.2.1, RFC 3581 4). A Via that does not parse is left as it is."""
     for i, (k, v) in enumerate(msg.headers):
-        if k == "via":
-            first, sep, rest = v.partition(",")
-            parts = [p for p in first.split(";")]
-            out = [parts[0]]
-            for p in parts[1:]:
-                key = p.split("=", 1)[0].strip().lower()
-                if key == "rport":
-                    out.append(f"rport={port}")
-                elif key != "received":
-                    out.append(p)
-            out.append(f"received={host}")
-            msg.headers[i] = (k, ";".join(out) + (sep + rest if sep else ""))
+        if k != "via":
+            continue
+        first, sep, rest = v.partition(",")
+        if top_via(msg) is None:
             return
+        parts = first.split(";")
+        out = [parts[0]]
+        for p in parts[1:]:
+            key = p.split("=", 1)[0].strip().lower()
+            if key == "rport":
+                out.append(f"rport={port}")
+            elif key != "received":
+                out.append(p)
+        out.append(f"received={host}")
+        msg.headers[i] = (k, ";".join(out) + (sep + rest if sep else ""))
+        return
 
 
-def response_address(msg: SipMessage, default: tuple[str, int]) -> tuple[str, int]:
-    """Where a response goes over UDP (RFC 3261 18.2.2, RFC 3581 4): received/rport of the top Via."""
-    vias = msg.get_all("via")
-    if not vias:
-        return default
-    v = vias[0]
-    host = param(v, "received") or default[0]
-    rport = param(v, "rport")
-    if rport and rport.isdigit():
-        return host, int(rport)
-    sent_by = v.split(";")[0].split()[-1] if v.split() else ""
-    h, _, p = sent_by.rpartition(":") if sent_by.count(":") == 1 else (sent_by, "", "")
-    return (param(v, "received") or h or default[0], int(p) if p.isdigit() else 5060)
+def response_address(msg: SipMessage, source: tuple[str, int]) -> tuple[str, int] | None:
+    """Where a response goes over UDP (RFC 3261 18.2.2, RFC 3581 4), from the top Via; None when the
+    Via is missing or malformed or names no valid address: then no response can be sent."""
+    via = top_via(msg)
+    return None if via is None else _response_address(via, source)
 
 
 def public_address(resp: SipMessage) -> tuple[str, int] | None:
     """(received, rport) of a response's top Via (RFC 3581 4): where the far end saw our request come
-    from; None when it added neither."""
-    vias = resp.get_all("via")
-    if not vias:
+    from; None when it added neither, or they are not a valid address."""
+    via = top_via(resp)
+    if via is None or (via.received is None and via.rport is None):
         return None
-    received, rport = param(vias[0], "received"), param(vias[0], "rport")
-    if not received and not (rport and rport.isdigit()):
-        return None
-    sent_by = vias[0].split(";")[0].split()[-1]
-    host, _, port = sent_by.rpartition(":")
-    return received or host, int(rport) if rport and rport.isdigit() else int(port or 5060)
+    host = via.received or via.host
+    port = via.rport or via.port or 5060
+    return (host, port) if is_ip(host) else None

@@ -245,6 +245,8 @@ class UserAgent:
         if not self.transport.reliable:
             sipmsg.top_via_received(msg, addr[0], addr[1])
             reply_to = sipmsg.response_address(msg, addr)
+            if reply_to is None:
+                return  # no valid Via: no address a response could be trusted to (RFC 3261 18.2.2)
         else:
             reply_to = addr  # responses go back on the connection (RFC 3261 18.2.2)
         method = msg.method

@@ -8,10 +8,10 @@ passes twice, still tells the caller's SDP from the callee's.
 
 from __future__ import annotations
 
-import re
 from typing import Iterable
 
 from ..report.model import Call, Finding, SdpEntry, Stream
+from ..sip.uri import top_via, uri_host
 from .addresses import UNREACHABLE, address_kind, host, split
 from .context import Context
 
@@ -340,9 +340,6 @@ def ssrc_change(call: Call, ctx: Context) -> Iterable[Finding]:
             evidence={"ssrcs": [f"{s.ssrc:#010x}" for s in streams]})
 
 
-_URI_HOST = re.compile(r"sips?:(?:[^@>;\s]*@)?(\[[^\]]+\]|[^:;>\s]+)", re.IGNORECASE)
-
-
 def sip_header_nat(msg, hop, call: Call) -> Finding | None:
     """RFC 3581 / RFC 5626 territory: a private, CGNAT or link-local address in the Contact (or, for a
     request, the top Via) of a message that arrived from a public address: the sender is behind NAT and
@@ -350,15 +347,13 @@ def sip_header_nat(msg, hop, call: Call) -> Finding | None:
     if address_kind(hop.src) != "public":
         return None
     seen = []
-    contact = msg.get("contact") or ""
-    m = _URI_HOST.search(contact)
-    if m:
-        seen.append(("Contact", m.group(1).strip("[]")))
+    contact = uri_host(msg.get("contact") or "")
+    if contact:
+        seen.append(("Contact", contact))
     if msg.is_request:
-        via = (msg.get_all("via") or [""])[0]
-        parts = via.split(",")[0].split()
-        if len(parts) >= 2:
-            seen.append(("Via", parts[1].split(";")[0].rsplit(":", 1)[0].strip("[]")))
+        via = top_via(msg)
+        if via is not None:
+            seen.append(("Via", via.host))
     for header, addr in seen:
         kind = address_kind(addr)
         if kind in UNREACHABLE:

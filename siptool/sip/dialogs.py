@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..report.model import Call, LadderStep
-from .message import SipMessage, name_addr, uri_user
+from .message import SipMessage
+from .uri import name_addr, uri_user
 
 
 # Requests that make a transaction of their own outside any dialog (RFC 3261 10, 11; RFC 3903; RFC 3428)

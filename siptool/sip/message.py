@@ -249,21 +249,3 @@ def param(value: str, name: str) -> str | None:
         if key.strip().lower() == name:
             return val.strip().strip('"')
     return None
-
-
-def name_addr(value: str) -> tuple[str, str]:
-    """(display name, URI) of a From/To/Contact value: '"Bob" <sip:bob@x>;tag=1' -> ('Bob', 'sip:bob@x')."""
-    value = value.strip()
-    lt = value.find("<")
-    if lt >= 0:
-        gt = value.find(">", lt)
-        uri = value[lt + 1:gt if gt > 0 else None]
-        return value[:lt].strip().strip('"'), uri.strip()
-    return "", value.split(";")[0].strip()
-
-
-def uri_user(uri: str) -> str:
-    """The user part of a SIP URI ('sip:+4930123@host' -> '+4930123'), else the host."""
-    rest = uri.split(":", 1)[1] if ":" in uri else uri
-    user, at, _host = rest.partition("@")
-    return (user if at else rest).split(";")[0]

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from siptool.sip.framing import SipFramer
-from siptool.sip.message import SipParseError, name_addr, param, parse, split_list, uri_user
+from siptool.sip.message import SipParseError, param, parse, split_list
+from siptool.sip.uri import name_addr, uri_user
 
 INVITE = (b"INVITE sip:+4930123@trunk.example.com SIP/2.0\r\n"
           b"v: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK776asdhds;rport\r\n"
