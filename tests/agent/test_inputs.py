@@ -31,8 +31,8 @@ def files(tmp_path_factory):
 
 
 CALL = [
-    (["--uri-port", "99999"], "out of range (1-65535)"),
-    (["--proxy", "sip:127.0.0.1:0"], "out of range (1-65535)"),
+    (["--uri-port", "99999"], "bad port in SIP URI"),
+    (["--proxy", "sip:127.0.0.1:0"], "bad port in SIP URI"),
     (["--play", "{d}/notes.txt"], "not a PCM WAV file"),
     (["--play", "{d}/missing.wav"], "cannot read"),
     (["--record", "/nonexistent/x.wav"], "directory /nonexistent does not exist"),
@@ -80,7 +80,7 @@ ECHO = [
 ]
 
 REGISTER = [
-    (["--uri-port", "99999"], "out of range (1-65535)"),
+    (["--uri-port", "99999"], "bad port in SIP URI"),
     (["--expires", "0"], "--expires 0 s: must be at least 1 s"),
     (["--t1", "-1"], "--t1 -1 s: must be more than 0 s"),
     (["--duration", "-1"], "--duration -1 s: must be at least 0 s"),
