@@ -202,6 +202,11 @@ class Authenticator:
             return "bad"
         return "stale" if time.time() - t > self.nonce_ttl else "ok"
 
+    def issued(self, header: str | None) -> bool:
+        """Whether an Authorization value answers a nonce of ours (fresh or stale): then a wrong
+        `response` means wrong credentials, not a nonce from another server or an earlier run."""
+        return bool(header) and self._nonce_state(parse_authorization(header).get("nonce", "")) != "bad"
+
     def challenges(self, stale: bool = False) -> list[str]:
         nonce = self._nonce()
         return [f'Digest realm="{self.realm}", nonce="{nonce}", qop="auth", algorithm={a}'

@@ -1,6 +1,10 @@
 """The echo agent: answers INVITEs (optionally after a digest challenge), picks a codec from the offer,
 echoes every RTP packet back to its source (latching), answers OPTIONS, handles CANCEL and BYE from
-either side, many calls at once. Use as `async with EchoServer(...) as echo:`."""
+either side, many calls at once. Use as `async with EchoServer(...) as echo:`.
+
+Two things for test suites (`siptool check`): a call to the number `ring` (or `ring-...`) rings and is
+never answered (a CANCEL gets 487; 480 after RING_LIMIT s), and REGISTER is accepted as by a minimal
+registrar (RFC 3261 10.3), behind a digest challenge when a user is configured."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..sip.uri import uri_user
 from . import sdp, sipmsg
 from .auth import Authenticator
+from .registrar import Bindings
 from .dialog import Dialog
 from .echo_port import EchoPort
 from .media import RtpSession
@@ -18,7 +24,14 @@ from .transaction import Timers
 from .transport import TlsOptions
 from .ua import UserAgent
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
+RING_LIMIT = 60.0  # seconds a call to `ring` rings before 480 (the caller's CANCEL comes well before)
+
+
+def rings_unanswered(request_uri: str | None) -> bool:
+    """The documented test number that rings and never answers: user part `ring` or `ring-...`."""
+    user = uri_user(request_uri or "").lower()
+    return user == "ring" or user.startswith("ring-")
 
 
 @dataclass
@@ -26,7 +39,7 @@ class EchoCall:
     call_id: str
     remote: tuple[str, int]
     codec: str = ""
-    state: str = "ringing"  # ringing, answered, ended, cancelled, rejected
+    state: str = "ringing"  # ringing, answered, ended, cancelled, rejected, unanswered
     started: float = field(default_factory=time.time)
     answered: float | None = None
     ended: float | None = None
@@ -58,6 +71,7 @@ class EchoServer:
         self.reject = reject  # answer every INVITE with this status (failure-path tests)
         self.auth = Authenticator(realm, {user: password}) if user and password is not None else None
         self.ua = UserAgent(transport, listen[0], listen[1], timers, tls, self._handle)
+        self.bindings = Bindings()  # REGISTER (bounded; answered, never used for routing)
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
         self.on_line = on_line
@@ -135,6 +149,8 @@ class EchoServer:
             self._reinvite(call, txn, msg)
         elif m == "CANCEL":
             self._cancel(txn, msg, call)
+        elif m == "REGISTER":
+            self._register(txn, msg)
         elif m == "BYE":
             if call is None or call.dialog is None or not call.dialog.accepts(msg):
                 ua.respond(txn, sipmsg.response(msg, 481))
@@ -176,6 +192,12 @@ class EchoServer:
         media.set_remote(offer.address, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
         peer = call.remote[0]  # when listening on all interfaces: our address as the caller sees it
         ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo", peer))]))
+        if rings_unanswered(msg.uri):
+            await asyncio.sleep(RING_LIMIT)  # a CANCEL ends the call (and this task) first
+            if call.state == "ringing":
+                ua.respond(txn, sipmsg.response(msg, 480, "Temporarily Unavailable", to_tag=tag))
+                self._end(call, "unanswered", "local")
+            return
         if self.ring:
             await asyncio.sleep(self.ring)
         if call.state != "ringing":
@@ -192,6 +214,27 @@ class EchoServer:
             if call.state == "answered":
                 await self._bye(call)
                 self._end(call, "ended", "local")
+
+    def _register(self, txn, msg) -> None:
+        """A minimal registrar (RFC 3261 10.3). With a user configured: 401 with a digest challenge, 401
+        stale=true for an old nonce, 403 when the answer to our nonce is wrong (wrong password), else
+        the binding. Without one, every REGISTER is accepted. The 200 lists the AOR's bindings with
+        their expires, and Expires the time granted (10.3 step 8)."""
+        if self.auth is not None:
+            header = msg.get("authorization")
+            verdict = self.auth.check("REGISTER", header)
+            if verdict == "fail" and self.auth.issued(header):
+                self.ua.respond(txn, sipmsg.response(msg, 403, to_tag=sipmsg.new_tag()))
+                return
+            if verdict != "ok":
+                hdrs = [("www-authenticate", c) for c in self.auth.challenges(stale=verdict == "stale")]
+                self.ua.respond(txn, sipmsg.response(msg, 401, to_tag=sipmsg.new_tag(), headers=hdrs))
+                return
+        v = self.bindings.update(msg.get("to") or "", msg.get_all("contact"), msg.get("expires"), time.monotonic())
+        hdrs = [("contact", f"<{uri}>;expires={left}") for uri, left in v.bindings]
+        if v.granted is not None:
+            hdrs.append(("expires", str(v.granted)))
+        self.ua.respond(txn, sipmsg.response(msg, v.status, v.reason, to_tag=sipmsg.new_tag(), headers=hdrs))
 
     def _reinvite(self, call: EchoCall, txn, msg) -> None:
         offer = sdp.parse(msg.body) if msg.body else None

@@ -1,7 +1,11 @@
 """JUnit XML for CI (the Ant/Jenkins format that GitHub, GitLab and Jenkins read).
 
 One <testsuite> per suite run, one <testcase> per check. A failed check has <failure message type> whose
-text holds the figures, the findings and the signalling ladder; a check that could not run has <error>.
+text holds the figures, the findings and the signalling ladder; a check that could not run has <error>;
+a skipped one (it could not judge the target) has <skipped message> and is counted in the testsuite's
+`skipped`, never as passed, with its ladder in <system-out>. The <testsuites> root takes no `skipped`
+in the Jenkins schema (tests/check/junit.xsd), so its `tests` counts every check and the per-status
+counts are the testsuite's.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ def to_xml(result: SuiteResult) -> ET.Element:
         elif r.status == ERROR:
             ET.SubElement(case, "error", message=_clean(r.message or "error"), type=r.type).text = details(r)
         elif r.status == SKIPPED:
-            ET.SubElement(case, "skipped", message=r.message)
+            ET.SubElement(case, "skipped", message=_clean(r.message or "skipped"))
+            if details(r):
+                ET.SubElement(case, "system-out").text = details(r)
         else:
             ET.SubElement(case, "system-out").text = details(r)
     return root

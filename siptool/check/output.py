@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .result import CheckResult, SuiteResult
+from .result import SKIPPED, CheckResult, SuiteResult
 
 STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "skipped": "dim"}
 JSON_VERSION = 1
@@ -24,7 +24,7 @@ def line(r: CheckResult) -> Text:
     return t
 
 
-def render(result: SuiteResult, console: Console, verbose: bool = False) -> None:
+def render(result: SuiteResult, console: Console, verbose: bool = False, allow_skipped: bool = False) -> None:
     table = Table(title=f"siptool check: {result.name} -> {result.target}")
     for col in ("check", "result", "time", "figures", "why"):
         table.add_column(col)
@@ -41,19 +41,24 @@ def render(result: SuiteResult, console: Console, verbose: bool = False) -> None
             console.print(f"  [{f.severity}] {f.code}: {f.title}", markup=False)
         if r.ladder:
             console.print(r.ladder, markup=False, highlight=False)
-    passed = sum(1 for r in result.results if r.passed)
-    console.print(Text(f"\n{passed}/{len(result.results)} checks passed in {result.duration_s:.1f} s",
-                       style="green" if result.passed else "bold red"))
+    ok = result.exit_status(allow_skipped) == 0
+    console.print(Text(f"\n{result.summary()} in {result.duration_s:.1f} s", style="green" if ok else "bold red"))
+    if result.count(SKIPPED):
+        console.print("a skipped check tested nothing: " + ("accepted (--allow-skipped)" if allow_skipped else
+                      "it fails the run (--allow-skipped accepts it)"), style="dim" if ok else "bold red")
 
 
-def to_dict(result: SuiteResult) -> dict:
+def to_dict(result: SuiteResult, allow_skipped: bool = False) -> dict:
+    """`passed`: every check passed; `counts`: checks per status; `exit_status`: what the run exits with."""
     return {
         "schema_version": JSON_VERSION, "tool": "siptool check", "suite": result.name, "target": result.target,
-        "passed": result.passed, "started": result.started, "duration_s": result.duration_s,
+        "passed": result.passed, "counts": result.counts(), "summary": result.summary(),
+        "exit_status": int(result.exit_status(allow_skipped)), "started": result.started,
+        "duration_s": result.duration_s,
         "checks": [{**{k: v for k, v in dataclasses.asdict(r).items() if k != "findings"},
                     "findings": [dataclasses.asdict(f) for f in r.findings]} for r in result.results],
     }
 
 
-def dumps(result: SuiteResult) -> str:
-    return json.dumps(to_dict(result), indent=2, default=str)
+def dumps(result: SuiteResult, allow_skipped: bool = False) -> str:
+    return json.dumps(to_dict(result, allow_skipped), indent=2, default=str)

@@ -26,10 +26,11 @@ async def run_suite(suite: Suite, ua, only: list[str] | None = None,
     ctx = Context(suite.target, suite.thresholds, ua)
     out = SuiteResult(suite.name, suite.target.uri)
     t0 = time.monotonic()
-    for spec in suite.checks:
-        if only and spec.name not in only and spec.type not in only:
-            continue
+    for spec in suite.select(only):
         result = CheckResult(spec.name, spec.type)
+        begin = getattr(ua, "begin", None)
+        if begin is not None:
+            begin(spec.name)  # the driver names this check's pcap files after it
         start = time.monotonic()
         try:
             await asyncio.wait_for(CHECKS[spec.type].run(ctx, spec, result), spec.timeout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -99,6 +100,8 @@ class Driver:
 
     Each operation writes its own packets to a pcap (the agent's --pcap) in a scratch folder (kept in
     `keep` when given) and fills ladder and findings with absorb_report(outcome, analyse_pcap(path)).
+    The runner calls `begin(name)` before each check: its files are then NNN-NAME.pcap (NNN the check's
+    place in the run; NNN-NAME-2.pcap for its second operation), else NNN-OPERATION.pcap.
     """
 
     def __init__(self, target, keep: str | None = None, t1: float = 0.5) -> None:
@@ -109,6 +112,8 @@ class Driver:
         if keep:
             os.makedirs(keep, exist_ok=True)
         self.n = 0
+        self.check = ""  # the check running now (begin)
+        self.ops = 0  # operations of that check so far
         self.local_ip = (target.local or "127.0.0.1").rpartition(":")[0] if ":" in (target.local or "") \
             else (target.local or "127.0.0.1")
 
@@ -118,9 +123,19 @@ class Driver:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _pcap(self, what: str) -> str:
+    def begin(self, check: str) -> None:
+        """A new check starts: name its pcap files after it."""
         self.n += 1
-        return os.path.join(self.dir, f"{self.n:03d}-{what}.pcap")
+        self.check = re.sub(r"[^A-Za-z0-9._-]+", "_", check).strip("._") or "check"
+        self.ops = 0
+
+    def _pcap(self, what: str) -> str:
+        if not self.check:
+            self.n += 1
+            return os.path.join(self.dir, f"{self.n:03d}-{what}.pcap")
+        self.ops += 1
+        suffix = f"-{self.ops}" if self.ops > 1 else ""
+        return os.path.join(self.dir, f"{self.n:03d}-{self.check}{suffix}.pcap")
 
     def _tls(self):
         from ..agent.transport import TlsOptions

@@ -21,7 +21,16 @@ EPILOG = """Examples:
 
   siptool check suite.toml --pcap-dir check-pcaps   # keep each check's packets for siptool analyze
 
-Exit codes: 0 every check passed; 1 a check failed or could not run; 2 bad suite or arguments.
+Try it against the built-in echo agent (it registers alice; the number
+"ring" rings unanswered, for the CANCEL check):
+
+  export SIPTOOL_PASSWORD=secret
+  siptool echo --user alice --password-env SIPTOOL_PASSWORD &
+  siptool check --init && siptool check siptool-suite.toml
+
+Exit codes: 0 every check passed; 1 a check failed, could not run or was
+skipped (a skipped check tested nothing; --allow-skipped accepts skips);
+2 bad suite or arguments (an --only name that is not in the suite).
 """
 
 
@@ -34,6 +43,8 @@ def check(
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only this check (name or type); repeat."),
     pcap_dir: Optional[Path] = typer.Option(None, "--pcap-dir", help="Keep each check's own packets here "
                                             "(one pcap per check, readable by siptool analyze)."),
+    allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 when checks were skipped (could "
+                                       "not judge the target) and none failed; skips are still reported."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Ladders of passed checks too."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
@@ -51,6 +62,7 @@ def check(
         if suite is None:
             raise typer.BadParameter("give a suite file, or --init to write one", param_hint="SUITE")
         loaded = load_suite(suite)
+        loaded.select(only)  # an unknown --only name: exit 2 before any traffic
         from ..check import junit as junit_out
         from ..check import output
         from ..check.runner import run_suite
@@ -66,11 +78,12 @@ def check(
         if junit:
             junit_out.write(result, junit)
         if json_out:
-            typer.echo(output.dumps(result))
+            typer.echo(output.dumps(result, allow_skipped))
         else:
-            output.render(result, out, verbose)
-        if not result.passed:
-            raise typer.Exit(ExitStatus.FAILED)
+            output.render(result, out, verbose, allow_skipped)
+        status = result.exit_status(allow_skipped)
+        if status != ExitStatus.OK:
+            raise typer.Exit(status)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,12 @@ EPILOG = epilog([
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
+    "For test suites (the one siptool check --init writes passes against it): the number \"ring\" "
+    "(sip:ring@HOST:PORT, or ring-...) rings and is never answered: 180 Ringing, 487 to a CANCEL, 480 after "
+    "60 s. REGISTER is answered as by a minimal registrar: 200 with the bindings (Contact;expires) and Expires "
+    "(at most 3600 s), kept in memory (at most 1000 addresses of record, 10 contacts each). With --user, "
+    "REGISTER and INVITE are challenged (401 digest, SHA-256 and MD5) and a wrong password gets 403 "
+    "Forbidden; without --user every REGISTER is accepted.",
     "Prints one line per call; Ctrl-C hangs up the calls in progress and exits 0. Exit codes: 0 stopped; "
     "2 bad arguments or the address cannot be listened on; 3 internal error.")
 
@@ -30,7 +36,7 @@ EPILOG = epilog([
 def echo(
     listen: str = typer.Option("127.0.0.1:5060", "--listen", "-l", help="HOST:PORT to listen on."),
     transport: str = typer.Option("udp", "--transport", "-t", help="udp, tcp or tls."),
-    user: Optional[str] = typer.Option(None, "--user", "-u", help="Challenge INVITEs (401 digest) for this user."),
+    user: Optional[str] = typer.Option(None, "--user", "-u", help="Challenge INVITEs and REGISTERs (401 digest) for this user."),
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
     codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs accepted, in order of preference."),

@@ -7,6 +7,8 @@ Decoding is a 256-entry table lookup; encoding a 65536-entry table built once fr
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 _BIAS = 0x84
@@ -115,7 +117,14 @@ def tone(freq_hz: float, seconds: float, rate: int = 8000, level_dbov: float = -
 def speech_like(seconds: float, rate: int = 8000, level_dbov: float = -16.0, seed: int = 1) -> np.ndarray:
     """A deterministic speech-like test signal: a gliding 100-220 Hz fundamental with harmonics shaped by
     three formant-like resonances, a 4 Hz syllabic envelope and pauses (talkspurts of ~1-2 s).
-    Meant for exercising codecs, echo and VAD paths, not for listening tests (use ITU-T P.501 there)."""
+    Meant for exercising codecs, echo and VAD paths, not for listening tests (use ITU-T P.501 there).
+    Read-only and made once per set of arguments: computing it takes ~0.1 s, which on the event loop of
+    N concurrent calls would stall the RTP of the calls already up at each new call."""
+    return _speech_like(float(seconds), rate, float(level_dbov), seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _speech_like(seconds: float, rate: int, level_dbov: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = int(round(seconds * rate))
     t = np.arange(n) / rate
@@ -138,7 +147,9 @@ def speech_like(seconds: float, rate: int = 8000, level_dbov: float = -16.0, see
     sig *= envelope * gate
     peak = np.max(np.abs(sig)) or 1.0
     amp = 32767 * 10 ** (level_dbov / 20)
-    return np.round(sig / peak * amp * 2).clip(-32768, 32767).astype(np.int16)
+    out = np.round(sig / peak * amp * 2).clip(-32768, 32767).astype(np.int16)
+    out.flags.writeable = False
+    return out
 
 
 def level_dbov(samples) -> float:

@@ -162,7 +162,9 @@ def test_broken_targets_fail_the_right_checks(lab, tmp_path):
     pcaps = tmp_path / "pcaps"
     proc, checks, junit = _run(lab, tmp_path, _suite(lab, BROKEN, "broken"), PASSWORD, "--pcap-dir", str(pcaps))
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert sorted(p.name for p in pcaps.iterdir()) == ["001-call.pcap", "002-call.pcap", "003-call.pcap"]
+    # each check's packets in a file named after the check (it was NNN-call.pcap for any call check)
+    assert sorted(p.name for p in pcaps.iterdir()) == ["001-pcmu-to-pcma-only.pcap", "002-pcma-to-pcma-only.pcap",
+                                                       "003-long_call.pcap"]
     pcmu, pcma, long_call = checks["pcmu-to-pcma-only"], checks["pcma-to-pcma-only"], checks["long_call"]
     assert pcmu["status"] == "fail" and "488" in pcmu["message"]
     assert "sip.failed.488" in {f["code"] for f in pcmu["findings"]}

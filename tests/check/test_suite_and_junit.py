@@ -141,9 +141,89 @@ def test_json_and_terminal_outputs():
     result = sample_result()
     data = json.loads(output.dumps(result))
     assert data["passed"] is False and [c["status"] for c in data["checks"]] == ["pass", "fail", "error", "skipped"]
+    assert data["counts"] == {"pass": 1, "fail": 1, "error": 1, "skipped": 1} and data["exit_status"] == 1
     assert data["checks"][1]["findings"][0]["code"] == "check.codec"
     screen = Console(file=io.StringIO(), width=150)
     output.render(result, screen)
     text = screen.file.getvalue()
-    assert "2/4 checks passed" in text and "call-pcmu: fail" in text and "INVITE (SDP)" in text
+    # a skipped check is not a pass (this said "2/4 checks passed", counting the skip)
+    assert "1 passed, 1 failed, 1 error, 1 skipped of 4" in text and "/4" not in text
+    assert "call-pcmu: fail" in text and "INVITE (SDP)" in text and "cancel: skipped" in text
     assert FAIL in output.line(result.results[1]).plain.lower()
+
+
+def _results(*statuses) -> SuiteResult:
+    return SuiteResult("s", "sip:x@127.0.0.1", [CheckResult(f"c{i}", "call", st) for i, st in enumerate(statuses)])
+
+
+@pytest.mark.parametrize("statuses,summary,strict,allowed", [
+    ((PASS,) * 3, "all 3 checks passed", 0, 0),
+    ((PASS, SKIPPED), "1 passed, 1 skipped of 2", 1, 0),
+    ((SKIPPED,), "0 passed, 1 skipped of 1", 1, 0),
+    ((PASS, FAIL, SKIPPED), "1 passed, 1 failed, 1 skipped of 3", 1, 1),
+    ((PASS, ERROR, ERROR), "1 passed, 2 errors of 3", 1, 1),
+    ((PASS,) * 7 + (FAIL, SKIPPED, SKIPPED), "7 passed, 1 failed, 2 skipped of 10", 1, 1),
+    ((), "0 passed of 0", 1, 1),  # nothing ran: never a green run
+])
+def test_verdict_a_skip_is_not_a_pass(statuses, summary, strict, allowed):
+    r = _results(*statuses)
+    assert r.summary() == summary
+    assert r.exit_status() == strict and r.exit_status(allow_skipped=True) == allowed
+    assert r.passed == (summary.startswith("all"))
+
+
+def test_skip_never_hides_a_failure():
+    r = CheckResult("cancel", "cancel")
+    r.fail("CANCEL answered 500")
+    r.skip("answered first")
+    assert r.status == FAIL and r.message == "CANCEL answered 500"
+    ok = CheckResult("cancel", "cancel")
+    ok.skip("answered first")
+    assert ok.status == SKIPPED and not ok.passed
+
+
+def test_only_selects_by_name_or_type_and_refuses_unknown_names():
+    suite = parse_suite(tomllib.loads(EXAMPLE), "s.toml")
+    assert [c.name for c in suite.select(None)] == [c.name for c in suite.checks]
+    assert [c.name for c in suite.select(["call", "options"])] == ["options", "call-pcmu", "call-pcma"]
+    with pytest.raises(SiptoolError, match=r"--only nosuch: no such check in s.toml; its checks: options, "
+                                           r"register, call-pcmu, .*\(types: call\)") as exc:
+        suite.select(["options", "nosuch"])
+    assert exc.value.exit_code == 2
+
+
+@pytest.mark.parametrize("number,message", [
+    ("ring me", "number must be the user part"),
+    ("a@b", "number must be the user part"),
+    (5, "number must be the user part"),
+])
+def test_bad_numbers_are_refused(number, message):
+    data = tomllib.loads(EXAMPLE)
+    data["check"].append({"type": "call", "name": "n", "number": number})
+    with pytest.raises(SiptoolError, match=message):
+        parse_suite(data)
+    data["check"][-1] = {"type": "call", "name": "n", "number": "ring", "uri": "sip:ring@127.0.0.1"}
+    with pytest.raises(SiptoolError, match="uri or number, not both"):
+        parse_suite(data)
+
+
+def test_number_replaces_the_user_of_the_target():
+    from siptool.check.suite import with_user
+
+    assert with_user("sip:echo@127.0.0.1:5060", "ring") == "sip:ring@127.0.0.1:5060"
+    assert with_user("sips:pbx.example.com;transport=tls", "+4930123") == "sips:+4930123@pbx.example.com;transport=tls"
+    assert with_user("sip:[::1]:5080", "ring") == "sip:ring@[::1]:5080"
+    cancel = next(c for c in parse_suite(tomllib.loads(EXAMPLE)).checks if c.type == "cancel")
+    assert cancel.get("number") == "ring" and not cancel.get("uri")
+
+
+def test_skipped_check_in_junit_has_its_ladder(tmp_path):
+    r = sample_result()
+    r.results[3].ladder = "+   0.000s  127.0.0.1:5062 -> 127.0.0.1:5060  INVITE (SDP)"
+    path = tmp_path / "r.xml"
+    junit.write(r, path)
+    schema = xmlschema.XMLSchema(XSD)
+    schema.validate(path)
+    case = {c["@name"]: c for c in schema.to_dict(path)["testsuite"][0]["testcase"]}["cancel"]
+    assert case["skipped"][0]["@message"] == "answered before the CANCEL"
+    assert "INVITE (SDP)" in case["system-out"][0] and "failure" not in case
