@@ -13,7 +13,7 @@ import dataclasses
 import random
 
 import pytest
-from crafted import A, B, T0, Dialog, audio, rtp, sdp, write
+from crafted_calls import A, B, T0, Dialog, audio, rtp, sdp, write
 from support import require_binary
 from tshark_rtp import analyse, tshark_streams
 
