@@ -6,44 +6,28 @@ project's fixtures (tshark run live) and on ../shared/pcaps with tshark's record
 
 from __future__ import annotations
 
-import re
-import subprocess
-
 import pytest
 from support import FIXTURES, SHARED, load_reference, require_binary, shared_references
+from tshark_rtp import tshark_streams as _tshark_streams
 
 from siptool.analysis.session import analyze_file
 
 REFUSED = {"protos_c07-sip-r2.cap"}  # NetMon 2.x (see test_shared_calls.REFUSED)
 
-ROW = re.compile(r"^\s*([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(\d+)\s+(0x[0-9A-Fa-f]+)\s+(.+?)\s+(\d+)\s+"
-                 r"(-?\d+)\s+\(.*?\)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
-
-
-def _endpoint(ip: str, port) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
 
 def tshark_streams(path, extra=()) -> list[dict]:
-    tshark = require_binary("tshark")
-    out = subprocess.run([tshark, "-r", str(path), *extra, "-q", "-z", "rtp,streams"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
-    rows = []
-    for line in out.splitlines():
-        m = ROW.match(line)
-        if m:
-            g = m.groups()
-            rows.append({"src": _endpoint(g[2], g[3]), "dst": _endpoint(g[4], g[5]), "ssrc": g[6],
-                         "packets": int(g[8]), "lost": int(g[9]), "max_delta_ms": float(g[12]),
-                         "mean_jitter_ms": float(g[14]), "max_jitter_ms": float(g[15])})
-    return rows
+    """tshark's rows, one-packet streams included (it prints -1 for their minimum delta/jitter)."""
+    return _tshark_streams(require_binary("tshark"), path, extra)
 
 
 def compare(report, theirs: list[dict], sdp_only: bool, not_from_sdp_ok: set = frozenset(),
             jitter_tolerance: float = 0.01) -> None:
-    ours = {(s.src, s.dst, s.ssrc): s for c in report.calls for s in c.streams}
-    ours.update({(s.src, s.dst, s.ssrc): s for s in report.streams})
+    every = [s for c in report.calls for s in c.streams] + report.streams
+    ours = {(s.src, s.dst, s.ssrc): s for s in every}
     wanted = {(t["src"], t["dst"], int(t["ssrc"], 16)): t for t in theirs}
+    # tshark keeps one stream per 5-tuple and SSRC: siptool must not split one of them in pieces.
+    split = [k for k in wanted if sum((s.src, s.dst, s.ssrc) == k for s in every) > 1]
+    assert split == []
     # Every stream tshark reports is found, with the same figures.
     assert sorted(set(wanted) - set(ours)) == []
     # With tshark's defaults it only knows SDP-announced streams: ours from SDP must be the same set.
@@ -65,12 +49,7 @@ FIXTURE_PCAPS = sorted(FIXTURES.glob("media_*.pcap")) + [FIXTURES / "calls_mixed
 def test_fixture_streams_equal_tshark(path):
     theirs = tshark_streams(path)
     report = analyze_file(path)
-    # media_impaired.pcap carries the relay's byte-identical duplicated datagrams next to reordered ones.
-    # The RFC 3550 6.4.1 recurrence run packet by packet over that stream (the reference loop in
-    # test_rtp_stats) gives siptool's figures; tshark 4.0 gives 1.9 % (mean) and 3.6 % (max) more,
-    # from its own treatment of the duplicates. Packets, lost and max delta still agree exactly.
-    tolerance = 0.04 if path.name == "media_impaired.pcap" else 0.01
-    compare(report, theirs, sdp_only=True, jitter_tolerance=tolerance)
+    compare(report, theirs, sdp_only=True)
 
 
 def test_fixture_media_has_streams():

@@ -38,6 +38,7 @@ class _Endpoint:
     codecs: dict[int, tuple[str, int]]  # payload type -> (name, clock rate)
     rtcp: bool = False
     frame: int = 0  # frame of the SDP that announced it
+    rtp: bool = True  # False: the port carries T.38 over UDPTL (m=image ... udptl), not RTP
 
 
 @dataclass
@@ -113,16 +114,18 @@ class MediaTracker:
                 encrypted="DTLS" if media.fingerprint else "SDES" if media.crypto else "",
                 ice=bool(media.candidates), side=call.ladder[-1].side if call.ladder else "")
             call.sdp.append(entry)
-            if media.port and address:
-                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame))
-                if not media.rtcp_mux:
+            rtp = _carries_rtp(media.proto)
+            if media.port and address and rtp is not None:
+                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame, rtp=rtp))
+                if rtp and not media.rtcp_mux:
                     rtcp_port = media.rtcp_port or media.port + 1
                     self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=hop.frame))
 
     def _announce(self, key: tuple[str, int], ep: _Endpoint) -> None:
         history = self._endpoints.setdefault(key, [])
-        if history and history[-1].call is ep.call and history[-1].rtcp == ep.rtcp:
-            history[-1].codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
+        last = history[-1] if history else None
+        if last is not None and last.call is ep.call and (last.rtcp, last.rtp) == (ep.rtcp, ep.rtp):
+            last.codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
             self._codec_version += 1
             return
         history.append(ep)
@@ -151,15 +154,26 @@ class MediaTracker:
         return sorted(set(out))
 
     def _current(self, key: tuple, flow: _Flow | None, frame: int, payload) -> _Flow:
-        """The flow for a packet at `frame`: the existing one unless a newer announcement began a new epoch."""
+        """The flow for a packet at `frame`: the existing one unless a newer announcement began a new
+        epoch. An announcement of the flow's own call (its answer, a re-INVITE, a switch to T.38 and
+        back) keeps the flow and its streams, as tshark keeps one stream per 5-tuple and SSRC; the
+        flow only takes the kind the SDP now in force gives it. Another call's starts a new flow."""
         if flow is not None:
             if not flow.stale:
                 return flow
             flow.stale = False
-            if flow.epoch == self._epoch(key, frame):
+            epoch = self._epoch(key, frame)
+            if flow.epoch == epoch:
+                return flow
+            new = self._classify(*key, frame, payload)
+            if flow.endpoint is not None and new.endpoint is not None and new.endpoint.call is flow.endpoint.call:
+                flow.epoch, flow.endpoint = new.epoch, new.endpoint
+                if not (flow.kind == "rtp" and new.kind == "rtcp" and not new.endpoint.rtcp):
+                    flow.kind = new.kind  # (an RTCP packet that opens an epoch on an RTP port: RFC 5761)
                 return flow
             self._retired.append((key, self._flows.pop(key, flow)))
             self._iflows.pop(_int_key(key), None)
+            return self._remember(key, new)
         return self._remember(key, self._classify(*key, frame, payload))
 
     def _remember(self, key: tuple, flow: _Flow) -> _Flow:
@@ -215,6 +229,8 @@ class MediaTracker:
         epoch = self._epoch((src, sport, dst, dport), frame)
         is_rtcp = len(payload) >= 8 and 200 <= payload[1] <= 207
         if ep is not None:
+            if not ep.rtp:  # T.38 (tshark decodes the port as UDPTL while that SDP is in force)
+                return _Flow("other", ep, epoch)
             if ep.rtcp or is_rtcp:
                 return _Flow("rtcp", ep, epoch)
             return _Flow("rtp", ep, epoch)
@@ -572,6 +588,15 @@ def _flow_order(a_end: np.ndarray, b_end: np.ndarray) -> np.ndarray:
     x ^= x >> _U64(29)
     key = np.sort((x & _U64(0xFFFFFFFFFFFF0000)) | np.arange(n, dtype=_U64))
     return (key & _U64(0xFFFF)).astype(np.int64)
+
+
+def _carries_rtp(proto: str) -> bool | None:
+    """What an m= line's transport puts on its port (RFC 4566 5.14): True for RTP profiles (RTP/AVP,
+    RTP/SAVPF, UDP/TLS/RTP/SAVPF...), False for T.38 over UDPTL (ITU-T T.38 Annex D), None for
+    anything else (no RTP is looked for there; tshark sets up nothing for those either)."""
+    if "RTP/" in proto.upper():
+        return True
+    return False if proto.lower() == "udptl" else None
 
 
 NOT_RTP_PORTS = {53, 67, 68, 123, 137, 138, 161, 500, 1900, 3478, 4500, 5353, 5355}  # DNS, DHCP, NTP, mDNS...

@@ -144,13 +144,13 @@ for _pt, _rate in STATIC_CLOCK_RATES.items():
 def pt_rates(streams: list["StreamStats"], counts: np.ndarray) -> np.ndarray:
     """Clock rate per payload type 0-127 for each stream (a row each; counts: packets per type, a row
     each), as the StreamStats docstring says. Static types: RFC 3551. A dynamic type: its rate in
-    `rates`, else the stream's clock for its most frequent dynamic type, else 0. Rates given for
-    unknown static types are used too."""
+    `rates`, else the stream's clock when it is the stream's most frequent type, else 0 (tshark: a
+    dynamic type no rtpmap names has no clock). Rates given for unknown static types are used too."""
     tables = np.tile(_STATIC_TABLE, (len(streams), 1))
     tables[:, 96:] = 0
-    dyn = counts[:, 96:]
-    has = np.flatnonzero(dyn.any(axis=1))
-    tables[has, 96 + dyn[has].argmax(axis=1)] = [streams[i].clock_rate for i in has.tolist()]
+    main = counts.argmax(axis=1)  # the most frequent type (the smallest on ties)
+    has = np.flatnonzero(main >= 96)
+    tables[has, main[has]] = [streams[i].clock_rate for i in has.tolist()]
     rows, pts, rates = [], [], []
     for i, s in enumerate(streams):
         for pt, rate in s.rates.items():  # read at the end: a caller may set a rate later (agent: DTMF)
@@ -219,24 +219,27 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
     tables = pt_rates([streams[k] for k in live], counts)
     rate = tables[seg, pt]
 
-    # tshark: a packet is "in time sequence" when its extended timestamp is not below the highest
-    # seen so far; only such packets become the reference (time, timestamp) for later deltas/jitter.
-    prev_max_ts = _prev_max_seg(ext_ts, starts, seg, at_start)
-    in_time = ext_ts >= prev_max_ts
+    # tshark 4.0: a packet is "in time sequence" when its 32-bit timestamp is at most 2^31 ticks after
+    # the stream's first one (modulo 2^32), whatever came in between: a late packet still is, while
+    # a timestamp that jumps back before the first packet (or 2^31 ahead of it) makes this and every
+    # later packet "incorrect" until the clock comes back. Only in-time packets become the reference
+    # (arrival time, timestamp) for later deltas and jitter, and only they update the jitter.
+    nominal = (rec["ts"].astype(np.int64) - rec["ts"][s0].astype(np.int64)) & 0xFFFFFFFF  # ticks since the first
+    in_time = nominal < 1 << 31
     ref = _prev_index_seg(in_time, idx, s0, at_start)
     delta = t - t[ref]
     delta[starts] = 0.0
 
     # Interarrival jitter, RFC 3550 6.4.1: D = (Rj - Ri) - (Sj - Si), J += (|D| - J)/16.
-    # tshark: i is the last in-time packet, the timestamp unit is ms = ticks / (rate // 1000)
+    # tshark: i is the last in-time packet, S is the nominal time above in ms = ticks / (rate // 1000)
     # (integer division, so 44.1 kHz counts as 44), and packets of unknown rate leave J unchanged.
     # tshark: packets of rate 0 (telephone-event) still move the arrival reference on, but not the
     # timestamp reference (its lastnominaltime), so an event burst shows up as jitter on the next packet.
-    timed = rate > 0
+    timed = (rate > 0) & in_time
     timed[starts] = False
-    ms_per_tick_div = np.maximum(rate // 1000, 1).astype(np.float64)
+    nominal_ms = nominal / np.maximum(rate // 1000, 1).astype(np.float64)
     ts_ref = _prev_index_seg(in_time & (rate > 0), idx, s0, at_start)
-    d = np.abs(t - (t[ref] + (ext_ts - ext_ts[ts_ref]) / ms_per_tick_div))
+    d = np.abs(t - (t[ref] + nominal_ms - nominal_ms[ts_ref]))  # the first packet's nominal_ms is 0
     j_sub = _jitter_recurrence_seg(d[timed], seg[timed])
     upd = np.cumsum(timed)  # jitter updates so far (all streams); minus those before the stream: its own
     own = upd - upd[s0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tshark_rtp import analyse
 
 from siptool.rtp.mos import effective_equipment_impairment, mos_for_stream, r_factor, r_to_mos
 from siptool.rtp.stats import RECORD_DTYPE, StreamStats
@@ -26,20 +27,9 @@ def _stream(seed: int, n: int = 600, loss: float = 0.03, reorder: float = 0.02, 
 
 
 def _reference(seq, ts, times):
-    """RFC 3550 6.4.1 jitter as tshark 4.0 runs it (rtppacket_analyse), one packet at a time."""
-    t = times * 1000.0
-    ext_ts = np.unwrap(ts.astype(np.float64), period=1 << 32)
-    ref_t, ref_ts, jitter, total, mean, peak = t[0], ext_ts[0], 0.0, 1, 0.0, 0.0
-    for i in range(1, len(t)):
-        in_time = ref_ts <= ext_ts[i]
-        diff = abs(t[i] - (ref_t + (ext_ts[i] - ref_ts) / 8))
-        jitter = (15 * jitter + diff) / 16
-        if in_time:
-            peak = max(peak, jitter)
-            mean = (mean * (total - 1) + jitter) / total
-            ref_t, ref_ts = t[i], ext_ts[i]
-        total += 1
-    return mean, peak
+    """RFC 3550 6.4.1 jitter as tshark 4.0 runs it, one packet at a time (the oracle in tshark_rtp)."""
+    f = analyse([(float(w), int(s), int(t), 0, 0) for s, t, w in zip(seq, ts, times)])
+    return f.mean_jitter_ms, f.max_jitter_ms
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
