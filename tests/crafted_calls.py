@@ -9,12 +9,14 @@ import struct
 
 from scapy.all import IP, UDP, Ether, wrpcap
 
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}  # given: scapy would ARP for them
+
 A, B = "203.0.113.5", "198.51.100.7"  # caller, callee (documentation addresses, never sent anywhere)
 T0 = 1700000000.0
 
 
 def udp(src: str, sport: int, dst: str, dport: int, payload: bytes | str, when: float):
-    pkt = Ether() / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / payload
+    pkt = Ether(**MACS) / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / payload
     pkt.time = when
     return pkt
 
