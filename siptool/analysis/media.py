@@ -471,6 +471,7 @@ class MediaTracker:
             sequence_errors=m.sequence_errors, timestamp_jumps=m.timestamp_jumps,
             timestamp_jump_frame=m.timestamp_jump_frame, max_delta_ms=round(m.max_delta_ms, 3), max_delta_frame=m.max_delta_frame,
             mean_jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
+            max_voice_jitter_ms=round(m.max_voice_jitter_ms, 3),
             mean_bitrate_kbps=round(m.mean_bitrate_kbps, 2), from_sdp=state.from_sdp, start=m.start,
             end=m.end, first_frame=state.first_frame, last_frame=m.last_frame)
         if self.series is not None:

@@ -30,14 +30,19 @@ def quality_findings(s: Stream, ctx: Context, call_id: str | None) -> Iterable[F
             fix="Find the lossy hop: compare captures on both sides of the path; check link congestion, "
                 "QoS marking (DSCP EF) and Wi-Fi.",
             call_id=call_id, frames=[s.first_frame], evidence={"lost": s.lost, "expected": s.expected})
-    if s.max_jitter_ms >= t.jitter_ms:
+    if s.max_voice_jitter_ms >= t.jitter_ms:
+        digits = (f" Telephone-event packets (DTMF {s.dtmf}) are left out: their timestamps stand still by "
+                  f"design (RFC 4733 2.2.1); tshark's Max Jitter with them is {s.max_jitter_ms:.1f} ms.") \
+            if s.max_voice_jitter_ms != s.max_jitter_ms else ""
         yield Finding(
-            code="media.jitter", severity="warning", title=f"Jitter up to {s.max_jitter_ms:.1f} ms on {where}",
-            explanation=f"Interarrival jitter (RFC 3550 6.4.1) reached {s.max_jitter_ms:.1f} ms "
+            code="media.jitter", severity="warning",
+            title=f"Jitter up to {s.max_voice_jitter_ms:.1f} ms on {where}",
+            explanation=f"Interarrival jitter (RFC 3550 6.4.1) reached {s.max_voice_jitter_ms:.1f} ms "
                         f"(mean {s.mean_jitter_ms:.1f} ms); the largest gap between packets was {s.max_delta_ms:.0f} ms. "
-                        "Jitter buffers discard late packets, which sounds like loss.",
+                        "Jitter buffers discard late packets, which sounds like loss." + digits,
             fix="Prioritise voice (DSCP EF), avoid congested or wireless links.",
-            call_id=call_id, frames=_at(s.max_delta_frame, s), evidence={"max_jitter_ms": s.max_jitter_ms})
+            call_id=call_id, frames=_at(s.max_delta_frame, s),
+            evidence={"max_jitter_ms": s.max_voice_jitter_ms, "tshark_max_jitter_ms": s.max_jitter_ms})
     if s.timestamp_jumps:
         yield Finding(
             code="media.timestamp_jump", severity="warning",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Media limits. `jitter_ms` judges the stream's maximum RFC 3550 interarrival jitter (as tshark
-    reports it: "Max Jitter"); loss is tshark's lost / expected (RFC 3550 A.3)."""
+    """Media limits. `jitter_ms` judges the stream's maximum RFC 3550 interarrival jitter over its
+    voice packets (tshark's "Max Jitter" without RFC 4733 events); loss is tshark's lost / expected (RFC 3550 A.3)."""
 
     loss_pct: float = 1.0  # media.loss from this packet loss %, a warning ...
     loss_pct_error: float = 5.0  # ... an error from this one

@@ -4,7 +4,10 @@ final status, figures against the suite thresholds, and the analyser's findings 
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..report.model import Finding
+from ..sip.uri import parse_uri
 from .registry import check
 from .result import SKIPPED, CheckResult
 from .suite import with_user
@@ -265,7 +268,7 @@ async def concurrent(ctx, spec, result):
 
 
 def _tls_uri(uri: str) -> str:
-    import re
-
-    m = re.match(r"sips?:((?:[^@]*@)?)(\[[^\]]+\]|[^:;>]+)(?::\d+)?(.*)", uri)
-    return f"sips:{m.group(1)}{m.group(2)}:5061{m.group(3)}" if m else uri
+    """The target with sips: and port 5061 (RFC 3261 19.1.2), its user and parameters kept."""
+    u = parse_uri(uri)
+    params = {k: v for k, v in u.params.items() if k != "transport"}
+    return str(dataclasses.replace(u, scheme="sips", port=5061, params=params))

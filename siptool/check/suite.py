@@ -6,6 +6,7 @@ Passwords never come from the file or argv: `password_env` names an environment 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SiptoolError
+from ..sip.uri import UriError, parse_uri
 
 TRANSPORTS = ("udp", "tcp", "tls")
 
@@ -47,13 +49,11 @@ class Target:
 
     @property
     def host(self) -> str:
-        m = re.match(r"sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?", self.uri)
-        return m.group(1) if m else ""
+        return parse_uri(self.uri).host
 
     @property
     def port(self) -> int | None:
-        m = re.match(r"sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?", self.uri)
-        return int(m.group(2)) if m and m.group(2) else None
+        return parse_uri(self.uri).port
 
 
 @dataclass
@@ -134,8 +134,8 @@ def parse_suite(data: dict, path: str = "<suite>") -> Suite:
             raise SiptoolError(f"{path}: unknown [target] key {key!r}")
         kwargs[name] = value
     target = Target(**kwargs)
-    if not re.match(r"sips?:", target.uri):
-        raise SiptoolError(f"{path}: target uri must start with sip: or sips: (got {target.uri!r})")
+    for key in ("uri", "registrar", "from_uri", "tls_uri"):
+        _check_uri(path, f"[target] {'from' if key == 'from_uri' else key}", getattr(target, key))
     target.transport = target.transport.lower()
     if target.transport not in TRANSPORTS:
         raise SiptoolError(f"{path}: transport must be one of {', '.join(TRANSPORTS)}")
@@ -163,10 +163,25 @@ def parse_suite(data: dict, path: str = "<suite>") -> Suite:
                                + (f" (it takes {', '.join(sorted(allowed))})" if allowed else " (it takes none)"))
         if entry.get("number") is not None:
             _check_number(path, name, entry)
+        if entry.get("uri"):
+            _check_uri(path, f"check {name!r}: uri", entry["uri"])
         checks.append(CheckSpec(kind, name, {**allowed, **entry}, timeout))
     if not checks:
         raise SiptoolError(f"{path}: no [[check]] entries")
     return Suite(str(data.get("name", Path(path).stem)), target, thresholds, checks, path)
+
+
+def _check_uri(path: str, what: str, value) -> None:
+    """A sip: or sips: URI with a valid host (and port 1-65535); empty means the default."""
+    if value == "":
+        return
+    try:
+        scheme = parse_uri(value).scheme if isinstance(value, str) else ""
+    except UriError as exc:
+        raise SiptoolError(f"{path}: {what}: {exc}") from None
+    if scheme not in ("sip", "sips"):
+        raise SiptoolError(f"{path}: {what} must start with sip: or sips:, as in sip:user@host[:port] "
+                           f"(got {value!r})")
 
 
 def _check_number(path: str, name: str, entry: dict) -> None:
@@ -180,8 +195,7 @@ def _check_number(path: str, name: str, entry: dict) -> None:
 
 def with_user(uri: str, user: str) -> str:
     """`uri` with its user part replaced (RFC 3261 19.1.1): sip:echo@h:5060, ring -> sip:ring@h:5060."""
-    m = re.match(r"(sips?:)(?:[^@;>]*@)?(.*)", uri)
-    return f"{m.group(1)}{user}@{m.group(2)}" if m else uri
+    return str(dataclasses.replace(parse_uri(uri), user=user))
 
 
 EXAMPLE = '''\

@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agent.inputs import host_port, local_address
+from ..agent.nat import route_source
 from ..report.model import Finding, Report
 from .result import ladder_text
 
@@ -114,8 +116,9 @@ class Driver:
         self.n = 0
         self.check = ""  # the check running now (begin)
         self.ops = 0  # operations of that check so far
-        self.local_ip = (target.local or "127.0.0.1").rpartition(":")[0] if ":" in (target.local or "") \
-            else (target.local or "127.0.0.1")
+        # default: the source address the kernel routes to the target from (a real trunk is not on loopback)
+        self.local_ip = local_address("[target] local", host_port("[target] local", target.local, 0, True)[0]) \
+            if target.local else route_source(target.host)
 
     def close(self) -> None:
         if not self.keep:

@@ -9,29 +9,20 @@ from typing import List, Optional
 import typer
 
 from ..status import ExitStatus
-from .common import console, guarded
+from .common import console, epilog, guarded
 
-EPILOG = """Examples:
-
-  siptool check --init                           # writes siptool-suite.toml, commented
-
-  SIPTOOL_PASSWORD=secret siptool check siptool-suite.toml --junit results.xml
-
-  siptool check suite.toml --only options --only register --json
-
-  siptool check suite.toml --pcap-dir check-pcaps   # keep each check's packets for siptool analyze
-
-Try it against the built-in echo agent (it registers alice; the number
-"ring" rings unanswered, for the CANCEL check):
-
-  export SIPTOOL_PASSWORD=secret
-  siptool echo --user alice --password-env SIPTOOL_PASSWORD &
-  siptool check --init && siptool check siptool-suite.toml
-
-Exit codes: 0 every check passed; 1 a check failed, could not run or was
-skipped (a skipped check tested nothing; --allow-skipped accepts skips);
-2 bad suite or arguments (an --only name that is not in the suite).
-"""
+EPILOG = epilog(
+    [("write siptool-suite.toml, commented", "siptool check --init"),
+     ("run it; JUnit for CI", "SIPTOOL_PASSWORD=secret siptool check siptool-suite.toml --junit r.xml"),
+     ("two checks only", "siptool check suite.toml --only options --only register --json"),
+     ("keep each check's packets for siptool analyze", "siptool check suite.toml --pcap-dir check-pcaps"),
+     ("against siptool echo (it registers alice; \"ring\" never answers)",
+      "export SIPTOOL_PASSWORD=secret"),
+     ("", "siptool echo --user alice --password-env SIPTOOL_PASSWORD &"),
+     ("", "siptool check --init && siptool check siptool-suite.toml")],
+    "Exit codes: 0 every check passed; 1 a check failed, could not run or was skipped (a skipped check "
+    "tested nothing; --allow-skipped accepts skips); 2 bad suite or arguments (an --only name that is "
+    "not in the suite).")
 
 
 def check(

@@ -200,5 +200,5 @@ def _band(s: Stream, hosts: list[str], column, announced: dict[str, str]) -> Ban
     mos = f", MOS {s.mos:.2f}" if s.mos is not None else ""
     label = (f"RTP {s.codec} {s.packets} pkts, {s.lost} lost ({s.loss_pct:.1f}%){mos}, "
              f"jitter {s.max_jitter_ms:.1f} ms")
-    bad = s.loss_pct >= 1 or s.max_jitter_ms >= 30 or (s.mos is not None and s.mos < 3.6)
+    bad = s.loss_pct >= 1 or s.max_voice_jitter_ms >= 30 or (s.mos is not None and s.mos < 3.6)
     return Band(src=src, dst=dst, label=label, start=s.start, end=s.end, bad=bad, frame=s.first_frame)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -120,6 +120,7 @@ class Stream:
     max_delta_frame: int = 0  # the packet that arrived max_delta_ms after its predecessor
     mean_jitter_ms: float = 0.0
     max_jitter_ms: float = 0.0
+    max_voice_jitter_ms: float = 0.0  # max jitter over voice packets (RFC 4733 events left out); judged
     mean_bitrate_kbps: float = 0.0
     mos: float | None = None
     r_factor: float | None = None

@@ -57,6 +57,7 @@ class StreamMetrics:
     mean_jitter_ms: float = 0.0
     max_jitter_ms: float = 0.0
     last_jitter_ms: float = 0.0  # the RFC 3550 J at the end of the stream
+    max_voice_jitter_ms: float = 0.0  # max jitter over voice packets only (RFC 4733 events left out)
     mean_bitrate_kbps: float = 0.0  # RTP packet bytes (header + payload) over the stream duration
     start: float = 0.0
     end: float = 0.0
@@ -314,6 +315,8 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
     else:
         late = jitter_buffer_loss_many(time[sel], ext_ts[sel], seg_rate[sel], seg[sel], K, jitter_buffer_ms)
 
+    voice_jitter = _voice_jitter(media & in_time, events[seg, pt] & (pt >= 0), seg, t, ext_ts, rate, K)
+
     cols = [x.tolist() for x in (starts, lasts, cycles, duplicates, out_of_order, seq_errors, wrong_ts, jumps,
                                   jump_frame, max_d, min_d, arg_d, mean_d, has_d, max_j, min_j, mean_j, has_j,
                                   size_sum, late)]
@@ -337,6 +340,7 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
             m.min_jitter_ms = float(mnj)
             m.mean_jitter_ms = mnj_mean
         m.last_jitter_ms = float(jitter[z])
+        m.max_voice_jitter_ms = m.max_jitter_ms if voice_jitter[i] is None else voice_jitter[i]
         start, stop = int(seq[a]), int(seq[z])
         expected = (stop + cyc * 65536 - start + 1) & 0xFFFFFFFF
         lost = (expected - count) & 0xFFFFFFFF
@@ -360,6 +364,25 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
         m.delta_ms, m.sequence = delta[a:z + 1], ext_seq[a:z + 1]
         out[k] = m
     return out  # type: ignore[return-value]
+
+
+def _voice_jitter(voice: np.ndarray, event: np.ndarray, seg: np.ndarray, t: np.ndarray, ext_ts: np.ndarray,
+                  rate: np.ndarray, K: int) -> list[float | None]:
+    """Per stream with RFC 4733 events, the max RFC 3550 jitter of its voice packets alone (events
+    neither update it nor serve as reference); None for a stream without events. tshark's figure
+    lets an event burst move the arrival reference but not the timestamp one, so the first voice
+    packet after a digit shows the burst as jitter: not something the network did."""
+    out: list[float | None] = [None] * K
+    for k in np.unique(seg[event]).tolist():
+        idx = np.flatnonzero(voice & (seg == k))
+        if len(idx) < 2:
+            out[k] = 0.0
+            continue
+        ms_per_tick = np.maximum(rate[idx[1:]] // 1000, 1).astype(np.float64)
+        d = np.abs(np.diff(t[idx]) - np.diff(ext_ts[idx]) / ms_per_tick)
+        j = _jitter_recurrence_seg(d, np.zeros(len(d), np.int64))
+        out[k] = float(j.max())
+    return out
 
 
 def _unwrap_seg(values: np.ndarray, bits: int, starts: np.ndarray, s0: np.ndarray) -> np.ndarray:

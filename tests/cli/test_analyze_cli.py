@@ -12,6 +12,8 @@ import sys
 import pytest
 from support import FIXTURES, SHARED
 
+from siptool.report.model import SCHEMA_VERSION
+
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/pcaps is not present")
 
 
@@ -59,7 +61,7 @@ def test_json_schema_fields():
     out = run("analyze", SHARED / "wsc_MagicJack+_short_call.pcap", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["schema_version"] == "1.3"
+    assert data["schema_version"] == SCHEMA_VERSION
     cap = data["capture"]
     for key in ("file", "format", "link_types", "packets", "first_time", "last_time", "skipped"):
         assert key in cap
