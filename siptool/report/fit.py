@@ -2,8 +2,8 @@
 
 Each column says whether it may fold (wrap at spaces), how narrow it may comfortably get and how much
 it matters. When the table is wider than the terminal, the least important columns move onto a second
-line of each row, inside the column named `host`, as "label value", until every folding column can
-keep its comfortable width; then folding columns give up width, widest first, down to their longest
+line of each row, inside the column named `host`, as "label value": first the minor ones, if that
+keeps every cell on one line; otherwise until every folding column can keep its comfortable width; then folding columns give up width, widest first, down to their longest
 word. Numbers are never shortened or cut."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 GAP = 3  # between two columns: the right and left cell padding and the box's blank separator
+MINOR = 2  # columns of this priority or less move to the second line before anything folds
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,9 @@ def fit_table(columns: list[Column], rows: list[list], width: int, host: int, **
     def natural(i: int) -> int:
         return max([_width(x) for x in cells(i)] + [_width(columns[i].header), 1])
 
+    def own(i: int) -> int:  # without the moved values, which may fold in the host column
+        return max([_width(t[i]) for t in texts] + [_width(columns[i].header), 1])
+
     def least(i: int) -> int:
         if not columns[i].fold:
             return natural(i)
@@ -64,13 +68,22 @@ def fit_table(columns: list[Column], rows: list[list], width: int, host: int, **
     def budget() -> int:
         return width - GAP * (len(shown) - 1)
 
-    while sum(comfortable(i) for i in shown) > budget():
-        candidates = [i for i in shown if i not in (host, 0)]
-        if not candidates:
-            break
-        drop = min(candidates, key=lambda i: (columns[i].priority, -i))
-        shown.remove(drop)
-        moved = sorted(moved + [drop])
+    def move(fits, allowed) -> bool:
+        """Move the least important allowed columns to the second line until `fits`."""
+        nonlocal moved
+        while not fits():
+            candidates = [i for i in shown if i not in (host, 0) and allowed(i)]
+            if not candidates:
+                return False
+            drop = min(candidates, key=lambda i: (columns[i].priority, -i))
+            shown.remove(drop)
+            moved = sorted(moved + [drop])
+        return True
+
+    # Minor columns move first if that keeps every other cell on one line; else fold, then move more.
+    if not move(lambda: sum(own(i) for i in shown) <= budget(), lambda i: columns[i].priority <= MINOR):
+        shown, moved = list(range(len(columns))), []
+        move(lambda: sum(comfortable(i) for i in shown) <= budget(), lambda i: True)
     widths = {i: natural(i) for i in shown}
     for floor in (comfortable, least):
         while sum(widths.values()) > budget():

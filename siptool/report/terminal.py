@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import datetime as dt
 
 from rich import box
@@ -217,6 +219,7 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
         return None
     kinds = {c.number: ("call" if c.kind == "call" else c.method or c.kind.upper()) for c in report.calls}
     total = sum(g.count for g in groups)
+    outside = Counter((f.code, f.severity) for f in report.all_findings() if f.call is None)
     parts: list = [Text(f"Findings ({total:,}" + (f", in {len(groups)} kinds)" if len(groups) < total else ")"),
                         style="bold")]
     for g in groups[:limit]:
@@ -224,7 +227,9 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
         if g.count == 1:
             where = f"{kinds[f.call]} {f.call}" if f.call in kinds else "capture"
         else:
-            where = f"{g.count:,} times, {_calls_text(g.calls, kinds)}" if g.calls else f"{g.count:,} times"
+            places = [_calls_text(g.calls, kinds)] if g.calls else []
+            places += [f"{outside[g.code, g.severity]:,} outside any call"] if outside[g.code, g.severity] else []
+            where = f"{g.count:,} times: " + ", ".join(places)
         parts.append(Text.assemble((f"{g.severity.upper():8}", SEVERITY_STYLE.get(g.severity, "")), " ",
                                    (g.title, "bold"), (f"  [{where}; {g.code}]", "dim")))
         body = [Text(f.explanation)]
@@ -242,7 +247,7 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
 def _calls_text(numbers: list[int], kinds: dict[int, str], limit: int = 12) -> str:
     """'calls 1-4, 7, 9' (runs joined), cut after `limit` pieces with the count left."""
     names = {kinds.get(n, "call") for n in numbers}
-    word = "calls" if names == {"call"} else "calls/exchanges"
+    word = ("call" if len(numbers) == 1 else "calls") if names == {"call"} else "calls/exchanges"
     runs: list[list[int]] = []
     for n in numbers:
         if runs and n == runs[-1][-1] + 1:
