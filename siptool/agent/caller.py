@@ -234,7 +234,7 @@ class OutgoingCall:
                     await self._hang_up(HANG_UP_LIMIT)
                     raise
                 await self._hang_up()
-                self._figures()
+                await self._figures()
         except SiptoolError as exc:
             res.error = res.error or str(exc)
         finally:
@@ -419,12 +419,13 @@ class OutgoingCall:
         m = self.media
         return self.bye_at or m.tx_end or m.media_start or time.time()
 
-    def _figures(self) -> None:
+    async def _figures(self) -> None:
         res, media = self.res, self.media
         if media.media_start is None:
             return
         end = self._end_of_media()
-        res.rtt_ms = media.audio_rtt_ms()
+        # The correlation takes milliseconds: in a thread, so other calls' packets keep their timing.
+        res.rtt_ms = await asyncio.get_running_loop().run_in_executor(None, media.audio_rtt_ms)
         res.rtcp_rtt_ms = round(media.rtcp_rtt_ms, 2) if media.rtcp_rtt_ms is not None else None
         delay = res.rtt_ms / 2 if res.rtt_ms else (res.rtcp_rtt_ms / 2 if res.rtcp_rtt_ms else None)
         res.rx = media.rx_figures(delay, end)

@@ -16,6 +16,7 @@ from typing import Callable
 from ..sip.uri import uri_user
 from . import sdp, sipmsg
 from .auth import Authenticator
+from .limits import SourceLimiter
 from .registrar import Bindings
 from .dialog import Dialog
 from .echo_port import EchoPort
@@ -26,6 +27,7 @@ from .ua import UserAgent
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
 RING_LIMIT = 60.0  # seconds a call to `ring` rings before 480 (the caller's CANCEL comes well before)
+MAX_CALLS = 5000  # calls in progress at once; beyond: 503 with Retry-After (memory follows the calls)
 
 
 def rings_unanswered(request_uri: str | None) -> bool:
@@ -42,6 +44,7 @@ class EchoCall:
     state: str = "ringing"  # ringing, answered, ended, cancelled, rejected, unanswered
     started: float = field(default_factory=time.time)
     answered: float | None = None
+    acked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     ended: float | None = None
     ended_by: str = ""
     packets_echoed: int = 0
@@ -63,14 +66,19 @@ class EchoServer:
                  user: str | None = None, password: str | None = None, realm: str = "siptool",
                  codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring: float = 0.0, hangup_after: float | None = None,
                  timers: Timers | None = None, tls: TlsOptions | None = None, on_line: Callable | None = None,
-                 reject: int | None = None, media_port: int | None = None) -> None:
+                 reject: int | None = None, media_port: int | None = None, rate: float | None = None,
+                 max_calls: int = MAX_CALLS, on_error: Callable | None = None) -> None:
         self.listen = listen
         self.codecs = [c.upper() for c in codecs]
         self.ring = ring
         self.hangup_after = hangup_after
         self.reject = reject  # answer every INVITE with this status (failure-path tests)
         self.auth = Authenticator(realm, {user: password}) if user and password is not None else None
-        self.ua = UserAgent(transport, listen[0], listen[1], timers, tls, self._handle)
+        # rate: messages per second one source host may send (None: the limiter's default; 0: no limit)
+        limiter = None if rate == 0 else SourceLimiter(**({} if rate is None else {"rate": rate, "burst": 4 * rate}))
+        self.ua = UserAgent(transport, listen[0], listen[1], timers, tls, self._handle, limiter=limiter,
+                            on_error=on_error)
+        self.max_calls = max_calls
         self.bindings = Bindings()  # REGISTER (bounded; answered, never used for routing)
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
@@ -138,8 +146,9 @@ class EchoServer:
         m = msg.method
         call = self.calls.get(msg.call_id or "")
         if m == "ACK":
-            if call is not None and call.state == "answered":
+            if call is not None and call.state == "answered" and call.dialog.accepts(msg):
                 call.dialog.remote_seq = msg.cseq[0]
+                call.acked.set()
             return
         if m == "OPTIONS":
             ua.respond(txn, sipmsg.response(msg, 200, headers=[("allow", ALLOW), ("accept", "application/sdp")]))
@@ -175,6 +184,9 @@ class EchoServer:
         if self.reject:
             ua.respond(txn, sipmsg.response(msg, self.reject))
             return
+        if len(self.calls) >= self.max_calls:
+            ua.respond(txn, sipmsg.response(msg, 503, headers=[("retry-after", "10")]))
+            return
         offer = sdp.parse(msg.body)
         chosen = sdp.choose(offer, self.codecs) if offer else None
         if chosen is None:
@@ -186,6 +198,21 @@ class EchoServer:
         call.task = asyncio.ensure_future(self._answer(call, txn, msg, offer, chosen))
 
     async def _answer(self, call: EchoCall, txn, msg, offer, chosen) -> None:
+        try:
+            await self._answer_call(call, txn, msg, offer, chosen)
+        except asyncio.CancelledError:
+            raise
+        except OSError as exc:  # no media port left
+            self.ua.respond(txn, sipmsg.response(msg, 503, headers=[("retry-after", "10")]))
+            self._end(call, "rejected", f"local ({exc.strerror or exc})")
+        except Exception as exc:  # noqa: BLE001 - one call's fault, never the agent's
+            self.ua.on_error(f"siptool echo: internal error in call {call.call_id}: {type(exc).__name__}: {exc}")
+            self.ua.respond(txn, sipmsg.response(msg, 500))
+            if call.state == "answered":
+                await self._bye(call)
+            self._end(call, "ended", "local (internal error)")
+
+    async def _answer_call(self, call: EchoCall, txn, msg, offer, chosen) -> None:
         ua = self.ua
         tag = call.dialog.local_tag
         call.media = media = await RtpSession(self.listen[0], echo=True, shared=self.shared).open()
@@ -209,8 +236,15 @@ class EchoServer:
                                         headers=[("contact", ua.contact("echo", peer)), ("allow", ALLOW)]))
         call.state, call.answered = "answered", time.time()
         media.start_rtcp()
+        try:  # RFC 3261 13.3.1.4: no ACK within 64*T1, the call ends (a BYE, as for any answered call)
+            await asyncio.wait_for(call.acked.wait(), 64 * ua.timers.t1)
+        except asyncio.TimeoutError:
+            if call.state == "answered":
+                await self._bye(call)
+                self._end(call, "ended", "local (no ACK)")
+            return
         if self.hangup_after:
-            await asyncio.sleep(self.hangup_after)
+            await asyncio.sleep(max(self.hangup_after - (time.time() - call.answered), 0))
             if call.state == "answered":
                 await self._bye(call)
                 self._end(call, "ended", "local")
@@ -260,8 +294,9 @@ class EchoServer:
         call.state = "hanging-up"
         d = call.dialog
         req = d.request("BYE", self.ua.via())
-        nh = sipmsg.parse_uri(d.next_hop())
-        addr = call.remote if self.ua.transport.reliable else nh.hostport()
+        # To where the INVITE came from, never to a Contact or Record-Route: a caller's headers must not
+        # make the agent send to a third party.
+        addr = call.remote
         try:
             await asyncio.wait_for(self.ua.request(req, addr), limit or 64 * self.ua.timers.t1)
         except Exception:  # noqa: BLE001 - the far end may be gone; the call ends anyway

@@ -210,6 +210,7 @@ class EchoPort:
         """A source seen for the first time belongs to `session` from now on."""
         self._by_key[key] = session
         self._waiting.pop(session, None)
+        session.latched = True  # its media came from where its SDP said: RTCP may go there now
         session.echoed += count
 
     def _latch(self, addr: tuple[str, int]):

@@ -21,6 +21,7 @@ from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_rr, build_rtp, build_s
                           build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, round_trip_ms)
 from ..rtp.stats import StreamStats
 from .stun import Binding
+from .transport import sendable
 
 
 
@@ -179,9 +180,9 @@ class RtpSession:
             self.rx_ptime = ptime_ms / 1000.0
         if dtmf_pt is not None:  # events keep their timestamp: out of jitter (RFC 4733 2.2.1)
             self.stats.rates[dtmf_pt] = 0
-        if not self.latched:
+        if not self.latched and sendable((address, port)):  # the SDP's c=/m=, checked before any use
             self.remote = (address, port)
-            self.remote_rtcp = (address, port + 1)
+            self.remote_rtcp = (address, port + 1) if port < 65535 else None
             if self.shared is not None:
                 self.shared.announce(self, self.remote)
 
@@ -298,7 +299,7 @@ class RtpSession:
             await asyncio.sleep(max(delay, 0))
 
     def _send(self, pkt: bytes) -> None:
-        if self._rtp is None or self._rtp.is_closing():
+        if self._rtp is None or self._rtp.is_closing() or self.remote is None:
             return
         self._rtp.sendto(pkt, self.remote)
         self.tx_packets += 1
@@ -334,7 +335,10 @@ class RtpSession:
     async def _rtcp_loop(self) -> None:
         await asyncio.sleep(0.5)
         while True:
-            if self.remote_rtcp is not None and self._rtcp is not None and not self._rtcp.is_closing():
+            # The echo sends nothing to an address it has only been told of (a hostile SDP could name
+            # anyone's): RTCP goes where the caller's RTP came from, once it has come.
+            if (self.remote_rtcp is not None and self._rtcp is not None and not self._rtcp.is_closing()
+                    and (self.latched or not self.echo) and sendable(self.remote_rtcp)):
                 pkt = self.rtcp_packet()
                 self._rtcp.sendto(pkt, self.remote_rtcp)
                 if self.tap:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import secrets
 
+from ..digits import uint
 from ..errors import SiptoolError
 from ..sip.message import SipMessage, param
-from ..sip.uri import Uri, UriError, is_ip
+from ..sip.uri import Uri, UriError, is_ip, name_addr
 from ..sip.uri import parse_uri as _parse_uri
 from ..sip.uri import response_address as _response_address
 from ..sip.uri import top_via
@@ -131,3 +132,45 @@ def public_address(resp: SipMessage) -> tuple[str, int] | None:
     host = via.received or via.host
     port = via.rport or via.port or 5060
     return (host, port) if is_ip(host) else None
+
+
+MAX_REQUEST = 16 * 1024  # larger than any request a trunk sends; above it: 513 (RFC 3261 21.5.14)
+
+
+def request_problem(msg: SipMessage, size: int) -> tuple[int, str] | None:
+    """Why a received request cannot be handled, as (status, reason phrase), or None when it can.
+    RFC 3261 8.2: a request without the mandatory headers, with a CSeq that does not match its
+    method, or with From/To/Contact that are not URIs gets 400, the phrase naming the problem (21.4.1)."""
+    if size > MAX_REQUEST:
+        return 513, f"Message Too Large (over {MAX_REQUEST // 1024} KB)"
+    if not _is_uri(msg.uri or ""):
+        return 400, "Malformed Request-URI"
+    for name, title in (("call-id", "Call-ID"), ("cseq", "CSeq"), ("from", "From"), ("to", "To")):
+        if not (msg.get(name) or "").strip():
+            return 400, f"Missing {title} header field"
+    number, method = msg.cseq
+    if number < 0:
+        return 400, "Malformed CSeq header field"
+    if method != (msg.method or "").upper():
+        return 400, f"CSeq method {method[:20]} does not match the request method"
+    for name, title in (("from", "From"), ("to", "To")):
+        if not _is_uri(name_addr(msg.get(name) or "")[1]):
+            return 400, f"Malformed {title} header field"
+    contacts = msg.get_all("contact")
+    if contacts and not (msg.method == "REGISTER" and [c.strip() for c in contacts] == ["*"]):
+        if not all(_is_uri(name_addr(c)[1]) for c in contacts):
+            return 400, "Malformed Contact header field"
+    if msg.get("max-forwards") is not None and uint((msg.get("max-forwards") or "").strip(), 3, 255) is None:
+        return 400, "Malformed Max-Forwards header field"
+    return None
+
+
+def _is_uri(text: str) -> bool:
+    """A SIP URI with a valid host, or another absolute URI (tel:, urn:) the agent never routes by."""
+    if text[:4].lower() in ("sip:", "sips"):
+        try:
+            return bool(_parse_uri(text).host)
+        except UriError:
+            return False
+    scheme, colon, rest = text.partition(":")
+    return bool(colon and rest and scheme.isascii() and scheme.isalpha())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import os
 import socket
 import ssl
@@ -21,6 +22,9 @@ from .stun import Binding
 
 Addr = tuple[str, int]
 IP_RECVERR, IPV6_RECVERR = 11, 25  # Linux <linux/in.h>, <linux/in6.h>; socket does not export them
+MAX_CONNECTIONS = 512  # accepted TCP/TLS connections at once (each may buffer one framed message)
+MAX_PER_HOST = 32  # of them from one host
+IDLE_S = 300.0  # an accepted connection that sends nothing for this long is closed
 
 
 def udp_socket(host: str, port: int = 0) -> socket.socket:
@@ -59,6 +63,24 @@ def drain_errors(sock: socket.socket) -> list[tuple[Addr, OSError]]:
                 code = int.from_bytes(ext[:4], sys.byteorder)
                 out.append((tuple(addr[:2]), OSError(code, os.strerror(code))))
     return out
+
+
+def sendable(addr, local: Addr | None = None) -> bool:
+    """An address a datagram may go to: an IP literal (of the local socket's family, when given) and a
+    port 1-65535. Anything else would make asyncio close the socket (OverflowError is fatal to it)."""
+    try:
+        host, port = addr
+    except (TypeError, ValueError):
+        return False
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536 or not isinstance(host, str):
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if local is not None and ip.version != (6 if ":" in local[0] else 4):
+        return False
+    return not (ip.is_multicast or ip.is_unspecified or (ip.version == 4 and host == "255.255.255.255"))
 
 
 class TransportError(SiptoolError):
@@ -150,6 +172,8 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
     async def send(self, data: bytes, addr: Addr) -> None:
         if self.sock is None or self.sock.is_closing():
             return
+        if not sendable(addr, self.local):
+            raise TransportError(f"not sent: {addr[0]!s:.60}:{addr[1]!s:.8} is not an address to send to")
         if self.tap:
             self.tap("out", self.local, addr, data, "udp")
         self._sending = addr
@@ -197,25 +221,29 @@ class StreamTransport(Transport):
 
     async def _accepted(self, reader, writer) -> None:
         peer = writer.get_extra_info("peername")[:2]
+        from_host = sum(1 for p in self.conns if p[0] == peer[0])
+        if len(self.conns) >= MAX_CONNECTIONS or from_host >= MAX_PER_HOST:
+            writer.close()  # full: refused at once, so one host cannot hold every connection
+            return
         self.conns[peer] = writer
         self.locals[peer] = writer.get_extra_info("sockname")[:2]
         try:
-            await self._read(reader, peer)
+            await self._read(reader, peer, IDLE_S)
         except asyncio.CancelledError:  # shutdown: the server's own task, nothing to report
             pass
 
-    async def _read(self, reader: asyncio.StreamReader, peer: Addr) -> None:
+    async def _read(self, reader: asyncio.StreamReader, peer: Addr, idle: float | None = None) -> None:
         framer = SipFramer()
         try:
             while True:
-                data = await reader.read(65536)
+                data = await asyncio.wait_for(reader.read(65536), idle)
                 if not data:
                     break
                 if self.tap:
                     self.tap("in", self.locals.get(peer, self.local), peer, data, self.kind)
                 for msg, _ in framer.feed(data):
                     self.on_message(msg, peer)
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
             pass
         finally:
             w = self.conns.pop(peer, None)
@@ -270,6 +298,10 @@ class StreamTransport(Transport):
             return
         if self.tap:
             self.tap("out", self.locals.get(addr, self.local), addr, data, self.kind)
+        if writer.transport.get_write_buffer_size() > 1 << 20:  # the peer reads nothing we send
+            writer.close()
+            raise TransportError(f"{self.kind.upper()} connection to {addr[0]}:{addr[1]} closed: "
+                                 "the peer stopped reading")
         writer.write(data)
 
     async def close(self) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
+import sys
 from typing import Callable
 
 from ..errors import SiptoolError
 from ..status import ExitStatus
 from ..sip.message import SipMessage, SipParseError, parse
 from . import sipmsg
+from .limits import MALFORMED_COST, SourceLimiter
 from .transaction import ClientTransaction, Deliver, Send, ServerTransaction, Timeout, Timers
 from .transport import Addr, TlsOptions, Transport, TransportError, open_transport, unreachable_text
 
@@ -27,9 +28,13 @@ class TransactionTimeout(SiptoolError):
     exit_code = ExitStatus.FAILED
 
 
+MAX_SERVER_TRANSACTIONS = 20000  # beyond this a new request gets 503 (statelessly): memory stays bounded
+
+
 class UserAgent:
     def __init__(self, kind: str = "udp", host: str = "127.0.0.1", port: int = 0, timers: Timers | None = None,
-                 tls: TlsOptions | None = None, handler: Callable | None = None, tap: Callable | None = None) -> None:
+                 tls: TlsOptions | None = None, handler: Callable | None = None, tap: Callable | None = None,
+                 limiter: SourceLimiter | None = None, on_error: Callable[[str], None] | None = None) -> None:
         self.kind = kind.lower()
         self.host, self.port = host, port
         self.timers = timers or Timers()
@@ -40,7 +45,9 @@ class UserAgent:
         self.clients: dict[tuple[str, str], list] = {}  # (branch, method) -> [txn, addr, future, on_prov, handle]
         self.servers: dict[tuple[str, str], list] = {}  # (branch, method) -> [txn, addr, handle]
         self.acks: dict[tuple[str, int], tuple[SipMessage, Addr]] = {}  # (call-id, cseq) -> ACK for 2xx
-        self.log: list[tuple[float, str, SipMessage, Addr]] = []  # (time, "in"/"out", msg, peer)
+        self.limiter = limiter  # per-source budget for what arrives (the echo agent sets one)
+        self.on_error = on_error or (lambda text: print(text, file=sys.stderr))
+        self.rejected = 0  # requests answered 4xx/5xx statelessly, or dropped, as malformed
         self.loop: asyncio.AbstractEventLoop | None = None
         self.public: Addr | None = None  # our address as the far end sees it (received/rport), when different
         self.seen: Addr | None = None  # received/rport of the first response that had them (RFC 3581)
@@ -112,8 +119,14 @@ class UserAgent:
         return self.loop.time()
 
     async def _send(self, msg: SipMessage, addr: Addr) -> None:
-        self.log.append((time.time(), "out", msg, addr))
         await self.transport.send(msg.serialise(), addr)
+
+    async def _send_quietly(self, msg: SipMessage, addr: Addr) -> None:
+        """A send nobody waits for (a stateless answer, an ACK again): its failure is only dropped."""
+        try:
+            await self._send(msg, addr)
+        except SiptoolError:
+            pass
 
     async def request(self, msg: SipMessage, addr: Addr, on_provisional: Callable | None = None,
                       timeout: float | None = None) -> SipMessage:
@@ -170,8 +183,7 @@ class UserAgent:
                     elif not entry[2].done():
                         entry[2].set_result(ev.msg)
                 elif ev.msg.method == "ACK":
-                    if self.handler:
-                        self.handler(self, txn, ev.msg, addr)
+                    self._handle(txn, ev.msg, addr)
             elif isinstance(ev, Timeout):
                 if client and not entry[2].done():
                     what = txn.request.method
@@ -215,41 +227,71 @@ class UserAgent:
     # --- receiving --------------------------------------------------------------------------------
 
     def _received(self, data: bytes, addr: Addr) -> None:
+        """Every message that arrives: within its source's budget, parsed, then to its transaction.
+        Nothing raises out of here: a fault in handling one message costs that message only."""
+        if self.limiter is not None and not self.limiter.allow(addr[0], self._now()):
+            return
         try:
             msg = parse(data, stream=self.transport.reliable)
         except SipParseError:
+            self._malformed(addr)
             return
-        self.log.append((time.time(), "in", msg, addr))
-        if msg.is_request:
-            self._request_in(msg, addr)
-        else:
-            seen = sipmsg.public_address(msg)
-            if seen is not None and self.seen is None:
-                self.seen = seen
-            if seen is not None and seen != self.local and not self.transport.reliable:
-                self.public = seen
-            self._response_in(msg)
+        try:
+            if msg.is_request:
+                self._request_in(msg, addr, len(data))
+            else:
+                self._response_in(msg)
+        except Exception as exc:  # noqa: BLE001 - a bug must not make the agent deaf
+            self.on_error(f"siptool: internal error on a message from {addr[0]}:{addr[1]} "
+                          f"({msg.first_line[:60]!r}): {type(exc).__name__}: {exc}")
+
+    def _malformed(self, addr: Addr) -> None:
+        self.rejected += 1
+        if self.limiter is not None:
+            self.limiter.charge(addr[0], MALFORMED_COST)
+
+    def _learn(self, resp: SipMessage) -> None:
+        """Our address as the far end sees it, from a response to one of our own requests (RFC 3581):
+        a stray response cannot change what we advertise, and nothing changes where we listen."""
+        seen = sipmsg.public_address(resp)
+        if seen is not None and self.seen is None:
+            self.seen = seen
+        if seen is not None and seen != self.local and not self.transport.reliable:
+            self.public = seen
 
     def _response_in(self, msg: SipMessage) -> None:
         key = (msg.branch or "", msg.cseq[1])
         entry = self.clients.get(key)
         if entry is not None:
+            self._learn(msg)
             asyncio.ensure_future(self._events(entry[0].receive(msg, self._now()), entry, key, client=True))
             return
         if msg.cseq[1] == "INVITE" and 200 <= (msg.status or 0) < 300:  # retransmitted 2xx: ACK again
             ack = self.acks.get((msg.call_id or "", msg.cseq[0]))
             if ack is not None:
-                asyncio.ensure_future(self._send(*ack))
+                asyncio.ensure_future(self._send_quietly(*ack))
 
-    def _request_in(self, msg: SipMessage, addr: Addr) -> None:
+    def _request_in(self, msg: SipMessage, addr: Addr, size: int = 0) -> None:
         if not self.transport.reliable:
             sipmsg.top_via_received(msg, addr[0], addr[1])
             reply_to = sipmsg.response_address(msg, addr)
             if reply_to is None:
+                self._malformed(addr)
                 return  # no valid Via: no address a response could be trusted to (RFC 3261 18.2.2)
         else:
             reply_to = addr  # responses go back on the connection (RFC 3261 18.2.2)
         method = msg.method
+        problem = sipmsg.request_problem(msg, size)
+        if problem is None and method != "ACK" and len(self.servers) >= MAX_SERVER_TRANSACTIONS:
+            problem = (503, "Service Unavailable (too many requests in progress)")
+        if problem is not None:  # answered without a transaction: nothing is kept for it
+            self._malformed(addr)
+            if method != "ACK":  # an ACK is never answered (RFC 3261 17.2.3)
+                status, reason = problem
+                extra = [("retry-after", "5")] if status == 503 else []
+                asyncio.ensure_future(self._send_quietly(sipmsg.response(msg, status, reason, headers=extra),
+                                                         reply_to))
+            return
         key = (msg.branch or "", "INVITE" if method == "ACK" else method)
         entry = self.servers.get(key)
         if entry is None and method == "ACK":  # ACK for a 2xx: new branch, match by Call-ID and CSeq
@@ -262,8 +304,7 @@ class UserAgent:
             asyncio.ensure_future(self._events(entry[0].receive(msg, self._now()), entry, key, client=False))
             return
         if method == "ACK":
-            if self.handler:  # ACK after the transaction is gone: let the TU see it
-                self.handler(self, None, msg, addr)
+            self._handle(None, msg, addr)  # ACK after the transaction is gone: let the TU see it
             return
         txn = ServerTransaction(msg, self.transport.reliable, self.timers)
         entry = [txn, reply_to, None]
@@ -272,10 +313,22 @@ class UserAgent:
         if method == "INVITE":  # 100 Trying at once (RFC 3261 17.2.1)
             events += txn.respond(sipmsg.response(msg, 100), self._now())
         asyncio.ensure_future(self._events([e for e in events if not isinstance(e, Deliver)], entry, key, client=False))
-        if self.handler:
-            self.handler(self, txn, msg, addr)
-        else:
+        if not self.handler:
             self.respond(txn, sipmsg.response(msg, 501, "Not Implemented"))
+            return
+        self._handle(txn, msg, addr)
+
+    def _handle(self, txn: ServerTransaction | None, msg: SipMessage, addr: Addr) -> None:
+        """The transaction user's handler; a fault in it is one line and a 500, never a deaf agent."""
+        if not self.handler:
+            return
+        try:
+            self.handler(self, txn, msg, addr)
+        except Exception as exc:  # noqa: BLE001 - answer 500 and go on (RFC 3261 21.5.1)
+            self.on_error(f"siptool: internal error handling {msg.method} from {addr[0]}:{addr[1]}: "
+                          f"{type(exc).__name__}: {exc}")
+            if txn is not None and txn.state in ("trying", "proceeding"):
+                self.respond(txn, sipmsg.response(msg, 500, "Server Internal Error"))
 
     def find_server(self, branch: str, method: str) -> ServerTransaction | None:
         entry = self.servers.get((branch, method))

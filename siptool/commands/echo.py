@@ -29,6 +29,10 @@ EPILOG = epilog([
     "(at most 3600 s), kept in memory (at most 1000 addresses of record, 10 contacts each). With --user, "
     "REGISTER and INVITE are challenged (401 digest, SHA-256 and MD5) and a wrong password gets 403 "
     "Forbidden; without --user every REGISTER is accepted.",
+    "Safe to leave on a public address: every message is checked before use (malformed requests get 400 "
+    "with the reason; nothing is sent to an address taken from a message other than where it came from), "
+    "each source host gets --rate messages per second, at most --max-calls calls run at once, and memory "
+    "follows the calls in progress. See the README's Security section.",
     "Prints one line per call; Ctrl-C hangs up the calls in progress and exits 0. Exit codes: 0 stopped; "
     "2 bad arguments or the address cannot be listened on; 3 internal error.")
 
@@ -48,6 +52,9 @@ def echo(
                                    "0: any free even port. One port pair to open in a firewall or NAT."),
     port_per_call: bool = typer.Option(False, "--port-per-call", help="Give each call its own RTP/RTCP port "
                                        "pair, as most user agents do (fewer concurrent calls)."),
+    rate: float = typer.Option(500.0, "--rate", help="SIP messages per second one source host may send "
+                               "(bursts of 4x); beyond, its messages are dropped. 0: no limit."),
+    max_calls: int = typer.Option(5000, "--max-calls", help="Calls in progress at once; more get 503."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
@@ -65,6 +72,8 @@ def echo(
             raise SiptoolError("--user needs --password-env or --password-file")
         inputs.number("--ring", ring, 0, 3600, unit="s")
         inputs.number("--media-port", media_port, 0, 65534)
+        inputs.number("--rate", rate, 0, 1_000_000)
+        inputs.number("--max-calls", max_calls, 1, 1_000_000)
         if hangup_after is not None:
             inputs.number("--hangup-after", hangup_after, 0, 86400, above=True, unit="s")
         tls = None
@@ -90,7 +99,8 @@ def echo(
         gc.set_threshold(50_000, 50, 100)
         asyncio.run(_serve(EchoServer((host, port), kind, user, password, codecs=codecs, ring=ring,
                                       hangup_after=hangup_after, tls=tls, on_line=lambda s: typer.echo(s),
-                                      media_port=media_port if shared else None)))
+                                      media_port=media_port if shared else None, rate=rate,
+                                      max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True))))
 
 
 async def _serve(server) -> None:
