@@ -10,19 +10,10 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .digits import port as _port
+from .rtp import codecs as codecs_registry
 from .digits import uint
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-
-# RFC 3551 section 6, tables 4 and 5: static payload types -> (encoding name, clock rate).
-STATIC_PAYLOADS = {
-    0: ("PCMU", 8000), 3: ("GSM", 8000), 4: ("G723", 8000), 5: ("DVI4", 8000), 6: ("DVI4", 16000),
-    7: ("LPC", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 10: ("L16", 44100), 11: ("L16", 44100),
-    12: ("QCELP", 8000), 13: ("CN", 8000), 14: ("MPA", 90000), 15: ("G728", 8000), 16: ("DVI4", 11025),
-    17: ("DVI4", 22050), 18: ("G729", 8000), 25: ("CelB", 90000), 26: ("JPEG", 90000), 28: ("nv", 90000),
-    31: ("H261", 90000), 32: ("MPV", 90000), 33: ("MP2T", 90000), 34: ("H263", 90000),
-}
-
 
 @dataclass
 class Media:
@@ -206,8 +197,8 @@ def codecs(media: Media) -> list[tuple[int, str, int, int]]:
         if pt in media.rtpmap:
             name, rate, channels = media.rtpmap[pt]
             rate = rate or static_clock_rate(pt) or 8000
-        elif pt in STATIC_PAYLOADS:
-            name, rate = STATIC_PAYLOADS[pt]
+        elif codecs_registry.static(pt) is not None:
+            name, rate = codecs_registry.static(pt).name, codecs_registry.static(pt).clock_rate
             channels = 1
         else:
             name, rate, channels = f"PT{pt}", 0, 1
@@ -216,10 +207,11 @@ def codecs(media: Media) -> list[tuple[int, str, int, int]]:
 
 
 def static_clock_rate(pt: int) -> int | None:
-    entry = STATIC_PAYLOADS.get(pt)
-    return entry[1] if entry else None
+    """RFC 3551's clock rate of a static payload type (rtp/codecs.py), named types only."""
+    c = codecs_registry.static(pt)
+    return c.clock_rate if c else None
 
 
 def static_codec_name(pt: int) -> str | None:
-    entry = STATIC_PAYLOADS.get(pt)
-    return entry[0] if entry else None
+    c = codecs_registry.static(pt)
+    return c.name if c else None

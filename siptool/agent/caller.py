@@ -21,14 +21,12 @@ from .auth import Credentials, pick_challenge
 from .dialog import Dialog
 from .media import MediaFigures, RtpSession, load_wav
 from .nat import NatView, hostport, is_loopback, route_source
-from .options import CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - CallOptions, Thresholds: re-exported
+from .nat import resolve as _resolve
+from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - re-exported
+from .register import options_ping, register  # noqa: F401 - re-exported
 from .transaction import Timers
 from .transport import TlsOptions, TransportError
 from .ua import TransactionTimeout, UserAgent
-
-
-class AgentError(SiptoolError):
-    exit_code = ExitStatus.FAILED
 
 
 @dataclass
@@ -147,14 +145,6 @@ class Caller:
             ua.respond(txn, sipmsg.response(msg, 481))
         else:
             call.on_request(txn, msg)
-
-
-async def _resolve(host: str, port: int) -> tuple[str, int]:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=2)
-    except OSError as exc:
-        raise AgentError(f"cannot resolve {host}: {exc.strerror or exc}") from None
-    return infos[0][4][0], port
 
 
 def _signal(o: CallOptions, seconds: float) -> np.ndarray:
@@ -585,32 +575,3 @@ async def place_calls(o: CallOptions, n: int, rate: float, on_result: Callable |
         if tap is not None:
             tap.close()
     return summarise(results)
-
-
-async def options_ping(uri: str, transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
-                       tls: TlsOptions | None = None) -> tuple[int, str, float]:
-    """OPTIONS (RFC 3261 11): (status, reason, round trip ms). Raises AgentError on timeout."""
-    from .register import options
-
-    ex = await options(uri, transport, local_ip, t1, tls)
-    if ex.status is None:
-        raise AgentError(ex.error or "no response to OPTIONS")
-    return ex.status, ex.reason, ex.rtt_ms
-
-
-async def register(registrar: str, aor: str, user: str | None, password: str | None, expires: int = 300,
-                   transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
-                   tls: TlsOptions | None = None) -> tuple[int, str, int | None]:
-    """REGISTER (RFC 3261 10) with digest: (final status, reason, granted expiry seconds); the binding
-    is left in place (see siptool.agent.register.Registration for refresh and unregister)."""
-    from .register import Registration
-
-    reg = Registration(registrar, aor, user, password, expires, transport, local_ip, t1, tls)
-    try:
-        ex = await reg.start()
-    finally:
-        await reg.stop(unregister=False)
-    if ex.status is None:
-        raise AgentError(ex.error or "no response to REGISTER")
-    return ex.status, ex.reason, ex.expires
-

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from dataclasses import asdict, dataclass
@@ -108,3 +109,14 @@ def hostport(addr: Addr | None) -> str | None:
     if addr is None:
         return None
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+async def resolve(host: str, port: int) -> tuple[str, int]:
+    """(address, port) of a host name or literal, the first the resolver gives (UDP)."""
+    from .options import AgentError
+
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise AgentError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    return infos[0][4][0], port

@@ -6,9 +6,16 @@ from dataclasses import dataclass, field
 
 from ..errors import SiptoolError
 from ..rtp.packet import DTMF_EVENTS
+from ..status import ExitStatus
 from . import inputs, sdp, sipmsg, stun
 from .media import dtmf_seconds, load_wav
 from .transport import TlsOptions
+
+
+class AgentError(SiptoolError):
+    """A test call, OPTIONS or REGISTER that could not be done (exit 1: the trunk's side)."""
+
+    exit_code = ExitStatus.FAILED
 
 
 @dataclass

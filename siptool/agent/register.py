@@ -19,6 +19,9 @@ from ..errors import SiptoolError
 from ..sip.message import param
 from . import sipmsg
 from .auth import Credentials, pick_challenge
+from .nat import resolve as _resolve
+from .nat import route_source
+from .options import AgentError, CallOptions, _hop
 from .transaction import Timers
 from .transport import TlsOptions
 from .ua import TransactionTimeout, UserAgent
@@ -43,9 +46,6 @@ class Exchange:
 async def open_ua(uri: str, transport: str | None, local_ip: str | None, t1: float, tls: TlsOptions | None, tap,
                   local_port: int = 0):
     """A started UserAgent towards `uri` (its first hop) and the resolved address to send to."""
-    from .caller import CallOptions, _hop, _resolve
-    from .nat import route_source
-
     hop, kind = _hop(CallOptions(uri=uri, transport=transport, local_ip=local_ip, t1=t1))
     addr = await _resolve(*hop.hostport())
     local_ip = local_ip or route_source(addr[0])  # the source address of the route to the registrar
@@ -213,3 +213,28 @@ async def options(uri: str, transport: str | None = None, local_ip: str | None =
         if tap is not None:
             tap.close()
     return out
+
+
+async def options_ping(uri: str, transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
+                       tls: TlsOptions | None = None) -> tuple[int, str, float]:
+    """OPTIONS (RFC 3261 11): (status, reason, round trip ms). Raises AgentError on timeout."""
+    ex = await options(uri, transport, local_ip, t1, tls)
+    if ex.status is None:
+        raise AgentError(ex.error or "no response to OPTIONS")
+    return ex.status, ex.reason, ex.rtt_ms
+
+
+async def register(registrar: str, aor: str, user: str | None, password: str | None, expires: int = 300,
+                   transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
+                   tls: TlsOptions | None = None) -> tuple[int, str, int | None]:
+    """REGISTER (RFC 3261 10) with digest: (final status, reason, granted expiry seconds); the binding
+    is left in place (see siptool.agent.register.Registration for refresh and unregister)."""
+    reg = Registration(registrar, aor, user, password, expires, transport, local_ip, t1, tls)
+    try:
+        ex = await reg.start()
+    finally:
+        await reg.stop(unregister=False)
+    if ex.status is None:
+        raise AgentError(ex.error or "no response to REGISTER")
+    return ex.status, ex.reason, ex.expires
+

@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass, field
 
 from .. import sdp as sdplib
+from ..rtp import codecs
 
-STATIC = {"PCMU": 0, "PCMA": 8}
-NAMES = {0: "PCMU", 8: "PCMA"}
+SUPPORTED = ("PCMU", "PCMA")  # what the agent encodes and decodes (rtp/g711.py)
+STATIC = {name: codecs.by_name(name).pt for name in SUPPORTED}  # name -> payload type (RFC 3551)
+NAMES = {pt: name for name, pt in STATIC.items()}
 DTMF_PT = 101
 
 

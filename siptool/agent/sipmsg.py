@@ -152,7 +152,8 @@ def request_problem(msg: SipMessage, size: int) -> tuple[int, str] | None:
     if number < 0:
         return 400, "Malformed CSeq header field"
     if method != (msg.method or "").upper():
-        return 400, f"CSeq method {method[:20]} does not match the request method"
+        shown = f" {method[:20]}" if method.isascii() and method.isalpha() else ""  # never echo odd bytes
+        return 400, f"CSeq method{shown} does not match the request method"
     for name, title in (("from", "From"), ("to", "To")):
         if not _is_uri(name_addr(msg.get(name) or "")[1]):
             return 400, f"Malformed {title} header field"

@@ -7,10 +7,9 @@ from __future__ import annotations
 import dataclasses
 
 from ..report.model import Finding
-from ..sip.uri import parse_uri
+from ..sip.uri import parse_uri, with_user
 from .registry import check
 from .result import SKIPPED, CheckResult
-from .suite import with_user
 from .uac import Outcome
 
 # findings of the analyser that fail a check whatever the figures say
@@ -272,3 +271,8 @@ def _tls_uri(uri: str) -> str:
     u = parse_uri(uri)
     params = {k: v for k, v in u.params.items() if k != "transport"}
     return str(dataclasses.replace(u, scheme="sips", port=5061, params=params))
+
+
+# Every built-in check, in the order `check --init` writes them.
+CHECKS = {c.name: c for c in (options, register, wrong_password, call, dtmf, hold, cancel, long_call, tls,
+                              concurrent)}

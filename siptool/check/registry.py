@@ -1,7 +1,10 @@
-"""The check registry: a check type is one async function plus its options and default timeout.
+"""What a check type is: one async function plus its options and default timeout.
 
     @check("options", timeout=10)
     async def options(ctx, spec, result): ...
+
+`check` only describes the function (it registers nothing); the built-in checks are listed, in
+order, in check/builtin.py's CHECKS.
 
 The function fills `result` (figures, findings, ladder) and calls `result.fail(...)` for each unmet
 expectation; an exception becomes an `error` result with its message.
@@ -22,19 +25,8 @@ class CheckType:
     doc: str = ""
 
 
-CHECKS: dict[str, CheckType] = {}
-
-
 def check(name: str, timeout: float = 60.0, **options: Any):
-    """Register a check type with its options (and their defaults)."""
-    def wrap(fn):
-        CHECKS[name] = CheckType(name, fn, dict(options), timeout, (fn.__doc__ or "").strip().splitlines()[0])
-        return fn
+    """Make a check function a CheckType with its options (and their defaults)."""
+    def wrap(fn) -> CheckType:
+        return CheckType(name, fn, dict(options), timeout, (fn.__doc__ or "").strip().splitlines()[0])
     return wrap
-
-
-def load_builtins() -> None:
-    from . import builtin  # noqa: F401  (registers on import)
-
-
-load_builtins()

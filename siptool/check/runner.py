@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .registry import CHECKS
+from .builtin import CHECKS
 from .result import ERROR, CheckResult, SuiteResult
 from .suite import Suite, Thresholds, Target
 

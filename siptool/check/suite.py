@@ -6,7 +6,6 @@ Passwords never come from the file or argv: `password_env` names an environment 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import tomllib
@@ -15,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SiptoolError
-from ..sip.uri import UriError, parse_uri
+from ..sip.uri import UriError, parse_uri, with_user  # noqa: F401 - with_user: re-exported
+from .builtin import CHECKS
 
 TRANSPORTS = ("udp", "tcp", "tls")
 
@@ -115,8 +115,6 @@ def load_suite(path: str | os.PathLike) -> Suite:
 
 
 def parse_suite(data: dict, path: str = "<suite>") -> Suite:
-    from .registry import CHECKS
-
     unknown = set(data) - {"name", "target", "thresholds", "check"}
     if unknown:
         raise SiptoolError(f"{path}: unknown section {sorted(unknown)[0]!r} (expected target, thresholds, check)")
@@ -191,11 +189,6 @@ def _check_number(path: str, name: str, entry: dict) -> None:
                            f"(e.g. \"ring\" or \"+4930123\"), got {number!r}")
     if entry.get("uri"):
         raise SiptoolError(f"{path}: check {name!r}: give uri or number, not both")
-
-
-def with_user(uri: str, user: str) -> str:
-    """`uri` with its user part replaced (RFC 3261 19.1.1): sip:echo@h:5060, ring -> sip:ring@h:5060."""
-    return str(dataclasses.replace(parse_uri(uri), user=user))
 
 
 EXAMPLE = '''\

@@ -9,7 +9,7 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import console, epilog, fail_on_findings, guarded, load_report, note, thresholds_from
+from .common import console, epilog, fail_level, fail_on_findings, guarded, load_report, note, thresholds_from
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -93,17 +93,6 @@ def analyze(
 
             render(report, console(no_color))
         fail_on_findings(report, level)
-
-
-FAIL_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3}
-
-
-def fail_level(fail_on: Optional[str]) -> Optional[int]:
-    if fail_on is None:
-        return None
-    if fail_on not in FAIL_LEVELS:
-        raise typer.BadParameter("use critical, error, warning or info", param_hint="--fail-on")
-    return FAIL_LEVELS[fail_on]
 
 
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,

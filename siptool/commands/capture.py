@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from .common import console, epilog, fail_on_findings, guarded, thresholds_from
+from .common import console, epilog, fail_level, fail_on_findings, guarded, thresholds_from
 
 EPILOG = epilog([
     ("watch live, the full report on Ctrl-C", "sudo siptool capture -i eth0"),
@@ -296,7 +296,6 @@ def capture(
 ) -> None:
     """Capture live: watch calls, failures and media as they happen; the full report at the end."""
     with guarded():
-        from .analyze import fail_level
 
         level = fail_level(fail_on)
         limits = thresholds_from(loss, jitter, mos)

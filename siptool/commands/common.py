@@ -129,3 +129,15 @@ def writing(path):
         yield
     except OSError as exc:
         raise SiptoolError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+FAIL_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+
+
+def fail_level(fail_on: str | None) -> int | None:
+    """--fail-on as the severity rank findings are compared with (None: never fail)."""
+    if fail_on is None:
+        return None
+    if fail_on not in FAIL_LEVELS:
+        raise typer.BadParameter("use critical, error, warning or info", param_hint="--fail-on")
+    return FAIL_LEVELS[fail_on]

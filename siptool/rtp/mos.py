@@ -18,43 +18,19 @@ import math
 
 import numpy as np
 
+from . import codecs
+
 # G.107 Table 1 defaults.
 SLR, RLR, STMR, LSTR, DS, DR = 8.0, 2.0, 15.0, 18.0, 3.0, 3.0
 TELR, WEPL, QDU, NC, NFOR, PS, PR, A_FACTOR = 65.0, 110.0, 1.0, -70.0, -64.0, 35.0, 35.0, 0.0
 DEFAULT_DELAY_MS = 0.0  # used when no one-way delay is known (G.107 default T = Ta = Tr = 0)
 
-# Codec impairment Ie and packet-loss robustness Bpl.
-# ITU-T G.113 (11/2007) Appendix I, Tables I.1 (Ie) and I.3 (Bpl, random loss):
-#   G.711 Ie 0, Bpl 25.1 with the G.711 Appendix I PLC, 4.3 without PLC; G.729A+VAD Ie 11, Bpl 19.0;
-#   G.723.1 6.3 kbit/s (+VAD) Ie 15, Bpl 16.1; G.723.1 5.3 kbit/s Ie 19; G.729 Ie 10 (no Bpl given,
-#   G.729A's used); GSM-EFR Ie 5, Bpl 10.0; GSM FR Ie 20 and G.726 32 kbit/s Ie 7 (no Bpl in G.113:
-#   the G.711-without-PLC value 4.3 is used for G.726, GSM-EFR's 10.0 for GSM FR).
-# Not in G.113 (approximations, stated as such): iLBC Ie 10, Bpl 32 (RFC 3951 codec measurements as
-# commonly quoted for the E-model); wideband codecs (G.722, Opus, AMR-WB, SILK) have no narrowband
-# values: they are rated like G.711 with PLC (Ie 0, Bpl 25.1), i.e. capped at narrowband quality.
-CODECS: dict[str, tuple[float, float]] = {
-    "pcmu": (0.0, 25.1), "pcma": (0.0, 25.1), "g711": (0.0, 25.1), "g711-noplc": (0.0, 4.3),
-    "g726": (7.0, 4.3), "g729": (11.0, 19.0), "g729a": (11.0, 19.0), "g729ab": (11.0, 19.0),
-    "g723": (15.0, 16.1), "g723.1": (15.0, 16.1), "g723-5.3": (19.0, 16.1),
-    "gsm": (20.0, 10.0), "gsm-efr": (5.0, 10.0), "ilbc": (10.0, 32.0),
-    "g722": (0.0, 25.1), "opus": (0.0, 25.1), "amr-wb": (0.0, 25.1), "silk": (0.0, 25.1),
-    "amr": (5.0, 10.0), "speex": (10.0, 20.0),
-}
-_ALIASES = {"g711u": "pcmu", "g711a": "pcma", "ulaw": "pcmu", "alaw": "pcma", "g.711": "g711",
-            "g.729": "g729", "g.723.1": "g723.1", "g.722": "g722", "g.726": "g726", "g726-32": "g726",
-            "g7231": "g723.1", "ilbc": "ilbc", "gsm-fr": "gsm"}
-UNKNOWN_CODEC = (0.0, 25.1)  # unknown names are rated as G.711 with PLC (documented default)
+UNKNOWN_CODEC = codecs.UNKNOWN  # unknown names are rated as G.711 with PLC (documented default)
 
 
 def codec_impairment(codec: str) -> tuple[float, float]:
-    """(Ie, Bpl) for a codec name as SDP or tshark writes it (case-insensitive, "G729" or "g729a")."""
-    key = (codec or "").strip().lower().split("/")[0]
-    key = _ALIASES.get(key, key)
-    if key in CODECS:
-        return CODECS[key]
-    key = key.replace(".", "").replace("_", "-")
-    key = _ALIASES.get(key, key)
-    return CODECS.get(key, UNKNOWN_CODEC)
+    """(Ie, Bpl) for a codec name (ITU-T G.113, from the codec registry: rtp/codecs.py)."""
+    return codecs.impairment(codec)
 
 
 def _basic() -> tuple[float, float, float]:

@@ -15,6 +15,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from . import codecs
+
 _REC = struct.Struct("<qdIHBBI")
 _DTYPE = np.dtype([("frame", "<i8"), ("time", "<f8"), ("ts", "<u4"), ("seq", "<u2"), ("pt", "u1"),
                    ("marker", "u1"), ("size", "<u4")])
@@ -24,12 +26,9 @@ RECORD_DTYPE = _DTYPE  # one packet's record: what `add` packs and `extend` take
 PT_CN, PT_CN_OLD = 13, 19
 JITTER_BUFFER_MS = 60.0  # static jitter buffer used for effective loss (see mos.jitter_buffer_loss)
 
-# RTP clock rates of static payload types: RFC 3551 6 table 4/5, as Wireshark's clock_map has them.
-# G.722 (9) uses 8000 although it samples at 16 kHz (RFC 3551 4.5.2). Types not listed: 0 (unknown).
-STATIC_CLOCK_RATES = {0: 8000, 1: 8000, 2: 8000, 3: 8000, 4: 8000, 5: 8000, 6: 16000, 7: 8000, 8: 8000,
-                      9: 8000, 10: 44100, 11: 44100, 12: 8000, 13: 8000, 14: 90000, 15: 8000, 16: 11025,
-                      17: 22050, 18: 8000, 19: 8000, 25: 90000, 26: 90000, 28: 90000, 31: 90000, 32: 90000,
-                      33: 90000, 34: 90000}
+# RTP clock rates of static payload types, reserved ones included, as Wireshark's clock_map has them
+# (rtp/codecs.py). Types not listed: 0 (unknown).
+STATIC_CLOCK_RATES = {pt: c.clock_rate for pt, c in codecs.STATIC.items()}
 
 
 @dataclass
@@ -315,7 +314,7 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
     else:
         late = jitter_buffer_loss_many(time[sel], ext_ts[sel], seg_rate[sel], seg[sel], K, jitter_buffer_ms)
 
-    voice_jitter = _voice_jitter(media & in_time, events[seg, pt] & (pt >= 0), seg, t, ext_ts, rate, K)
+    voice_jitter = _voice_jitter(media & in_time, events[seg, pt] & (pt >= 0), seg, starts, t, ext_ts, rate, K)
 
     cols = [x.tolist() for x in (starts, lasts, cycles, duplicates, out_of_order, seq_errors, wrong_ts, jumps,
                                   jump_frame, max_d, min_d, arg_d, mean_d, has_d, max_j, min_j, mean_j, has_j,
@@ -366,15 +365,16 @@ def _finish_group(streams: list["StreamStats"], jitter_buffer_ms: float) -> list
     return out  # type: ignore[return-value]
 
 
-def _voice_jitter(voice: np.ndarray, event: np.ndarray, seg: np.ndarray, t: np.ndarray, ext_ts: np.ndarray,
-                  rate: np.ndarray, K: int) -> list[float | None]:
+def _voice_jitter(voice: np.ndarray, event: np.ndarray, seg: np.ndarray, starts: np.ndarray, t: np.ndarray,
+                  ext_ts: np.ndarray, rate: np.ndarray, K: int) -> list[float | None]:
     """Per stream with RFC 4733 events, the max RFC 3550 jitter of its voice packets alone (events
     neither update it nor serve as reference); None for a stream without events. tshark's figure
     lets an event burst move the arrival reference but not the timestamp one, so the first voice
     packet after a digit shows the burst as jitter: not something the network did."""
     out: list[float | None] = [None] * K
+    ends = np.append(starts[1:], len(seg))  # each stream's packets are one run
     for k in np.unique(seg[event]).tolist():
-        idx = np.flatnonzero(voice & (seg == k))
+        idx = starts[k] + np.flatnonzero(voice[starts[k]:ends[k]])
         if len(idx) < 2:
             out[k] = 0.0
             continue

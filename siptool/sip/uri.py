@@ -8,6 +8,7 @@ IndexError or ValueError from a slice or an int().
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -221,3 +222,8 @@ def response_address(via: Via, source: tuple[str, int] | None) -> tuple[str, int
     if not valid_host(host) or not 0 < port <= 65535:
         return None
     return host, port
+
+
+def with_user(uri: str, user: str) -> str:
+    """`uri` with its user part replaced (RFC 3261 19.1.1): sip:echo@h:5060, ring -> sip:ring@h:5060."""
+    return str(dataclasses.replace(parse_uri(uri), user=user))

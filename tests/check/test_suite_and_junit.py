@@ -15,7 +15,7 @@ from rich.console import Console
 from support import REPO
 
 from siptool.check import junit, output
-from siptool.check.registry import CHECKS
+from siptool.check.builtin import CHECKS
 from siptool.check.result import ERROR, FAIL, PASS, SKIPPED, CheckResult, SuiteResult, ladder_text
 from siptool.check.suite import EXAMPLE, load_suite, parse_suite
 from siptool.errors import SiptoolError
