@@ -120,7 +120,7 @@ class Caller:
         ua, o = self.ua, self.o
         host = ua.local[0]
         req = sipmsg.request("OPTIONS", o.uri, via_value=ua.via(),
-                             from_value=f"<sip:siptool@{host}>;tag={sipmsg.new_tag()}", to_value=f"<{o.uri}>",
+                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}", to_value=f"<{o.uri}>",
                              call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
                              headers=[("accept", "application/sdp")])
         self._note("-> OPTIONS (NAT probe)")
@@ -259,7 +259,7 @@ class OutgoingCall:
         pts = [sdp.STATIC[c.upper()] for c in o.codecs]
         self.offer = sdp.build(self.sdp_addr, self.sdp_port, pts)
         host, _ = ua.local
-        from_uri = o.from_uri or f"sip:{o.user or 'siptool'}@{host}"
+        from_uri = o.from_uri or f"sip:{o.user or 'siptool'}@{sipmsg.host_ref(host)}"
         from_value = f"<{from_uri}>;tag={sipmsg.new_tag()}"
         routes = [f"<{sipmsg.parse_uri(o.proxy).scheme}:{o.proxy.split(':', 1)[1]};lr>"] if o.proxy else []
         creds = Credentials(o.user or sipmsg.parse_uri(from_uri).user, o.password) if o.password is not None else None
@@ -482,10 +482,10 @@ async def _open(o: CallOptions, on_event: Callable | None):
     o.check()
     hop, kind = _hop(o)
     addr = await _resolve(*hop.hostport())
-    tap = None
-    if o.pcap:
-        from .pcap import PcapTap
-        tap = PcapTap(o.pcap)
+    tap = o.tap
+    if tap is None and o.pcap:
+        from .tap import AgentTap
+        tap = AgentTap(o.pcap)
     return Caller(o, kind, addr, tap, on_event), tap
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import SiptoolError
 from ..rtp import g711
 from ..rtp.mos import mos_for_stream
-from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_rr, build_rtp, build_sdes, build_sr,
+from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_bye, build_rr, build_rtp, build_sdes, build_sr,
                           build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, round_trip_ms)
 from ..rtp.stats import StreamStats
 from .stun import Binding
@@ -98,13 +98,14 @@ class _Proto(asyncio.DatagramProtocol):
 
 
 def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
-    """An even RTP port and RTP+1 for RTCP (RFC 3550 11)."""
+    """An even RTP port and RTP+1 for RTCP (RFC 3550 11), IPv4 or IPv6 as `host` is."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(64):
-        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        a = socket.socket(fam, socket.SOCK_DGRAM)
         a.bind((host, 0))
         port = a.getsockname()[1]
         if port % 2 == 0 and port < 65535:
-            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            b = socket.socket(fam, socket.SOCK_DGRAM)
             try:
                 b.bind((host, port + 1))
                 return a, b
@@ -150,6 +151,7 @@ class RtpSession:
         self.rtcp_rtt_ms: float | None = None
         self.far_report: ReportBlock | None = None
         self.rtcp_rx = 0
+        self._reported = (0, 0)  # (expected, received) at the last report, for its fraction lost (A.3)
         self._rtp = self._rtcp = None
         self._tasks: list[asyncio.Task] = []
         self._dtmf: list[str] = []
@@ -307,23 +309,31 @@ class RtpSession:
         if self.tap:
             self.tap("out", (self.host, self.port), self.remote, pkt, "udp")
 
+    def report_block(self, now: float) -> ReportBlock:
+        """The reception report about the far end's stream (RFC 3550 6.4.1, A.3, A.8), from StreamStats."""
+        m = self.stats.finish()
+        expected, received = max(m.expected_rfc3550, 0), m.packets
+        exp_prior, rec_prior = self._reported
+        self._reported = (expected, received)
+        interval_lost = (expected - exp_prior) - (received - rec_prior)
+        fraction = interval_lost * 256 // (expected - exp_prior) if expected > exp_prior and interval_lost > 0 else 0
+        lost = max(min(m.lost_rfc3550, 0x7FFFFF), -0x800000)  # signed 24 bits
+        highest = int(m.sequence.max()) if len(m.sequence) else 0
+        jitter = int(round(m.last_jitter_ms * self.stats.clock_rate / 1000.0))  # in timestamp units
+        lsr, dlsr = 0, 0
+        if self.last_sr is not None:
+            lsr = self.last_sr[0]
+            dlsr = int((now - self.last_sr[1]) * 65536)
+        return ReportBlock(self.rx_ssrc, min(fraction, 255), lost, highest & 0xFFFFFFFF, jitter, lsr, dlsr)
+
     def rtcp_packet(self) -> bytes:
-        """SR when sending, RR otherwise, with a report block about the received stream, plus SDES."""
+        """SR when sending, RR otherwise, with a report block about the received stream (RFC 3550
+        6.4.1), plus SDES. Its loss, highest sequence and jitter are StreamStats' own figures: what
+        the far end's SBC reads is what `call` reports."""
         now = time.time()
         blocks = []
         if self.rx_ssrc is not None and len(self.stats):
-            rec = self.stats.records()
-            seqs = np.asarray(rec["seq"], np.int64)
-            ext = seqs[0] + np.cumsum(np.concatenate(([0], (np.diff(seqs) + 32768) % 65536 - 32768)))
-            expected = int(ext.max() - ext[0] + 1)
-            lost = max(expected - len(rec), 0)
-            lsr, dlsr = 0, 0
-            if self.last_sr is not None:
-                lsr = self.last_sr[0]
-                dlsr = int((now - self.last_sr[1]) * 65536)
-            jitter = 0
-            blocks.append(ReportBlock(self.rx_ssrc, min(255, lost * 256 // max(expected, 1)), lost, int(ext.max()),
-                                      jitter, lsr, dlsr))
+            blocks.append(self.report_block(now))
         ntp = int((now + NTP_EPOCH) * (1 << 32))
         if self.tx_packets:
             head = build_sr(self.ssrc, ntp, int((now - (self.tx_start or now)) * 8000), self.tx_packets,
@@ -355,8 +365,16 @@ class RtpSession:
     # --- results ---------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop; a caller that measured the far end's stream leaves with a last report and an RTCP
+        BYE (RFC 3550 6.6), so the far end's view ends with our final figures."""
         for t in self._tasks:
             t.cancel()
+        if (not self.echo and self.rx_ssrc is not None and self.remote_rtcp is not None and self._rtcp is not None
+                and not self._rtcp.is_closing() and sendable(self.remote_rtcp)):
+            pkt = self.rtcp_packet() + build_bye(self.ssrc)
+            self._rtcp.sendto(pkt, self.remote_rtcp)
+            if self.tap:
+                self.tap("out", (self.host, self.port + 1), self.remote_rtcp, pkt, "udp")
         if self.shared is not None:
             self.shared.remove(self)
             self._rtcp = None  # the EchoPort's, not ours to close

@@ -54,6 +54,7 @@ class CallOptions:
     cancel_after: float | None = None
     hold: bool = False
     pcap: str | None = None
+    tap: object = field(default=None, repr=False, compare=False)  # an agent.tap.AgentTap to feed (check)
     thresholds: Thresholds = field(default_factory=Thresholds)
     no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
 

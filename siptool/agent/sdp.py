@@ -43,7 +43,8 @@ def build(address: str, port: int, payloads: list[int], direction: str = "sendre
     """An audio session description; payloads are static G.711 types, telephone-event appended."""
     sid = session_id or int(time.time())
     pts = list(payloads) + ([dtmf_pt] if dtmf_pt is not None else [])
-    lines = ["v=0", f"o=siptool {sid} {version} IN IP4 {address}", "s=siptool", f"c=IN IP4 {address}", "t=0 0",
+    family = "IP6" if ":" in address else "IP4"  # RFC 4566 5.7
+    lines = ["v=0", f"o=siptool {sid} {version} IN {family} {address}", "s=siptool", f"c=IN {family} {address}", "t=0 0",
              f"m=audio {port} RTP/AVP {' '.join(map(str, pts))}"]
     for pt in payloads:
         lines.append(f"a=rtpmap:{pt} {NAMES.get(pt, str(pt))}/8000")

@@ -48,8 +48,14 @@ def parse_uri(text: str) -> Uri:
     return uri
 
 
+def host_ref(host: str) -> str:
+    """A host as a SIP URI or Via writes it: an IPv6 address in brackets (RFC 3261 25.1)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def via(transport: str, host: str, port: int, branch: str) -> str:
     """Via with rport (RFC 3581) so responses come back to the port we sent from."""
+    host = host_ref(host)
     return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
 
 

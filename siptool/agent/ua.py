@@ -111,6 +111,7 @@ class UserAgent:
             host = self.toward(toward)
         tp = "" if self.kind == "udp" else f";transport={self.kind}"
         scheme = "sips" if self.kind == "tls" else "sip"
+        host = sipmsg.host_ref(host)
         return f"<{scheme}:{user}@{host}:{port}{tp}>"
 
     # --- sending ----------------------------------------------------------------------------------

@@ -1,28 +1,28 @@
-"""Non-INVITE operations for checks: OPTIONS and REGISTER from siptool.agent.register, each recording
-its own packets (PcapTap) so the check's ladder comes from the analyser like a call's."""
+"""Non-INVITE operations for checks: OPTIONS and REGISTER from siptool.agent.register, each feeding
+its own packets to the Analyzer (agent/tap.py) so the check's ladder and findings come from it, as a
+call's do."""
 
 from __future__ import annotations
 
 from ..agent.caller import AgentError
-from ..agent.pcap import PcapTap
+from ..agent.tap import AgentTap
 from ..agent.register import Exchange, Registration
 from ..agent.register import options as _options
 from ..agent.transport import TlsOptions
 
 
 async def options(uri: str, transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
-                  tls: TlsOptions | None = None, pcap: str | None = None) -> Exchange:
+                  tls: TlsOptions | None = None, tap: AgentTap | None = None) -> Exchange:
     """OPTIONS ping (RFC 3261 11): final status and round trip; never raises for network trouble."""
-    return await _options(uri, transport, local_ip, t1, tls, PcapTap(pcap) if pcap else None)
+    return await _options(uri, transport, local_ip, t1, tls, tap)
 
 
 async def register(registrar: str, aor: str, user: str | None, password: str | None, expires: int = 300,
                    transport: str | None = None, local_ip: str = "127.0.0.1", t1: float = 0.5,
-                   tls: TlsOptions | None = None, pcap: str | None = None, unregister: bool = False) -> Exchange:
+                   tls: TlsOptions | None = None, tap: AgentTap | None = None, unregister: bool = False) -> Exchange:
     """One REGISTER (RFC 3261 10.2) answering one digest challenge; `unregister` sends Expires: 0
     afterwards on success (10.2.2)."""
-    reg = Registration(registrar, aor, user, password, expires, transport, local_ip, t1, tls,
-                       PcapTap(pcap) if pcap else None)
+    reg = Registration(registrar, aor, user, password, expires, transport, local_ip, t1, tls, tap)
     try:
         ex = await reg.start()
     finally:

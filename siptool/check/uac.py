@@ -6,11 +6,8 @@ findings (missing ACK, one-way audio, ...) come from the one set of rules.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +29,9 @@ class Outcome:
     error: str = ""  # could not run: transport error, timeout before any response
 
 
-def analyse_pcap(path) -> Report | None:
-    """The Report of a pcap the agent wrote of its own traffic (None when it wrote nothing)."""
-    from ..analysis.session import analyze_file
-
-    if not path or not os.path.exists(path) or os.path.getsize(path) <= 24:
-        return None
-    return analyze_file(path)
+def tapped_report(tap) -> Report | None:
+    """The Analyzer's Report of the agent's own packets (None when nothing was sent or received)."""
+    return tap.report() if tap is not None and tap.info.packets else None
 
 
 def absorb_report(out: Outcome, report: Report | None, call_id: str | None = None) -> None:
@@ -100,17 +93,18 @@ class Driver:
                  answered_before_cancel, ok_retransmissions
       await calls(uri, n, codecs, duration) -> list[Outcome]   n concurrent calls
 
-    Each operation writes its own packets to a pcap (the agent's --pcap) in a scratch folder (kept in
-    `keep` when given) and fills ladder and findings with absorb_report(outcome, analyse_pcap(path)).
-    The runner calls `begin(name)` before each check: its files are then NNN-NAME.pcap (NNN the check's
-    place in the run; NNN-NAME-2.pcap for its second operation), else NNN-OPERATION.pcap.
+    Each operation feeds its own packets to the Analyzer in memory (agent/tap.py) and fills ladder
+    and findings with absorb_report(outcome, its Report): a check's call is judged by the code that
+    judges a captured one. With `keep` (--pcap-dir) they are also written there: the runner calls
+    `begin(name)` before each check, and its files are NNN-NAME.pcap (NNN the check's place in the run;
+    NNN-NAME-2.pcap for its second operation), else NNN-OPERATION.pcap.
     """
 
     def __init__(self, target, keep: str | None = None, t1: float = 0.5) -> None:
         self.target = target
         self.t1 = t1
         self.keep = keep
-        self.dir = keep or tempfile.mkdtemp(prefix="siptool-check-")
+        self.dir = keep
         if keep:
             os.makedirs(keep, exist_ok=True)
         self.n = 0
@@ -121,8 +115,7 @@ class Driver:
             if target.local else route_source(target.host)
 
     def close(self) -> None:
-        if not self.keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        pass  # nothing to clean up: pcaps are written only to --pcap-dir, which is the user's
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -131,6 +124,11 @@ class Driver:
         self.n += 1
         self.check = re.sub(r"[^A-Za-z0-9._-]+", "_", check).strip("._") or "check"
         self.ops = 0
+
+    def _tap(self, what: str):
+        """The tap of one operation: the Analyzer in memory, and a pcap file with --pcap-dir."""
+        from ..agent.tap import AgentTap
+        return AgentTap(self._pcap(what) if self.keep else None)
 
     def _pcap(self, what: str) -> str:
         if not self.check:
@@ -162,38 +160,34 @@ class Driver:
         scheme = "sips" if t.uri.startswith("sips:") else "sip"
         return f"{scheme}:{t.host}{port}"
 
-    @staticmethod
-    async def _analyse(path: str):
-        return await asyncio.get_running_loop().run_in_executor(None, analyse_pcap, path)
-
     # --- operations ------------------------------------------------------------------------------
 
     async def options(self, uri: str) -> Outcome:
         from . import ops
-        path = self._pcap("options")
-        ex = await ops.options(uri, self.target.transport, self.local_ip, self.t1, self._tls(), path)
+        tap = self._tap("options")
+        ex = await ops.options(uri, self.target.transport, self.local_ip, self.t1, self._tls(), tap)
         out = Outcome(ex.status, ex.reason, error=ex.error)
         if ex.rtt_ms is not None:
             out.figures["rtt_ms"] = ex.rtt_ms
-        absorb_report(out, await self._analyse(path))
+        absorb_report(out, tapped_report(tap))
         return out
 
     async def register(self, password: str | None, expires: int = 300) -> Outcome:
         from . import ops
         t = self.target
-        path = self._pcap("register")
+        tap = self._tap("register")
         aor = self._from() or f"sip:siptool@{self._domain()}"
         ex = await ops.register(self._registrar(), aor, t.user or None, password, expires, t.transport,
-                                self.local_ip, self.t1, self._tls(), path)
+                                self.local_ip, self.t1, self._tls(), tap)
         out = Outcome(ex.status, ex.reason, error=ex.error)
         out.figures.update({k: v for k, v in (("rtt_ms", ex.rtt_ms), ("challenge", ex.challenged),
                                                ("algorithm", ex.algorithm), ("expires", ex.expires))
                             if v is not None})
-        absorb_report(out, await self._analyse(path))
+        absorb_report(out, tapped_report(tap))
         return out
 
     def _options(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                 cancel_after: float | None = None, transport: str | None = None, pcap: str | None = None):
+                 cancel_after: float | None = None, transport: str | None = None, tap=None):
         from ..agent.caller import CallOptions
         t = self.target
         kind = transport or t.transport
@@ -201,7 +195,7 @@ class Driver:
             uri=uri, transport=kind, from_uri=self._from(), user=t.user or None, password=t.password,
             proxy=t.proxy or None, codecs=tuple(c.upper() for c in codecs if c), duration=duration, dtmf=dtmf,
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
-            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, pcap=pcap,
+            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, tap=tap,
             no_answer_timeout=max(30.0, (cancel_after or 0) + 5))  # the checks judge the figures themselves
 
     @staticmethod
@@ -234,11 +228,11 @@ class Driver:
     async def call(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
                    cancel_after: float | None = None, transport: str | None = None) -> Outcome:
         from ..agent.caller import place_call
-        path = self._pcap("call")
-        opts = self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, path)
+        tap = self._tap("call")
+        opts = self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, tap)
         res = await place_call(opts)
         out = self._outcome(res, cancel_after)
-        report = await self._analyse(path)
+        report = tapped_report(tap)
         absorb_report(out, report, res.call_id or None)
         _media_analysis(out, report, res.call_id)
         if not out.ladder and res.events:  # nothing written (transport failure): the agent's own steps
@@ -248,9 +242,9 @@ class Driver:
     async def calls(self, uri: str, n: int, codecs=("PCMU",), duration: float = 5.0,
                     rate: float = 10.0) -> list[Outcome]:
         from ..agent.caller import place_calls
-        path = self._pcap(f"calls-{n}")
-        summary = await place_calls(self._options(uri, codecs, duration, pcap=path), n, rate)
-        report = await self._analyse(path)
+        tap = self._tap(f"calls-{n}")
+        summary = await place_calls(self._options(uri, codecs, duration, tap=tap), n, rate)
+        report = tapped_report(tap)
         outs = []
         for res in summary.results:
             out = self._outcome(res)

@@ -6,6 +6,7 @@ Renderers never compute metrics; everything they show is here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 SCHEMA_VERSION = "1.4"
@@ -25,6 +26,17 @@ class Finding:
     frames: list[int] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)  # addresses, ports, codes, figures
     call: int | None = None  # the number of the call it belongs to (Call.number)
+
+
+class CallState(StrEnum):
+    """Where a dialog stood when the capture (or the test call) ended. A str: JSON and filters see the value."""
+
+    ANSWERED = "answered"  # a 2xx and still up
+    COMPLETED = "completed"  # answered and ended by BYE (a non-INVITE: a 2xx final response)
+    FAILED = "failed"  # a 3xx-6xx final response
+    CANCELLED = "cancelled"  # CANCEL before the final response (487)
+    IN_PROGRESS = "in-progress"  # no final response yet (ringing)
+    NO_RESPONSE = "no-response"  # a non-INVITE request that got no final response
 
 
 @dataclass(slots=True)
@@ -156,7 +168,7 @@ class Call:
     transport: str = ""
     final_status: int | None = None
     final_reason: str = ""
-    state: str = ""  # answered, completed, failed, cancelled, no-answer, in-progress, unanswered
+    state: str = ""  # a CallState: answered, completed, failed, cancelled, in-progress, no-response
     start: float = 0.0
     first_provisional: float | None = None
     ringing: float | None = None

@@ -315,6 +315,11 @@ def build_rr(ssrc: int, reports: list[ReportBlock] = ()) -> bytes:
     return _RTCP_HDR.pack(0x80 | len(reports), RTCP_RR, len(body) // 4) + body
 
 
+def build_bye(ssrc: int) -> bytes:
+    """Serialise a BYE for one source (RFC 3550 6.6): the last packet of a compound one on leaving."""
+    return _RTCP_HDR.pack(0x81, RTCP_BYE, 1) + struct.pack("!I", ssrc)
+
+
 def build_sdes(ssrc: int, cname: str) -> bytes:
     """Serialise an SDES packet with one CNAME chunk (RFC 3550 6.5.1), as a compound packet needs."""
     raw = cname.encode()[:255]

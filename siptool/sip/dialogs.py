@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..report.model import Call, LadderStep
+from ..report.model import Call, CallState, LadderStep
 from .message import SipMessage
 from .uri import name_addr, uri_user
 
@@ -239,7 +239,7 @@ class CallTracker:
         call.final_status = final
         call.final_reason = _reason(call, final)
         if call.kind != "call":
-            call.state = "completed" if final and final < 300 else ("failed" if final else "no-response")
+            call.state = CallState.COMPLETED if final and final < 300 else (CallState.FAILED if final else CallState.NO_RESPONSE)
             call.end = call.ladder[-1].time if call.ladder else call.start
             return call
         invite_time = next((s.time for s in call.ladder if s.method == "INVITE" and s.status is None), None)
@@ -258,21 +258,21 @@ class CallTracker:
             stop = call.end if call.end is not None else capture_end
             call.duration_s = round(stop - call.answer, 3) if stop is not None else None
             if call.end is None:
-                call.state = "answered"
+                call.state = CallState.ANSWERED
                 call.end_reason = "still up when the capture ended"
             else:
-                call.state = "completed"
+                call.state = CallState.COMPLETED
                 who = call.ended_by or "someone"
                 call.end_reason = f"BYE from {who}" + (f" ({track.bye_reason})" if track.bye_reason else "")
         elif final is None:
-            call.state = "in-progress" if track.cancel_time is None else "cancelled"
+            call.state = CallState.IN_PROGRESS if track.cancel_time is None else CallState.CANCELLED
             call.end_reason = "no final response in the capture"
         elif final == 487 or track.cancel_time is not None:
-            call.state = "cancelled"
+            call.state = CallState.CANCELLED
             call.end = call.ladder[-1].time
             call.end_reason = "CANCEL before answer" if track.cancel_time is not None else "487 Request Terminated"
         else:
-            call.state = "failed"
+            call.state = CallState.FAILED
             call.end = call.ladder[-1].time
             call.end_reason = f"{final} {call.final_reason}".strip()
         # A verdict needs its evidence: the ACK is due at once, and a UAS that has none re-sends the 2xx

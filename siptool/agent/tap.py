@@ -1,0 +1,84 @@
+"""The agent's own packets, as a capture would hold them: fed to the Analyzer as they are sent and
+received (so a placed call is judged by the same code as a captured one), and written as a pcap
+only when asked (`--pcap FILE`, `check --pcap-dir`).
+
+Each packet becomes a `capture.Packet` (UDP, or TCP with running sequence numbers for TCP/TLS; TLS as
+the cleartext SIP it carried), IPv4 or IPv6, timed to the nanosecond as the pcap records it, so the
+Report from memory and the Report of the written file are the same."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+from ..capture import CaptureInfo, Packet
+from ..capture.writer import PcapWriter
+
+LINKTYPE_RAW = 101  # raw IPv4/IPv6, the version nibble tells which
+
+
+class AgentTap:
+    """Callable tap(direction, local, remote, data, kind); `report()` is the Analyzer's Report of
+    everything tapped; `close()` ends the pcap when one is written."""
+
+    def __init__(self, path: str | None = None, thresholds=None) -> None:
+        from ..analysis.session import Analyzer, _media_tracker
+        from ..analysis.thresholds import DEFAULT
+
+        self.path = path
+        self.analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT)
+        self.info = CaptureInfo(path=path or "<agent>", format="agent", linktypes=["raw"])
+        self.writer = PcapWriter(path, LINKTYPE_RAW) if path else None
+        self._seq: dict[tuple, int] = {}
+        self._report = None
+
+    def __call__(self, direction: str, local, remote, data: bytes, kind: str) -> None:
+        src, dst = (tuple(local[:2]), tuple(remote[:2])) if direction == "out" else (tuple(remote[:2]), tuple(local[:2]))
+        now = time.time()
+        sec = int(now)
+        nsec = int((now - sec) * 1e9)
+        t = sec + nsec * 1e-9  # as the reader computes it from the pcap record
+        data = bytes(data)
+        frame = self.info.packets + 1
+        if kind == "udp":
+            pkt = Packet(frame, t, src[0], src[1], dst[0], dst[1], "udp", data)
+            raw = _ip(src[0], dst[0], 17, struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0) + data, frame)
+        else:
+            seq = self._seq.get((src, dst), 1000)
+            self._seq[(src, dst)] = seq + len(data)
+            ack = self._seq.get((dst, src), 1000)
+            pkt = Packet(frame, t, src[0], src[1], dst[0], dst[1], "tcp", data, seq, 0x18)
+            raw = _ip(src[0], dst[0], 6, struct.pack("!HHIIBBHHH", src[1], dst[1], seq, ack, 5 << 4, 0x18, 65535,
+                                                     0, 0) + data, frame)
+        info = self.info
+        info.packets = frame
+        info.size_bytes += len(raw)
+        info.first_time = t if info.first_time is None else info.first_time
+        info.last_time = t
+        self.analyzer.feed(pkt)
+        if self.writer is not None:
+            self.writer.write(sec, nsec, raw, len(raw))
+
+    def report(self):
+        """The Report of what was tapped (once: the Analyzer finishes)."""
+        if self._report is None:
+            self._report = self.analyzer.finish(self.info)
+        return self._report
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _ip(src: str, dst: str, proto: int, payload: bytes, ident: int) -> bytes:
+    if ":" in src:  # IPv6 (RFC 8200): no checksum of its own
+        return struct.pack("!IHBB16s16s", 6 << 28, len(payload), proto, 64, socket.inet_pton(socket.AF_INET6, src),
+                           socket.inet_pton(socket.AF_INET6, dst)) + payload
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, 64, proto, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    s = sum(struct.unpack("!10H", hdr))
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return hdr[:10] + struct.pack("!H", ~s & 0xFFFF) + hdr[12:] + payload

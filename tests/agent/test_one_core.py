@@ -1,0 +1,85 @@
+"""A placed call is judged by the Analyzer that judges a captured one (issue 15): the agent's own
+packets go into it in memory as they are sent and received, and what it reports equals what
+`analyze` reports on the pcap of that same call, findings and figures alike (IPv4 and IPv6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import pytest
+
+from siptool.agent import CallOptions, EchoServer, place_call
+from siptool.agent.tap import AgentTap
+from siptool.analysis.session import analyze_file
+from siptool.report.jsonout import report_dict
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def _place(host: str, path, **kw):
+    async def go():
+        async with EchoServer((host, 0)) as echo:
+            tap = AgentTap(str(path))
+            where = f"[{host}]" if ":" in host else host
+            res = await place_call(CallOptions(uri=f"sip:echo@{where}:{echo.port}", local_ip=host, tap=tap, **kw))
+            return res, tap
+    return asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def _judged(report) -> dict:
+    """Everything the Analyzer concluded, without the capture section (file name, format, size)."""
+    data = json.loads(json.dumps(report_dict(report), default=str))
+    data.pop("capture", None)
+    data.pop("generated", None)
+    return data
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=pytest.mark.skipif(
+    not _has_ipv6_loopback(), reason="no IPv6 loopback"))])
+def test_a_placed_call_is_judged_as_its_capture_is(tmp_path, host):
+    path = tmp_path / "call.pcap"
+    res, tap = _place(host, path, duration=2.0, dtmf="12")
+    assert res.ok, res.error
+    memory, file = tap.report(), analyze_file(path)
+    assert len(memory.calls) == 1 and memory.calls[0].call_id == res.call_id
+    (call,) = memory.calls
+    assert call.final_status == 200 and len(call.streams) == 2 and all(s.packets > 50 for s in call.streams)
+    assert _judged(memory) == _judged(file)
+    assert [(f.code, f.severity, f.title, f.frames) for f in memory.all_findings()] == \
+           [(f.code, f.severity, f.title, f.frames) for f in file.all_findings()]
+
+
+def test_a_failed_call_is_judged_the_same_way(tmp_path):
+    async def go():
+        async with EchoServer(("127.0.0.1", 0), reject=486) as echo:
+            tap = AgentTap(str(tmp_path / "busy.pcap"))
+            res = await place_call(CallOptions(uri=f"sip:echo@127.0.0.1:{echo.port}", local_ip="127.0.0.1", tap=tap))
+            return res, tap
+
+    res, tap = asyncio.run(asyncio.wait_for(go(), 60))
+    assert res.status == 486
+    memory, file = tap.report(), analyze_file(tmp_path / "busy.pcap")
+    assert [f.code for f in memory.all_findings()] == [f.code for f in file.all_findings()]
+    assert "sip.failed.486" in [f.code for f in memory.all_findings()]
+    assert _judged(memory) == _judged(file)
+
+
+def test_no_file_unless_asked(tmp_path):
+    async def go():
+        async with EchoServer(("127.0.0.1", 0)) as echo:
+            tap = AgentTap(None)
+            res = await place_call(CallOptions(uri=f"sip:echo@127.0.0.1:{echo.port}", local_ip="127.0.0.1",
+                                               duration=1.0, tap=tap))
+            return res, tap
+
+    res, tap = asyncio.run(asyncio.wait_for(go(), 60))
+    assert res.ok and tap.report().calls[0].final_status == 200 and tap.writer is None
