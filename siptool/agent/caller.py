@@ -460,14 +460,16 @@ class OutgoingCall:
                 res.problems.append(f"no media from the far end for {b - a:.1f} s at {a:.1f}-{b:.1f} s{where}")
         if res.pdd_ms is not None and res.pdd_ms > th.pdd_ms:
             res.problems.append(f"post-dial delay {res.pdd_ms:.0f} ms > {th.pdd_ms:.0f} ms")
-        for name, f in (("received", res.rx), ("sent", res.tx)):
-            if f.mos is not None and f.mos < th.mos_min:
-                res.problems.append(f"MOS {name} {f.mos:.2f} < {th.mos_min}")
-            if f.packets and f.loss_pct > th.loss_pct:
+        for name, f in (("received", res.rx), ("sent", res.tx)):  # the limits as analyze applies them
+            if th.too_low(f.mos):
+                res.problems.append(f"MOS {name} {f.mos:.2f} < {th.mos:g}")
+            if f.packets and th.too_lossy(f.loss_pct):
                 why = f" ({f.missing_at_end} due after the far end's media stopped)" if f.missing_at_end else ""
-                res.problems.append(f"loss {name} {f.loss_pct:.2f}% > {th.loss_pct}%{why}")
-            if f.packets and f.jitter_ms > th.jitter_ms:
-                res.problems.append(f"jitter {name} {f.jitter_ms:.1f} ms > {th.jitter_ms} ms")
+                res.problems.append(f"loss {name} {f.loss_pct:.2f}% >= {th.loss_pct:g}%{why}")
+            jitter = f.max_jitter_ms if f.source == "measured" else f.jitter_ms  # sent: the far end's RTCP
+            if f.packets and th.too_jittery(jitter):
+                what = "max jitter" if f.source == "measured" else "jitter (far end's RTCP)"
+                res.problems.append(f"{what} {name} {jitter:.1f} ms >= {th.jitter_ms:g} ms")
         if o.dtmf and res.dtmf_sent != o.dtmf:
             if self.media.dtmf_pt is None:
                 why = "the answer has no telephone-event (RFC 4733), so no digits were sent"

@@ -48,7 +48,7 @@ class MediaFigures:
     loss_pct: float = 0.0
     missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
     jitter_ms: float = 0.0
-    max_jitter_ms: float = 0.0
+    max_jitter_ms: float = 0.0  # RFC 3550 jitter's maximum over the voice packets (as analyze judges it)
     mos: float | None = None
     r: float | None = None
     source: str = ""  # "measured" (our receiver) or "rtcp" (far end's receiver report)
@@ -411,7 +411,7 @@ class RtpSession:
         r, mos = mos_for_stream(self.codec, effective, delay_ms)
         return MediaFigures(packets=m.packets, lost=lost, loss_pct=round(lost * 100.0 / expected, 3),
                             missing_at_end=tail,
-                            jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_jitter_ms, 3),
+                            jitter_ms=round(m.mean_jitter_ms, 3), max_jitter_ms=round(m.max_voice_jitter_ms, 3),
                             mos=round(mos, 2), r=round(r, 1), source="measured")
 
     def tx_figures(self, delay_ms: float | None = None) -> MediaFigures:

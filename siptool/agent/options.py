@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..analysis.thresholds import Thresholds
 from ..errors import SiptoolError
 from ..rtp.packet import DTMF_EVENTS
 from ..status import ExitStatus
@@ -16,15 +17,6 @@ class AgentError(SiptoolError):
     """A test call, OPTIONS or REGISTER that could not be done (exit 1: the trunk's side)."""
 
     exit_code = ExitStatus.FAILED
-
-
-@dataclass
-class Thresholds:
-    mos_min: float = 3.5
-    loss_pct: float = 1.0
-    jitter_ms: float = 30.0
-    pdd_ms: float = 5000.0
-    media_gap_s: float = 2.0  # no RTP from the far end this long: a media timeout
 
 
 @dataclass
@@ -77,10 +69,10 @@ class CallOptions:
             inputs.number("cancel after", self.cancel_after, 0, 3600, unit="s")
         inputs.number("no-answer timeout", self.no_answer_timeout, 0, 3600, above=True, unit="s")
         th = self.thresholds
-        inputs.number("--mos-min", th.mos_min, 1, 5)
-        inputs.number("--max-loss", th.loss_pct, 0, 100, unit="%")
-        inputs.number("--max-jitter", th.jitter_ms, 0, 10000, unit="ms")
-        inputs.number("--max-pdd", th.pdd_ms, 0, 3_600_000, unit="ms")
+        inputs.number("--mos", th.mos, 1, 5)
+        inputs.number("--loss", th.loss_pct, 0, 100, unit="%")
+        inputs.number("--jitter", th.jitter_ms, 0, 10000, unit="ms")
+        inputs.number("--pdd", th.pdd_ms, 0, 3_600_000, unit="ms")
         inputs.number("--max-gap", th.media_gap_s, 0.1, 3600, unit="s")
         bad = set(self.dtmf.upper()) - set(DTMF_EVENTS)
         if bad:

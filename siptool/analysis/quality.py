@@ -21,7 +21,7 @@ def quality_findings(s: Stream, ctx: Context, call_id: str | None) -> Iterable[F
         return  # video spreads frames over packets and DTMF-only streams carry no voice: no audio verdicts
     t = ctx.thresholds
     where = f"{s.src} -> {s.dst}" + ("" if call_id is not None else " (no SDP for it in the capture)")
-    if s.loss_pct >= t.loss_pct:
+    if t.too_lossy(s.loss_pct):
         yield Finding(
             code="media.loss", severity="error" if s.loss_pct >= t.loss_pct_error else "warning",
             title=f"{s.loss_pct:.1f}% packet loss on {where}",
@@ -30,7 +30,7 @@ def quality_findings(s: Stream, ctx: Context, call_id: str | None) -> Iterable[F
             fix="Find the lossy hop: compare captures on both sides of the path; check link congestion, "
                 "QoS marking (DSCP EF) and Wi-Fi.",
             call_id=call_id, frames=[s.first_frame], evidence={"lost": s.lost, "expected": s.expected})
-    if s.max_voice_jitter_ms >= t.jitter_ms:
+    if t.too_jittery(s.max_voice_jitter_ms):
         digits = (f" Telephone-event packets (DTMF {s.dtmf}) are left out: their timestamps stand still by "
                   f"design (RFC 4733 2.2.1); tshark's Max Jitter with them is {s.max_jitter_ms:.1f} ms.") \
             if s.max_voice_jitter_ms != s.max_jitter_ms else ""
@@ -55,7 +55,7 @@ def quality_findings(s: Stream, ctx: Context, call_id: str | None) -> Iterable[F
                 "re-timestamping on the SBC.",
             call_id=call_id, frames=_at(s.timestamp_jump_frame, s), evidence={"timestamp_jumps": s.timestamp_jumps})
     yield from receiver_reports(s, ctx, call_id, where)
-    if s.mos is not None and s.mos < t.mos:
+    if t.too_low(s.mos):
         yield Finding(
             code="media.mos", severity="error" if s.mos < t.mos_error else "warning",
             title=f"Estimated MOS {s.mos:.2f} on {where}",

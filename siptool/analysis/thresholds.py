@@ -1,4 +1,5 @@
-"""The limits findings judge media by: one object, passed in (docs/findings.md lists the defaults)."""
+"""The limits calls are judged by: one object, passed in, the same for `analyze` (findings), `call`
+(its verdict) and a check suite's [thresholds] (docs/findings.md lists the defaults)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,40 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Media limits. `jitter_ms` judges the stream's maximum RFC 3550 interarrival jitter over its
-    voice packets (tshark's "Max Jitter" without RFC 4733 events); loss is tshark's lost / expected (RFC 3550 A.3)."""
+    """Limits. `jitter_ms` judges a stream's maximum RFC 3550 interarrival jitter over its voice
+    packets (tshark's "Max Jitter" without RFC 4733 events; a test call's sent direction, which only
+    the far end measures, by the jitter of its last RTCP report); loss is lost / expected (RFC 3550
+    A.3); MOS the ITU-T G.107 E-model's. `pdd_ms` and `media_gap_s` judge test calls."""
 
     loss_pct: float = 1.0  # media.loss from this packet loss %, a warning ...
     loss_pct_error: float = 5.0  # ... an error from this one
     jitter_ms: float = 30.0  # media.jitter from this maximum interarrival jitter
     mos: float = 3.6  # media.mos below this E-model MOS, a warning ...
     mos_error: float = 3.1  # ... an error below this one
+    pdd_ms: float = 5000.0  # a test call fails above this post-dial delay (INVITE to first 18x/2xx, RFC 6076)
+    media_gap_s: float = 2.0  # a test call fails when the far end's RTP stops this long (a media timeout)
 
     @classmethod
-    def from_limits(cls, loss_pct: float = 1.0, jitter_ms: float = 30.0, mos: float = 3.6) -> "Thresholds":
-        """The three user-facing limits (analyze --loss/--jitter/--mos); the error levels follow them."""
+    def from_limits(cls, loss_pct: float = 1.0, jitter_ms: float = 30.0, mos: float = 3.6, pdd_ms: float = 5000.0,
+                    media_gap_s: float = 2.0) -> "Thresholds":
+        """The user-facing limits (--loss/--jitter/--mos/--pdd/--max-gap, a suite's [thresholds]); the
+        error levels follow them."""
         return cls(loss_pct=loss_pct, loss_pct_error=max(5.0, loss_pct), jitter_ms=jitter_ms, mos=mos,
-                   mos_error=min(3.1, mos))
+                   mos_error=min(3.1, mos), pdd_ms=pdd_ms, media_gap_s=media_gap_s)
+
+    # One meaning wherever a limit is applied (analysis rules, a test call's verdict, a check):
+    def too_lossy(self, loss_pct: float) -> bool:
+        """At or above the loss limit (and some loss: a limit of 0 means none allowed)."""
+        return loss_pct >= self.loss_pct and loss_pct > 0
+
+    def too_jittery(self, jitter_ms: float) -> bool:
+        return jitter_ms >= self.jitter_ms and jitter_ms > 0
+
+    def too_low(self, mos: float | None) -> bool:
+        return mos is not None and mos < self.mos
+
+
+LIMITS = ("loss_pct", "jitter_ms", "mos", "pdd_ms", "media_gap_s")  # what a suite's [thresholds] may set
 
 
 DEFAULT = Thresholds()

@@ -59,7 +59,7 @@ def _judge_media(ctx, result: CheckResult, out: Outcome, codec: str | None = Non
         result.fail(f"negotiated {f['codec']} instead of {codec}")
         result.findings.append(_finding("check.codec", "error", f"{codec} was not negotiated",
                                         f"offered only {codec}, the answer chose {f['codec']}"))
-    if f.get("pdd_ms") is not None and f["pdd_ms"] > th.pdd_ms:
+    if f.get("pdd_ms") is not None and f["pdd_ms"] > th.pdd_ms:  # the limits as analyze and call apply them
         result.fail(f"post-dial delay {f['pdd_ms']:.0f} ms > {th.pdd_ms:.0f} ms")
     for d in ("tx", "rx"):
         packets = f.get(f"packets_{d}")
@@ -70,13 +70,16 @@ def _judge_media(ctx, result: CheckResult, out: Outcome, codec: str | None = Non
                 "the call was answered but RTP did not flow in this direction",
                 "check NAT, the SDP connection address and firewall pinholes for RTP"))
             continue
-        mos, loss, jitter = f.get(f"mos_{d}"), f.get(f"loss_pct_{d}"), f.get(f"jitter_ms_{d}")
-        if mos is not None and mos < th.mos_min:
-            result.fail(f"MOS {d} {mos:.2f} < {th.mos_min}")
-        if loss is not None and loss > th.loss_pct:
-            result.fail(f"loss {d} {loss:.2f}% > {th.loss_pct}%")
-        if jitter is not None and jitter > th.jitter_ms:
-            result.fail(f"jitter {d} {jitter:.1f} ms > {th.jitter_ms} ms")
+        mos, loss = f.get(f"mos_{d}"), f.get(f"loss_pct_{d}")
+        jitter = f.get(f"max_jitter_ms_{d}", f.get(f"jitter_ms_{d}"))  # sent: only the far end's RTCP has one
+        if th.too_low(mos):
+            result.fail(f"MOS {d} {mos:.2f} < {th.mos:g}")
+        if loss is not None and th.too_lossy(loss):
+            result.fail(f"loss {d} {loss:.2f}% >= {th.loss_pct:g}%")
+        if jitter is not None and th.too_jittery(jitter):
+            result.fail(f"jitter {d} {jitter:.1f} ms >= {th.jitter_ms:g} ms")
+    for a, b in f.get("media_gaps_s", []):
+        result.fail(f"no media from the far end for {b - a:.1f} s at {a:.1f}-{b:.1f} s")
     for fd in out.findings:
         if fd.code in FAILING_FINDINGS:
             result.fail(fd.title)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SiptoolError
+from ..analysis.thresholds import LIMITS, Thresholds
 from ..sip.uri import UriError, parse_uri, with_user  # noqa: F401 - with_user: re-exported
 from .builtin import CHECKS
 
@@ -54,16 +55,6 @@ class Target:
     @property
     def port(self) -> int | None:
         return parse_uri(self.uri).port
-
-
-@dataclass
-class Thresholds:
-    """Pass limits for call checks: post-dial delay (RFC 6076), MOS (G.107), loss and jitter (RFC 3550)."""
-
-    pdd_ms: float = 3000.0
-    mos_min: float = 4.0
-    loss_pct: float = 1.0
-    jitter_ms: float = 30.0
 
 
 @dataclass
@@ -137,11 +128,16 @@ def parse_suite(data: dict, path: str = "<suite>") -> Suite:
     target.transport = target.transport.lower()
     if target.transport not in TRANSPORTS:
         raise SiptoolError(f"{path}: transport must be one of {', '.join(TRANSPORTS)}")
-    th = data.get("thresholds", {})
-    bad = set(th) - set(Thresholds.__dataclass_fields__)
+    th = dict(data.get("thresholds", {}))
+    if "mos_min" in th:  # the name suites used before there was one thresholds object
+        th.setdefault("mos", th.pop("mos_min"))
+    bad = set(th) - set(LIMITS)
     if bad:
-        raise SiptoolError(f"{path}: unknown threshold {sorted(bad)[0]!r} (pdd_ms, mos_min, loss_pct, jitter_ms)")
-    thresholds = Thresholds(**{k: float(v) for k, v in th.items()})
+        raise SiptoolError(f"{path}: unknown threshold {sorted(bad)[0]!r} ({', '.join(LIMITS)})")
+    for k, v in th.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise SiptoolError(f"{path}: threshold {k} must be a number of at least 0 (got {v!r})")
+    thresholds = Thresholds.from_limits(**{k: float(v) for k, v in th.items()})
     checks = []
     names: set[str] = set()
     for i, entry in enumerate(data.get("check", []), 1):
@@ -216,9 +212,9 @@ password_env = "SIPTOOL_PASSWORD"  # the password is read from this environment 
 
 [thresholds]                       # a call check fails when a figure is past its limit
 pdd_ms = 3000                      # post-dial delay, INVITE to first 18x/2xx (RFC 6076)
-mos_min = 4.0                      # MOS from the E-model (ITU-T G.107), each direction
+mos = 4.0                          # MOS from the E-model (ITU-T G.107), each direction
 loss_pct = 1.0                     # RTP packet loss, each direction
-jitter_ms = 30                     # RFC 3550 interarrival jitter, each direction
+jitter_ms = 30                     # max RFC 3550 interarrival jitter, each direction
 
 [[check]]
 type = "options"                   # OPTIONS ping: any final response, measured round trip

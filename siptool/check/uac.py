@@ -100,8 +100,10 @@ class Driver:
     NNN-NAME-2.pcap for its second operation), else NNN-OPERATION.pcap.
     """
 
-    def __init__(self, target, keep: str | None = None, t1: float = 0.5) -> None:
+    def __init__(self, target, keep: str | None = None, t1: float = 0.5, thresholds=None) -> None:
+        from ..analysis.thresholds import DEFAULT
         self.target = target
+        self.thresholds = thresholds or DEFAULT  # the suite's: media_gap_s reaches the calls
         self.t1 = t1
         self.keep = keep
         self.dir = keep
@@ -195,7 +197,7 @@ class Driver:
             uri=uri, transport=kind, from_uri=self._from(), user=t.user or None, password=t.password,
             proxy=t.proxy or None, codecs=tuple(c.upper() for c in codecs if c), duration=duration, dtmf=dtmf,
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
-            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, tap=tap,
+            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, tap=tap, thresholds=self.thresholds,
             no_answer_timeout=max(30.0, (cancel_after or 0) + 5))  # the checks judge the figures themselves
 
     @staticmethod
@@ -213,8 +215,12 @@ class Driver:
                     f[f"mos_{d}"] = m.mos
                     f[f"loss_pct_{d}"] = m.loss_pct
                     f[f"jitter_ms_{d}"] = m.jitter_ms
+                    if m.source == "measured":
+                        f[f"max_jitter_ms_{d}"] = m.max_jitter_ms
         if res.dtmf_sent:
             f["dtmf_sent"] = res.dtmf_sent
+        if res.media_gaps:  # stretches with no RTP from the far end of at least [thresholds] media_gap_s
+            f["media_gaps_s"] = [[round(a, 1), round(b, 1)] for a, b in res.media_gaps]
         for k in ("hold_status", "resume_status", "cancel_status"):
             v = getattr(res, k)
             if v is not None:

@@ -82,10 +82,11 @@ def call(
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS: client certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS: client key (PEM)."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer B = 64*T1)."),
-    mos_min: float = typer.Option(3.5, "--mos-min", help="Fail below this MOS (either direction)."),
-    max_loss: float = typer.Option(1.0, "--max-loss", help="Fail above this packet loss, percent."),
-    max_jitter: float = typer.Option(30.0, "--max-jitter", help="Fail above this mean jitter, ms."),
-    max_pdd: float = typer.Option(5000.0, "--max-pdd", help="Fail above this post-dial delay, ms."),
+    mos: float = typer.Option(3.6, "--mos", "--mos-min", help="Fail below this E-model MOS (either direction)."),
+    max_loss: float = typer.Option(1.0, "--loss", "--max-loss", help="Fail at this packet loss or more, percent."),
+    max_jitter: float = typer.Option(30.0, "--jitter", "--max-jitter", help="Fail at this maximum RFC 3550 jitter "
+                                     "or more, ms (received: measured; sent: the far end's RTCP)."),
+    max_pdd: float = typer.Option(5000.0, "--pdd", "--max-pdd", help="Fail above this post-dial delay, ms."),
     max_gap: float = typer.Option(2.0, "--max-gap", help="Fail when the far end's RTP stops this long, s "
                                   "(a media timeout: one-way audio, a frozen stream, media ending early)."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
@@ -107,7 +108,7 @@ def call(
                         stun=stun, t1=t1, insecure=insecure,
                         ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
                         key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
-                        thresholds=Thresholds(mos_min, max_loss, max_jitter, max_pdd, max_gap))
+                        thresholds=Thresholds.from_limits(max_loss, max_jitter, mos, max_pdd, max_gap))
         out = console(no_color)
         err = console(no_color, stderr=True)
         o.check()  # every argument, before anything is sent

@@ -61,7 +61,7 @@ def check(
 
         out = console(no_color)
         progress = None if json_out else (lambda r: out.print(output.line(r)))
-        ua = Driver(loaded.target, keep=str(pcap_dir) if pcap_dir else None)
+        ua = Driver(loaded.target, keep=str(pcap_dir) if pcap_dir else None, thresholds=loaded.thresholds)
         try:
             result = asyncio.run(run_suite(loaded, ua, only, progress))
         finally:

@@ -36,12 +36,28 @@ def test_example_suite_loads_and_covers_the_builtins(tmp_path):
     suite = load_suite(path)
     assert suite.name == "carrier-interop"
     assert suite.target.uri == "sip:echo@127.0.0.1:5060" and suite.target.password_env == "SIPTOOL_PASSWORD"
-    assert suite.thresholds.mos_min == 4.0 and suite.thresholds.pdd_ms == 3000
+    assert suite.thresholds.mos == 4.0 and suite.thresholds.pdd_ms == 3000
     kinds = {c.type for c in suite.checks}
     assert BUILTIN - {"tls"} <= kinds  # tls is commented out in the example (needs a certificate)
     calls = {c.name: c for c in suite.checks}
     assert calls["call-pcma"].get("codec") == "PCMA" and calls["long_call"].get("duration") == 35
     assert calls["concurrent"].get("calls") == 10 and calls["options"].timeout == CHECKS["options"].timeout
+
+
+def test_one_thresholds_object_for_analyze_call_and_suites():
+    from siptool.agent.options import CallOptions
+    from siptool.analysis.thresholds import DEFAULT, Thresholds
+
+    data = tomllib.loads(EXAMPLE)
+    data["thresholds"] = {"mos_min": 3.9, "loss_pct": 2, "media_gap_s": 1.5}  # mos_min: the older name
+    th = parse_suite(data).thresholds
+    assert isinstance(th, Thresholds) and (th.mos, th.loss_pct, th.media_gap_s, th.jitter_ms) == (3.9, 2.0, 1.5, 30.0)
+    assert CallOptions(uri="sip:a@127.0.0.1").thresholds == DEFAULT  # one set of defaults
+    assert not DEFAULT.too_lossy(0.0) and Thresholds.from_limits(loss_pct=0).too_lossy(0.1)
+    assert DEFAULT.too_lossy(1.0) and DEFAULT.too_jittery(30.0) and DEFAULT.too_low(3.59) and not DEFAULT.too_low(3.6)
+    data["thresholds"] = {"mos": "high"}
+    with pytest.raises(SiptoolError, match="threshold mos must be a number"):
+        parse_suite(data)
 
 
 def test_password_comes_from_the_environment(monkeypatch):
@@ -58,7 +74,7 @@ def test_password_comes_from_the_environment(monkeypatch):
     (lambda d: d["target"].update(transport="sctp"), "transport must be"),
     (lambda d: d["target"].update(uri="tel:+4930"), "must start with sip"),
     (lambda d: d["target"].update(colour="blue"), "unknown \\[target\\] key 'colour'"),
-    (lambda d: d["thresholds"].update(mos=3), "unknown threshold 'mos'"),
+    (lambda d: d["thresholds"].update(mos_max=3), "unknown threshold 'mos_max'"),
     (lambda d: d["check"].append({"type": "fax"}), "unknown type 'fax'"),
     (lambda d: d["check"].append({"type": "call", "codec": "G729", "name": "x", "bitrate": 8}),
      "unknown option 'bitrate'"),
