@@ -169,6 +169,38 @@ class Credentials:
         return "Digest " + ", ".join(parts)
 
 
+class DigestRefused(Exception):
+    """A challenge that cannot be answered: `unsupported` (no MD5/SHA-256 digest offered) or
+    `rejected` (challenged again after our answer, with a nonce that is not stale: wrong credentials)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class DigestAnswer:
+    """The digest loop of one request (RFC 3261 22.2, RFC 8760), sans-I/O and written once for INVITE
+    and REGISTER: each 401/407 gives the header to send the request again with, or DigestRefused."""
+
+    def __init__(self, creds: Credentials, method: str, uri: str) -> None:
+        self.creds, self.method, self.uri = creds, method, uri
+        self.tried: set[str] = set()
+        self.challenged: str | None = None  # "401" or "407" once one was answered
+        self.algorithm: str | None = None
+
+    def answer(self, resp, body: bytes = b"") -> tuple[str, str]:
+        proxy = resp.status == 407
+        ch = pick_challenge(resp.get_all("proxy-authenticate" if proxy else "www-authenticate"), proxy)
+        if ch is None:
+            raise DigestRefused("unsupported")
+        if ch.nonce in self.tried or (self.tried and not ch.stale):
+            raise DigestRefused("rejected")
+        self.tried.add(ch.nonce)
+        self.challenged, self.algorithm = str(resp.status), ch.algorithm
+        return ("proxy-authorization" if proxy else "authorization",
+                self.creds.authorization(ch, self.method, self.uri, body))
+
+
 def parse_authorization(value: str) -> dict[str, str]:
     """The parameters of a Digest Authorization value; {} when it is not one or is malformed."""
     scheme, _, rest = value.strip().partition(" ")

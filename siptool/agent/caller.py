@@ -17,7 +17,7 @@ from ..errors import SiptoolError
 from ..rtp import g711
 from ..status import ExitStatus
 from . import inputs, sdp, sipmsg, stun
-from .auth import Credentials, pick_challenge
+from .auth import Credentials, DigestAnswer, DigestRefused
 from .dialog import Dialog
 from .media import MediaFigures, RtpSession, load_wav
 from .nat import NatView, hostport, is_loopback, route_source
@@ -265,7 +265,7 @@ class OutgoingCall:
         creds = Credentials(o.user or sipmsg.parse_uri(from_uri).user, o.password) if o.password is not None else None
         cseq = 1
         self.t0 = time.monotonic()
-        tried: set[str] = set()
+        digest = DigestAnswer(creds, "INVITE", o.uri) if creds is not None else None
         auth_header: tuple[str, str] | None = None
         while True:
             invite = sipmsg.request("INVITE", o.uri, via_value=ua.via(), from_value=from_value, to_value=f"<{o.uri}>",
@@ -290,19 +290,16 @@ class OutgoingCall:
                 cancel_task.cancel()
             t = self.event(f"<- {resp.status} {resp.reason}")
             res.status, res.reason = resp.status, resp.reason
-            if resp.status in (401, 407) and creds is not None:
-                proxy = resp.status == 407
-                ch = pick_challenge(resp.get_all("proxy-authenticate" if proxy else "www-authenticate"), proxy)
-                if ch is None:
-                    raise AgentError(f"{resp.status} {resp.reason}: no supported digest challenge (MD5/SHA-256)")
-                if ch.nonce in tried or (len(tried) >= 1 and not ch.stale):
+            if resp.status in (401, 407) and digest is not None:
+                try:
+                    auth_header = digest.answer(resp, self.offer)
+                except DigestRefused as why:
+                    if why.kind == "unsupported":
+                        raise AgentError(f"{resp.status} {resp.reason}: no supported digest challenge (MD5/SHA-256)") from None
                     raise AgentError(f"authentication failed: {resp.status} {resp.reason} again after sending "
-                                     f"credentials for user {creds.user!r} (wrong user or password?)")
-                tried.add(ch.nonce)
-                res.auth = str(resp.status)
+                                     f"credentials for user {creds.user!r} (wrong user or password?)") from None
+                res.auth = digest.challenged
                 cseq += 1
-                auth_header = ("proxy-authorization" if proxy else "authorization",
-                               creds.authorization(ch, "INVITE", o.uri, self.offer))
                 continue
             if resp.status in (401, 407):
                 raise AgentError(f"{resp.status} {resp.reason}: the far end wants credentials "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ..errors import SiptoolError
 from ..sip.message import param
 from . import sipmsg
-from .auth import Credentials, pick_challenge
+from .auth import Credentials, DigestAnswer, DigestRefused
 from .nat import resolve as _resolve
 from .nat import route_source
 from .options import AgentError, CallOptions, _hop
@@ -135,7 +135,7 @@ class Registration:
     async def register(self, expires: int) -> Exchange:
         """One REGISTER transaction, answering challenges; never raises for network trouble."""
         out = Exchange()
-        nonces: set[str] = set()
+        digest = DigestAnswer(self.creds, "REGISTER", self.registrar) if self.creds is not None else None
         t = time.monotonic()
         try:
             for _ in range(3):
@@ -146,15 +146,12 @@ class Registration:
                                      call_id=self._call_id, cseq=self._cseq, contact=out.contact,
                                      headers=[("expires", str(expires))] + self._auth)
                 resp = await self.ua.request(req, self._addr)
-                if resp.status in (401, 407) and self.creds is not None:
-                    proxy = resp.status == 407
-                    ch = pick_challenge(resp.get_all("proxy-authenticate" if proxy else "www-authenticate"), proxy)
-                    if ch is None or (nonces and not ch.stale):
-                        break
-                    nonces.add(ch.nonce)
-                    out.challenged, out.algorithm = str(resp.status), getattr(ch, "algorithm", None)
-                    self._auth = [("proxy-authorization" if proxy else "authorization",
-                                   self.creds.authorization(ch, "REGISTER", self.registrar))]
+                if resp.status in (401, 407) and digest is not None:
+                    try:
+                        self._auth = [digest.answer(resp)]
+                    except DigestRefused:
+                        break  # the challenge is the final answer: out says which
+                    out.challenged, out.algorithm = digest.challenged, digest.algorithm
                     continue  # (with the public Contact if this challenge revealed NAT)
                 break
             out.status, out.reason = resp.status, resp.reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from siptool.agent.auth import (Authenticator, Challenge, Credentials, parse_authorization, pick_challenge,
                                 response_value)
 
@@ -62,3 +64,34 @@ def test_authenticator_round_trip():
     auth.nonce_ttl = -1
     ch = Challenge.parse(auth.challenges()[0])
     assert auth.check("INVITE", Credentials("alice", "pw").authorization(ch, "INVITE", "sip:1@h")) == "stale"
+
+
+def test_digest_answer_loop_is_one_sans_io_object():
+    """INVITE and REGISTER answer challenges through one DigestAnswer (issue 15)."""
+    from siptool.agent import sipmsg
+    from siptool.agent.auth import Authenticator, Credentials, DigestAnswer, DigestRefused
+    from siptool.sip.message import parse
+
+    server = Authenticator("siptool", {"alice": "pw"})
+    req = parse(b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n"
+                b"From: <sip:alice@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\r\n")
+
+    def challenge(status=401, stale=False, nonce=None):
+        name = "www-authenticate" if status == 401 else "proxy-authenticate"
+        values = server.challenges(stale=stale) if nonce is None else \
+            [f'Digest realm="siptool", nonce="{nonce}", qop="auth", algorithm=MD5' + (", stale=true" if stale else "")]
+        return sipmsg.response(req, status, headers=[(name, c) for c in values])
+
+    loop = DigestAnswer(Credentials("alice", "pw"), "REGISTER", "sip:127.0.0.1")
+    name, value = loop.answer(challenge())
+    assert name == "authorization" and server.check("REGISTER", value) == "ok" and loop.challenged == "401"
+    assert loop.answer(challenge(nonce="n2", stale=True))[0] == "authorization"  # stale: answer again (RFC 7616 3.3)
+    for again in (challenge(nonce="n3"), challenge(nonce="n2", stale=True)):  # a fresh nonce, or one tried
+        with pytest.raises(DigestRefused) as refused:
+            loop.answer(again)  # challenged again after our answer: the credentials are wrong
+        assert refused.value.kind == "rejected"
+    assert DigestAnswer(Credentials("alice", "pw"), "INVITE", "sip:x").answer(challenge(407))[0] == "proxy-authorization"
+    with pytest.raises(DigestRefused) as refused:
+        DigestAnswer(Credentials("a", "b"), "INVITE", "sip:x").answer(
+            sipmsg.response(req, 401, headers=[("www-authenticate", 'Basic realm="x"')]))
+    assert refused.value.kind == "unsupported"
