@@ -55,6 +55,7 @@ class CallResult:
     cancel_status: int | None = None
     nat: dict = field(default_factory=dict)  # NatView.to_dict()
     problems: list[str] = field(default_factory=list)
+    findings: list = field(default_factory=list)  # the Analyzer's findings on this call (report.model.Finding)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -476,31 +477,57 @@ class OutgoingCall:
         res.ok = not res.problems
 
 
-async def _open(o: CallOptions, on_event: Callable | None):
-    """Check the options, resolve the first hop, and make the Caller (not yet entered)."""
+# The Analyzer's findings that fail a test call (as they fail a check), besides the call's own figures.
+FAILS_CALL = ("sip.ack_missing", "media.one_way", "media.none", "codec.no_common")
+
+
+async def _open(o: CallOptions, on_event: Callable | None, analyse: bool = False):
+    """Check the options, resolve the first hop, and make the Caller (not yet entered). `analyse`: feed
+    the call's packets to the Analyzer (agent/tap.py) even when no pcap is asked for."""
     o.check()
     hop, kind = _hop(o)
     addr = await _resolve(*hop.hostport())
     tap = o.tap
-    if tap is None and o.pcap:
+    if tap is None and (o.pcap or analyse):
         from .tap import AgentTap
-        tap = AgentTap(o.pcap)
+        tap = AgentTap(o.pcap, o.thresholds)
     return Caller(o, kind, addr, tap, on_event), tap
+
+
+def judge_by_analyzer(res: CallResult, report) -> None:
+    """Add the Analyzer's findings on the call to its result: what `analyze` would say of this call's
+    capture. Those in FAILS_CALL fail it (one-way audio already said by the call's own counters
+    is not said twice)."""
+    call = next((c for c in report.calls if c.call_id == res.call_id), None) if res.call_id else None
+    if call is None:
+        return
+    res.findings = list(call.findings)
+    for f in res.findings:
+        if f.code in FAILS_CALL and f.severity in ("error", "critical"):
+            if f.code in ("media.one_way", "media.none") and res.one_way:
+                continue
+            if not res.error and res.status is not None and 200 <= res.status < 300:
+                res.problems.append(f.title)
+                res.ok = False
 
 
 async def place_call(o: CallOptions, on_event: Callable | None = None) -> CallResult:
     """Place one call and return its result (never raises for call failures: see result.error;
-    raises SiptoolError for bad options, before anything is sent)."""
-    caller, tap = await _open(o, on_event)
+    raises SiptoolError for bad options, before anything is sent). The call's own packets go to the
+    Analyzer as they pass, and its findings are the result's."""
+    caller, tap = await _open(o, on_event, analyse=True)
     try:
         try:
             await caller.__aenter__()
         except SiptoolError as exc:  # before the INVITE: connection refused, probe unreachable, STUN
             return CallResult(error=str(exc))
         try:
-            return await OutgoingCall(caller, o, on_event).run()
+            res = await OutgoingCall(caller, o, on_event).run()
         finally:
             await caller.__aexit__(None, None, None)
+        if tap.info.packets:
+            judge_by_analyzer(res, tap.report())
+        return res
     finally:
         if tap is not None:
             tap.close()

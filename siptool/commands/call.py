@@ -14,6 +14,8 @@ from ..errors import SiptoolError
 from ..status import ExitStatus
 from .common import console, epilog, guarded
 
+CALL_SCHEMA = "siptool.call/1.1"  # docs/json-schema.md; 1.1 added findings (the Analyzer's)
+
 EPILOG = epilog([
     ("", "siptool call sip:100@127.0.0.1:5060"),
     ("over TLS with digest credentials from the environment",
@@ -118,7 +120,7 @@ def call(
                     out.print(f"[dim]{t:9.1f} ms[/dim]  {text}" if t is not None else f"[dim]{'':12}[/dim] {text}")
             res = run(place_call(o, on_event=live))
             if json_out:
-                typer.echo(json.dumps({"schema": "siptool.call/1", **res.to_dict()}, indent=2))
+                typer.echo(json.dumps({"schema": CALL_SCHEMA, **res.to_dict()}, indent=2))
             else:
                 render_result(out, res)
             raise typer.Exit(ExitStatus.OK if res.ok else ExitStatus.FAILED)
@@ -232,6 +234,17 @@ def render_result(out, res) -> None:
         out.print(f"round-trip audio delay {_fmt(res.rtt_ms, ' ms')} (correlation), RTCP round trip {_fmt(res.rtcp_rtt_ms, ' ms')}")
     for p in res.problems:
         out.print(f"[yellow]- {p}[/yellow]")
+    if res.findings:  # what `analyze` says of this call's own packets, as it prints findings
+        from rich.padding import Padding
+        from rich.text import Text
+
+        from ..report.terminal import SEVERITY_STYLE
+        out.print(f"Findings ({len(res.findings)}, from the call's own packets as analyze reads them)")
+        for f in res.findings:
+            out.print(Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE.get(f.severity, "")), " ",
+                                    (f.title, "bold"), (f"  [{f.code}]", "dim")))
+            if f.fix:
+                out.print(Padding(Text("fix: " + f.fix, style="green"), (0, 0, 0, 9)))
 
 
 def run(coro):

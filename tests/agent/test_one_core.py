@@ -71,6 +71,8 @@ def test_a_failed_call_is_judged_the_same_way(tmp_path):
     assert [f.code for f in memory.all_findings()] == [f.code for f in file.all_findings()]
     assert "sip.failed.486" in [f.code for f in memory.all_findings()]
     assert _judged(memory) == _judged(file)
+    # the call's result carries them: what analyze says of its pcap
+    assert [(f.code, f.title) for f in res.findings] == [(f.code, f.title) for f in file.calls[0].findings]
 
 
 def test_no_file_unless_asked(tmp_path):
@@ -83,3 +85,37 @@ def test_no_file_unless_asked(tmp_path):
 
     res, tap = asyncio.run(asyncio.wait_for(go(), 60))
     assert res.ok and tap.report().calls[0].final_status == 200 and tap.writer is None
+
+
+def test_call_json_carries_the_analyzers_findings(tmp_path):
+    """`siptool call --json` against an echo agent that takes no common codec: its findings are the
+    Analyzer's, as `analyze --json` gives them for the call's own pcap."""
+    import os
+    import subprocess
+    import sys
+
+    from interop.peers import free_port
+    from support import REPO
+
+    port = free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}", "--codec", "PCMU"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        env = dict(os.environ, NO_COLOR="1")
+        for _ in range(50):
+            out = subprocess.run([sys.executable, "-m", "siptool", "call", f"sip:echo@127.0.0.1:{port}", "--codec", "PCMA",
+                                  "--json", "--pcap", str(tmp_path / "c.pcap")], capture_output=True, text=True,
+                                 env=env, cwd=REPO, timeout=60)
+            if out.stdout.strip():
+                data = json.loads(out.stdout)
+                if data["status"] is not None:
+                    break
+        assert data["schema"] == "siptool.call/1.1" and data["status"] == 488 and out.returncode == 1
+        codes = [f["code"] for f in data["findings"]]
+        assert codes == ["sip.failed.488", "codec.no_common"]
+        analysed = json.loads(subprocess.run([sys.executable, "-m", "siptool", "analyze", str(tmp_path / "c.pcap"), "--json"],
+                                             capture_output=True, text=True, cwd=REPO, timeout=60).stdout)
+        assert codes == [f["code"] for f in analysed["calls"][0]["findings"]]
+    finally:
+        echo.terminate()
+        echo.wait(10)
