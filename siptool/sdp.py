@@ -7,6 +7,7 @@ Media-level c= and direction attributes override session-level ones (RFC 8866 5.
 from __future__ import annotations
 
 import ipaddress
+import dataclasses
 from dataclasses import dataclass, field
 
 from .digits import port as _port
@@ -42,6 +43,36 @@ class Media:
     def payload_types(self) -> list[int]:
         return [pt for pt in (uint(f, 3, 127) for f in self.formats) if pt is not None]
 
+    def codec_name(self, pt: int) -> str:
+        """The encoding name of a payload type: its rtpmap, else RFC 3551's static name, else the number."""
+        if pt in self.rtpmap:
+            return self.rtpmap[pt][0]
+        c = codecs_registry.static(pt)
+        return c.name if c else str(pt)
+
+    @property
+    def dtmf_pt(self) -> int | None:
+        """The RFC 4733 telephone-event payload type offered, if any."""
+        return next((pt for pt in self.payload_types if self.codec_name(pt).lower() == "telephone-event"), None)
+
+    def lines(self) -> list[str]:
+        """This m= section as SDP lines (RFC 8866 5.14): m=, c=, rtpmap and fmtp per type, ptime, direction."""
+        out = [f"m={self.media} {self.port}" + (f"/{self.port_count}" if self.port_count > 1 else "")
+               + f" {self.proto} {' '.join(self.formats)}"]
+        if self.connection:
+            out.append(f"c=IN {'IP6' if ':' in self.connection else 'IP4'} {self.connection}")
+        for pt in self.payload_types:
+            if pt in self.rtpmap:
+                name, rate, channels = self.rtpmap[pt]
+                out.append(f"a=rtpmap:{pt} {name}/{rate}" + (f"/{channels}" if channels > 1 else ""))
+            if pt in self.fmtp:
+                out.append(f"a=fmtp:{pt} {self.fmtp[pt]}")
+        if self.ptime:
+            out.append(f"a=ptime:{self.ptime}")
+        if self.direction:
+            out.append(f"a={self.direction}")
+        return out
+
 
 @dataclass
 class SessionDescription:
@@ -53,6 +84,20 @@ class SessionDescription:
     direction: str = ""
     media: list[Media] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    def serialise(self) -> bytes:
+        """The description as SDP (RFC 8866 5): v=, o=, s=, session c=, t=, then each m= section. It
+        writes the modelled fields (what the agent offers and answers); other attributes a peer's SDP
+        carried (a=rtcp, crypto, ICE) are read, not written back."""
+        lines = [f"v={self.version or 0}", f"o={self.origin}", f"s={self.session_name or '-'}"]
+        if self.connection:
+            lines.append(f"c=IN {'IP6' if ':' in self.connection else 'IP4'} {self.connection}")
+        lines.append("t=0 0")
+        if self.direction:
+            lines.append(f"a={self.direction}")
+        for m in self.media:
+            lines += m.lines()
+        return ("\r\n".join(lines) + "\r\n").encode()
 
 
 def parse(body: bytes | str) -> SessionDescription:
@@ -173,6 +218,27 @@ def _attribute(m: Media, name: str, rest: str, problems: list[str], number: int)
         m.fingerprint = rest
     elif name == "candidate":
         m.candidates.append(rest)
+
+
+def audio_in_force(desc: SessionDescription) -> Media | None:
+    """The first audio m= section as it applies: its address (media-level c=, else session-level) and
+    direction (RFC 3264) resolved into the section itself; None when there is none."""
+    for m in desc.media:
+        if m.media == "audio":
+            return dataclasses.replace(m, connection=connection_address(desc, m), direction=direction(desc, m))
+    return None
+
+
+def negotiate(offer: Media, supported: list[str]) -> tuple[str, int] | None:
+    """The answerer's codec (RFC 3264 6.1): the first offered one it supports, in the offer's order."""
+    wanted = {c.upper() for c in supported}
+    return next(((offer.codec_name(pt).upper(), pt) for pt in offer.payload_types
+                 if offer.codec_name(pt).upper() in wanted), None)
+
+
+def answer_direction(offer_direction: str) -> str:
+    """The direction an answer takes to an offer's (RFC 3264 6.1): sendonly <-> recvonly."""
+    return {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}.get(offer_direction, "sendrecv")
 
 
 def connection_address(desc: SessionDescription, media: Media) -> str:

@@ -61,3 +61,22 @@ def test_broken_lines_become_problems():
 @given(st.binary(max_size=400))
 def test_never_raises(data):
     sdp.parse(data)
+
+
+def test_one_sdp_model_serialises_and_negotiates():
+    """The agent builds, reads and answers SDP with siptool.sdp's model (issue 15): what it writes
+    parses back to the same sections; negotiate() picks by the offer's order (RFC 3264 6.1)."""
+    from siptool import sdp as sdplib
+    from siptool.agent import sdp as agent_sdp
+
+    for address in ("192.0.2.7", "2001:db8::7"):
+        body = agent_sdp.build(address, 40000, [8, 0], direction="sendonly", session_id=7)
+        desc = sdplib.parse(body)
+        assert desc.problems == [] and desc.serialise() == body  # a round trip, byte for byte
+        m = sdplib.audio_in_force(desc)
+        assert (m.connection, m.port, m.payload_types, m.direction, m.ptime) == (address, 40000, [8, 0, 101], "sendonly", 20)
+        assert m.dtmf_pt == 101 and m.codec_name(8) == "PCMA" and m.codec_name(18) == "G729"
+        assert sdplib.negotiate(m, ["PCMU", "PCMA"]) == ("PCMA", 8) and sdplib.negotiate(m, ["G722"]) is None
+        assert sdplib.answer_direction(m.direction) == "recvonly"
+    held = sdplib.audio_in_force(sdplib.parse(agent_sdp.build("0.0.0.0", 4000, [0])))
+    assert held.direction == "sendonly"  # RFC 3264 8.4: c=0.0.0.0 is hold

@@ -354,13 +354,13 @@ class OutgoingCall:
             res.problems.append("the 200 OK has no usable audio SDP answer")
             return
         offered = {sdp.STATIC[c.upper()] for c in o.codecs}
-        pt = next((p for p in answer.payloads if p in offered), None)
+        pt = next((p for p in answer.payload_types if p in offered), None)
         if pt is None:
-            res.problems.append(f"the answer chose no offered codec (m= payloads {answer.payloads})")
+            res.problems.append(f"the answer chose no offered codec (m= payloads {answer.payload_types})")
             return
         res.codec = answer.codec_name(pt).upper()
-        media.set_remote(answer.address, answer.port, res.codec, pt, sdp.dtmf_pt(answer), answer.ptime)
-        self.event(f"media {res.codec} to {answer.address}:{answer.port}")
+        media.set_remote(answer.connection, answer.port, res.codec, pt, sdp.dtmf_pt(answer), answer.ptime)
+        self.event(f"media {res.codec} to {answer.connection}:{answer.port}")
         duration = o.duration
         started = time.monotonic()
         media.start(self.caller.signal, duration, o.dtmf, dtmf_at=dtmf_start(duration))

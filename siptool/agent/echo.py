@@ -216,7 +216,7 @@ class EchoServer:
         ua = self.ua
         tag = call.dialog.local_tag
         call.media = media = await RtpSession(self.listen[0], echo=True, shared=self.shared).open()
-        media.set_remote(offer.address, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
+        media.set_remote(offer.connection, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
         peer = call.remote[0]  # when listening on all interfaces: our address as the caller sees it
         ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo", peer))]))
         if rings_unanswered(msg.uri):

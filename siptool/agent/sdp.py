@@ -6,7 +6,6 @@ and `analyze` understand SDP the same way."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 from .. import sdp as sdplib
 from ..rtp import codecs
@@ -17,72 +16,35 @@ NAMES = {pt: name for name, pt in STATIC.items()}
 DTMF_PT = 101
 
 
-@dataclass
-class Media:
-    address: str = ""
-    port: int = 0
-    payloads: list[int] = field(default_factory=list)
-    rtpmap: dict[int, tuple[str, int]] = field(default_factory=dict)  # pt -> (name, rate)
-    direction: str = "sendrecv"
-    ptime: int | None = None
-
-    def codec_name(self, pt: int) -> str:
-        if pt in self.rtpmap:
-            return self.rtpmap[pt][0]
-        return NAMES.get(pt, str(pt))
-
-    def pt_for(self, name: str) -> int | None:
-        for pt in self.payloads:
-            if self.codec_name(pt).lower() == name.lower():
-                return pt
-        return None
-
-
 def build(address: str, port: int, payloads: list[int], direction: str = "sendrecv", session_id: int | None = None,
           version: int = 1, dtmf_pt: int | None = DTMF_PT, ptime: int = 20) -> bytes:
-    """An audio session description; payloads are static G.711 types, telephone-event appended."""
+    """An audio session description (siptool.sdp's model, serialised); payloads are static G.711
+    types, telephone-event appended."""
     sid = session_id or int(time.time())
     pts = list(payloads) + ([dtmf_pt] if dtmf_pt is not None else [])
     family = "IP6" if ":" in address else "IP4"  # RFC 4566 5.7
-    lines = ["v=0", f"o=siptool {sid} {version} IN {family} {address}", "s=siptool", f"c=IN {family} {address}", "t=0 0",
-             f"m=audio {port} RTP/AVP {' '.join(map(str, pts))}"]
-    for pt in payloads:
-        lines.append(f"a=rtpmap:{pt} {NAMES.get(pt, str(pt))}/8000")
+    rtpmap = {pt: (NAMES.get(pt, str(pt)), 8000, 1) for pt in payloads}
+    fmtp = {}
     if dtmf_pt is not None:
-        lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]
-    lines += [f"a=ptime:{ptime}", f"a={direction}"]
-    return ("\r\n".join(lines) + "\r\n").encode()
+        rtpmap[dtmf_pt], fmtp[dtmf_pt] = ("telephone-event", 8000, 1), "0-16"
+    media = sdplib.Media("audio", port, "RTP/AVP", [str(pt) for pt in pts], rtpmap=rtpmap, fmtp=fmtp, ptime=ptime,
+                         direction=direction)
+    return sdplib.SessionDescription(version="0", origin=f"siptool {sid} {version} IN {family} {address}",
+                                     session_name="siptool", connection=address, media=[media]).serialise()
 
 
-def parse(body: bytes) -> Media | None:
-    """The first audio m= line with its connection address, read by the analyser's SDP parser
-    (siptool.sdp); None when there is none."""
-    desc = sdplib.parse(body)
-    for m in desc.media:
-        if m.media != "audio":
-            continue
-        return Media(address=sdplib.connection_address(desc, m), port=m.port, payloads=m.payload_types,
-                     rtpmap={pt: (name, rate or 8000) for pt, (name, rate, _ch) in m.rtpmap.items()},
-                     direction=sdplib.direction(desc, m) if m.port else "inactive", ptime=m.ptime)
-    return None
+def parse(body: bytes) -> sdplib.Media | None:
+    """The first audio m= section in force (address and direction resolved), read by the analyser's
+    SDP parser; None when there is none."""
+    return sdplib.audio_in_force(sdplib.parse(body))
 
 
-def choose(offer: Media, supported: list[str]) -> tuple[str, int] | None:
-    """Answerer's choice (RFC 3264 6.1): the first offered codec we support, in the offer's order."""
-    wanted = {c.upper() for c in supported}
-    for pt in offer.payloads:
-        name = offer.codec_name(pt).upper()
-        if name in wanted:
-            return name, pt
-    return None
+def choose(offer: sdplib.Media, supported: list[str]) -> tuple[str, int] | None:
+    return sdplib.negotiate(offer, supported)
 
 
-def dtmf_pt(m: Media) -> int | None:
-    for pt in m.payloads:
-        if m.codec_name(pt).lower() == "telephone-event":
-            return pt
-    return None
+def dtmf_pt(m: sdplib.Media) -> int | None:
+    return m.dtmf_pt
 
 
-def answer_direction(offer_direction: str) -> str:
-    return {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}.get(offer_direction, "sendrecv")
+answer_direction = sdplib.answer_direction

@@ -57,7 +57,7 @@ def test_parse_uri():
 
 def test_sdp_offer_answer():
     offer = sdp.parse(sdp.build("127.0.0.1", 4000, [8, 0]))
-    assert offer.address == "127.0.0.1" and offer.port == 4000 and offer.payloads == [8, 0, 101]
+    assert offer.connection == "127.0.0.1" and offer.port == 4000 and offer.payload_types == [8, 0, 101]
     assert sdp.choose(offer, ["PCMU", "PCMA"]) == ("PCMA", 8)  # the offer's order wins (RFC 3264 6.1)
     assert sdp.choose(offer, ["G729"]) is None
     assert sdp.dtmf_pt(offer) == 101
