@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SiptoolError
@@ -28,6 +29,19 @@ class TransactionTimeout(SiptoolError):
     exit_code = ExitStatus.FAILED
 
 
+@dataclass(slots=True, eq=False)
+class Pending:
+    """A transaction in progress and what drives it: where it talks to, who waits for its final
+    response (client side), and its next timer."""
+
+    txn: ClientTransaction | ServerTransaction
+    addr: Addr
+    future: asyncio.Future | None = None  # client: resolved with the final response
+    on_provisional: Callable | None = None  # client: called with each 1xx
+    timer: asyncio.TimerHandle | None = None
+
+
+MAX_ACKS = 10000  # ACKs for 2xx kept to answer retransmitted 2xx (RFC 3261 13.2.2.4)
 MAX_SERVER_TRANSACTIONS = 20000  # beyond this a new request gets 503 (statelessly): memory stays bounded
 
 
@@ -42,8 +56,8 @@ class UserAgent:
         self.handler = handler
         self.tap = tap
         self.transport: Transport | None = None
-        self.clients: dict[tuple[str, str], list] = {}  # (branch, method) -> [txn, addr, future, on_prov, handle]
-        self.servers: dict[tuple[str, str], list] = {}  # (branch, method) -> [txn, addr, handle]
+        self.clients: dict[tuple[str, str], Pending] = {}  # (branch, method) -> our requests in progress
+        self.servers: dict[tuple[str, str], Pending] = {}  # (branch, method) -> requests we are answering
         self.acks: dict[tuple[str, int], tuple[SipMessage, Addr]] = {}  # (call-id, cseq) -> ACK for 2xx
         self.limiter = limiter  # per-source budget for what arrives (the echo agent sets one)
         self.on_error = on_error or (lambda text: print(text, file=sys.stderr))
@@ -61,11 +75,11 @@ class UserAgent:
 
     async def close(self) -> None:
         for entry in list(self.clients.values()) + list(self.servers.values()):
-            if entry[-1] is not None:
-                entry[-1].cancel()
+            if entry.timer is not None:
+                entry.timer.cancel()
         for entry in self.clients.values():
-            if not entry[2].done():
-                entry[2].cancel()
+            if not entry.future.done():
+                entry.future.cancel()
         self.clients.clear()
         self.servers.clear()
         if self.transport is not None:
@@ -135,12 +149,14 @@ class UserAgent:
         give up sooner than timer B/F (the transaction is dropped, TransactionTimeout raised)."""
         if msg.method == "ACK":  # ACK for 2xx is not a transaction
             self.acks[(msg.call_id or "", msg.cseq[0])] = (msg, addr)
+            if len(self.acks) > MAX_ACKS:  # a 2xx is retransmitted for 64*T1 at most: old ones can go
+                del self.acks[next(iter(self.acks))]
             await self._send(msg, addr)
             return msg
         txn = ClientTransaction(msg, self.transport.reliable, self.timers)
         fut = self.loop.create_future()
         key = (msg.branch or "", msg.method or "")
-        entry = [txn, addr, fut, on_provisional, None]
+        entry = Pending(txn, addr, fut, on_provisional)
         self.clients[key] = entry
         await self._events(txn.start(self._now()), entry, key, client=True)
         if timeout is None:
@@ -149,8 +165,8 @@ class UserAgent:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
             txn._terminate()
-            if entry[-1] is not None:
-                entry[-1].cancel()
+            if entry.timer is not None:
+                entry.timer.cancel()
             if self.clients.get(key) is entry:
                 del self.clients[key]
             raise TransactionTimeout(f"no response to {msg.method} from {addr[0]}:{addr[1]} within {timeout:g} s") from None
@@ -165,30 +181,30 @@ class UserAgent:
             return
         asyncio.ensure_future(self._events(txn.respond(resp, self._now()), entry, key, client=False))
 
-    async def _events(self, events: list, entry: list, key, client: bool) -> None:
-        txn, addr = entry[0], entry[1]
+    async def _events(self, events: list, entry: Pending, key, client: bool) -> None:
+        txn, addr = entry.txn, entry.addr
         for ev in events:
             if isinstance(ev, Send):
                 try:
                     await self._send(ev.msg, addr)
                 except SiptoolError as exc:
-                    if client and not entry[2].done():
-                        entry[2].set_exception(exc)
+                    if client and not entry.future.done():
+                        entry.future.set_exception(exc)
                     txn.state = "terminated"
             elif isinstance(ev, Deliver):
                 if client:
                     code = ev.msg.status or 0
                     if code < 200:
-                        if entry[3]:
-                            entry[3](ev.msg)
-                    elif not entry[2].done():
-                        entry[2].set_result(ev.msg)
+                        if entry.on_provisional:
+                            entry.on_provisional(ev.msg)
+                    elif not entry.future.done():
+                        entry.future.set_result(ev.msg)
                 elif ev.msg.method == "ACK":
                     self._handle(txn, ev.msg, addr)
             elif isinstance(ev, Timeout):
-                if client and not entry[2].done():
+                if client and not entry.future.done():
                     what = txn.request.method
-                    entry[2].set_exception(TransactionTimeout(
+                    entry.future.set_exception(TransactionTimeout(
                         f"no response to {what} from {addr[0]}:{addr[1]} within {64 * self.timers.t1:g} s "
                         f"(timer {ev.timer}, RFC 3261 17.1): host unreachable or not a SIP server on that "
                         f"port/transport ({self.kind.upper()})"))
@@ -196,33 +212,33 @@ class UserAgent:
             table = self.clients if client else self.servers
             if table.get(key) is entry:
                 del table[key]
-            if entry[-1] is not None:
-                entry[-1].cancel()
+            if entry.timer is not None:
+                entry.timer.cancel()
             return
         self._schedule(entry, key, client)
 
-    def _schedule(self, entry: list, key, client: bool) -> None:
-        if entry[-1] is not None:
-            entry[-1].cancel()
-            entry[-1] = None
-        deadline = entry[0].deadline
+    def _schedule(self, entry: Pending, key, client: bool) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        deadline = entry.txn.deadline
         if deadline is not None:
-            entry[-1] = self.loop.call_at(deadline, self._tick, entry, key, client)
+            entry.timer = self.loop.call_at(deadline, self._tick, entry, key, client)
 
-    def _tick(self, entry: list, key, client: bool) -> None:
-        entry[-1] = None
-        asyncio.ensure_future(self._events(entry[0].tick(self._now()), entry, key, client))
+    def _tick(self, entry: Pending, key, client: bool) -> None:
+        entry.timer = None
+        asyncio.ensure_future(self._events(entry.txn.tick(self._now()), entry, key, client))
 
     def _unreachable(self, addr: Addr, exc: OSError) -> None:
         """The network said `addr` cannot be reached (ICMP unreachable): every client transaction
         waiting on it fails now instead of at timer B/F (RFC 3261 18.4, 17.1.4)."""
         text = unreachable_text(addr, exc.errno, self.kind)
         for key, entry in list(self.clients.items()):
-            if entry[1] == addr and not entry[2].done():
-                entry[2].set_exception(TransportError(text))
-                entry[0]._terminate()
-                if entry[-1] is not None:
-                    entry[-1].cancel()
+            if entry.addr == addr and not entry.future.done():
+                entry.future.set_exception(TransportError(text))
+                entry.txn._terminate()
+                if entry.timer is not None:
+                    entry.timer.cancel()
                 del self.clients[key]
 
     # --- receiving --------------------------------------------------------------------------------
@@ -265,7 +281,7 @@ class UserAgent:
         entry = self.clients.get(key)
         if entry is not None:
             self._learn(msg)
-            asyncio.ensure_future(self._events(entry[0].receive(msg, self._now()), entry, key, client=True))
+            asyncio.ensure_future(self._events(entry.txn.receive(msg, self._now()), entry, key, client=True))
             return
         if msg.cseq[1] == "INVITE" and 200 <= (msg.status or 0) < 300:  # retransmitted 2xx: ACK again
             ack = self.acks.get((msg.call_id or "", msg.cseq[0]))
@@ -297,18 +313,18 @@ class UserAgent:
         entry = self.servers.get(key)
         if entry is None and method == "ACK":  # ACK for a 2xx: new branch, match by Call-ID and CSeq
             for k, e in self.servers.items():
-                r = e[0].request
+                r = e.txn.request
                 if r.method == "INVITE" and r.call_id == msg.call_id and r.cseq[0] == msg.cseq[0]:
                     key, entry = k, e
                     break
         if entry is not None:
-            asyncio.ensure_future(self._events(entry[0].receive(msg, self._now()), entry, key, client=False))
+            asyncio.ensure_future(self._events(entry.txn.receive(msg, self._now()), entry, key, client=False))
             return
         if method == "ACK":
             self._handle(None, msg, addr)  # ACK after the transaction is gone: let the TU see it
             return
         txn = ServerTransaction(msg, self.transport.reliable, self.timers)
-        entry = [txn, reply_to, None]
+        entry = Pending(txn, reply_to)
         self.servers[key] = entry
         events = txn.start(self._now())
         if method == "INVITE":  # 100 Trying at once (RFC 3261 17.2.1)
@@ -333,4 +349,4 @@ class UserAgent:
 
     def find_server(self, branch: str, method: str) -> ServerTransaction | None:
         entry = self.servers.get((branch, method))
-        return entry[0] if entry else None
+        return entry.txn if entry else None
