@@ -63,12 +63,8 @@ def _judge_media(ctx, result: CheckResult, out: Outcome, codec: str | None = Non
         result.fail(f"post-dial delay {f['pdd_ms']:.0f} ms > {th.pdd_ms:.0f} ms")
     for d in ("tx", "rx"):
         packets = f.get(f"packets_{d}")
-        if packets is not None and packets == 0:
+        if packets is not None and packets == 0:  # the diagnosis is the Analyzer's (media.one_way/none)
             result.fail(f"no RTP {'sent' if d == 'tx' else 'received'}")
-            result.findings.append(_finding(
-                "check.one_way", "error", f"one-way audio: nothing {'sent' if d == 'tx' else 'received'}",
-                "the call was answered but RTP did not flow in this direction",
-                "check NAT, the SDP connection address and firewall pinholes for RTP"))
             continue
         mos, loss = f.get(f"mos_{d}"), f.get(f"loss_pct_{d}")
         jitter = f.get(f"max_jitter_ms_{d}", f.get(f"jitter_ms_{d}"))  # sent: only the far end's RTCP has one

@@ -43,6 +43,10 @@ def test_call_to_sipp_uas_reports_one_way_audio(sipp, peers, tmp_path):
     assert res.status == 200 and res.codec == "PCMU" and res.ended_by == "local"
     assert res.tx.packets > 40 and res.rx.packets == 0
     assert not res.ok and res.one_way.startswith("no audio received")
+    # the Analyzer, fed the call's own packets, says what analyze would: the caller hears nothing
+    one_way = [f for f in res.findings if f.code == "media.one_way"]
+    assert one_way and one_way[0].severity == "error" and "hears nothing" in one_way[0].title
+    assert sum("one-way" in p.lower() or "hears nothing" in p for p in res.problems) == 1  # said once
     assert peer.wait(10) == 0  # SIPp counted one successful call (it saw our ACK and BYE)
 
 
