@@ -18,7 +18,7 @@ from ..errors import SiptoolError
 from ..rtp import g711
 from ..rtp.mos import mos_for_stream
 from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_bye, build_rr, build_rtp, build_sdes, build_sr,
-                          build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, round_trip_ms)
+                          build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, parse_rtp, round_trip_ms)
 from ..rtp.stats import StreamStats
 from .stun import Binding
 from .transport import sendable
@@ -207,23 +207,22 @@ class RtpSession:
             if self.tap:
                 self.tap("out", (self.host, self.port), addr, data, "udp")
             return  # the echo keeps counts only (its caller measures the media)
-        b1 = data[1]
-        seq = int.from_bytes(data[2:4], "big")
-        ts = int.from_bytes(data[4:8], "big")
-        ssrc = int.from_bytes(data[8:12], "big")
+        h = parse_rtp(data)  # the one RTP header parser (CSRCs, extension and padding)
+        if h is None:
+            return
         if self.rx_ssrc is None:
-            self.rx_ssrc = ssrc
-        elif ssrc != self.rx_ssrc:
+            self.rx_ssrc = h.ssrc
+        elif h.ssrc != self.rx_ssrc:
             return  # one stream per session; a second SSRC is not mixed into the metrics
-        self.stats.add(frame=self.rx_packets, time=now, seq=seq, ts=ts, pt=b1 & 0x7F, marker=b1 >> 7,
-                       size=len(data))
+        self.stats.add(frame=self.rx_packets, time=now, seq=h.sequence, ts=h.timestamp, pt=h.payload_type,
+                       marker=int(h.marker), size=len(data))
         self.rx_packets += 1
         self.rx_last = now
         if self.rx_first is None:
             self.rx_first = now
         if self.keep_audio:
-            cc = data[0] & 0x0F
-            self.rx_audio.append((now, ts, b1 & 0x7F, data[12 + 4 * cc:]))
+            payload = data[h.payload_offset:h.payload_offset + h.payload_length]
+            self.rx_audio.append((now, h.timestamp, h.payload_type, payload))
 
     def _on_rtcp(self, data: bytes, addr) -> None:
         now = time.time()

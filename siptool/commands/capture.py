@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 
+from ..rtp.packet import parse_rtp
 from .common import console, epilog, fail_level, fail_on_findings, guarded, thresholds_from
 
 EPILOG = epilog([
@@ -67,10 +68,10 @@ class _RtpWatch:
         self.transit: float | None = None
 
     def add(self, t: float, payload: bytes) -> None:
-        if len(payload) < 12:
+        h = parse_rtp(payload)  # the one RTP header parser
+        if h is None:
             return
-        seq = (payload[2] << 8) | payload[3]
-        ts = int.from_bytes(payload[4:8], "big")
+        seq, ts = h.sequence, h.timestamp
         self.packets += 1
         if self.seq >= 0:
             gap = (seq - self.seq) & 0xFFFF

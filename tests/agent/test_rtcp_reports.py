@@ -67,3 +67,14 @@ def test_receiver_reports_carry_the_agents_own_loss_and_jitter():
         want = lost * 256 // (expected - prior_expected) if expected > prior_expected and lost > 0 else 0
         assert b.fraction_lost == want, (b, prior_expected, prior_lost)
         prior_expected, prior_lost = expected, b.cumulative_lost
+
+
+def test_received_audio_skips_extension_and_padding():
+    """The agent reads RTP through the one header parser: a header extension (RFC 3550 5.3.1) and
+    padding are not taken for audio; a malformed header is not counted."""
+    session = RtpSession("127.0.0.1")
+    audio = bytes(range(160))
+    pkt = build_rtp(0, 1, 160, 0x1234, audio, extension=(0xBEDE, b"\x10\x01\x00\x00"), padding=4)
+    session._on_rtp(pkt, ("127.0.0.1", 4000))
+    session._on_rtp(b"\x90\x00" + bytes(10), ("127.0.0.1", 4000))  # says extension, has none: malformed
+    assert session.rx_packets == 1 and session.rx_audio[0][3] == audio
