@@ -464,10 +464,9 @@ class OutgoingCall:
             if f.packets and th.too_lossy(f.loss_pct):
                 why = f" ({f.missing_at_end} due after the far end's media stopped)" if f.missing_at_end else ""
                 res.problems.append(f"loss {name} {f.loss_pct:.2f}% >= {th.loss_pct:g}%{why}")
-            jitter = f.max_jitter_ms if f.source == "measured" else f.jitter_ms  # sent: the far end's RTCP
-            if f.packets and th.too_jittery(jitter):
+            if f.packets and th.too_jittery(f.judged_jitter_ms):
                 what = "max jitter" if f.source == "measured" else "jitter (far end's RTCP)"
-                res.problems.append(f"{what} {name} {jitter:.1f} ms >= {th.jitter_ms:g} ms")
+                res.problems.append(f"{what} {name} {f.judged_jitter_ms:.1f} ms >= {th.jitter_ms:g} ms")
         if o.dtmf and res.dtmf_sent != o.dtmf:
             if self.media.dtmf_pt is None:
                 why = "the answer has no telephone-event (RFC 4733), so no digits were sent"

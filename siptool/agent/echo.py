@@ -75,7 +75,7 @@ class EchoServer:
         self.reject = reject  # answer every INVITE with this status (failure-path tests)
         self.auth = Authenticator(realm, {user: password}) if user and password is not None else None
         # rate: messages per second one source host may send (None: the limiter's default; 0: no limit)
-        limiter = None if rate == 0 else SourceLimiter(**({} if rate is None else {"rate": rate, "burst": 4 * rate}))
+        limiter = None if rate == 0 else SourceLimiter() if rate is None else SourceLimiter(rate)
         self.ua = UserAgent(transport, listen[0], listen[1], timers, tls, self._handle, limiter=limiter,
                             on_error=on_error)
         self.max_calls = max_calls

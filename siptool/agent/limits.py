@@ -15,11 +15,12 @@ class _Bucket:
 
 
 class SourceLimiter:
-    """`rate` messages per second per source host, bursts of up to `burst`; at most `sources` hosts
-    are remembered (the longest idle is forgotten first), so memory stays bounded whoever sends."""
+    """`rate` messages per second per source host, bursts of up to `burst` (default four seconds'
+    worth); at most `sources` hosts are remembered (the longest idle is forgotten first), so memory
+    stays bounded whoever sends."""
 
-    def __init__(self, rate: float = 500.0, burst: float = 2000.0, sources: int = 4096) -> None:
-        self.rate, self.burst, self.sources = rate, burst, sources
+    def __init__(self, rate: float = 500.0, burst: float | None = None, sources: int = 4096) -> None:
+        self.rate, self.burst, self.sources = rate, 4 * rate if burst is None else burst, sources
         self.buckets: dict[str, _Bucket] = {}
         self.dropped = 0
 

@@ -53,6 +53,12 @@ class MediaFigures:
     r: float | None = None
     source: str = ""  # "measured" (our receiver) or "rtcp" (far end's receiver report)
 
+    @property
+    def judged_jitter_ms(self) -> float:
+        """The jitter the thresholds judge: measured, the voice packets' maximum; else the far end's
+        RTCP figure, the only one there is for what we sent."""
+        return self.max_jitter_ms if self.source == "measured" else self.jitter_ms
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -341,17 +347,23 @@ class RtpSession:
             head = build_rr(self.ssrc, blocks)
         return head + build_sdes(self.ssrc, f"siptool@{self.host}")
 
+    def _rtcp_open(self) -> bool:
+        """Whether RTCP may go out now. The echo sends nothing to an address it has only been told
+        of (a hostile SDP could name anyone's): its RTCP goes where the caller's RTP came from, once
+        it has come."""
+        return (self.remote_rtcp is not None and self._rtcp is not None and not self._rtcp.is_closing()
+                and (self.latched or not self.echo) and sendable(self.remote_rtcp))
+
+    def _send_rtcp(self, pkt: bytes) -> None:
+        self._rtcp.sendto(pkt, self.remote_rtcp)
+        if self.tap:
+            self.tap("out", (self.host, self.port + 1), self.remote_rtcp, pkt, "udp")
+
     async def _rtcp_loop(self) -> None:
         await asyncio.sleep(0.5)
         while True:
-            # The echo sends nothing to an address it has only been told of (a hostile SDP could name
-            # anyone's): RTCP goes where the caller's RTP came from, once it has come.
-            if (self.remote_rtcp is not None and self._rtcp is not None and not self._rtcp.is_closing()
-                    and (self.latched or not self.echo) and sendable(self.remote_rtcp)):
-                pkt = self.rtcp_packet()
-                self._rtcp.sendto(pkt, self.remote_rtcp)
-                if self.tap:
-                    self.tap("out", (self.host, self.port + 1), self.remote_rtcp, pkt, "udp")
+            if self._rtcp_open():
+                self._send_rtcp(self.rtcp_packet())
             if self.echo:  # RFC 3550 6.2: 5 s, randomised by 0.5-1.5 (an echo agent carries many calls)
                 await asyncio.sleep(ECHO_RTCP_S * (0.5 + random.random()))
             else:
@@ -368,12 +380,8 @@ class RtpSession:
         BYE (RFC 3550 6.6), so the far end's view ends with our final figures."""
         for t in self._tasks:
             t.cancel()
-        if (not self.echo and self.rx_ssrc is not None and self.remote_rtcp is not None and self._rtcp is not None
-                and not self._rtcp.is_closing() and sendable(self.remote_rtcp)):
-            pkt = self.rtcp_packet() + build_bye(self.ssrc)
-            self._rtcp.sendto(pkt, self.remote_rtcp)
-            if self.tap:
-                self.tap("out", (self.host, self.port + 1), self.remote_rtcp, pkt, "udp")
+        if not self.echo and self.rx_ssrc is not None and self._rtcp_open():
+            self._send_rtcp(self.rtcp_packet() + build_bye(self.ssrc))
         if self.shared is not None:
             self.shared.remove(self)
             self._rtcp = None  # the EchoPort's, not ours to close

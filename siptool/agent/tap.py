@@ -43,21 +43,23 @@ class AgentTap:
         frame = self.info.packets + 1
         if kind == "udp":
             pkt = Packet(frame, t, src[0], src[1], dst[0], dst[1], "udp", data)
-            raw = _ip(src[0], dst[0], 17, struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0) + data, frame)
         else:
             seq = self._seq.get((src, dst), 1000)
             self._seq[(src, dst)] = seq + len(data)
-            ack = self._seq.get((dst, src), 1000)
             pkt = Packet(frame, t, src[0], src[1], dst[0], dst[1], "tcp", data, seq, 0x18)
-            raw = _ip(src[0], dst[0], 6, struct.pack("!HHIIBBHHH", src[1], dst[1], seq, ack, 5 << 4, 0x18, 65535,
-                                                     0, 0) + data, frame)
         info = self.info
         info.packets = frame
-        info.size_bytes += len(raw)
+        info.size_bytes += (40 if ":" in src[0] else 20) + (8 if kind == "udp" else 20) + len(data)
         info.first_time = t if info.first_time is None else info.first_time
         info.last_time = t
         self.analyzer.feed(pkt)
-        if self.writer is not None:
+        if self.writer is not None:  # the IP packet is built only for the file
+            if kind == "udp":
+                seg = struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0)
+            else:
+                ack = self._seq.get((dst, src), 1000)
+                seg = struct.pack("!HHIIBBHHH", src[1], dst[1], pkt.tcp_seq, ack, 5 << 4, 0x18, 65535, 0, 0)
+            raw = _ip(src[0], dst[0], 17 if kind == "udp" else 6, seg + data, frame)
             self.writer.write(sec, nsec, raw, len(raw))
 
     def report(self):

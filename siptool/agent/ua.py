@@ -40,6 +40,11 @@ class Pending:
     on_provisional: Callable | None = None  # client: called with each 1xx
     timer: asyncio.TimerHandle | None = None
 
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
 
 MAX_ACKS = 10000  # ACKs for 2xx kept to answer retransmitted 2xx (RFC 3261 13.2.2.4)
 MAX_SERVER_TRANSACTIONS = 20000  # beyond this a new request gets 503 (statelessly): memory stays bounded
@@ -61,7 +66,6 @@ class UserAgent:
         self.acks: dict[tuple[str, int], tuple[SipMessage, Addr]] = {}  # (call-id, cseq) -> ACK for 2xx
         self.limiter = limiter  # per-source budget for what arrives (the echo agent sets one)
         self.on_error = on_error or (lambda text: print(text, file=sys.stderr))
-        self.rejected = 0  # requests answered 4xx/5xx statelessly, or dropped, as malformed
         self.loop: asyncio.AbstractEventLoop | None = None
         self.public: Addr | None = None  # our address as the far end sees it (received/rport), when different
         self.seen: Addr | None = None  # received/rport of the first response that had them (RFC 3581)
@@ -75,8 +79,7 @@ class UserAgent:
 
     async def close(self) -> None:
         for entry in list(self.clients.values()) + list(self.servers.values()):
-            if entry.timer is not None:
-                entry.timer.cancel()
+            entry.stop_timer()
         for entry in self.clients.values():
             if not entry.future.done():
                 entry.future.cancel()
@@ -165,8 +168,7 @@ class UserAgent:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
             txn._terminate()
-            if entry.timer is not None:
-                entry.timer.cancel()
+            entry.stop_timer()
             if self.clients.get(key) is entry:
                 del self.clients[key]
             raise TransactionTimeout(f"no response to {msg.method} from {addr[0]}:{addr[1]} within {timeout:g} s") from None
@@ -212,15 +214,12 @@ class UserAgent:
             table = self.clients if client else self.servers
             if table.get(key) is entry:
                 del table[key]
-            if entry.timer is not None:
-                entry.timer.cancel()
+            entry.stop_timer()
             return
         self._schedule(entry, key, client)
 
     def _schedule(self, entry: Pending, key, client: bool) -> None:
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
+        entry.stop_timer()
         deadline = entry.txn.deadline
         if deadline is not None:
             entry.timer = self.loop.call_at(deadline, self._tick, entry, key, client)
@@ -237,8 +236,7 @@ class UserAgent:
             if entry.addr == addr and not entry.future.done():
                 entry.future.set_exception(TransportError(text))
                 entry.txn._terminate()
-                if entry.timer is not None:
-                    entry.timer.cancel()
+                entry.stop_timer()
                 del self.clients[key]
 
     # --- receiving --------------------------------------------------------------------------------
@@ -263,7 +261,7 @@ class UserAgent:
                           f"({msg.first_line[:60]!r}): {type(exc).__name__}: {exc}")
 
     def _malformed(self, addr: Addr) -> None:
-        self.rejected += 1
+        """A message that does not parse or lacks what RFC 3261 requires: its source pays more."""
         if self.limiter is not None:
             self.limiter.charge(addr[0], MALFORMED_COST)
 
@@ -302,7 +300,8 @@ class UserAgent:
         if problem is None and method != "ACK" and len(self.servers) >= MAX_SERVER_TRANSACTIONS:
             problem = (503, "Service Unavailable (too many requests in progress)")
         if problem is not None:  # answered without a transaction: nothing is kept for it
-            self._malformed(addr)
+            if problem[0] != 503:  # our overload is not the source's fault
+                self._malformed(addr)
             if method != "ACK":  # an ACK is never answered (RFC 3261 17.2.3)
                 status, reason = problem
                 extra = [("retry-after", "5")] if status == 503 else []

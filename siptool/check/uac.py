@@ -105,8 +105,7 @@ class Driver:
         self.target = target
         self.thresholds = thresholds or DEFAULT  # the suite's: media_gap_s reaches the calls
         self.t1 = t1
-        self.keep = keep
-        self.dir = keep
+        self.keep = keep  # --pcap-dir: each operation's packets are also written there
         if keep:
             os.makedirs(keep, exist_ok=True)
         self.n = 0
@@ -135,10 +134,10 @@ class Driver:
     def _pcap(self, what: str) -> str:
         if not self.check:
             self.n += 1
-            return os.path.join(self.dir, f"{self.n:03d}-{what}.pcap")
+            return os.path.join(self.keep, f"{self.n:03d}-{what}.pcap")
         self.ops += 1
         suffix = f"-{self.ops}" if self.ops > 1 else ""
-        return os.path.join(self.dir, f"{self.n:03d}-{self.check}{suffix}.pcap")
+        return os.path.join(self.keep, f"{self.n:03d}-{self.check}{suffix}.pcap")
 
     def _tls(self):
         from ..agent.transport import TlsOptions
