@@ -238,11 +238,10 @@ def render_result(out, res) -> None:
         from rich.padding import Padding
         from rich.text import Text
 
-        from ..report.terminal import SEVERITY_STYLE
+        from ..report.terminal import finding_line
         out.print(f"Findings ({len(res.findings)}, from the call's own packets as analyze reads them)")
         for f in res.findings:
-            out.print(Text.assemble((f"{f.severity.upper():8}", SEVERITY_STYLE.get(f.severity, "")), " ",
-                                    (f.title, "bold"), (f"  [{f.code}]", "dim")))
+            out.print(finding_line(f.severity, f.title, f.code))
             if f.fix:
                 out.print(Padding(Text("fix: " + f.fix, style="green"), (0, 0, 0, 9)))
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import datetime as dt
+from collections import Counter
 
 from rich import box
 from rich.console import Console, Group
@@ -230,8 +229,7 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
             places = [_calls_text(g.calls, kinds)] if g.calls else []
             places += [f"{outside[g.code, g.severity]:,} outside any call"] if outside[g.code, g.severity] else []
             where = f"{g.count:,} times: " + ", ".join(places)
-        parts.append(Text.assemble((f"{g.severity.upper():8}", SEVERITY_STYLE.get(g.severity, "")), " ",
-                                   (g.title, "bold"), (f"  [{where}; {g.code}]", "dim")))
+        parts.append(finding_line(g.severity, g.title, f"{where}; {g.code}"))
         body = [Text(f.explanation)]
         if f.fix:
             body.append(Text("fix: " + f.fix, style="green"))
@@ -242,6 +240,12 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
     if len(groups) > limit:
         parts.append(Text(f"... {len(groups) - limit} more kinds of finding (use --json for all)", style="dim"))
     return Group(*parts)
+
+
+def finding_line(severity: str, title: str, tag: str) -> Text:
+    """A finding's first line, as analyze and call print it: severity, title, [where; code]."""
+    return Text.assemble((f"{severity.upper():8}", SEVERITY_STYLE.get(severity, "")), " ", (title, "bold"),
+                         (f"  [{tag}]", "dim"))
 
 
 def _calls_text(numbers: list[int], kinds: dict[int, str], limit: int = 12) -> str:
