@@ -6,13 +6,13 @@ Media-level c= and direction attributes override session-level ones (RFC 8866 5.
 
 from __future__ import annotations
 
-import ipaddress
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 
 from .digits import port as _port
-from .rtp import codecs as codecs_registry
 from .digits import uint
+from .rtp import codecs as codecs_registry
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -263,9 +263,8 @@ def codecs(media: Media) -> list[tuple[int, str, int, int]]:
         if pt in media.rtpmap:
             name, rate, channels = media.rtpmap[pt]
             rate = rate or static_clock_rate(pt) or 8000
-        elif codecs_registry.static(pt) is not None:
-            name, rate = codecs_registry.static(pt).name, codecs_registry.static(pt).clock_rate
-            channels = 1
+        elif (static := codecs_registry.static(pt)) is not None:
+            name, rate, channels = static.name, static.clock_rate, 1
         else:
             name, rate, channels = f"PT{pt}", 0, 1
         out.append((pt, name, rate, channels))

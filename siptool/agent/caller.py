@@ -121,7 +121,8 @@ class Caller:
         ua, o = self.ua, self.o
         host = ua.local[0]
         req = sipmsg.request("OPTIONS", o.uri, via_value=ua.via(),
-                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}", to_value=f"<{o.uri}>",
+                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}",
+                             to_value=f"<{o.uri}>",
                              call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
                              headers=[("accept", "application/sdp")])
         self._note("-> OPTIONS (NAT probe)")
@@ -296,7 +297,8 @@ class OutgoingCall:
                     auth_header = digest.answer(resp, self.offer)
                 except DigestRefused as why:
                     if why.kind == "unsupported":
-                        raise AgentError(f"{resp.status} {resp.reason}: no supported digest challenge (MD5/SHA-256)") from None
+                        raise AgentError(f"{resp.status} {resp.reason}: no supported digest challenge "
+                                         "(MD5/SHA-256)") from None
                     raise AgentError(f"authentication failed: {resp.status} {resp.reason} again after sending "
                                      f"credentials for user {creds.user!r} (wrong user or password?)") from None
                 res.auth = digest.challenged

@@ -195,7 +195,8 @@ async def options(uri: str, transport: str | None = None, local_ip: str | None =
         ua, addr = await open_ua(uri, transport, local_ip, t1, tls, tap)
         host, _ = ua.local
         req = sipmsg.request("OPTIONS", uri, via_value=ua.via(),
-                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}", to_value=f"<{uri}>",
+                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}",
+                             to_value=f"<{uri}>",
                              call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
                              headers=[("accept", "application/sdp")])
         t = time.monotonic()

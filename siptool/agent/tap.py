@@ -34,7 +34,8 @@ class AgentTap:
         self._report = None
 
     def __call__(self, direction: str, local, remote, data: bytes, kind: str) -> None:
-        src, dst = (tuple(local[:2]), tuple(remote[:2])) if direction == "out" else (tuple(remote[:2]), tuple(local[:2]))
+        here, there = tuple(local[:2]), tuple(remote[:2])
+        src, dst = (here, there) if direction == "out" else (there, here)
         now = time.time()
         sec = int(now)
         nsec = int((now - sec) * 1e9)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SiptoolError
 from ..analysis.thresholds import LIMITS, Thresholds
+from ..errors import SiptoolError
 from ..sip.uri import UriError, parse_uri, with_user  # noqa: F401 - with_user: re-exported
 from .builtin import CHECKS
 

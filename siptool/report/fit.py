@@ -3,8 +3,8 @@
 Each column says whether it may fold (wrap at spaces), how narrow it may comfortably get and how much
 it matters. When the table is wider than the terminal, the least important columns move onto a second
 line of each row, inside the column named `host`, as "label value": first the minor ones, if that
-keeps every cell on one line; otherwise until every folding column can keep its comfortable width; then folding columns give up width, widest first, down to their longest
-word. Numbers are never shortened or cut."""
+keeps every cell on one line; otherwise until every folding column can keep its comfortable width;
+then folding columns give up width, widest first, down to their longest word. Numbers are never shortened or cut."""
 
 from __future__ import annotations
 

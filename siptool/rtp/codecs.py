@@ -1,6 +1,6 @@
-"""The one codec registry: what a payload's encoding name is (audio, video, RFC 4733 events), payload type, RTP clock rate, channels and frame size, with the E-model's
-codec impairment (ITU-T G.113 Ie, Bpl). SDP, RTP statistics, MOS and the agent all read it; a new
-codec plugs in here, once.
+"""The one codec registry: what a payload's encoding name is (audio, video, RFC 4733 events), its
+payload type, RTP clock rate, channels and frame size, with the E-model's codec impairment (ITU-T
+G.113 Ie, Bpl). SDP, RTP statistics, MOS and the agent all read it; a new codec plugs in here, once.
 
 Static payload types are RFC 3551 section 6 (tables 4 and 5), with Wireshark's clock map for the
 reserved types 1, 2 and 19 (8000 Hz, no name). G.722 (9) has an 8000 Hz RTP clock although it samples

@@ -239,7 +239,8 @@ class CallTracker:
         call.final_status = final
         call.final_reason = _reason(call, final)
         if call.kind != "call":
-            call.state = CallState.COMPLETED if final and final < 300 else (CallState.FAILED if final else CallState.NO_RESPONSE)
+            call.state = (CallState.COMPLETED if final and final < 300
+                          else CallState.FAILED if final else CallState.NO_RESPONSE)
             call.end = call.ladder[-1].time if call.ladder else call.start
             return call
         invite_time = next((s.time for s in call.ladder if s.method == "INVITE" and s.status is None), None)
