@@ -163,7 +163,7 @@ class LiveRun:
     def report(self):
         from ..capture import CaptureInfo
         from ..capture.reader import LINKTYPE_NAMES
-        from ..report.model import Finding
+        from ..report.model import Finding, Severity
 
         cap = self.cap
         self.decoder.fragments.flush()
@@ -175,7 +175,7 @@ class LiveRun:
         if stats.drops:
             pct = 100.0 * stats.drops / max(stats.packets, 1)
             report.findings.insert(0, Finding(
-                code="capture.kernel_drops", severity="error",
+                code="capture.kernel_drops", severity=Severity.ERROR,
                 title=f"the kernel dropped {stats.drops} of {stats.packets} packets ({pct:.2f}%)",
                 explanation="siptool read the capture ring more slowly than packets arrived, so calls and "
                             "media figures are incomplete.",
@@ -183,7 +183,7 @@ class LiveRun:
                     "--buffer, or capture with tcpdump -w and run siptool analyze on the file",
                 evidence={"kernel_packets": stats.packets, "kernel_drops": stats.drops, "interface": self.iface}))
         for warning in cap.warnings:
-            report.findings.append(Finding(code="capture.interface", severity="warning", title=warning,
+            report.findings.append(Finding(code="capture.interface", severity=Severity.WARNING, title=warning,
                                            explanation=warning))
         return report
 

@@ -85,8 +85,7 @@ def fail_on_findings(report, level) -> None:
     """--fail-on: exit 1 when a finding at `level` (0 critical .. 3 info) or worse exists."""
     if level is None:
         return
-    order = ("critical", "error", "warning", "info")
-    if any(order.index(f.severity) <= level for f in report.all_findings()):
+    if any(f.severity.rank <= level for f in report.all_findings()):
         raise typer.Exit(ExitStatus.FAILED)
 
 
@@ -131,13 +130,17 @@ def writing(path):
         raise SiptoolError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-FAIL_LEVELS = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+def _fail_levels() -> dict[str, int]:
+    from ..report.model import Severity
+
+    return {s.value: s.rank for s in Severity}
 
 
 def fail_level(fail_on: str | None) -> int | None:
     """--fail-on as the severity rank findings are compared with (None: never fail)."""
     if fail_on is None:
         return None
-    if fail_on not in FAIL_LEVELS:
+    levels = _fail_levels()
+    if fail_on not in levels:
         raise typer.BadParameter("use critical, error, warning or info", param_hint="--fail-on")
-    return FAIL_LEVELS[fail_on]
+    return levels[fail_on]

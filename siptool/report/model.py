@@ -10,7 +10,24 @@ from enum import StrEnum
 from typing import Any
 
 SCHEMA_VERSION = "1.4"
-SEVERITIES = ("critical", "error", "warning", "info")
+
+
+class Severity(StrEnum):
+    """How bad a finding is, worst first. A str: JSON, filters and --fail-on see the value."""
+
+    CRITICAL = "critical"  # the trunk does not work (e.g. a registrar that takes any password)
+    ERROR = "error"  # calls fail or audio is lost
+    WARNING = "warning"  # something users may notice, or a risk
+    INFO = "info"  # worth knowing, not a fault (busy, hold, asymmetric codecs)
+
+    @property
+    def rank(self) -> int:
+        """0 for critical .. 3 for info: lower is worse."""
+        return _RANK[self]
+
+
+SEVERITIES = tuple(Severity)  # worst first
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 @dataclass(slots=True)
@@ -18,7 +35,7 @@ class Finding:
     """One diagnosis: what is wrong, the evidence, and what to do about it."""
 
     code: str  # stable identifier, e.g. "sip.malformed", "call.failed.486"
-    severity: str  # one of SEVERITIES
+    severity: Severity
     title: str  # one line
     explanation: str  # plain words: what happened and the likely cause
     fix: str = ""  # suggested action
@@ -26,6 +43,9 @@ class Finding:
     frames: list[int] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)  # addresses, ports, codes, figures
     call: int | None = None  # the number of the call it belongs to (Call.number)
+
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)  # a plain "warning" becomes the enum; a typo raises
 
 
 class CallState(StrEnum):
@@ -44,7 +64,7 @@ class FindingGroup:
     """The findings of one code and severity across the report, shown once with the calls they cover."""
 
     code: str
-    severity: str
+    severity: Severity
     title: str  # the findings' title when they all share it, else the first one's and how many more
     count: int  # findings in the group
     calls: list[int] = field(default_factory=list)  # numbers of the calls they belong to (none: capture-wide)
@@ -252,4 +272,4 @@ class Report:
         out = list(self.findings)
         for call in self.calls:
             out.extend(call.findings)
-        return sorted(out, key=lambda f: SEVERITIES.index(f.severity))
+        return sorted(out, key=lambda f: f.severity.rank)
