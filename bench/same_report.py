@@ -33,11 +33,12 @@ def captures(extra: list[str]) -> list[Path]:
     found = sorted((REPO / "fixtures" / "pcaps").glob("*.pcap"))
     if SHARED.is_dir():
         found += sorted(p for p in SHARED.iterdir() if p.suffix in CAPTURE_SUFFIXES)
-    return found + [Path(p) for p in extra]
+    return found + [Path(p).resolve() for p in extra]
 
 
 def run(tree: Path, args: list[str]) -> tuple[int, bytes, bytes]:
     env = dict(os.environ, PYTHONPATH=str(tree), COLUMNS="160", NO_COLOR="1")
+    # from /, so that neither tree is found through the working directory
     proc = subprocess.run([sys.executable, "-m", "siptool", *args], env=env, capture_output=True, cwd="/")
     return proc.returncode, proc.stdout, proc.stderr
 

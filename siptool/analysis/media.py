@@ -21,6 +21,7 @@ from ..report.model import Call, Report, RtcpXr, SdpEntry, Stream
 from ..rtp.mos import mos_for_stream
 from ..rtp.packet import parse_rtcp
 from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
+from ..sip.dialogs import SipCall
 from ..sip.message import SipMessage
 
 _HDR = struct.Struct("!BBHII")
@@ -88,7 +89,6 @@ class MediaTracker:
         self._bye: dict[str, float] = {}  # call_id -> time of its first BYE
         self._closed: list[tuple[Stream, _StreamState, float]] = []  # finished early (memory), with loss
         self._next_sweep = 0.0
-        self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
         self._sr_order: deque[tuple[float, tuple[int, int]]] = deque()  # the same, oldest first
@@ -97,29 +97,31 @@ class MediaTracker:
 
     # --- SIP side --------------------------------------------------------------------------
 
-    def sip(self, msg: SipMessage, hop, call: Call) -> None:
+    def sip(self, msg: SipMessage, record: SipCall, call: Call) -> None:
+        """An SDP body in the message just added to `record` (its last hop); `call` is its Call in the Report."""
         ctype = (msg.get("content-type") or "").lower()
         if "sdp" not in ctype:
             return
+        seen = record.hops[-1]
         desc = sdplib.parse(msg.body)
-        role = self._role(msg, call)
+        role = sdplib.role(msg.is_request, msg.method, msg.cseq[1], msg.status, record.invite_sdp)
         for media in desc.media:
             address = sdplib.connection_address(desc, media) or ""
             codecs = {pt: (name, rate) for pt, name, rate, _ch in sdplib.codecs(media)}
             entry = SdpEntry(
-                frame=hop.frame, time=hop.time, sender=hop.source, message=msg.label, role=role,
+                frame=seen.frame, time=seen.time, sender=seen.src, message=msg.label, role=role,
                 media=media.media, address=address, port=media.port, protocol=media.proto,
                 codecs=[f"{pt} {name}/{rate}" for pt, (name, rate) in codecs.items()],
                 direction=sdplib.direction(desc, media), ptime=media.ptime, rtcp_mux=media.rtcp_mux,
                 encrypted="DTLS" if media.fingerprint else "SDES" if media.crypto else "",
-                ice=bool(media.candidates), side=call.ladder[-1].side if call.ladder else "")
+                ice=bool(media.candidates), side=seen.side)
             call.sdp.append(entry)
             rtp = _carries_rtp(media.proto)
             if media.port and address and rtp is not None:
-                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame, rtp=rtp))
+                self._announce((address, media.port), _Endpoint(call, codecs, frame=seen.frame, rtp=rtp))
                 if rtp and not media.rtcp_mux:
                     rtcp_port = media.rtcp_port or media.port + 1
-                    self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=hop.frame))
+                    self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=seen.frame))
 
     def _announce(self, key: tuple[str, int], ep: _Endpoint) -> None:
         history = self._endpoints.setdefault(key, [])
@@ -192,23 +194,6 @@ class MediaTracker:
             if ep.frame <= frame:
                 return ep
         return None
-
-    def _role(self, msg: SipMessage, call: Call) -> str:
-        """RFC 3264: SDP in a request is an offer, except in ACK (answer to an offer in the 2xx);
-        SDP in a response is an answer, except a 2xx to an INVITE that carried none (then an offer)."""
-        _, method = msg.cseq
-        if msg.is_request:
-            if msg.method == "ACK":
-                return "answer"
-            return "offer"
-        if method == "INVITE" and 200 <= (msg.status or 0) < 300 and self._invite_without_sdp(call):
-            return "offer"
-        return "answer"
-
-    @staticmethod
-    def _invite_without_sdp(call: Call) -> bool:
-        invites = [s for s in call.ladder if s.method == "INVITE" and s.status is None]
-        return bool(invites) and not invites[-1].sdp
 
     # --- packets ---------------------------------------------------------------------------
 

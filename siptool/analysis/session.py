@@ -18,6 +18,7 @@ from ..sip.dialogs import CallTracker, Hop
 from ..sip.framing import SipFramer
 from ..sip.message import SipParseError, looks_like_sip, parse
 from . import findings as rules
+from .calls import fill, new_call
 from .context import Context
 from .groups import group_findings
 from .judge import judge_call, judge_stream
@@ -56,6 +57,7 @@ class Analyzer:
     def __init__(self, media=None, thresholds: Thresholds = DEFAULT) -> None:
         self.thresholds = thresholds
         self.tracker = CallTracker()
+        self._calls: dict[int, Call] = {}  # id(SipCall record) -> its Call in the Report
         self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
         self._clock_jumps: list[tuple[int, int, float]] = []  # (frame, previous frame, seconds moved)
         self._large: dict[int, tuple[Call, list]] = {}  # id(call) -> requests over UDP_LIMIT sent on UDP
@@ -134,7 +136,10 @@ class Analyzer:
             return
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
-        call = self.tracker.add(msg, hop)
+        record = self.tracker.add(msg, hop)
+        call = self._calls.get(id(record))
+        if call is None:
+            call = self._calls[id(record)] = new_call(record)
         if msg.problems:
             call.findings.append(rules.message_problems(frame, msg, call.call_id))
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
@@ -148,7 +153,7 @@ class Analyzer:
                 call.findings.append(nat)
         if self.media is not None:
             if msg.body:
-                self.media.sip(msg, hop, call)
+                self.media.sip(msg, record, call)
             if msg.method == "BYE":
                 self.media.ended(call, hop.time)
 
@@ -173,7 +178,9 @@ class Analyzer:
         if info.first_time is not None and info.last_time is not None:
             summary.duration_s = round(info.last_time - info.first_time, 6)
         report = Report(capture=summary, version=__version__)
-        report.calls = sorted(self.tracker.calls(info.last_time), key=lambda c: c.start)
+        calls = self._calls
+        report.calls = sorted((fill(calls[id(r)], r, info.last_time) for r in self.tracker.calls(info.last_time)),
+                              key=lambda c: c.start)
         number_calls(report)
         if self.media is not None:
             self.media.finish(report)

@@ -203,6 +203,7 @@ class LiveRun:
         if self.writer is not None:
             head.append(f"  -> {self.writer._name}", style="dim")
         calls = list(self.tracker.live.values())
+        media = self.analyzer._calls  # noqa: SLF001 - the report's Call of each record (its SDP and findings)
         active = [c for c in calls if c.kind == "call" and c.end is None and not _failed(c)]
         table = Table(title=f"active calls ({len(active)})", expand=False)
         for col in ("Call-ID", "from", "to", "state", "age", "RTP pkts", "loss", "jitter"):
@@ -212,7 +213,7 @@ class LiveRun:
             by_end.setdefault((dst, dport), []).append(w)
             by_end.setdefault((src, sport), []).append(w)
         for call in sorted(active, key=lambda c: c.start)[-15:]:
-            pkts, lost, jitter = self._media_of(call, by_end)
+            pkts, lost, jitter = self._media_of(media[id(call)], by_end)
             state = "answered" if call.answer else "ringing" if call.ringing else "trying"
             table.add_row(call.call_id[:20], call.from_user, call.to_user, state,
                           f"{max(0.0, (cap.last_time or call.start) - call.start):.0f} s", str(pkts),
@@ -225,7 +226,7 @@ class LiveRun:
             code, reason = _last_final(call)
             fails.add_row(time.strftime("%H:%M:%S", time.gmtime(call.start)), call.call_id[:20], call.from_user,
                           call.to_user, f"{code} {reason}")
-        found = list(self.analyzer.findings) + [f for c in calls for f in c.findings]
+        found = list(self.analyzer.findings) + [f for c in calls for f in media[id(c)].findings]
         lines = Text()
         for f in found[-8:]:
             lines.append(f"{f.severity:8} {f.code}: {f.title}\n")
@@ -246,7 +247,7 @@ def _failed(call) -> bool:
 
 
 def _last_final(call) -> tuple[int | None, str]:
-    for step in reversed(call.ladder):
+    for step in reversed(call.hops):
         if step.status is not None and step.status >= 200 and step.method == "INVITE" and step.status != 401 \
                 and step.status != 407:
             return step.status, step.label.partition(" ")[2]

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..sip.dialogs import CallState  # noqa: F401  (how a dialog ended: decided where SIP is tracked)
+
 SCHEMA_VERSION = "1.4"
 
 
@@ -46,17 +48,6 @@ class Finding:
 
     def __post_init__(self) -> None:
         self.severity = Severity(self.severity)  # a plain "warning" becomes the enum; a typo raises
-
-
-class CallState(StrEnum):
-    """Where a dialog stood when the capture (or the test call) ended. A str: JSON and filters see the value."""
-
-    ANSWERED = "answered"  # a 2xx and still up
-    COMPLETED = "completed"  # answered and ended by BYE (a non-INVITE: a 2xx final response)
-    FAILED = "failed"  # a 3xx-6xx final response
-    CANCELLED = "cancelled"  # CANCEL before the final response (487)
-    IN_PROGRESS = "in-progress"  # no final response yet (ringing)
-    NO_RESPONSE = "no-response"  # a non-INVITE request that got no final response
 
 
 @dataclass(slots=True)
