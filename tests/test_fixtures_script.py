@@ -386,7 +386,7 @@ def test_script_regenerates_captures(tmp_path):
 
 def nat_verdicts(inside: Path, outside: Path) -> None:
     """What each side of the NAT must be told: the caller (behind the NAT) hears nothing."""
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
 
     for path in (inside, outside):
         report = analyze_file(path)

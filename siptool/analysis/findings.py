@@ -31,6 +31,27 @@ def message_problems(frame: int, msg, call_id: str) -> Finding:
         call_id=call_id, frames=[frame], evidence={"problems": list(msg.problems)})
 
 
+def kernel_drops(packets: int, drops: int, interface: str) -> Finding | None:
+    """Live capture: the kernel dropped packets because they were read too slowly (PACKET_STATISTICS,
+    pcap_stats): calls and media figures are incomplete."""
+    if not drops:
+        return None
+    pct = 100.0 * drops / max(packets, 1)
+    return Finding(
+        code="capture.kernel_drops", severity=Severity.ERROR,
+        title=f"the kernel dropped {drops} of {packets} packets ({pct:.2f}%)",
+        explanation="siptool read the capture ring more slowly than packets arrived, so calls and "
+                    "media figures are incomplete.",
+        fix="narrow the capture with -f (e.g. SIP and the RTP port range only), give it a larger "
+            "--buffer, or capture with tcpdump -w and run siptool analyze on the file",
+        evidence={"kernel_packets": packets, "kernel_drops": drops, "interface": interface})
+
+
+def interface_warning(text: str) -> Finding:
+    """Live capture: something about the interface limits what is captured (it was down...)."""
+    return Finding(code="capture.interface", severity=Severity.WARNING, title=text, explanation=text)
+
+
 def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[list[int]],
                      tcp_gaps: int) -> list[Finding]:
     out: list[Finding] = []

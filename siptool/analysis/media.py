@@ -12,6 +12,7 @@ import socket
 import struct
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -424,6 +425,20 @@ class MediaTracker:
             if stream is not None:
                 self._closed.append((stream, state, eff))
 
+    def live_figures(self, calls: list[Call], seconds: float) -> dict[int, "CallMedia"]:
+        """For each call (keyed by id): the RTP packets of its open streams so far, and their loss and
+        voice jitter over the last `seconds` of each stream, from the same statistics the Report's
+        figures come from (StreamStats.recent, finish_many): a live view's current figures."""
+        wanted = {id(c) for c in calls}
+        states = [state for _, flow in self._retired + list(self._flows.items())
+                  for state in flow.streams.values() if state.call is not None and id(state.call) in wanted]
+        out: dict[int, CallMedia] = {}
+        for state, m in zip(states, finish_many(state.stats.recent(seconds) for state in states)):
+            was = out.get(id(state.call), CallMedia())
+            out[id(state.call)] = CallMedia(was.packets + len(state.stats), was.expected + m.expected,
+                                            was.lost + max(m.lost, 0), max(was.jitter_ms, m.max_voice_jitter_ms))
+        return out
+
     # --- end -------------------------------------------------------------------------------
 
     def finish(self, report: Report) -> None:
@@ -485,6 +500,15 @@ class MediaTracker:
         if stream.codec.lower() != "telephone-event":
             r, mos = mos_for_stream(stream.codec, effective_loss_pct, delay)
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
+
+
+class CallMedia(NamedTuple):
+    """A call's media as a live view shows it (MediaTracker.live_figures)."""
+
+    packets: int = 0  # RTP packets so far, every open stream of the call
+    expected: int = 0  # over the recent window
+    lost: int = 0  # over the recent window
+    jitter_ms: float = 0.0  # the highest voice jitter (RFC 3550) over the recent window
 
 
 class FlowBatch:

@@ -1,8 +1,8 @@
 """The streaming analyser: packets -> SIP calls (and media) -> Report.
 
-`Analyzer` is sans-I/O: `feed(packet)` for each decoded packet, `finish()` for the Report. The file
-driver `analyze_file()` and the live driver both just move packets into it. State kept is per call
-and per flow, never per packet.
+`Analyzer` is sans-I/O: `feed(packet)` for each decoded packet, `finish()` for the Report. The
+drivers (siptool/drivers: capture files, live runs; agent/tap.py for placed calls) just move packets
+into it. State kept is per call and per flow, never per packet.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import __version__
-from ..capture import CaptureInfo, Packet, open_capture
-from ..capture.batch import batches_supported, iter_batches
+from ..capture import CaptureInfo, Packet
 from ..capture.reassembly import TcpStream
 from ..report.model import Call, CaptureSummary, Finding, Report
-from ..sip.dialogs import CallTracker, Hop
+from ..sip.dialogs import CallTracker, Hop, SipCall
 from ..sip.framing import SipFramer
 from ..sip.message import SipParseError, looks_like_sip, parse
 from . import findings as rules
@@ -52,10 +51,18 @@ class _FlowEnd:
 
 
 class Analyzer:
-    """Feed packets in capture order; `finish()` returns the Report."""
+    """Feed packets in capture order; `finish()` returns the Report.
 
-    def __init__(self, media=None, thresholds: Thresholds = DEFAULT) -> None:
+    Two hooks let a live driver's observers follow along without reading the state back: after each
+    SIP message `on_message(record, call)` (its SIP record and its Call in the Report), and for each
+    finding made while reading (a malformed message, a NAT address...) `on_finding(finding)`."""
+
+    def __init__(self, media=None, thresholds: Thresholds = DEFAULT,
+                 on_message: Callable[[SipCall, Call], None] | None = None,
+                 on_finding: Callable[[Finding], None] | None = None) -> None:
         self.thresholds = thresholds
+        self.on_message = on_message
+        self.on_finding = on_finding
         self.tracker = CallTracker()
         self._calls: dict[int, Call] = {}  # id(SipCall record) -> its Call in the Report
         self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
@@ -124,7 +131,7 @@ class Analyzer:
         for raw, frame in flow.framer.flush():
             self._message(raw, pkt or _FlowEnd(key, flow.time), frame, "TCP", stream=True)
         if flow.framer.damaged:
-            self.findings.append(rules.framing_damage(key, flow.framer.damage, flow.framer.damaged))
+            self._found(rules.framing_damage(key, flow.framer.damage, flow.framer.damaged))
 
     def _message(self, raw: bytes, pkt: Packet, frame: int, transport: str, stream: bool) -> None:
         self.sip_packets += 1
@@ -132,7 +139,7 @@ class Analyzer:
             msg = parse(raw, stream=stream)
         except SipParseError as exc:
             self._malformed += 1
-            self.findings.append(rules.malformed(frame, str(exc), pkt, raw))
+            self._found(rules.malformed(frame, str(exc), pkt, raw))
             return
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
@@ -141,7 +148,7 @@ class Analyzer:
         if call is None:
             call = self._calls[id(record)] = new_call(record)
         if msg.problems:
-            call.findings.append(rules.message_problems(frame, msg, call.call_id))
+            self._found(rules.message_problems(frame, msg, call.call_id), call)
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
             sent = self._large.setdefault(id(call), (call, []))[1]
             if len(sent) < 20:
@@ -150,12 +157,20 @@ class Analyzer:
             nat = sip_header_nat(msg, hop, call)
             if nat is not None:
                 self._nat_reported.add(call.call_id)
-                call.findings.append(nat)
+                self._found(nat, call)
         if self.media is not None:
             if msg.body:
                 self.media.sip(msg, record, call)
             if msg.method == "BYE":
                 self.media.ended(call, hop.time)
+        if self.on_message is not None:
+            self.on_message(record, call)
+
+    def _found(self, finding: Finding, call: Call | None = None) -> None:
+        """A finding made while reading: the call's own, or capture-wide."""
+        (self.findings if call is None else call.findings).append(finding)
+        if self.on_finding is not None:
+            self.on_finding(finding)
 
     def _clock(self, frame: int, time: float) -> None:
         """Note where the capture's clock jumps between SIP messages (back, or forward by a week)."""
@@ -167,7 +182,10 @@ class Analyzer:
                 self._clock_jumps.append((frame, last[0], moved))
 
     def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
-               incomplete_fragments: list[list[int]] | None = None) -> Report:
+               incomplete_fragments: list[list[int]] | None = None,
+               source_findings: list[Finding] | None = None) -> Report:
+        """The Report. `source_findings`: what the driver's source found about the capture itself
+        (a live run's kernel drops, an interface that was down), listed first."""
         for key in list(self._tcp):
             self._close_flow(key, None)
         summary = CaptureSummary(
@@ -185,7 +203,7 @@ class Analyzer:
         if self.media is not None:
             self.media.finish(report)
         classify_streams(report)
-        report.findings = list(self.findings)
+        report.findings = list(source_findings or ()) + self.findings
         report.findings += rules.capture_findings(summary, self._tls_flows, incomplete_fragments or [],
                                                   self._tcp_gaps)
         withheld = _withhold_times(report.calls, [j[0] for j in self._clock_jumps])
@@ -235,118 +253,7 @@ def number_calls(report: Report) -> None:
         call.number = n
 
 
-def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
-    """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
-
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
-    with open_capture(path) as source:
-        tick = _progress(source, progress, on_progress)
-        if analyzer.media is not None and batches_supported(source.capture):
-            _feed_batches(source, analyzer, tick)
-        else:
-            feed = analyzer.feed
-            for i, pkt in enumerate(source):
-                feed(pkt)
-                if not i & 0x3FFF and tick:
-                    tick()
-        if tick:
-            tick(done=True)
-        return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
-
-
-def _feed_batches(source, analyzer: Analyzer, tick) -> None:
-    """Fast path: RTP in bulk per batch, everything else per packet in capture order.
-
-    Within a batch the per-packet records go first; RTP flows are classified by the frame of their
-    first packet against SDP announcements stamped with frame numbers, so the outcome is the same
-    as feeding every packet in order.
-    """
-    decode = source.decoder.decode
-    feed = analyzer.feed
-    media = analyzer.media
-    for batch in _prefetched(iter_batches(source.capture)):
-        for frame, time, data in batch.slow:
-            pkt = decode(frame, time, batch.linktype, data)
-            if pkt is not None:
-                feed(pkt)
-        media.feed_batch(batch.rtp, batch.buf)
-        # Flat RSS: this batch's pages are done with (reader.Capture.release). Released here, by the
-        # consumer, not by the reader thread, which runs a batch ahead.
-        source.capture.release(batch.end)
-        if tick:
-            tick(position=batch.end)
-    source.decoder.fragments.flush()
-
-
-_DONE = object()
-
-
-def _prefetched(batches):
-    """The batches, the next one read and classified by a thread while this one is analysed: numpy
-    releases the GIL for most of that work, so a second core takes it. The reader starts on a batch
-    only once the previous one is taken, so at most two are in memory."""
-    import queue
-    import threading
-
-    ready: queue.Queue = queue.Queue()
-    turn = threading.Semaphore(1)  # the reader may read one batch
-    stop = threading.Event()
-
-    def read() -> None:
-        it = iter(batches)
-        try:
-            while True:
-                while not turn.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                batch = next(it, _DONE)
-                ready.put(batch)
-                if batch is _DONE:
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            ready.put(exc)
-
-    reader = threading.Thread(target=read, name="siptool-read", daemon=True)
-    reader.start()
-    try:
-        while (item := ready.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            turn.release()  # read the next one while this one is analysed
-            yield item
-    finally:
-        stop.set()
-        reader.join()
-
-
 def _media_tracker(series: dict | None = None):
     from .media import MediaTracker
 
     return MediaTracker(series)
-
-
-def _progress(source, show: bool, on_progress):
-    """A callable that updates a progress display from the reader's position, or None."""
-    if not (show or on_progress):
-        return None
-    total = source.info.size_bytes or 1
-    tell = source.capture.tell
-    if not show:
-        def tick(done: bool = False, position: int | None = None) -> None:
-            on_progress(total if done else position or tell(), total)
-        return tick
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True)
-    task = bar.add_task("read", total=total)
-    bar.start()
-
-    def tick(done: bool = False, position: int | None = None) -> None:
-        bar.update(task, completed=total if done else position or tell())
-        if done:
-            bar.stop()
-    return tick

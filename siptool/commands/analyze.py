@@ -73,12 +73,14 @@ def analyze(
             from ..analysis.select import filter_report, no_match
 
             if engine == "tshark":
+                from ..drivers.files import tshark_report
+
                 report = tshark_report(capture, interface, bpf, duration, limits)
             else:
-                from .capture import run_live
+                from .capture import live_report
 
-                report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                                  show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
+                report = live_report(interface, bpf, duration, not (quiet or json_out) and sys.stderr.isatty(),
+                                     limits)
             total = len(report.calls)
             report = filter_report(report, filters or [])
             if filters and not report.calls:
@@ -95,23 +97,8 @@ def analyze(
         fail_on_findings(report, level)
 
 
-def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None):
-    """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
-    from ..analysis.media import MediaTracker
-    from ..analysis.session import Analyzer
-    from ..analysis.thresholds import DEFAULT
-    from ..capture.tshark_engine import TsharkSource
-
-    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT)
-    with TsharkSource(capture, interface, bpf, duration) as source:
-        for pkt in source:
-            analyzer.feed(pkt)
-    return analyzer.finish(source.info, source.skipped, source.incomplete)
-
-
 def register(app: typer.Typer) -> None:
     app.command("analyze", epilog=EPILOG)(analyze)
 
 
-__all__ = ["analyze", "register", "tshark_report", "fail_level", "ExitStatus"]
+__all__ = ["analyze", "register", "fail_level", "ExitStatus"]

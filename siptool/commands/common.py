@@ -92,7 +92,7 @@ def fail_on_findings(report, level) -> None:
 def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
     from ..analysis.select import filter_report, no_match
-    from ..analysis.session import analyze_file
+    from ..drivers.files import analyze_file
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()

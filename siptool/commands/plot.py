@@ -31,7 +31,7 @@ def plot(
         import sys
 
         from ..analysis.select import filter_report, find_call, no_match
-        from ..analysis.session import analyze_file
+        from ..drivers.files import analyze_file
         from ..report.plot import plot_call
 
         check_output(output, "-o", ".png")

@@ -8,8 +8,8 @@ import pytest
 from support import FIXTURES
 from typer.testing import CliRunner
 
-from siptool.analysis.session import analyze_file
 from siptool.cli import get_app
+from siptool.drivers.files import analyze_file
 from siptool.report.ladder import mermaid, terminal
 from siptool.report.ladder_layout import build, clock, delta_text
 from siptool.report.ladder_svg import html, svg

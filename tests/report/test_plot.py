@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from support import FIXTURES, SHARED
 from typer.testing import CliRunner
 
-from siptool.analysis.session import analyze_file
 from siptool.cli import get_app
+from siptool.drivers.files import analyze_file
 from siptool.report.model import Finding
 from siptool.report.plot import SEVERITY_COLORS, lost_per_second, plot_call
 from siptool.status import ExitStatus

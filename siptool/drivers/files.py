@@ -1,0 +1,135 @@
+"""The file driver: a capture file (pcap, pcapng, gzip, a pipe) read into the Analyzer, with the
+next batch read ahead by a thread; and the same file decoded by tshark instead (--engine tshark)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..analysis.session import Analyzer, _media_tracker
+from ..analysis.thresholds import DEFAULT, Thresholds
+from ..capture import open_capture
+from ..capture.batch import batches_supported, iter_batches
+from ..report.model import Report
+
+
+def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
+    """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
+
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
+    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
+    with open_capture(path) as source:
+        tick = _progress(source, progress, on_progress)
+        if analyzer.media is not None and batches_supported(source.capture):
+            _feed_batches(source, analyzer, tick)
+        else:
+            feed = analyzer.feed
+            for i, pkt in enumerate(source):
+                feed(pkt)
+                if not i & 0x3FFF and tick:
+                    tick()
+        if tick:
+            tick(done=True)
+        return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
+
+
+def _feed_batches(source, analyzer: Analyzer, tick) -> None:
+    """Fast path: RTP in bulk per batch, everything else per packet in capture order.
+
+    Within a batch the per-packet records go first; RTP flows are classified by the frame of their
+    first packet against SDP announcements stamped with frame numbers, so the outcome is the same
+    as feeding every packet in order.
+    """
+    decode = source.decoder.decode
+    feed = analyzer.feed
+    media = analyzer.media
+    for batch in _prefetched(iter_batches(source.capture)):
+        for frame, time, data in batch.slow:
+            pkt = decode(frame, time, batch.linktype, data)
+            if pkt is not None:
+                feed(pkt)
+        media.feed_batch(batch.rtp, batch.buf)
+        # Flat RSS: this batch's pages are done with (reader.Capture.release). Released here, by the
+        # consumer, not by the reader thread, which runs a batch ahead.
+        source.capture.release(batch.end)
+        if tick:
+            tick(position=batch.end)
+    source.decoder.fragments.flush()
+
+
+_DONE = object()
+
+
+def _prefetched(batches):
+    """The batches, the next one read and classified by a thread while this one is analysed: numpy
+    releases the GIL for most of that work, so a second core takes it. The reader starts on a batch
+    only once the previous one is taken, so at most two are in memory."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue()
+    turn = threading.Semaphore(1)  # the reader may read one batch
+    stop = threading.Event()
+
+    def read() -> None:
+        it = iter(batches)
+        try:
+            while True:
+                while not turn.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                batch = next(it, _DONE)
+                ready.put(batch)
+                if batch is _DONE:
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+
+    reader = threading.Thread(target=read, name="siptool-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            turn.release()  # read the next one while this one is analysed
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _progress(source, show: bool, on_progress):
+    """A callable that updates a progress display from the reader's position, or None."""
+    if not (show or on_progress):
+        return None
+    total = source.info.size_bytes or 1
+    tell = source.capture.tell
+    if not show:
+        def tick(done: bool = False, position: int | None = None) -> None:
+            on_progress(total if done else position or tell(), total)
+        return tick
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True)
+    task = bar.add_task("read", total=total)
+    bar.start()
+
+    def tick(done: bool = False, position: int | None = None) -> None:
+        bar.update(task, completed=total if done else position or tell())
+        if done:
+            bar.stop()
+    return tick
+
+
+def tshark_report(capture=None, interface: str | None = None, bpf: str | None = None,
+                  duration: float | None = None, thresholds: Thresholds | None = None) -> Report:
+    """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
+    from ..capture.tshark_engine import TsharkSource
+
+    analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT)
+    with TsharkSource(capture, interface, bpf, duration) as source:
+        for pkt in source:
+            analyzer.feed(pkt)
+    return analyzer.finish(source.info, source.skipped, source.incomplete)
