@@ -7,6 +7,7 @@ from typing import Iterable
 
 from ..report.model import Call, Finding, Severity, Stream
 from .context import Context
+from .thresholds import Thresholds
 
 
 def stream_quality(call: Call, ctx: Context) -> Iterable[Finding]:
@@ -14,11 +15,23 @@ def stream_quality(call: Call, ctx: Context) -> Iterable[Finding]:
         yield from quality_findings(s, ctx, call.call_id)
 
 
+def judged(s: Stream) -> bool:
+    """Whether a stream gets audio verdicts: video spreads frames over packets and DTMF-only streams
+    carry no voice, and a handful of packets says nothing."""
+    return s.packets >= 10 and s.media in ("audio", "other")
+
+
+def past_limits(s: Stream, t: Thresholds) -> bool:
+    """Loss, voice jitter or MOS past a limit: what media.loss, media.jitter and media.mos fire on
+    (Stream.past_limits, which ladders colour)."""
+    return judged(s) and (t.too_lossy(s.loss_pct) or t.too_jittery(s.max_voice_jitter_ms) or t.too_low(s.mos))
+
+
 def quality_findings(s: Stream, ctx: Context, call_id: str | None) -> Iterable[Finding]:
     """Loss, jitter, timestamp jumps, receiver reports and MOS of one audio stream. A stream that
     belongs to no call (no SDP for it was captured) is judged too, and says so."""
-    if s.packets < 10 or s.media not in ("audio", "other"):
-        return  # video spreads frames over packets and DTMF-only streams carry no voice: no audio verdicts
+    if not judged(s):
+        return
     t = ctx.thresholds
     where = f"{s.src} -> {s.dst}" + ("" if call_id is not None else " (no SDP for it in the capture)")
     if t.too_lossy(s.loss_pct):

@@ -20,7 +20,7 @@ from . import findings as rules
 from .calls import fill, new_call
 from .context import Context
 from .groups import group_findings
-from .judge import judge_call, judge_stream
+from .judge import judge_call, judge_stream, mark_streams
 from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
@@ -214,8 +214,10 @@ class Analyzer:
             call.findings.append(rules.udp_too_large(call, sent))
         for call in report.calls:
             call.findings += judge_call(call, ctx)
+            mark_streams(call.streams, self.thresholds)
         for stream in report.streams:
             report.findings += judge_stream(stream, ctx)
+        mark_streams(report.streams, self.thresholds)
         if self.media is not None and not self.media.rtcp_packets:
             rules.media_not_captured(report)
         for call in report.calls:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..sip.dialogs import CallState  # noqa: F401  (how a dialog ended: decided where SIP is tracked)
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 
 class Severity(StrEnum):
@@ -160,6 +160,7 @@ class Stream:
     rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
     rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen
+    past_limits: bool = False  # its loss, voice jitter or MOS is past the thresholds it was judged by (1.5)
 
 
 @dataclass(slots=True)

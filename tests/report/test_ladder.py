@@ -50,6 +50,20 @@ def test_sdp_and_media_bands():
     assert [b.bad for b in impaired.bands] == [False, True]  # 2 % loss back to the caller
 
 
+def test_band_colour_is_the_analysis_verdict():
+    """A band is red when the analysis judged its stream past the thresholds it was given (the stream's
+    past_limits, beside its media.loss finding): the renderer does not judge again with its own limits."""
+    from siptool.analysis.thresholds import Thresholds
+
+    path = FIXTURES / "media_impaired.pcap"
+    for limits, red in ((Thresholds(), [False, True]), (Thresholds.from_limits(loss_pct=5.0), [False, False]),
+                        (Thresholds.from_limits(jitter_ms=0.02), [True, True])):
+        (call,) = [c for c in analyze_file(path, thresholds=limits).calls if c.kind == "call"]
+        assert [b.bad for b in build(call).bands] == red == [s.past_limits for s in call.streams]
+        verdicts = [f for f in call.findings if f.code in ("media.loss", "media.jitter", "media.mos")]
+        assert bool(verdicts) == any(red)
+
+
 def test_retransmissions_are_marked():
     steps = [LadderStep(frame=i + 1, time=100 + 0.5 * i, src="10.0.0.1:5060", dst="10.0.0.2:5060",
                         transport="UDP", label="INVITE", method="INVITE", status=None, cseq=1,
