@@ -91,11 +91,16 @@ def fail_on_findings(report, level) -> None:
 
 def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
+    import gc
+
     from ..analysis.select import filter_report, no_match
-    from ..drivers.files import analyze_file
     from ..analysis.thresholds import DEFAULT
+    from ..drivers.files import analyze_file
 
     show = not quiet and sys.stderr.isatty()
+    # A command's modules live until it exits: the collector need not scan them again and again while
+    # the capture is read (a full collection at 1M packets was ~20 ms of it).
+    gc.freeze()
     report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT)
     total = len(report.calls)
     report = filter_report(report, filters or [])
