@@ -624,14 +624,9 @@ def _plausible_rtp(m, dst: str, dport: int) -> bool:
     return bool(len(steps)) and np.count_nonzero((steps >= 0) & (steps < 1000)) >= 0.8 * len(steps)
 
 
-_IPV4_NAMES: dict[int, str] = {}
-
-
 def _ipv4(value: int) -> str:
-    name = _IPV4_NAMES.get(value)
-    if name is None:
-        name = _IPV4_NAMES[value] = socket.inet_ntoa(struct.pack("!I", value))
-    return name
+    """Dotted quad of an integer IPv4 address (a flow's key, made once per new flow)."""
+    return socket.inet_ntoa(struct.pack("!I", value))
 
 
 def _ipv4_int(name: str) -> int | None:
