@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 
-from ..report.model import CaptureSummary, Report, SourceFile
+from ..report.model import CaptureSummary, Finding, Report, SourceFile
 from .groups import group_findings
 from .metrics import compute_metrics
 from .session import number_calls
@@ -44,9 +44,9 @@ def stamp(report: Report, point: str, sources: list[SourceFile] = ()) -> Report:
     return report
 
 
-def merge(reports: list[Report], name: str, grouping: str = "") -> Report:
+def merge(reports: list[Report], name: str, grouping: str = "", findings: list[Finding] = ()) -> Report:
     """One Report of several capture points' (each stamped). `name` stands for the set in
-    `capture.file` (a folder, or "3 files")."""
+    `capture.file` (a folder, or "3 files"); `findings`: about the set itself."""
     summary = _summary([r.capture for r in reports], name)
     out = Report(capture=summary, version=reports[0].version if reports else "", grouping=grouping)
     for r in reports:
@@ -54,6 +54,7 @@ def merge(reports: list[Report], name: str, grouping: str = "") -> Report:
         out.streams += r.streams
         out.findings += r.findings
         out.sources += r.sources
+    out.findings += findings
     out.calls.sort(key=lambda c: c.start)  # stable: a point's own order is kept for equal starts
     number_calls(out)
     for call in out.calls:

@@ -21,6 +21,7 @@ byte-swapped into the 32-bit chunk (htons into a uint32), so its default ID 2002
 
 from __future__ import annotations
 
+import hmac
 import socket
 import struct
 import zlib
@@ -190,6 +191,9 @@ def _message(fields: dict, unknown: int) -> HepMessage:
     if compressed:
         payload = _inflate(fields[ChunkType.COMPRESSED_PAYLOAD])
     if payload is None:
+        if ChunkType.KEEP_ALIVE in fields:  # an agent saying it is alive: nothing captured
+            return HepMessage(src="", dst="", sport=0, dport=0, payload=b"", keep_alive=fields[ChunkType.KEEP_ALIVE],
+                              agent_id=fields.get(ChunkType.AGENT_ID), unknown_chunks=unknown)
         raise HepError("no payload chunk")
     family = fields.get(ChunkType.IP_FAMILY, AF_INET)
     if family == AF_INET:
@@ -311,3 +315,104 @@ class HepFramer:
     def pending(self) -> int:
         """Bytes of an incomplete message held (a stream that ends here was cut)."""
         return len(self._buf)
+
+
+def parse_address(text: str, default_port: int = 9060, listen: bool = False) -> tuple[str, str, int]:
+    """`udp:HOST:PORT`, `tcp:HOST:PORT` or `HOST:PORT` (UDP) -> (transport, host, port); IPv6 hosts
+    in brackets; port 0 (any free port) only to `listen`. HepError for anything else."""
+    transport, _, rest = text.partition(":") if text[:4].lower() in ("udp:", "tcp:") else ("udp", "", text)
+    transport = transport.lower()
+    host, sep, port = rest.rpartition(":")
+    if not sep or host.startswith("[") != host.endswith("]"):
+        host, port = rest, str(default_port)
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host.strip("[]")
+    if not host or (":" in host and not bracketed) or not port.isdigit() or not (0 if listen else 1) <= int(port) < 65536:
+        raise HepError(f"{text!r}: use udp:HOST:PORT or tcp:HOST:PORT (PORT 1-65535)")
+    return transport, host, int(port)
+
+
+# --- receiving ------------------------------------------------------------------------------------
+
+MAX_KEPT = 20  # rejected messages remembered (number, reason, sender) for the findings
+MAX_TCP_FLOWS = 65536  # TCP flows whose sequence counter is kept (oldest forgotten first)
+
+
+class HepReceiver:
+    """Incoming HEP messages -> (capture point, Packet) for the Analyzer, sans-I/O.
+
+    Every message gets a number in arrival order (1, 2, ...): the frame number of its packet, and
+    the number a finding gives a malformed or refused message. With `auth_key` set, a message
+    without that key is refused (compared in constant time). Payload types siptool does not
+    analyse (RTCP sent as JSON, logs) are counted in `skipped`."""
+
+    def __init__(self, auth_key: bytes | None = None) -> None:
+        self.auth_key = auth_key
+        self.messages = 0
+        self.malformed = 0
+        self.refused = 0
+        self.rejects: list[tuple[int, str, str]] = []  # (number, reason, sender), the first MAX_KEPT
+        self.skipped: dict[str, int] = {}
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self._seq: dict[tuple, int] = {}  # TCP flow -> next sequence number
+
+    def __repr__(self) -> str:  # the key stays out of logs
+        return f"HepReceiver({self.messages} messages, {self.malformed} malformed, {self.refused} refused)"
+
+    def receive(self, data: bytes, sender: str = "") -> tuple[str, Packet] | None:
+        """One message (a datagram, or framed from TCP) -> (capture point, Packet), or None."""
+        try:
+            msg = decode(data)
+        except HepError as exc:
+            self.unreadable(str(exc), sender)
+            return None
+        self.messages += 1
+        number = self.messages
+        if self.auth_key is not None and not hmac.compare_digest(msg.auth_key or b"", self.auth_key):
+            self.refused += 1
+            self._reject(number, "wrong or missing auth key", sender)
+            return None
+        if not msg.payload:
+            self._skip("keep-alive" if msg.keep_alive is not None else "empty payload")
+            return None
+        kind = msg.protocol_type
+        if kind == ProtocolType.RTCP_JSON and not _is_rtcp(msg.payload):
+            self._skip("HEP RTCP report as JSON (not analysed)")
+            return None
+        if kind not in (ProtocolType.SIP, ProtocolType.RTP, ProtocolType.RTCP_JSON):
+            self._skip(f"HEP payload type {kind} (not SIP, RTP or RTCP)")
+            return None
+        if self.first_time is None:
+            self.first_time = msg.time
+        self.last_time = msg.time if self.last_time is None else max(self.last_time, msg.time)
+        seq = 0
+        if msg.ip_protocol == 6:
+            seq = self._tcp_seq((msg.agent, msg.src, msg.sport, msg.dst, msg.dport), len(msg.payload))
+        return msg.agent, msg.packet(number, seq)
+
+    def unreadable(self, reason: str, sender: str = "") -> None:
+        """A message that is not HEP v3 (or a TCP stream that lost its framing): counted, and
+        its number kept for the finding."""
+        self.messages += 1
+        self.malformed += 1
+        self._reject(self.messages, reason, sender)
+
+    def _tcp_seq(self, flow: tuple, length: int) -> int:
+        seq = self._seq.pop(flow, 1)
+        if len(self._seq) >= MAX_TCP_FLOWS:
+            del self._seq[next(iter(self._seq))]
+        self._seq[flow] = (seq + length) & 0xFFFFFFFF
+        return seq
+
+    def _reject(self, number: int, reason: str, sender: str) -> None:
+        if len(self.rejects) < MAX_KEPT:
+            self.rejects.append((number, reason, sender))
+
+    def _skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+
+def _is_rtcp(payload: bytes) -> bool:
+    """A binary RTCP packet (RFC 3550 6.1: version 2, packet type 200-207), not JSON text."""
+    return len(payload) >= 8 and payload[0] >> 6 == 2 and 200 <= payload[1] <= 207
