@@ -101,7 +101,8 @@ def plan(files: list[str], mode: str = "auto") -> list[Timeline]:
         if len(members) == 1:
             out.append(Timeline(members[0], members))
             continue
-        name = os.path.join(folder, pattern.replace("#", "*")) if mode == "auto" else f"{len(members)} files"
+        longest = os.path.basename(max(members, key=len))  # edge.pcap2, not edge.pcap: shows the number
+        name = os.path.join(folder, re.sub(r"\d+", "*", longest)) if mode == "auto" else f"{len(members)} files"
         out.append(Timeline(name, sorted(members, key=_first_packet_order)))
     return out
 
@@ -216,6 +217,7 @@ def run_dask(address: str, timelines: list[Timeline], thresholds: Thresholds = D
         from distributed import Client
     except ImportError:
         raise SiptoolError("--dask needs dask.distributed: pip install 'siptool[dask]'") from None
+    _reachable(address)
     try:
         client = Client(address, timeout=DASK_CONNECT_S)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -223,6 +225,21 @@ def run_dask(address: str, timelines: list[Timeline], thresholds: Thresholds = D
     with client:
         futures = client.map(analyze_timeline, timelines, thresholds=thresholds, pure=False)
         return client.gather(futures)
+
+
+def _reachable(address: str) -> None:
+    """A tcp:// scheduler where nothing listens fails at once (the client would retry until its
+    timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+        return
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=DASK_CONNECT_S).close()
+    except OSError as exc:
+        raise SiptoolError(f"--dask {address}: cannot reach the scheduler ({exc.strerror or exc})") from None
 
 
 def grouping_words(mode: str, timelines: list[Timeline], files: int) -> str:

@@ -7,6 +7,7 @@ from collections import Counter
 
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
@@ -67,7 +68,23 @@ def capture_panel(report: Report) -> Panel:
         lines.append("skipped: " + ", ".join(f"{n:,} {why}" for why, n in sorted(c.skipped.items(), key=lambda x: -x[1])))
     if c.truncated:
         lines.append(f"[yellow]truncated: {c.truncated}[/]")
+    lines += sources_lines(report)
     return Panel("\n".join(lines), title="capture", title_align="left", expand=False)
+
+
+def sources_lines(report: Report, most: int = 8) -> list[str]:
+    """A set of captures: how its files were grouped, and each capture point's files."""
+    if not report.sources:
+        return []
+    points: dict[str, list[str]] = {}
+    for src in report.sources:
+        points.setdefault(src.capture_point, []).append(src.file)
+    lines = [f"[dim]{escape(report.grouping)}[/]"]
+    for point, files in list(points.items())[:most]:
+        lines.append(escape(f"  {point}" + (f": {len(files)} files, {files[0]} to {files[-1]}" if len(files) > 1 else "")))
+    if len(points) > most:
+        lines.append(f"  and {len(points) - most} more capture points")
+    return lines
 
 
 def calls_table(report: Report, width: int = 120) -> Table:
