@@ -31,9 +31,9 @@ def _arrow_type(tp, name: str):
         return _arrow_type(args[0], name) if len(args) == 1 else None
     if name in TIMES and tp is float:
         return pa.timestamp("us", tz="UTC")
-    if tp is list[int]:
+    if tp == list[int]:
         return pa.list_(pa.int64())
-    if tp is dict[str, typing.Any]:
+    if tp == dict[str, typing.Any]:
         return pa.string()  # JSON text
     return {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}.get(tp)
 

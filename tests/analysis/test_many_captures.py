@@ -163,8 +163,10 @@ def test_cli_many_files_json_and_errors(tmp_path):
     data = json.loads(out.stdout)
     assert data["schema_version"] == "1.5" and len(data["sources"]) == len(parts)
     assert {c["source_file"] for c in data["calls"]} <= {str(p) for p in parts}
-    text = run_cli(tmp_path / "parts", FIXTURES / "call_ok.pcap")
+    text = run_cli(tmp_path / "parts", FIXTURES / "call_ok.pcap", "--parquet", tmp_path / "tables")
     assert "2 capture points (1 rotated); automatic" in text.stdout and text.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["calls.parquet", "findings.parquet",
+                                                                      "streams.parquet"]
     for args, words in [(["--rotated", "--independent", FIXTURES / "call_ok.pcap"], "choose one"),
                         ([tmp_path / "nothing"], "no such file"),
                         ([tmp_path / "nothing", tmp_path / "none"], "no such file or folder"),
