@@ -175,14 +175,17 @@ def analyze_files(paths: list[str], mode: str = "auto", workers: int | None = No
     """The combined Report of files and folders: timelines planned by `mode`, analysed in parallel
     (`workers` processes, default every core this process may use; or on the Dask cluster whose
     scheduler is at `dask`)."""
-    files, _ = expand(paths)
+    files, others = expand(paths)
     timelines = plan(files, mode)
     if dask is not None:
         reports = run_dask(dask, timelines, thresholds)
     else:
         reports = run_local(timelines, thresholds, workers)
     name = paths[0] if len(paths) == 1 else f"{len(files)} files"
-    return combine.merge(reports, name, grouping_words(mode, timelines, len(files)))
+    words = grouping_words(mode, timelines, len(files))
+    if others:
+        words += f"; {len(others)} file(s) left out, not captures (first: {others[0]})"
+    return combine.merge(reports, name, words)
 
 
 def local_workers() -> int:

@@ -102,6 +102,7 @@ class HepListener:
             return
         except OSError:
             data = b""
+        messages: list[bytes] = []
         try:
             messages = framer.feed(data) if data else []
         except HepError as exc:

@@ -124,6 +124,7 @@ def test_auto_rule_and_explicit_modes(tmp_path):
     # a timeline is in the order of first packets, not names
     firsts = [next(iter(Capture(f))).time for f in auto[str(tmp_path / "trunk_*.pcap")]]
     assert firsts == sorted(firsts)
+    assert "1 file(s) left out, not captures" in analyze_files([str(tmp_path)]).grouping
     assert [len(t.files) for t in plan(files, "rotated")] == [6]
     assert [len(t.files) for t in plan(files, "independent")] == [1] * 6
 

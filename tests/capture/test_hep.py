@@ -184,3 +184,83 @@ def test_payload_types_not_analysed_are_counted():
     assert receiver.receive(encode(raw_rtcp))[1].payload == raw_rtcp.payload
     assert receiver.skipped == {"HEP RTCP report as JSON (not analysed)": 1,
                                 "HEP payload type 100 (not SIP, RTP or RTCP)": 1}
+
+
+def test_listener_over_tcp_frames_a_stream_and_drops_a_bad_one():
+    """HEP over TCP (HOST:PORT listens on both): messages cut across writes arrive whole; a stream
+    that is not HEP is closed and counted, the good one still analysed."""
+    import socket
+    import threading
+    import time
+
+    from interop.peers import free_port
+
+    from siptool.capture.hep_listen import HepListener
+
+    packets = fixture_sip("calls_mixed.pcap")
+    stream = b"".join(encode(from_packet(p, agent_id=3)) for p in packets)
+    points, done = CapturePoints(), threading.Event()
+    with HepListener(f"127.0.0.1:{free_port()}") as listener:
+        runner = threading.Thread(target=listener.run, args=(points.feed, done.is_set))
+        runner.start()
+        try:
+            with socket.create_connection(listener.address, timeout=10) as good, \
+                    socket.create_connection(listener.address, timeout=10) as bad:
+                bad.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+                for i in range(0, len(stream), 1000):
+                    good.sendall(stream[i:i + 1000])
+                deadline = time.monotonic() + 20
+                while listener.receiver.messages < len(packets) + 1 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        finally:
+            done.set()
+            runner.join(10)
+        report = points.finish("hep", listener.receiver)
+    assert listener.receiver.malformed == 1 and listener.receiver.messages == len(packets) + 1
+    want = analyze_file(FIXTURES / "calls_mixed.pcap")
+    assert [(c.call_id, c.final_status, c.messages) for c in report.calls] == \
+        [(c.call_id, c.final_status, c.messages) for c in want.calls]
+    assert [f.code for f in report.findings if f.code.startswith("hep.")] == ["hep.malformed"]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_sender_to_listener(transport):
+    """The send driver (for capture --hep) to the receive driver, with an auth key: the same calls."""
+    import threading
+    import time
+
+    from interop.peers import free_port
+
+    from siptool.capture.hep_listen import HepListener
+    from siptool.capture.hep_send import HepSender
+
+    packets = fixture_sip("call_tcp.pcap")
+    points, done = CapturePoints(), threading.Event()
+    address = f"{transport}:127.0.0.1:{free_port()}"
+    with HepListener(address, HepReceiver(b"key")) as listener:
+        runner = threading.Thread(target=listener.run, args=(points.feed, done.is_set))
+        runner.start()
+        try:
+            with HepSender(address, agent_name="edge-1", auth_key=b"key") as sender:
+                assert all(sender.send(p) for p in packets) and "key" not in repr(sender)
+                deadline = time.monotonic() + 20
+                while listener.receiver.messages < len(packets) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+        finally:
+            done.set()
+            runner.join(10)
+        report = points.finish("hep", listener.receiver)
+    assert listener.receiver.refused == 0 and {c.capture_point for c in report.calls} == {"edge-1"}
+    want = analyze_file(FIXTURES / "call_tcp.pcap")
+    assert [(c.call_id, c.final_status, c.messages, c.transport) for c in report.calls] == \
+        [(c.call_id, c.final_status, c.messages, c.transport) for c in want.calls]
+
+
+def test_sender_counts_what_it_cannot_send():
+    from interop.peers import free_port
+
+    from siptool.capture.hep_send import HepSender
+
+    with HepSender(f"tcp:127.0.0.1:{free_port()}") as sender:  # nothing listens
+        assert sender.send(fixture_sip("call_ok.pcap")[0]) is False
+        assert (sender.sent, sender.failed) == (0, 1)
