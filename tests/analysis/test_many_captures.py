@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 from support import FIXTURES, require_binary
 
@@ -17,6 +18,7 @@ from siptool.analysis.session import analyze_file
 from siptool.capture.reader import Capture
 from siptool.capture.writer import PcapWriter
 from siptool.report.jsonout import report_dict
+from siptool.report.schema import report_schema
 
 FILE_FIELDS = ("source_file", "capture_point")
 
@@ -102,8 +104,9 @@ def test_independent_captures_keep_their_calls_apart(tmp_path):
     assert [c.number for c in both.calls] == list(range(1, len(both.calls) + 1))
     assert both.metrics.calls == 2 * one.metrics.calls
     assert both.metrics.answer_seizure_ratio == one.metrics.answer_seizure_ratio
-    # parallel or not, the same report
+    # parallel or not, the same report; valid against the published schema
     assert report_dict(analyze_files([str(a), str(b)], workers=1)) == report_dict(both)
+    jsonschema.validate(report_dict(both), report_schema())
 
 
 def test_auto_rule_and_explicit_modes(tmp_path):
