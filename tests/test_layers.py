@@ -87,7 +87,8 @@ def test_data_flows_one_way():
     assert found == [], found
 
 
-IMPORT_NAMES = {"rich": "rich", "typer": "typer", "numpy": "numpy", "matplotlib": "matplotlib"}
+IMPORT_NAMES = {"rich": "rich", "typer": "typer", "numpy": "numpy", "matplotlib": "matplotlib",
+                "prometheus-client": "prometheus_client"}
 
 
 def test_every_runtime_dependency_is_imported_by_the_runtime():
