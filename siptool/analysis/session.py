@@ -24,6 +24,7 @@ from .judge import judge_call, judge_stream
 from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
+from .sizing import DEFAULT_PLAN, SizingPlan, compute_sizing, concurrency_limit
 from .thresholds import DEFAULT, Thresholds
 
 TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
@@ -53,8 +54,9 @@ class _FlowEnd:
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report."""
 
-    def __init__(self, media=None, thresholds: Thresholds = DEFAULT) -> None:
+    def __init__(self, media=None, thresholds: Thresholds = DEFAULT, sizing: SizingPlan = DEFAULT_PLAN) -> None:
         self.thresholds = thresholds
+        self.sizing = sizing
         self.tracker = CallTracker()
         self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
         self._clock_jumps: list[tuple[int, int, float]] = []  # (frame, previous frame, seconds moved)
@@ -197,6 +199,8 @@ class Analyzer:
             for f in call.findings:
                 f.call = call.number
         report.metrics = compute_metrics(report.calls)
+        report.sizing = compute_sizing(report.calls, info.first_time, info.last_time, self.sizing)
+        report.findings += concurrency_limit(report.sizing, self.thresholds)
         report.finding_groups = group_findings(report)
         return report
 
@@ -229,11 +233,13 @@ def number_calls(report: Report) -> None:
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT,
+                 sizing: SizingPlan = DEFAULT_PLAN) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
+    sizing: the grade of service and headroom the sizing figures are for."""
+    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds, sizing=sizing)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
         if analyzer.media is not None and batches_supported(source.capture):
