@@ -21,6 +21,8 @@ EPILOG = epilog([
     ("live, as siptool capture", 'sudo siptool analyze -i eth0 -f "udp" --duration 30'),
     ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
     ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
+    ("size the trunk for 0.5 % blocking and 30 % growth",
+     "siptool analyze day.pcap --gos 0.005 --headroom 30"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -48,6 +50,10 @@ def analyze(
                                  "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
+    gos: float = typer.Option(0.01, "--gos", metavar="P", help="Grade of service the sizing's Erlang-B channel "
+                              "count is for: the blocking probability, 0.01 = 1 %."),
+    headroom: float = typer.Option(20.0, "--headroom", metavar="PCT", help="Traffic growth the sizing allows "
+                                   "for: channels for the busy hour's offered traffic plus PCT %."),
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
@@ -66,19 +72,22 @@ def analyze(
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
         limits = thresholds_from(loss, jitter, mos)
+        plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
         if engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan)
         else:
             from ..analysis.select import filter_report, no_match
+            from ..analysis.sizing import resize
 
             if engine == "tshark":
-                report = tshark_report(capture, interface, bpf, duration, limits)
+                report = tshark_report(capture, interface, bpf, duration, limits, plan)
             else:
                 from .capture import run_live
 
                 report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
                                   show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
+                resize(report, plan)
             total = len(report.calls)
             report = filter_report(report, filters or [])
             if filters and not report.calls:
@@ -95,15 +104,27 @@ def analyze(
         fail_on_findings(report, level)
 
 
+def sizing_plan(gos: float, headroom: float):
+    """--gos and --headroom, range-checked, as the SizingPlan the sizing figures are for."""
+    from ..analysis.sizing import SizingPlan
+
+    if not 0 < gos < 1:
+        raise typer.BadParameter("use a blocking probability above 0 and below 1 (0.01 = 1 %)", param_hint="--gos")
+    if not 0 <= headroom <= 1000:
+        raise typer.BadParameter("use a percentage from 0 to 1000", param_hint="--headroom")
+    return SizingPlan(gos=gos, headroom_pct=headroom)
+
+
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None):
+                  duration: Optional[float] = None, thresholds=None, sizing=None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
     from ..analysis.session import Analyzer
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT)
+    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
     with TsharkSource(capture, interface, bpf, duration) as source:
         for pkt in source:
             analyzer.feed(pkt)

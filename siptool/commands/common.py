@@ -90,14 +90,15 @@ def fail_on_findings(report, level) -> None:
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None):
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
     from ..analysis.select import filter_report, no_match
     from ..analysis.session import analyze_file
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT)
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
     total = len(report.calls)
     report = filter_report(report, filters or [])
     if filters and not report.calls:

@@ -273,6 +273,10 @@ def render(report: Report, console: Console) -> None:
         if extra is not None:
             console.print(extra)
     console.print(metrics_table(report))
+    from .sizing_view import sizing_view  # here: sizing_view reads clock() from this module
+
+    for table in sizing_view(report, console.width):
+        console.print(table)
     view = findings_view(report)
     if view is not None:
         console.print(view)

@@ -209,3 +209,25 @@ def test_quiet_on_the_fixtures(path):
     report = analyze_file(path)
     assert not [f for f in report.all_findings() if f.code == "capacity.concurrency_limit"] or \
         path.name.startswith("ccc_limit")
+
+
+def test_cli_plan_options():
+    import json
+
+    from typer.testing import CliRunner
+
+    from siptool.cli import get_app
+
+    path = str(FIXTURES / "calls_mixed.pcap")
+    run = CliRunner().invoke(get_app(), ["analyze", path, "--json", "--gos", "0.001", "--headroom", "50"])
+    assert run.exit_code == 0, run.output
+    s = json.loads(run.stdout)["sizing"]
+    assert (s["gos"], s["headroom_pct"]) == (0.001, 50.0)
+    assert s["channels"] == channels_for(s["offered_erlangs"], 0.001)
+    assert s["channels_with_headroom"] == channels_for(s["offered_erlangs"] * 1.5, 0.001)
+    for bad in (["--gos", "0"], ["--gos", "1"], ["--headroom", "-5"]):
+        run = CliRunner().invoke(get_app(), ["analyze", path, *bad])
+        assert run.exit_code == 2, bad
+    # a filter sizes the calls it keeps
+    run = CliRunner().invoke(get_app(), ["analyze", path, "--json", "--filter", "answered"])
+    assert json.loads(run.stdout)["sizing"]["attempts"] == 5
