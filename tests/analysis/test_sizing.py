@@ -231,3 +231,48 @@ def test_cli_plan_options():
     # a filter sizes the calls it keeps
     run = CliRunner().invoke(get_app(), ["analyze", path, "--json", "--filter", "answered"])
     assert json.loads(run.stdout)["sizing"]["attempts"] == 5
+
+
+# --- a real trunk limit: kamailio refusing 503 past CCC_LIMIT calls in progress (make_pcaps.sh) ---
+
+def script_limit() -> int:
+    import re
+
+    from support import REPO
+
+    return int(re.search(r"^CCC_LIMIT=(\d+)$", (REPO / "fixtures" / "make_pcaps.sh").read_text(), re.M).group(1))
+
+
+def ccc_verdict(path) -> None:
+    limit = script_limit()
+    report = analyze_file(path)
+    s = report.sizing
+    (finding,) = [f for f in report.findings if f.code == "capacity.concurrency_limit"]
+    assert finding.title == f"503s begin above {limit} concurrent calls: a CCC limit near {limit}"
+    assert s.peak_answered == limit  # the trunk never carried more
+    (onset,) = s.onsets
+    assert onset.status == 503 and onset.level == limit and onset.failure_pct_from == 100.0
+    refused = [c for c in report.calls if c.final_status == 503]
+    assert onset.count == len(refused) == s.window_refused > 0 and s.attempts == 40
+    assert s.offered_erlangs > s.carried_erlangs and s.channels > limit
+
+
+def test_kamailio_call_limit_fixture():
+    ccc_verdict(FIXTURES / "ccc_limit.pcap")
+
+
+@pytest.mark.interop
+def test_kamailio_call_limit_regenerated(tmp_path):
+    """make_pcaps.sh ccc_limit: SIPp through kamailio with a dialog-profile call limit (needs root)."""
+    import os
+    import subprocess
+
+    from support import REPO, require_binary
+
+    if os.geteuid() != 0:
+        pytest.skip("make_pcaps.sh needs root for its network namespace")
+    for tool in ("sipp", "tcpdump", "ip", "kamailio"):
+        require_binary(tool)
+    subprocess.run([str(REPO / "fixtures" / "make_pcaps.sh"), "ccc_limit"], check=True, capture_output=True,
+                   timeout=120, env=dict(os.environ, SIPTOOL_FX_OUT=str(tmp_path)))
+    ccc_verdict(tmp_path / "ccc_limit.pcap")
