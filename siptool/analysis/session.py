@@ -54,9 +54,11 @@ class _FlowEnd:
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report."""
 
-    def __init__(self, media=None, thresholds: Thresholds = DEFAULT, sizing: SizingPlan = DEFAULT_PLAN) -> None:
+    def __init__(self, media=None, thresholds: Thresholds = DEFAULT, sizing: SizingPlan = DEFAULT_PLAN,
+                 on_message: Callable | None = None) -> None:
         self.thresholds = thresholds
         self.sizing = sizing
+        self.on_message = on_message  # (msg, hop, call) after each SIP message is tracked: `diff` reads headers
         self.tracker = CallTracker()
         self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
         self._clock_jumps: list[tuple[int, int, float]] = []  # (frame, previous frame, seconds moved)
@@ -137,6 +139,8 @@ class Analyzer:
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
         call = self.tracker.add(msg, hop)
+        if self.on_message is not None:
+            self.on_message(msg, hop, call)
         if msg.problems:
             call.findings.append(rules.message_problems(frame, msg, call.call_id))
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
@@ -234,12 +238,12 @@ def number_calls(report: Report) -> None:
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
                  series: dict | None = None, thresholds: Thresholds = DEFAULT,
-                 sizing: SizingPlan = DEFAULT_PLAN) -> Report:
+                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
     series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
-    sizing: the grade of service and headroom the sizing figures are for."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds, sizing=sizing)
+    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer."""
+    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds, sizing=sizing, on_message=on_message)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
         if analyzer.media is not None and batches_supported(source.capture):

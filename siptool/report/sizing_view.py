@@ -8,7 +8,7 @@ from rich.text import Text
 
 from .fit import Column, fit_table
 from .model import Report, Sizing
-from .terminal import clock
+from .clock import clock
 
 
 def _at(value: int | float, when: float | None) -> str:
