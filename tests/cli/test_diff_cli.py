@@ -77,3 +77,28 @@ def test_same_capture_twice_has_no_difference():
     for pair in data["calls"]:
         assert pair["rewrites"] == [] and pair["only_a"] == pair["only_b"] == 0
         assert all(m["delay_ms"] in (0.0, None) for m in pair["messages"])
+
+
+def test_truncated_and_malformed_input_are_compared_not_fatal(tmp_path):
+    """b cut in the middle of a packet, with a message that is not SIP's grammar inserted: diff still
+    compares what was read, says so, and lists what b never saw."""
+    import crafted
+
+    whole = (FIXTURES / "diff_relay_b.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[:len(whole) // 2 + 7])
+    out = run(FIXTURES / "diff_relay_a.pcap", cut, "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["b"]["truncated"] and data["matched"] == 1
+    pair = data["calls"][0]
+    assert pair["only_a"] >= 2 and pair["final_b"] == 200  # answered; b's capture ends before the BYE
+    assert any(m["frame_b"] is None and m["label"] == "BYE" for m in pair["messages"])
+    bad = tmp_path / "bad.pcap"
+    good = crafted.sip("INVITE sip:bob@x SIP/2.0", "1 INVITE", call_id="ok1").encode()
+    crafted.write(bad, [crafted.udp(crafted.A, crafted.B, b"INVITE sip:x SIP/2.0\r\nno colon here\r\n\r\n", 1.0),
+                        crafted.udp(crafted.A, crafted.B, good, 1.1)])
+    out = run(bad, FIXTURES / "call_ok.pcap", "--json")
+    data = json.loads(out.stdout)
+    assert out.returncode == 0 and data["a"]["malformed"] == 1 and data["a"]["calls"] == 1
+    assert data["only_a"] == data["only_b"] == 1 and data["matched"] == 0
