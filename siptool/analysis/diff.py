@@ -12,6 +12,7 @@ the two captures' times.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import numpy as np
 from .. import __version__
 from ..report.diff_model import CallPair, CaptureDiff, DiffSide, MessagePair, Rewrite, StreamPair
 from ..report.model import Call, LadderStep, Report, Stream
-from .diff_facts import MessageFacts, codec_note, collect, differences, message_facts
+from .diff_facts import MessageFacts, collect, differences, message_facts
 
 MAX_SKEW_S = 10.0  # a call's INVITE on b at most this long before or after a's (B2BUA routing time)
 SEQ_SHOWN = 10  # sequence numbers listed per kind of loss
@@ -92,15 +93,18 @@ def match_calls(calls_a: list[Call], calls_b: list[Call], max_skew_s: float) -> 
         if y is not None:
             taken.add(id(y))
             pairs.append((x, y, "call-id", f"same Call-ID {x.call_id}"))
-    left_a = [x for x in calls_a if all(x is not p[0] for p in pairs)]
-    left_b = [y for y in calls_b if id(y) not in taken]
+    paired = {id(x) for x, _, _, _ in pairs}
+    left_a = [x for x in calls_a if id(x) not in paired]
+    left_b = sorted((y for y in calls_b if id(y) not in taken), key=lambda c: c.start)
+    starts = [y.start for y in left_b]
+    offers = {id(c): _offer_codecs(c) for c in left_a + left_b}
     candidates = []
-    for x in left_a:
-        for y in left_b:
-            skew = y.start - x.start
-            if abs(skew) <= max_skew_s and same_number(x.from_user, y.from_user) and same_number(x.to_user, y.to_user):
-                codecs = _offer_codecs(x) == _offer_codecs(y) and bool(_offer_codecs(x))
-                candidates.append((not codecs, abs(skew), x, y, skew, codecs))
+    for x in left_a:  # only b's calls within the skew of x: a sorted window, not every pair
+        for y in left_b[bisect.bisect_left(starts, x.start - max_skew_s):
+                        bisect.bisect_right(starts, x.start + max_skew_s)]:
+            if same_number(x.from_user, y.from_user) and same_number(x.to_user, y.to_user):
+                codecs = offers[id(x)] == offers[id(y)] and bool(offers[id(x)])
+                candidates.append((not codecs, abs(y.start - x.start), x, y, y.start - x.start, codecs))
     used_a: set[int] = set()
     for _, _, x, y, skew, codecs in sorted(candidates, key=lambda c: (c[0], c[1])):
         if id(x) in used_a or id(y) in taken:
@@ -203,17 +207,15 @@ def match_messages(la: list[LadderStep], lb: list[LadderStep]) -> list[MessagePa
         ka, kb = _keys(la, left_a, with_cseq), _keys(lb, left_b, with_cseq)
         both = set(ka) & set(kb)
         found += [(ka[k], kb[k]) for k in both]
-        left_a = [i for i in left_a if i not in {ka[k] for k in both}]
-        left_b = [i for i in left_b if i not in {kb[k] for k in both}]
+        done_a, done_b = {ka[k] for k in both}, {kb[k] for k in both}
+        left_a = [i for i in left_a if i not in done_a]
+        left_b = [i for i in left_b if i not in done_b]
     found += [(i, None) for i in left_a] + [(None, j) for j in left_b]
     finals = [{s.cseq: s.status for s in ladder if s.status and s.status >= 200 and s.method == "INVITE"}
               for ladder in (la, lb)]
+    steps = [(la[i] if i is not None else None, lb[j] if j is not None else None) for i, j in found]
     pairs = []
-    for i, j in sorted(found, key=lambda ij: min(t for t in (la[ij[0]].time if ij[0] is not None else None,
-                                                             lb[ij[1]].time if ij[1] is not None else None)
-                                                 if t is not None)):
-        sa = la[i] if i is not None else None
-        sb = lb[j] if j is not None else None
+    for sa, sb in sorted(steps, key=lambda ab: min(s.time for s in ab if s is not None)):  # first sighting
         step = sa or sb
         p = MessagePair(label=_label(step), cseq=step.cseq, sender=step.side or (sb.side if sb else ""),
                         retransmission=step.retransmission,
@@ -331,5 +333,3 @@ def loss_location(a: Side, sa: Stream, b: Side, sb: Stream, direction: str, how:
         p.first_between_frame = int(up_frames[np.flatnonzero(up == between[0])[0]])
     return p
 
-
-__all__ = ["read", "compare", "match_calls", "match_messages", "loss_location", "same_number", "codec_note"]

@@ -212,3 +212,17 @@ def test_script_makes_the_two_point_cases(tmp_path):
     assert stream(p, "caller->callee").lost_between_seq == log["dropped_seq"]
     assert stream(p, "callee->caller").lost_before_seq == BEFORE_ANY_POINT
     check_against_tshark("diff_relay", tmp_path)
+
+
+def test_sdp_fields_compared():
+    from siptool.analysis.diff_facts import MessageFacts, SdpFacts, differences
+
+    a = MessageFacts(via=["UDP 10.0.0.1:5060"], sdp=SdpFacts("10.0.0.1", 4000, "RTP/SAVP", ["PCMU", "PCMA"], 20,
+                                                             "sendrecv", ["AES_CM_128_HMAC_SHA1_80"]))
+    b = MessageFacts(via=["UDP 10.0.0.1:5060"], sdp=SdpFacts("10.0.0.1", 4000, "RTP/AVP", ["PCMA", "PCMU"], 30,
+                                                             "sendonly", []))
+    got = {name: (x, y, note) for name, x, y, note in differences(a, b)}
+    assert got == {"proto": ("RTP/SAVP", "RTP/AVP", ""), "ptime": ("20", "30", ""),
+                   "direction": ("sendrecv", "sendonly", ""), "codecs": ("PCMU PCMA", "PCMA PCMU", "reordered"),
+                   "crypto": ("AES_CM_128_HMAC_SHA1_80", "none", "SRTP keys dropped")}
+    assert differences(a, MessageFacts(via=a.via)) == [("SDP", "yes", "none", "body removed")]
