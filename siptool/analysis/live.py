@@ -10,6 +10,7 @@ from collections import OrderedDict, deque
 from ..report.live import ActiveCall, FailedCall, LiveSnapshot, Progress
 from ..report.model import Call, Finding
 from ..sip.dialogs import SipCall
+from ..sip.message import SipMessage
 
 SHOWN_CALLS = 15  # the latest calls in progress a snapshot lists
 SHOWN_FAILURES = 8
@@ -30,7 +31,7 @@ class LiveCalls:
         self.findings: deque[Finding] = deque(maxlen=findings)
         self.findings_total = 0
 
-    def message(self, record: SipCall, call: Call) -> None:
+    def message(self, msg: SipMessage, record: SipCall, call: Call) -> None:
         """The Analyzer's on_message hook: where the message's call now stands."""
         if record.kind != "call":
             return

@@ -15,7 +15,7 @@ from ..capture.reassembly import TcpStream
 from ..report.model import Call, CaptureSummary, Finding, Report
 from ..sip.dialogs import CallTracker, Hop, SipCall
 from ..sip.framing import SipFramer
-from ..sip.message import SipParseError, looks_like_sip, parse
+from ..sip.message import SipMessage, SipParseError, looks_like_sip, parse
 from . import findings as rules
 from .calls import fill, new_call
 from .context import Context
@@ -24,6 +24,7 @@ from .judge import judge_call, judge_stream, mark_streams
 from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
+from .sizing import DEFAULT_PLAN, SizingPlan, compute_sizing, concurrency_limit
 from .thresholds import DEFAULT, Thresholds
 
 TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
@@ -53,14 +54,16 @@ class _FlowEnd:
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report.
 
-    Two hooks let a live driver's observers follow along without reading the state back: after each
-    SIP message `on_message(record, call)` (its SIP record and its Call in the Report), and for each
-    finding made while reading (a malformed message, a NAT address...) `on_finding(finding)`."""
+    Two hooks let observers follow along without reading the state back: after each SIP message
+    `on_message(msg, record, call)` (the parsed message, SIP's record of its call with this message
+    last in its hops, and its Call in the Report: a live board, metrics, `diff` reading headers), and
+    for each finding made while reading (a malformed message, a NAT address...) `on_finding(finding)`."""
 
-    def __init__(self, media=None, thresholds: Thresholds = DEFAULT,
-                 on_message: Callable[[SipCall, Call], None] | None = None,
+    def __init__(self, media=None, thresholds: Thresholds = DEFAULT, sizing: SizingPlan = DEFAULT_PLAN,
+                 on_message: Callable[[SipMessage, SipCall, Call], None] | None = None,
                  on_finding: Callable[[Finding], None] | None = None) -> None:
         self.thresholds = thresholds
+        self.sizing = sizing
         self.on_message = on_message
         self.on_finding = on_finding
         self.tracker = CallTracker()
@@ -164,7 +167,7 @@ class Analyzer:
             if msg.method == "BYE":
                 self.media.ended(call, hop.time)
         if self.on_message is not None:
-            self.on_message(record, call)
+            self.on_message(msg, record, call)
 
     def _found(self, finding: Finding, call: Call | None = None) -> None:
         """A finding made while reading: the call's own, or capture-wide."""
@@ -224,6 +227,8 @@ class Analyzer:
             for f in call.findings:
                 f.call = call.number
         report.metrics = compute_metrics(report.calls)
+        report.sizing = compute_sizing(report.calls, info.first_time, info.last_time, self.sizing)
+        report.findings += concurrency_limit(report.sizing, self.thresholds)
         report.finding_groups = group_findings(report)
         return report
 

@@ -27,6 +27,8 @@ EPILOG = epilog([
     ("files of one rotation, however named", "siptool analyze --rotated a.pcap b.pcap c.pcap"),
     ("on a Dask cluster (files on shared storage)", "siptool analyze /archive/ --dask tcp://sched:8786"),
     ("calls, streams, findings as Parquet tables", "siptool analyze /archive/ --parquet tables/"),
+    ("size the trunk for 0.5 % blocking and 30 % growth",
+     "siptool analyze day.pcap --gos 0.005 --headroom 30"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -55,6 +57,10 @@ def analyze(
                                  "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
+    gos: float = typer.Option(0.01, "--gos", metavar="P", help="Grade of service the sizing's Erlang-B channel "
+                              "count is for: the blocking probability, 0.01 = 1 %."),
+    headroom: float = typer.Option(20.0, "--headroom", metavar="PCT", help="Traffic growth the sizing allows "
+                                   "for: channels for the busy hour's offered traffic plus PCT %."),
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
@@ -99,23 +105,29 @@ def analyze(
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
         limits = thresholds_from(loss, jitter, mos)
+        plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
         if many:
+            from ..analysis.sizing import resize
             from ..drivers.many import analyze_files
 
             mode = "rotated" if rotated else "independent" if independent else "auto"
-            report = filtered(analyze_files(captures, mode, workers, limits, dask), filters)
+            report = analyze_files(captures, mode, workers, limits, dask)
+            resize(report, plan)
+            report = filtered(report, filters)
         elif engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan)
         elif engine == "tshark":
             from ..drivers.files import tshark_report
 
-            report = filtered(tshark_report(capture, interface, bpf, duration, limits), filters)
+            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan), filters)
         else:
+            from ..analysis.sizing import resize
             from .capture import live_report
 
-            report = filtered(live_report(interface, bpf, duration, not (quiet or json_out) and sys.stderr.isatty(),
-                                          limits), filters)
+            report = live_report(interface, bpf, duration, not (quiet or json_out) and sys.stderr.isatty(), limits)
+            resize(report, plan)
+            report = filtered(report, filters)
         if parquet is not None:
             from ..report.parquet import write_tables
 
@@ -131,6 +143,17 @@ def analyze(
 
             render(report, console(no_color))
         fail_on_findings(report, level)
+
+
+def sizing_plan(gos: float, headroom: float):
+    """--gos and --headroom, range-checked, as the SizingPlan the sizing figures are for."""
+    from ..analysis.sizing import SizingPlan
+
+    if not 0 < gos < 1:
+        raise typer.BadParameter("use a blocking probability above 0 and below 1 (0.01 = 1 %)", param_hint="--gos")
+    if not 0 <= headroom <= 1000:
+        raise typer.BadParameter("use a percentage from 0 to 1000", param_hint="--headroom")
+    return SizingPlan(gos=gos, headroom_pct=headroom)
 
 
 def register(app: typer.Typer) -> None:

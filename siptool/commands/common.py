@@ -89,10 +89,11 @@ def fail_on_findings(report, level) -> None:
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None):
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
     import gc
 
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
     from ..drivers.files import analyze_file
 
@@ -100,7 +101,8 @@ def load_report(path: str, filters: list[str] | None = None, quiet: bool = False
     # A command's modules live until it exits: the collector need not scan them again and again while
     # the capture is read (a full collection at 1M packets was ~20 ms of it).
     gc.freeze()
-    return filtered(analyze_file(path, progress=show, thresholds=thresholds or DEFAULT), filters)
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
+    return filtered(report, filters)
 
 
 def filtered(report, filters: list[str] | None):

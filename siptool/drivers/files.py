@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..analysis.session import Analyzer, _media_tracker
+from ..analysis.sizing import DEFAULT_PLAN, SizingPlan
 from ..analysis.thresholds import DEFAULT, Thresholds
 from ..capture import open_capture
 from ..capture.batch import batches_supported, iter_batches
@@ -13,11 +14,13 @@ from ..report.model import Report
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT,
+                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
+    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer."""
+    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds, sizing=sizing, on_message=on_message)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
         feed_source(analyzer, source, tick)
@@ -136,12 +139,30 @@ def _progress(source, show: bool, on_progress):
 
 
 def tshark_report(capture=None, interface: str | None = None, bpf: str | None = None,
-                  duration: float | None = None, thresholds: Thresholds | None = None) -> Report:
+                  duration: float | None = None, thresholds: Thresholds | None = None,
+                  sizing: SizingPlan | None = None) -> Report:
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT)
+    analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
     with TsharkSource(capture, interface, bpf, duration) as source:
         for pkt in source:
             analyzer.feed(pkt)
     return analyzer.finish(source.info, source.skipped, source.incomplete)
+
+
+def diff_side(path: str):
+    """One capture read for `siptool diff` (analysis/diff.py compares two): its Report, each call's
+    message facts in ladder order (from the Analyzer's on_message hook) and its streams' per-packet
+    series. Raises SiptoolError for unreadable input."""
+    from ..analysis.diff import Side
+    from ..analysis.diff_facts import message_facts
+
+    facts: dict = {}
+    series: dict = {}
+
+    def on_message(msg, record, call) -> None:
+        facts.setdefault(id(call), []).append(message_facts(msg))
+
+    report = analyze_file(path, series=series, on_message=on_message)
+    return Side(path, report, facts, series)

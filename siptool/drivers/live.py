@@ -3,8 +3,8 @@
 A source is anything that yields `capture.Packet`s, and `None` now and then so the driver can look
 at its clock (nothing arrived for a while, or many records went by). `InterfaceSource` is a network
 interface (the AF_PACKET ring or libpcap), optionally written to a pcap as it is read; a HEP
-listener plugs in the same way. Observers follow the run: each may define `message(record, call)`
-and `finding(finding)` (the Analyzer's hooks, as they happen), `update(snapshot)` (a LiveSnapshot
+listener plugs in the same way. Observers follow the run: each may define `message(msg, record,
+call)` and `finding(finding)` (the Analyzer's hooks, as they happen), `update(snapshot)` (a LiveSnapshot
 about twice a second) and `finish(report)` (once, at the end). The live board (report/live.py) is
 one; metrics exporters are others.
 """

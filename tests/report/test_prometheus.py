@@ -76,7 +76,7 @@ def test_live_events_count_what_the_report_counts():
     """Packets fed one by one, the live calls watched after each: every call is counted once, with
     the PDD the report gives it; the active gauge ends at the report's calls still up."""
     calls = {}  # the live calls' SIP records, as the Analyzer's on_message hook hands them
-    analyzer = Analyzer(on_message=lambda record, call: calls.setdefault(id(record), record))
+    analyzer = Analyzer(on_message=lambda msg, record, call: calls.setdefault(id(record), record))
     watch, live, exporter = ev.CallWatch(), Exporter(), Exporter()
     with open_capture(FIXTURES / "calls_mixed.pcap") as source:
         for pkt in source:
