@@ -9,8 +9,9 @@ both run with this interpreter, each with its own tree first on PYTHONPATH.
   python bench/same_report.py --old /tmp/old                      # fixtures and corpus
   python bench/same_report.py --old /tmp/old /tmp/b100k.pcap      # plus a bench capture
 
-`--added stream.judged_bad` names a field the new schema added on purpose: it is removed from the
-new JSON (and schema_version is set to the old one) before comparing the parsed values exactly.
+`--added stream.past_limits` names a field the new schema added on purpose: it is removed from the
+new JSON (and schema_version is set to the old one) before comparing, both the parsed values and
+the text byte for byte.
 Exit 0 when every capture gives the same output, 1 otherwise.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +61,14 @@ def strip_added(data, added: dict[str, set[str]]):
     return out
 
 
+def without_added(text: bytes, added: dict[str, set[str]], version: str | None) -> bytes:
+    """The new compact JSON text with the added fields (scalar values) cut out and the old version
+    put back: then it must equal the old text byte for byte."""
+    names = "|".join(re.escape(n) for kind in added.values() for n in kind)
+    text = re.sub(rb',"(?:' + names.encode() + rb')":(?:true|false|null|-?[0-9.eE+-]+|"[^"]*")', b"", text)
+    return re.sub(rb'^\{"schema_version":"[^"]*"', b'{"schema_version":"' + (version or "").encode() + b'"', text)
+
+
 def compare(old: Path, new: Path, path: Path, added: dict[str, set[str]]) -> list[str]:
     """What differs for one capture (empty: the same)."""
     problems = []
@@ -77,6 +87,8 @@ def compare(old: Path, new: Path, path: Path, added: dict[str, set[str]]) -> lis
             b["schema_version"] = a.get("schema_version")
             if strip_added(b, added) != a:
                 problems.append("JSON differs (added fields left out)")
+            elif without_added(n[1], added, a.get("schema_version")) != o[1]:
+                problems.append("JSON text differs (added fields left out): order or formatting")
     if o[2] != n[2]:
         problems.append("stderr differs")
     o, n = run(old, ["analyze", str(path), "--no-color"]), run(new, ["analyze", str(path), "--no-color"])
@@ -90,7 +102,7 @@ def main() -> None:
     ap.add_argument("--old", type=Path, required=True, help="the old tree (a directory holding siptool/)")
     ap.add_argument("--new", type=Path, default=REPO, help="the new tree (default: this one)")
     ap.add_argument("--added", action="append", default=[], metavar="KIND.FIELD",
-                    help="a field the new schema adds (stream.judged_bad); may repeat")
+                    help="a field the new schema adds (stream.past_limits); may repeat")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("files", nargs="*", help="more captures (a bench capture)")
     args = ap.parse_args()
