@@ -52,6 +52,19 @@ def interface_warning(text: str) -> Finding:
     return Finding(code="capture.interface", severity=Severity.WARNING, title=text, explanation=text)
 
 
+def files_overlap(point: str, overlaps: list[tuple[str, str, float]]) -> Finding:
+    """Files read as one rotated capture (drivers/many.py) overlap in time: (first, second, seconds) each."""
+    first, second, seconds = overlaps[0]
+    return Finding(
+        code="capture.files_overlap", severity=Severity.WARNING,
+        title=f"Files read as one rotated capture overlap in time ({point})",
+        explanation=f"{second} starts {seconds:.3f} s before {first} ends ({len(overlaps)} such pair(s)). "
+                    "Files of one rotation follow each other; these look like captures taken side by side "
+                    "(two probes, two interfaces), whose calls are then mixed into one timeline.",
+        fix="Analyse them as independent captures: siptool analyze --independent FILE...",
+        evidence={"pairs": [{"first": a, "second": b, "overlap_s": round(s, 6)} for a, b, s in overlaps[:10]]})
+
+
 def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[list[int]],
                      tcp_gaps: int) -> list[Finding]:
     out: list[Finding] = []
