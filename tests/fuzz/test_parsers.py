@@ -112,6 +112,18 @@ def test_sdp_parse_never_raises(data):
         assert 0 <= m.port <= 65535 and all(0 <= pt < 128 for pt in m.payload_types)
 
 
+@SETTINGS
+@given(st.one_of(st.text(max_size=200), st.lists(st.one_of(st.sampled_from(
+    ["1", " ", "AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM", "inline:", "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",
+     "|", "2^", "20", ":", "4", ";", "KDR=1", "="]), NASTY), max_size=14).map("".join)))
+def test_sdes_crypto_gives_a_line_or_a_problem(value):
+    problems: list[str] = []
+    crypto = sdplib.parse_crypto(value, problems)
+    assert crypto is not None or problems
+    if crypto is not None:
+        assert sdplib.parse_crypto(crypto.value()) == crypto  # what it writes, it reads back the same
+
+
 def test_sdp_parse_is_linear():
     assert_linear(sdplib.parse, lambda n: SDP + b"a=rtpmap:" + b"9" * n + b"\r\n" + b"a=x\r\n" * (n // 5), 20_000)
 
