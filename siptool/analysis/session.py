@@ -60,7 +60,7 @@ class Analyzer:
 
     def _decrypted(self, upto: float) -> None:
         """Hand over the decrypted records of frames up to `upto`, as if their packets said it."""
-        while self._plain_frame <= upto:
+        while self._plain_next is not None and self._plain_frame <= upto:
             rec = self._plain_next
             self._deliver(self.streams.plaintext(rec.frame, rec.time, rec.key, rec.data))
             self._next_plain()
@@ -194,12 +194,15 @@ def number_calls(report: Report) -> None:
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT, tls_keylog: str | None = None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc).
+    tls_keylog: an NSS key log; the TLS it opens is analysed like clear SIP (capture/tls.py)."""
     analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
-    with open_capture(path) as source:
+    with open_capture(path) as source, plaintext(path, tls_keylog) as plain:
+        if plain is not None:
+            analyzer.decrypt(plain)
         tick = _progress(source, progress, on_progress)
         if analyzer.media is not None and batches_supported(source.capture):
             _feed_batches(source, analyzer, tick)
@@ -212,6 +215,17 @@ def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int],
         if tick:
             tick(done=True)
         return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
+
+
+def plaintext(path, tls_keylog: str | None):
+    """The decrypted TLS of a capture file (a context manager), or a null one without a key log."""
+    import contextlib
+
+    if tls_keylog is None:
+        return contextlib.nullcontext()
+    from ..capture.tls import Plaintext
+
+    return Plaintext(path, tls_keylog)
 
 
 def _feed_batches(source, analyzer: Analyzer, tick) -> None:

@@ -9,8 +9,10 @@ and writing the TLS 1.2 PRF and TLS 1.3 key schedule here would repeat tshark's 
 How: tshark reads the same file in a second process, decrypts, and exports each TLS record's
 application data as one PDU ("OSI layer 7" export, LINKTYPE_WIRESHARK_UPPER_PDU) tagged with the
 original frame number and the flow's addresses and ports. `-d tls.port==1-65535,data` hands every
-decrypted flow to tshark's "data" dissector, so what is exported is the decrypted bytes as they
-are: siptool's own SIP framer, WebSocket reader and parser read them (analysis/streams.py). The
+decrypted flow to tshark's "data" dissector (its HTTP heuristic may still take a WebSocket flow:
+then the TLS export is tagged with the heuristic's name, and what tshark's own WebSocket and SIP
+dissectors export after it is left out), so what is kept is the decrypted bytes as they are:
+siptool's own SIP framer, WebSocket reader and parser read them (analysis/streams.py). The
 native engine still reads every packet itself; the plaintext is merged in frame order, as both
 run, so memory does not grow with the capture.
 """
@@ -33,7 +35,8 @@ LINKTYPE_UPPER_PDU = 252
 NEED_TSHARK = ("--tls-keylog needs the tshark program to decrypt TLS (Debian/Ubuntu: apt install tshark; "
                "elsewhere install Wireshark and put tshark on PATH)")
 # Exported PDU tags (Wireshark epan/exported_pdu.h)
-_END, _IPV4_SRC, _IPV4_DST, _IPV6_SRC, _IPV6_DST, _SRC_PORT, _DST_PORT, _ORIG_FNO = 0, 20, 21, 22, 23, 25, 26, 30
+_END, _PROTO, _HEUR = 0, 12, 13
+_IPV4_SRC, _IPV4_DST, _IPV6_SRC, _IPV6_DST, _SRC_PORT, _DST_PORT, _ORIG_FNO = 20, 21, 22, 23, 25, 26, 30
 # The first words of NSS key log lines (TLS 1.2 and 1.3)
 KEYLOG_LABELS = (b"CLIENT_RANDOM", b"CLIENT_HANDSHAKE_TRAFFIC_SECRET", b"SERVER_HANDSHAKE_TRAFFIC_SECRET",
                  b"CLIENT_TRAFFIC_SECRET_0", b"SERVER_TRAFFIC_SECRET_0", b"EXPORTER_SECRET", b"RSA")
@@ -66,7 +69,10 @@ def check_keylog(path: str) -> None:
 
 
 def parse_exported(data: bytes) -> tuple[int, tuple, bytes] | None:
-    """An exported PDU record -> (original frame, flow key, payload); None without addresses."""
+    """A TLS record's exported plaintext -> (original frame, flow key, payload). None for exports
+    of other dissectors (tshark's own SIP inside a WebSocket it recognised: its PDUs are tagged
+    with their protocol name; TLS's carry "data", our decode-as, or a heuristic's name) and for
+    records without addresses."""
     pos, n = 0, len(data)
     src = dst = None
     sport = dport = frame = 0
@@ -76,6 +82,8 @@ def parse_exported(data: bytes) -> tuple[int, tuple, bytes] | None:
         pos += 4 + length + (-length % 4)
         if tag == _END:
             break
+        if tag == _PROTO and value.rstrip(b"\0") != b"data":
+            return None
         if tag in (_IPV4_SRC, _IPV4_DST) and length == 4:
             text = socket.inet_ntop(socket.AF_INET, value)
         elif tag in (_IPV6_SRC, _IPV6_DST) and length == 16:

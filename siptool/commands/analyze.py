@@ -9,7 +9,8 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import console, epilog, fail_level, fail_on_findings, guarded, load_report, note, thresholds_from
+from .common import (TLS_KEYLOG_HELP, console, epilog, fail_level, fail_on_findings, guarded, load_report, note,
+                     thresholds_from)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -21,6 +22,7 @@ EPILOG = epilog([
     ("live, as siptool capture", 'sudo siptool analyze -i eth0 -f "udp" --duration 30'),
     ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
     ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
+    ("SIP over TLS, with the session keys", "siptool analyze tls.pcap --tls-keylog keys.log"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -51,6 +53,7 @@ def analyze(
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
+    tls_keylog: Optional[str] = typer.Option(None, "--tls-keylog", metavar="FILE", help=TLS_KEYLOG_HELP),
 ) -> None:
     """Reconstruct every SIP call and RTP stream in a capture, with metrics and findings."""
     with guarded():
@@ -65,15 +68,18 @@ def analyze(
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
+        if tls_keylog is not None and capture in (None, "-"):
+            raise typer.BadParameter("decrypting TLS needs a capture file (tshark reads it a second time), "
+                                     "not a pipe or a live interface", param_hint="--tls-keylog")
         limits = thresholds_from(loss, jitter, mos)
         level = fail_level(fail_on)
         if engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, tls_keylog=tls_keylog)
         else:
             from ..analysis.select import filter_report, no_match
 
             if engine == "tshark":
-                report = tshark_report(capture, interface, bpf, duration, limits)
+                report = tshark_report(capture, interface, bpf, duration, limits, tls_keylog)
             else:
                 from .capture import run_live
 
@@ -96,15 +102,17 @@ def analyze(
 
 
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None):
+                  duration: Optional[float] = None, thresholds=None, tls_keylog: Optional[str] = None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
-    from ..analysis.session import Analyzer
+    from ..analysis.session import Analyzer, plaintext
     from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
     analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT)
-    with TsharkSource(capture, interface, bpf, duration) as source:
+    with TsharkSource(capture, interface, bpf, duration) as source, plaintext(capture, tls_keylog) as plain:
+        if plain is not None:
+            analyzer.decrypt(plain)
         for pkt in source:
             analyzer.feed(pkt)
     return analyzer.finish(source.info, source.skipped, source.incomplete)
