@@ -257,7 +257,7 @@ def parse_crypto(value: str, problems: list[str] | None = None, number: int = 0)
     crypto = Crypto(tag=tag, suite=parts[1], session_params=parts[3:])
     suite = SUITES.get(crypto.suite)
     for param in parts[2].split(";"):
-        key = _inline_key(param, suite)
+        key = parse_key_param(param, suite)
         if isinstance(key, str):
             problems.append(f"line {number}: crypto {tag}: {key}")
         else:
@@ -265,7 +265,7 @@ def parse_crypto(value: str, problems: list[str] | None = None, number: int = 0)
     return crypto if crypto.keys else None
 
 
-def _inline_key(param: str, suite) -> MasterKey | str:
+def parse_key_param(param: str, suite) -> MasterKey | str:
     """One key-param (RFC 4568 6.1): the key, or what is wrong with it."""
     method, _, info = param.partition(":")
     if method.lower() != "inline":

@@ -16,7 +16,8 @@ from ..report.model import Call, CaptureSummary, Finding, Report
 from ..sip.dialogs import CallTracker, Hop
 from ..sip.message import SipParseError, looks_like_sip, parse
 from . import findings as rules
-from . import transport_findings
+from . import secure_media, transport_findings
+from .security import Exposure
 from .context import Context
 from .groups import group_findings
 from .judge import judge_call, judge_stream
@@ -43,6 +44,7 @@ class Analyzer:
         self._plain_frame = float("inf")  # frame of the next decrypted record
         self._malformed = 0
         self._nat_reported: set[str] = set()  # calls with a private Contact/Via finding already
+        self.exposure = Exposure()  # secrets in clear signalling (analysis/security.py)
         self.media = media  # optional media tracker with feed(packet) and finish(report)
 
     @property
@@ -79,6 +81,8 @@ class Analyzer:
                 return
             if looks_like_sip(payload):
                 self._message(payload, pkt, pkt.frame, "UDP", stream=False)
+            elif self.media is not None and (first == 0x10 or 20 <= first <= 63):  # ZRTP, DTLS (RFC 7983)
+                self.media.media_path(pkt)
             return
         self._deliver(self.streams.segment(pkt) if pkt.transport == "tcp" else self.streams.sctp(pkt))
 
@@ -97,6 +101,7 @@ class Analyzer:
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
         call = self.tracker.add(msg, hop)
+        self.exposure.message(msg, hop, call)
         if msg.problems:
             call.findings.append(rules.message_problems(frame, msg, call.call_id))
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
@@ -132,7 +137,7 @@ class Analyzer:
             file=info.path, format=info.format, compressed=info.compressed, link_types=info.linktypes,
             packets=info.packets, bytes=info.size_bytes, first_time=info.first_time,
             last_time=info.last_time, truncated=info.truncated, skipped=dict(skipped or {}),
-            sip_packets=self.sip_packets, tls_packets=self.tls_packets)
+            sip_packets=self.sip_packets, tls_packets=self.tls_packets, tls_decrypted=len(self.streams.decrypted))
         if info.first_time is not None and info.last_time is not None:
             summary.duration_s = round(info.last_time - info.first_time, 6)
         report = Report(capture=summary, version=__version__)
@@ -146,12 +151,15 @@ class Analyzer:
         tls = transport_findings.tls_unread(self.streams, report, self._plain is not None)
         if tls is not None:
             report.findings.append(tls)
+            secure_media.mark_unannounced(report)
         withheld = _withhold_times(report.calls, [j[0] for j in self._clock_jumps])
         if self._clock_jumps:
             report.findings.append(rules.clock_jumps(self._clock_jumps, withheld))
         ctx = Context(self.thresholds, info.last_time)
         for call, sent in self._large.values():
             call.findings.append(rules.udp_too_large(call, sent))
+        for call in report.calls:
+            call.findings += self.exposure.findings(call)
         for call in report.calls:
             call.findings += judge_call(call, ctx)
         for stream in report.streams:
