@@ -202,12 +202,14 @@ def number_calls(report: Report) -> None:
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT, tls_keylog: str | None = None) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT, tls_keylog: str | None = None,
+                 srtp_keys: list | None = None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
     series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc).
-    tls_keylog: an NSS key log; the TLS it opens is analysed like clear SIP (capture/tls.py)."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
+    tls_keylog: an NSS key log; the TLS it opens is analysed like clear SIP (capture/tls.py).
+    srtp_keys: SRTP keys the capture does not show (rtp/srtp_keys.KeyEntry), by sender."""
+    analyzer = Analyzer(media=_media_tracker(series, srtp_keys), thresholds=thresholds)
     with open_capture(path) as source, plaintext(path, tls_keylog) as plain:
         if plain is not None:
             analyzer.decrypt(plain)
@@ -303,10 +305,10 @@ def _prefetched(batches):
         reader.join()
 
 
-def _media_tracker(series: dict | None = None):
+def _media_tracker(series: dict | None = None, srtp_keys: list | None = None):
     from .media import MediaTracker
 
-    return MediaTracker(series)
+    return MediaTracker(series, srtp_keys)
 
 
 def _progress(source, show: bool, on_progress):

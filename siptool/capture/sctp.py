@@ -85,7 +85,7 @@ class Reassembly:
             return [(chunk.data, [chunk.frame])]
         self.held[chunk.tsn] = chunk
         if len(self.held) > MAX_HELD:
-            oldest = min(self.held, key=lambda t: (t - chunk.tsn) & 0xFFFFFFFF)
+            oldest = max(self.held, key=lambda t: (chunk.tsn - t) & 0xFFFFFFFF)  # the farthest behind
             self.problems.append((self.held.pop(oldest).frame, "a fragment whose message never completed was "
                                                                 "dropped (too many fragments waiting)"))
         whole = self._message(chunk.tsn)

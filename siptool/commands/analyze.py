@@ -9,7 +9,7 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import (TLS_KEYLOG_HELP, console, epilog, fail_level, fail_on_findings, guarded, load_report, note,
+from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, epilog, fail_level, fail_on_findings, guarded, load_report, note,
                      thresholds_from)
 
 EPILOG = epilog([
@@ -54,6 +54,7 @@ def analyze(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
     tls_keylog: Optional[str] = typer.Option(None, "--tls-keylog", metavar="FILE", help=TLS_KEYLOG_HELP),
+    srtp_keys: Optional[str] = typer.Option(None, "--srtp-keys", metavar="FILE", help=SRTP_KEYS_HELP),
 ) -> None:
     """Reconstruct every SIP call and RTP stream in a capture, with metrics and findings."""
     with guarded():
@@ -68,18 +69,30 @@ def analyze(
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
+        if srtp_keys is not None and capture is None:
+            raise typer.BadParameter("SRTP keys are for capture files, not live capture", param_hint="--srtp-keys")
         if tls_keylog is not None and capture in (None, "-"):
             raise typer.BadParameter("decrypting TLS needs a capture file (tshark reads it a second time), "
                                      "not a pipe or a live interface", param_hint="--tls-keylog")
         limits = thresholds_from(loss, jitter, mos)
+        if tls_keylog is not None:
+            from ..capture.tls import check_keylog
+
+            check_keylog(tls_keylog)  # before the capture is read: a typo costs one line
+        keys = None
+        if srtp_keys is not None:
+            from ..rtp import srtp_keys as keys_file
+
+            keys = keys_file.load(srtp_keys)
         level = fail_level(fail_on)
         if engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, tls_keylog=tls_keylog)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, tls_keylog=tls_keylog,
+                                 srtp_keys=keys)
         else:
             from ..analysis.select import filter_report, no_match
 
             if engine == "tshark":
-                report = tshark_report(capture, interface, bpf, duration, limits, tls_keylog)
+                report = tshark_report(capture, interface, bpf, duration, limits, tls_keylog, keys)
             else:
                 from .capture import run_live
 
@@ -102,14 +115,15 @@ def analyze(
 
 
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None, tls_keylog: Optional[str] = None):
+                  duration: Optional[float] = None, thresholds=None, tls_keylog: Optional[str] = None,
+                  srtp_keys: Optional[list] = None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
     from ..analysis.session import Analyzer, plaintext
     from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT)
+    analyzer = Analyzer(media=MediaTracker(srtp_keys=srtp_keys), thresholds=thresholds or DEFAULT)
     with TsharkSource(capture, interface, bpf, duration) as source, plaintext(capture, tls_keylog) as plain:
         if plain is not None:
             analyzer.decrypt(plain)

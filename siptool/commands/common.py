@@ -92,17 +92,20 @@ def fail_on_findings(report, level) -> None:
 
 TLS_KEYLOG_HELP = ("NSS key log (SSLKEYLOGFILE) of the capture's TLS sessions: SIP over TLS and WSS is "
                    "decrypted (by tshark) and analysed like clear SIP.")
+SRTP_KEYS_HELP = ("SRTP keys the capture does not show, one sender a line: IP:PORT (or ssrc=0x...) SUITE "
+                  "inline:KEY (docs/secure-captures.md). Their streams' packets are checked.")
 
 
 def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None,
-                tls_keylog: str | None = None):
+                tls_keylog: str | None = None, srtp_keys: list | None = None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
     from ..analysis.select import filter_report, no_match
     from ..analysis.session import analyze_file
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, tls_keylog=tls_keylog)
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, tls_keylog=tls_keylog,
+                          srtp_keys=srtp_keys)
     total = len(report.calls)
     report = filter_report(report, filters or [])
     if filters and not report.calls:
