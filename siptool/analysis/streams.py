@@ -33,6 +33,7 @@ from . import transport_findings as transport_rules
 
 TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
 TLS_CONTENT_TYPES = (0x14, 0x15, 0x16, 0x17)
+TLS_FRAMES_KEPT = 20  # frames kept per TLS direction, for findings (the count goes on)
 _DECIDE_BYTES = 64  # bytes needed before a direction's start can be told apart
 _SIP_REQUEST = re.compile(rb"[A-Za-z]{2,16} (?:sips?|tel):")
 SCTP_END = (6, 14)  # ABORT, SHUTDOWN COMPLETE: the association is over (RFC 9260 3.3.7, 3.3.13)
@@ -89,7 +90,7 @@ class Streams:
         self._sctp_problems: dict[tuple, list[tuple[int, str]]] = {}  # per direction: (frame, what)
         self._ws_problems: dict[tuple, list[tuple[int, str]]] = {}
         self.tls_packets = 0
-        self.tls_flows: dict[tuple, list[int]] = {}  # TLS directions -> frames of their records
+        self.tls_flows: dict[tuple, list[int]] = {}  # TLS directions -> [records, frame of the first few...]
         self.decrypted: set[tuple] = set()  # TLS directions a key log opened
         self.tcp_gaps = 0  # holes in TCP streams already closed
         self._findings: list[Finding] = []
@@ -114,7 +115,10 @@ class Streams:
                 d.kind in (Kind.UNDECIDED, Kind.TLS):
             d.kind = Kind.TLS
             self.tls_packets += 1
-            self.tls_flows.setdefault(key, []).append(pkt.frame)
+            seen = self.tls_flows.setdefault(key, [0])
+            seen[0] += 1
+            if len(seen) <= TLS_FRAMES_KEPT:
+                seen.append(pkt.frame)
             return []
         if d.kind == Kind.TLS:
             return []

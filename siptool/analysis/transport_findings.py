@@ -87,13 +87,14 @@ def tls_unread(streams, report, keylog: bool) -> Finding | None:
     flows = {k: f for k, f in streams.tls_flows.items() if k not in streams.decrypted}
     if not flows:
         return None
-    frames = sorted(f for fl in flows.values() for f in fl)
+    packets = sum(f[0] for f in flows.values())
+    frames = sorted(f for fl in flows.values() for f in fl[1:])
     ends = sorted(_flow(k) for k in flows)
     orphans = [s for s in [*report.streams, *(s for c in report.calls for s in c.streams)] if not s.from_sdp]
     unexplained = [f"{s.src} -> {s.dst} ({s.packets} packets)" for s in orphans]
     why = ("the key log given has no keys for these TLS sessions" if keylog
            else "no key log was given (--tls-keylog)")
-    explanation = (f"{len(frames)} TLS packets on {len(flows)} flow direction(s) ({', '.join(ends[:4])}"
+    explanation = (f"{packets} TLS packets on {len(flows)} flow direction(s) ({', '.join(ends[:4])}"
                    f"{' ...' if len(ends) > 4 else ''}) could not be read: {why}. What cannot be seen: the SIP "
                    "messages on them (the calls, registrations and their SDP), so which media belongs to which "
                    "call, its codecs, and whether it is SRTP and with which keys.")
@@ -103,11 +104,11 @@ def tls_unread(streams, report, keylog: bool) -> Finding | None:
                         "their figures come from their headers alone.")
     return Finding(
         code="sip.tls", severity="info",
-        title=f"{len(frames)} TLS packets (encrypted SIP?) not decoded"
+        title=f"{packets} TLS packets (encrypted SIP?) not decoded"
               + (": the key log does not open them" if keylog else ""),
         explanation=explanation,
         fix="Give the TLS session keys: siptool analyze --tls-keylog FILE (the NSS key log that SSLKEYLOGFILE "
             "or siptool call --tls-keylog writes), or capture where TLS is terminated.",
         frames=frames[:20],
-        evidence={"flows": ends[:10], "packets": len(frames), "key_log": keylog,
+        evidence={"flows": ends[:10], "packets": packets, "key_log": keylog,
                   "streams_without_sdp": unexplained[:20]})
