@@ -35,6 +35,7 @@ TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is no
 TLS_CONTENT_TYPES = (0x14, 0x15, 0x16, 0x17)
 TLS_FRAMES_KEPT = 20  # frames kept per TLS direction, for findings (the count goes on)
 _DECIDE_BYTES = 64  # bytes needed before a direction's start can be told apart
+WS_PROBE_MESSAGES = 8  # WebSocket messages that are not SIP before a direction is left alone
 _SIP_REQUEST = re.compile(rb"[A-Za-z]{2,16} (?:sips?|tel):")
 SCTP_END = (6, 14)  # ABORT, SHUTDOWN COMPLETE: the association is over (RFC 9260 3.3.7, 3.3.13)
 
@@ -61,7 +62,7 @@ class FlowEnd:
 
 
 class _Direction:
-    __slots__ = ("key", "stream", "kind", "framer", "ws", "pending", "seen", "time", "label", "frame")
+    __slots__ = ("key", "stream", "kind", "framer", "ws", "pending", "seen", "time", "label", "frame", "other")
 
     def __init__(self, key: tuple, label: str, ordered: bool = False) -> None:
         self.key = key
@@ -71,6 +72,7 @@ class _Direction:
         self.ws: FrameReader | None = None
         self.pending = bytearray()  # bytes not yet decided on, or an HTTP head being read
         self.seen = 0
+        self.other = 0  # WebSocket messages that are not SIP; -1 once one is SIP
         self.time = 0.0  # of its latest segment
         self.label = label  # "TCP" or "TLS": the transport of what it carries (WebSocket: "WS"/"WSS")
         self.frame = 0
@@ -230,8 +232,15 @@ class Streams:
         out = []
         for ev in events:
             if isinstance(ev, Message):
-                if ev.data.strip(b"\r\n"):  # CRLF keep-alives (RFC 7118 6, RFC 5626 4.4.1) are not messages
+                if not ev.data.strip(b"\r\n"):  # CRLF keep-alives (RFC 7118 6, RFC 5626 4.4.1) are not messages
+                    continue
+                if looks_like_sip(ev.data):
+                    d.other = -1  # SIP seen: the direction stays WebSocket SIP
                     out.append((ev.data, where, ev.frame, d.label, False))
+                elif d.other >= 0:
+                    d.other += 1  # a WebSocket carrying something else (JSON, MSRP...): not parsed as SIP
+                    if d.other > WS_PROBE_MESSAGES:
+                        d.kind = Kind.NOT_SIP
             elif isinstance(ev, Problem):
                 self._ws_problems.setdefault(d.key, []).append((ev.frame, ev.what))
             elif isinstance(ev, Close) and ev.code not in (None, 1000, 1001):

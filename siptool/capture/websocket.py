@@ -229,10 +229,13 @@ class FrameReader:
             key, at = bytes(buf[at:at + 4]), at + 4
         if length > MAX_MESSAGE:
             self._problem(out, f"a frame of {length:,} bytes, larger than any SIP message: skipped")
-            have = len(buf) - at
-            del buf[:]
-            self._skip = length - min(length, have)
             self._abandon()
+            have = len(buf) - at
+            if have >= length:  # the whole frame is here: drop it, read on
+                del buf[:at + length]
+                return True
+            del buf[:]
+            self._skip = length - have
             return False
         if len(buf) < at + length:
             return False

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from crafted_calls import A, B, T0, Dialog, rtp, sdp, udp, write
+from crafted_calls import MACS, A, B, T0, Dialog, rtp, sdp, udp, write
 from scapy.all import IP, TCP, Ether, Raw, rdpcap, wrpcap
 from support import FIXTURES, require_binary
 
@@ -66,7 +66,7 @@ def _ws_capture(tmp_path, client_frames: list[bytes], server_frames: list[bytes]
     for n, (src, data) in enumerate([(a, request), (b, response)] + [(a, f) for f in client_frames]
                                     + [(b, f) for f in server_frames]):
         dst = b if src == a else a
-        p = Ether() / IP(src=src, dst=dst) / TCP(sport=40000 if src == a else 8080, dport=8080 if src == a else 40000,
+        p = Ether(**MACS) / IP(src=src, dst=dst) / TCP(sport=40000 if src == a else 8080, dport=8080 if src == a else 40000,
                                                  flags="PA", seq=seq[src]) / Raw(data)
         p.time = T0 + n * 0.01
         seq[src] += len(data)
@@ -367,3 +367,16 @@ def test_cli_tls_keylog_json():
     data = json.loads(r.stdout)
     assert [c["transport"] for c in data["calls"]] == ["TLS", "TLS", "WSS"]
     assert data["calls"][1]["streams"][0]["srtp"]["suite"] == "AEAD_AES_128_GCM"
+
+
+def test_a_websocket_of_something_else_is_not_read_as_sip(tmp_path):
+    """JSON over a WebSocket (another subprotocol's messages): not SIP, so no malformed-SIP findings."""
+    from websocket import ABNF
+
+    messages = []
+    for n in range(12):
+        f = ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, b'{"event": "tick", "n": %d}' % n)
+        f.get_mask_key = lambda n: b"abcd"
+        messages.append(f.format())
+    report = analyze_file(_ws_capture(tmp_path, messages, []))
+    assert report.calls == [] and report.capture.sip_packets == 0 and codes(report) == []

@@ -125,3 +125,10 @@ def test_first_payload_tells_sip_frames_from_text():
     assert first_payload(frame(SIP, masked=False), 16) == SIP[:16]
     assert first_payload(SIP) is False  # a SIP start line is not a WebSocket frame
     assert first_payload(frame(SIP)[:5], 16) is None  # too few bytes yet
+
+
+def test_oversized_frame_followed_by_more_in_one_buffer():
+    """The frame too large to keep is dropped by its length; what follows it is still read."""
+    big = bytes([0x82, 0x7F]) + (MAX_MESSAGE + 1).to_bytes(8, "big") + bytes(MAX_MESSAGE + 1)
+    out = FrameReader(False).feed(big + frame(SIP, masked=False), frame=3)
+    assert "larger than any SIP message" in out[0].what and out[1] == Message(SIP, 3, True)
