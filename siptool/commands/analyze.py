@@ -27,6 +27,8 @@ EPILOG = epilog([
     ("files of one rotation, however named", "siptool analyze --rotated a.pcap b.pcap c.pcap"),
     ("on a Dask cluster (files on shared storage)", "siptool analyze /archive/ --dask tcp://sched:8786"),
     ("calls, streams, findings as Parquet tables", "siptool analyze /archive/ --parquet tables/"),
+    ("size the trunk for 0.5 % blocking and 30 % growth",
+     "siptool analyze day.pcap --gos 0.005 --headroom 30"),
     ("SIP over TLS, with the session keys", "siptool analyze tls.pcap --tls-keylog keys.log"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
@@ -56,6 +58,10 @@ def analyze(
                                  "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
+    gos: float = typer.Option(0.01, "--gos", metavar="P", help="Grade of service the sizing's Erlang-B channel "
+                              "count is for: the blocking probability, 0.01 = 1 %."),
+    headroom: float = typer.Option(20.0, "--headroom", metavar="PCT", help="Traffic growth the sizing allows "
+                                   "for: channels for the busy hour's offered traffic plus PCT %."),
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
@@ -118,23 +124,29 @@ def analyze(
             from ..rtp import srtp_keys as keys_file
 
             keys = keys_file.load(srtp_keys)
+        plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
         if many:
             from ..analysis.files import analyze_files
+            from ..analysis.sizing import resize
 
             mode = "rotated" if rotated else "independent" if independent else "auto"
-            report = filtered(analyze_files(captures, mode, workers, limits, dask), filters)
+            report = analyze_files(captures, mode, workers, limits, dask)
+            resize(report, plan)
+            report = filtered(report, filters)
         elif engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, tls_keylog=tls_keylog,
-                                 srtp_keys=keys)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan,
+                                 tls_keylog=tls_keylog, srtp_keys=keys)
         elif engine == "tshark":
-            report = filtered(tshark_report(capture, interface, bpf, duration, limits, tls_keylog, keys), filters)
+            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan, tls_keylog, keys), filters)
         else:
+            from ..analysis.sizing import resize
             from .capture import run_live
 
-            report = filtered(run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                                       show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits),
-                              filters)
+            report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
+                              show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
+            resize(report, plan)
+            report = filtered(report, filters)
         if parquet is not None:
             from ..report.parquet import write_tables
 
@@ -152,16 +164,29 @@ def analyze(
         fail_on_findings(report, level)
 
 
+def sizing_plan(gos: float, headroom: float):
+    """--gos and --headroom, range-checked, as the SizingPlan the sizing figures are for."""
+    from ..analysis.sizing import SizingPlan
+
+    if not 0 < gos < 1:
+        raise typer.BadParameter("use a blocking probability above 0 and below 1 (0.01 = 1 %)", param_hint="--gos")
+    if not 0 <= headroom <= 1000:
+        raise typer.BadParameter("use a percentage from 0 to 1000", param_hint="--headroom")
+    return SizingPlan(gos=gos, headroom_pct=headroom)
+
+
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None, tls_keylog: Optional[str] = None,
+                  duration: Optional[float] = None, thresholds=None, sizing=None, tls_keylog: Optional[str] = None,
                   srtp_keys: Optional[list] = None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
     from ..analysis.session import Analyzer, plaintext
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=MediaTracker(srtp_keys=srtp_keys), thresholds=thresholds or DEFAULT)
+    analyzer = Analyzer(media=MediaTracker(srtp_keys=srtp_keys), thresholds=thresholds or DEFAULT,
+                        sizing=sizing or DEFAULT_PLAN)
     with TsharkSource(capture, interface, bpf, duration) as source, plaintext(capture, tls_keylog) as plain:
         if plain is not None:
             analyzer.decrypt(plain)

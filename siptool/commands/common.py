@@ -96,15 +96,17 @@ SRTP_KEYS_HELP = ("SRTP keys the capture does not show, one sender a line: IP:PO
                   "inline:KEY (docs/secure-captures.md). Their streams' packets are checked.")
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None,
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None,
                 tls_keylog: str | None = None, srtp_keys: list | None = None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
     from ..analysis.session import analyze_file
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    return filtered(analyze_file(path, progress=show, thresholds=thresholds or DEFAULT,
-                                 tls_keylog=tls_keylog, srtp_keys=srtp_keys), filters)
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN,
+                          tls_keylog=tls_keylog, srtp_keys=srtp_keys)
+    return filtered(report, filters)
 
 
 def filtered(report, filters: list[str] | None):

@@ -19,6 +19,7 @@ from siptool.analysis.session import analyze_file
 from siptool.capture.reader import Capture
 from siptool.capture.writer import PcapWriter
 from siptool.report.jsonout import report_dict
+from siptool.report.model import SCHEMA_VERSION
 from siptool.report.schema import report_schema
 
 FILE_FIELDS = ("source_file", "capture_point")
