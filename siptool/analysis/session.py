@@ -11,12 +11,11 @@ from typing import Callable
 
 from .. import __version__
 from ..capture import CaptureInfo, Packet
-from ..capture.reassembly import TcpStream
 from ..report.model import Call, CaptureSummary, Finding, Report
 from ..sip.dialogs import CallTracker, Hop, SipCall
-from ..sip.framing import SipFramer
 from ..sip.message import SipMessage, SipParseError, looks_like_sip, parse
 from . import findings as rules
+from . import secure_media, transport_findings
 from .calls import fill, new_call
 from .context import Context
 from .groups import group_findings
@@ -25,31 +24,9 @@ from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
 from .sizing import DEFAULT_PLAN, SizingPlan, compute_sizing, concurrency_limit
+from .security import Exposure
+from .streams import Streams
 from .thresholds import DEFAULT, Thresholds
-
-TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
-TLS_CONTENT_TYPES = (0x14, 0x15, 0x16, 0x17)
-
-
-class _TcpFlow:
-    __slots__ = ("stream", "framer", "seen", "time")
-
-    def __init__(self) -> None:
-        self.stream = TcpStream()
-        self.framer = SipFramer()
-        self.seen = 0
-        self.time = 0.0  # of its latest segment
-
-
-class _FlowEnd:
-    """Where a message flushed at the end of a capture came from (no packet carried its end)."""
-
-    __slots__ = ("src", "sport", "dst", "dport", "time", "frames")
-
-    def __init__(self, key: tuple, time: float = 0.0) -> None:
-        self.src, self.sport, self.dst, self.dport = key
-        self.time, self.frames = time, None
-
 
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report.
@@ -73,16 +50,38 @@ class Analyzer:
         self._large: dict[int, tuple[Call, list]] = {}  # id(call) -> requests over UDP_LIMIT sent on UDP
         self.findings: list[Finding] = []
         self.sip_packets = 0
-        self.tls_packets = 0
-        self._tls_flows: dict[tuple, list[int]] = {}
-        self._tcp: dict[tuple, _TcpFlow] = {}
-        self._tcp_gaps = 0  # holes in TCP streams already closed
-        self._not_sip: set[tuple] = set()
+        self.streams = Streams()  # TCP, WebSocket, decrypted TLS, SCTP
+        self._plain = None  # decrypted TLS records (capture/tls.Plaintext), merged in frame order
+        self._plain_next = None
+        self._plain_frame = float("inf")  # frame of the next decrypted record
         self._malformed = 0
         self._nat_reported: set[str] = set()  # calls with a private Contact/Via finding already
+        self.exposure = Exposure()  # secrets in clear signalling (analysis/security.py)
         self.media = media  # optional media tracker with feed(packet) and finish(report)
 
+    @property
+    def tls_packets(self) -> int:
+        return self.streams.tls_packets
+
+    def decrypt(self, plaintext) -> None:
+        """Take TLS plaintext (capture/tls.Plaintext: frame-ordered records) along with the packets."""
+        self._plain = iter(plaintext)
+        self._next_plain()
+
+    def _next_plain(self) -> None:
+        self._plain_next = next(self._plain, None)
+        self._plain_frame = self._plain_next.frame if self._plain_next is not None else float("inf")
+
+    def _decrypted(self, upto: float) -> None:
+        """Hand over the decrypted records of frames up to `upto`, as if their packets said it."""
+        while self._plain_next is not None and self._plain_frame <= upto:
+            rec = self._plain_next
+            self._deliver(self.streams.plaintext(rec.frame, rec.time, rec.key, rec.data))
+            self._next_plain()
+
     def feed(self, pkt: Packet) -> None:
+        if pkt.frame >= self._plain_frame:
+            self._decrypted(pkt.frame)
         if pkt.transport == "udp":
             payload = pkt.payload
             if not payload:
@@ -94,47 +93,14 @@ class Analyzer:
                 return
             if looks_like_sip(payload):
                 self._message(payload, pkt, pkt.frame, "UDP", stream=False)
+            elif self.media is not None and (first == 0x10 or 20 <= first <= 63):  # ZRTP, DTLS (RFC 7983)
+                self.media.media_path(pkt)
             return
-        self._tcp_segment(pkt)
+        self._deliver(self.streams.segment(pkt) if pkt.transport == "tcp" else self.streams.sctp(pkt))
 
-    def _tcp_segment(self, pkt: Packet) -> None:
-        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
-        if key in self._not_sip:
-            return
-        flow = self._tcp.get(key)
-        syn = bool(pkt.tcp_flags & 0x02)
-        if flow is None:
-            if not pkt.payload and not syn:
-                return
-            flow = self._tcp[key] = _TcpFlow()
-        if pkt.tcp_flags & 0x05 and not pkt.payload:  # FIN or RST: the flow is over
-            self._close_flow(key, pkt)
-            return
-        flow.time = pkt.time
-        payload = pkt.payload
-        if payload and not flow.framer.is_sip and payload[0] in TLS_CONTENT_TYPES and payload[1:2] == b"\x03":
-            self.tls_packets += 1
-            self._tls_flows.setdefault(key, []).append(pkt.frame)
-            return
-        for data, frame in flow.stream.feed(pkt.tcp_seq, payload, pkt.frame, syn):
-            flow.seen += len(data)
-            for raw, last_frame in flow.framer.feed(data, frame):
-                self._message(raw, pkt, last_frame, "TCP", stream=True)
-        if not flow.framer.is_sip and flow.seen > TCP_PROBE_BYTES:
-            self._not_sip.add(key)
-            del self._tcp[key]
-
-    def _close_flow(self, key: tuple, pkt: Packet | None) -> None:
-        """A TCP direction ended (FIN, RST, end of capture): a message cut short is still analysed,
-        and what could not be framed becomes a finding."""
-        flow = self._tcp.pop(key, None)
-        if flow is None:
-            return
-        self._tcp_gaps += flow.stream.gaps
-        for raw, frame in flow.framer.flush():
-            self._message(raw, pkt or _FlowEnd(key, flow.time), frame, "TCP", stream=True)
-        if flow.framer.damaged:
-            self._found(rules.framing_damage(key, flow.framer.damage, flow.framer.damaged))
+    def _deliver(self, messages: list[tuple]) -> None:
+        for raw, where, frame, transport, stream in messages:
+            self._message(raw, where, frame, transport, stream)
 
     def _message(self, raw: bytes, pkt: Packet, frame: int, transport: str, stream: bool) -> None:
         self.sip_packets += 1
@@ -150,6 +116,7 @@ class Analyzer:
         call = self._calls.get(id(record))
         if call is None:
             call = self._calls[id(record)] = new_call(record)
+        self.exposure.message(msg, hop, call)
         if msg.problems:
             self._found(rules.message_problems(frame, msg, call.call_id), call)
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
@@ -189,13 +156,14 @@ class Analyzer:
                source_findings: list[Finding] | None = None) -> Report:
         """The Report. `source_findings`: what the driver's source found about the capture itself
         (a live run's kernel drops, an interface that was down), listed first."""
-        for key in list(self._tcp):
-            self._close_flow(key, None)
+        if self._plain is not None:
+            self._decrypted(float("inf"))
+        self._deliver(self.streams.finish())
         summary = CaptureSummary(
             file=info.path, format=info.format, compressed=info.compressed, link_types=info.linktypes,
             packets=info.packets, bytes=info.size_bytes, first_time=info.first_time,
             last_time=info.last_time, truncated=info.truncated, skipped=dict(skipped or {}),
-            sip_packets=self.sip_packets, tls_packets=self.tls_packets)
+            sip_packets=self.sip_packets, tls_packets=self.tls_packets, tls_decrypted=len(self.streams.decrypted))
         if info.first_time is not None and info.last_time is not None:
             summary.duration_s = round(info.last_time - info.first_time, 6)
         report = Report(capture=summary, version=__version__)
@@ -206,15 +174,20 @@ class Analyzer:
         if self.media is not None:
             self.media.finish(report)
         classify_streams(report)
-        report.findings = list(source_findings or ()) + self.findings
-        report.findings += rules.capture_findings(summary, self._tls_flows, incomplete_fragments or [],
-                                                  self._tcp_gaps)
+        report.findings = list(source_findings or ()) + self.findings + self.streams.findings()
+        report.findings += rules.capture_findings(summary, incomplete_fragments or [], self.streams.tcp_gaps)
+        tls = transport_findings.tls_unread(self.streams, report, self._plain is not None)
+        if tls is not None:
+            report.findings.append(tls)
+            secure_media.mark_unannounced(report)
         withheld = _withhold_times(report.calls, [j[0] for j in self._clock_jumps])
         if self._clock_jumps:
             report.findings.append(rules.clock_jumps(self._clock_jumps, withheld))
         ctx = Context(self.thresholds, info.last_time)
         for call, sent in self._large.values():
             call.findings.append(rules.udp_too_large(call, sent))
+        for call in report.calls:
+            call.findings += self.exposure.findings(call)
         for call in report.calls:
             call.findings += judge_call(call, ctx)
             mark_streams(call.streams, self.thresholds)
@@ -260,7 +233,7 @@ def number_calls(report: Report) -> None:
         call.number = n
 
 
-def _media_tracker(series: dict | None = None):
+def _media_tracker(series: dict | None = None, srtp_keys: list | None = None):
     from .media import MediaTracker
 
-    return MediaTracker(series)
+    return MediaTracker(series, srtp_keys)

@@ -15,18 +15,35 @@ from ..report.model import Report
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
                  series: dict | None = None, thresholds: Thresholds = DEFAULT,
-                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None) -> Report:
+                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None, tls_keylog: str | None = None,
+                 srtp_keys: list | None = None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
     series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
-    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds, sizing=sizing, on_message=on_message)
-    with open_capture(path) as source:
+    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer;
+    tls_keylog: an NSS key log, the TLS it opens is analysed like clear SIP (capture/tls.py);
+    srtp_keys: SRTP keys the capture does not show (rtp/srtp_keys.KeyEntry), by sender."""
+    analyzer = Analyzer(media=_media_tracker(series, srtp_keys), thresholds=thresholds, sizing=sizing,
+                        on_message=on_message)
+    with open_capture(path) as source, plaintext(path, tls_keylog) as plain:
+        if plain is not None:
+            analyzer.decrypt(plain)
         tick = _progress(source, progress, on_progress)
         feed_source(analyzer, source, tick)
         if tick:
             tick(done=True)
         return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
+
+
+def plaintext(path, tls_keylog: str | None):
+    """The decrypted TLS of a capture file (a context manager), or a null one without a key log."""
+    import contextlib
+
+    if tls_keylog is None:
+        return contextlib.nullcontext()
+    from ..capture.tls import Plaintext
+
+    return Plaintext(path, tls_keylog)
 
 
 def feed_source(analyzer: Analyzer, source, tick=None, first_frame: int = 1) -> None:
@@ -140,12 +157,16 @@ def _progress(source, show: bool, on_progress):
 
 def tshark_report(capture=None, interface: str | None = None, bpf: str | None = None,
                   duration: float | None = None, thresholds: Thresholds | None = None,
-                  sizing: SizingPlan | None = None) -> Report:
+                  sizing: SizingPlan | None = None, tls_keylog: str | None = None,
+                  srtp_keys: list | None = None) -> Report:
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
-    with TsharkSource(capture, interface, bpf, duration) as source:
+    analyzer = Analyzer(media=_media_tracker(srtp_keys=srtp_keys), thresholds=thresholds or DEFAULT,
+                        sizing=sizing or DEFAULT_PLAN)
+    with TsharkSource(capture, interface, bpf, duration) as source, plaintext(capture, tls_keylog) as plain:
+        if plain is not None:
+            analyzer.decrypt(plain)
         for pkt in source:
             analyzer.feed(pkt)
     return analyzer.finish(source.info, source.skipped, source.incomplete)

@@ -43,6 +43,19 @@ class Hop:
     dport: int
     transport: str  # "UDP" / "TCP"
 
+    @property
+    def source(self) -> str:
+        """"ip:port" ("[ip]:port" for IPv6)."""
+        return _endpoint(self.src, self.sport)
+
+    @property
+    def destination(self) -> str:
+        return _endpoint(self.dst, self.dport)
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
 
 @dataclass(slots=True)
 class MessageHop:
@@ -134,7 +147,7 @@ class CallTracker:
         if text is None:
             if len(self._addrs) > 65536:
                 self._addrs.clear()
-            text = self._addrs[(ip, port)] = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            text = self._addrs[(ip, port)] = _endpoint(ip, port)
         return text
 
     def __len__(self) -> int:
