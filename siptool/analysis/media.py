@@ -22,6 +22,7 @@ from ..rtp.mos import mos_for_stream
 from ..rtp.packet import parse_rtcp
 from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
 from ..sip.message import SipMessage
+from . import content
 
 _HDR = struct.Struct("!BBHII")
 _RTCP_READ = frozenset((200, 201, 207))  # SR, RR, XR: what the analysis reads (not SDES, BYE, APP)
@@ -39,6 +40,8 @@ class _Endpoint:
     rtcp: bool = False
     frame: int = 0  # frame of the SDP that announced it
     rtp: bool = True  # False: the port carries T.38 over UDPTL (m=image ... udptl), not RTP
+    fmtp: dict[int, str] = field(default_factory=dict)  # payload type -> fmtp (content analysis)
+    channels: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class _StreamState:
     last_time: float = 0.0  # capture time of its latest packet
     event_pts: list[int] = field(default_factory=list)  # telephone-event types among codecs, as of...
     event_pts_at: int = -1  # ...this MediaTracker._codec_version
+    audio: object = None  # rtp.content.StreamAudio when its content is analysed (analysis/content.py)
 
 
 class _Flow:
@@ -76,8 +80,9 @@ class _Flow:
 class MediaTracker:
     """Feed SIP messages with bodies (`sip`) and RTP-looking UDP packets (`feed`); `finish` fills the report."""
 
-    def __init__(self, series: dict | None = None) -> None:
+    def __init__(self, series: dict | None = None, content=None) -> None:
         self.series = series  # when given: (src, dst, ssrc) -> StreamMetrics with per-packet arrays (plots)
+        self.content = content  # analysis.content.ContentOptions: decode audio streams, speech activity
         self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
         self._flows: dict[tuple, _Flow] = {}
         self._iflows: dict[tuple, _Flow] = {}  # the same flows keyed by integer IPv4 (fast path)
@@ -105,7 +110,8 @@ class MediaTracker:
         role = self._role(msg, call)
         for media in desc.media:
             address = sdplib.connection_address(desc, media) or ""
-            codecs = {pt: (name, rate) for pt, name, rate, _ch in sdplib.codecs(media)}
+            formats = sdplib.codecs(media)
+            codecs = {pt: (name, rate) for pt, name, rate, _ch in formats}
             entry = SdpEntry(
                 frame=hop.frame, time=hop.time, sender=hop.source, message=msg.label, role=role,
                 media=media.media, address=address, port=media.port, protocol=media.proto,
@@ -116,7 +122,9 @@ class MediaTracker:
             call.sdp.append(entry)
             rtp = _carries_rtp(media.proto)
             if media.port and address and rtp is not None:
-                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame, rtp=rtp))
+                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame, rtp=rtp,
+                                                                fmtp=dict(media.fmtp),
+                                                                channels={pt: ch for pt, _n, _r, ch in formats}))
                 if rtp and not media.rtcp_mux:
                     rtcp_port = media.rtcp_port or media.port + 1
                     self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=hop.frame))
@@ -126,6 +134,8 @@ class MediaTracker:
         last = history[-1] if history else None
         if last is not None and last.call is ep.call and (last.rtcp, last.rtp) == (ep.rtcp, ep.rtp):
             last.codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
+            last.fmtp.update(ep.fmtp)
+            last.channels.update(ep.channels)
             self._codec_version += 1
             return
         history.append(ep)
@@ -255,6 +265,8 @@ class MediaTracker:
             flow.last = state
         state.stats.add(pkt.frame, pkt.time, seq, ts, pt, b1 >> 7, len(payload))
         state.last_time = pkt.time
+        if state.audio is not None:
+            state.audio.rtp(pkt.time, payload)
         if pkt.time >= self._next_sweep:
             self._sweep(pkt.time)
         if pt != state.pt and state.codecs.get(pt, ("",))[0].lower() == "telephone-event":
@@ -273,6 +285,8 @@ class MediaTracker:
             return
         fb = FlowBatch(rtp)
         rec, p, length = fb.rec, fb.payload, fb.length
+        if self.content is not None:
+            fb.g711 = content.batch_summaries(rec, p, fb.b0, fb.usable_mask, buf)
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
         frames = rec["frame"]
@@ -323,16 +337,19 @@ class MediaTracker:
         if flow.kind != "rtp":
             return
         rec, ssrc, p = fb.rec[a:b], fb.ssrc[a:b], fb.payload[a:b]
+        g711 = fb.g711[a:b] if fb.g711 is not None else None
         if n_bad:
             u = fb.usable_mask[a:b]
             rec, ssrc, p = rec[u], ssrc[u], p[u]
+            g711 = g711[u] if g711 is not None else None
         if len(rec):
-            self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic)
+            self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic, g711)
 
     def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray,
-                  single: bool | None = None, dynamic: bool = True) -> None:
+                  single: bool | None = None, dynamic: bool = True, g711: np.ndarray | None = None) -> None:
         """One flow's RTP records (one epoch): split by SSRC, appended to each stream's records.
-        single: all of one SSRC (None: not known); dynamic: some payload type >= 96 among them."""
+        single: all of one SSRC (None: not known); dynamic: some payload type >= 96 among them;
+        g711: the records' content.batch_summaries (content analysis)."""
         first = int(ssrc[0])
         if single is None:
             single = bool((ssrc == first).all())
@@ -344,6 +361,9 @@ class MediaTracker:
                 state = flow.streams[value] = self._new_stream(flow, int(sub["frame"][0]), value, int(sub["pt"][0]))
             state.stats.extend(sub)
             state.last_time = float(sub["time"][-1])
+            if state.audio is not None:
+                content.feed_bulk(state.audio, sub, g711 if idx is None else g711[idx], p if idx is None else p[idx],
+                                  buf)
             if state.codecs:
                 if state.event_pts_at != self._codec_version:
                     state.event_pts = [pt for pt, (name, _r) in state.codecs.items()
@@ -362,8 +382,13 @@ class MediaTracker:
         codecs = ep.codecs if ep is not None else {}
         # tshark: a dynamic payload type with no rtpmap has no known clock (jitter not computed).
         clock = codecs.get(pt, (None, None))[1] or sdplib.static_clock_rate(pt) or 0
-        return _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
-                            call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
+        state = _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
+                             call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
+        if self.content is not None and flow.key is not None:
+            src, sport, dst, dport = flow.key
+            state.audio = content.stream_audio(self.content, codecs, ep.fmtp if ep else {}, ep.channels if ep else {},
+                                               pt, _ep(src, sport), _ep(dst, dport), ssrc)
+        return state
 
     def _rtcp(self, payload: bytes, time: float) -> None:
         """RFC 3550 6.4: remember when each SR passed; read report blocks (loss, jitter, round trip).
@@ -476,6 +501,9 @@ class MediaTracker:
             end=m.end, first_frame=state.first_frame, last_frame=m.last_frame)
         if self.series is not None:
             self.series[(stream.src, stream.dst, stream.ssrc)] = m
+        if state.audio is not None:
+            stream.content = content.stream_content(state.audio.finish())
+            state.audio = None
         if state.events:
             from ..rtp.packet import dtmf_digits
             stream.dtmf = dtmf_digits(state.events)
@@ -510,7 +538,7 @@ class FlowBatch:
 
     __slots__ = ("rec", "ssrc", "payload", "length", "rtcp_mask", "usable_mask", "dynamic_mask", "flows",
                  "rtcp", "bad", "single", "dynamic", "flow_last_time", "rtcp_at", "rtcp_from", "first_frame",
-                 "last_time")
+                 "last_time", "b0", "g711")
 
     def __init__(self, rtp) -> None:
         sel = rtp.index
@@ -530,6 +558,7 @@ class FlowBatch:
                               rtp.dst[first].tolist(), rtp.dport[first].tolist()))
         self.payload, self.length, hdr = rtp.payload[order], rtp.length[order], take(rtp.header, order)
         b1 = hdr["b1"]
+        self.b0, self.g711 = hdr["b0"], None  # g711: content.batch_summaries, when content is analysed
         rtcp = (b1 >= 200) & (b1 <= 207)
         usable = ~rtcp & (self.length >= 12)  # version 2: checked by the batch
         rec = self.rec = np.empty(n, dtype=RECORD_DTYPE)

@@ -19,6 +19,7 @@ from ..sip.framing import SipFramer
 from ..sip.message import SipParseError, looks_like_sip, parse
 from . import findings as rules
 from .context import Context
+from .conversation import conversation
 from .groups import group_findings
 from .judge import judge_call, judge_stream
 from .kinds import classify_streams
@@ -178,6 +179,9 @@ class Analyzer:
         if self.media is not None:
             self.media.finish(report)
         classify_streams(report)
+        if self.media is not None and self.media.content is not None:
+            for call in report.calls:
+                call.conversation = conversation(call)
         report.findings = list(self.findings)
         report.findings += rules.capture_findings(summary, self._tls_flows, incomplete_fragments or [],
                                                   self._tcp_gaps)
@@ -229,11 +233,12 @@ def number_calls(report: Report) -> None:
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT, content=None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc).
+    content: analysis.content.ContentOptions to decode audio streams and find who spoke when."""
+    analyzer = Analyzer(media=_media_tracker(series, content), thresholds=thresholds)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
         if analyzer.media is not None and batches_supported(source.capture):
@@ -316,10 +321,10 @@ def _prefetched(batches):
         reader.join()
 
 
-def _media_tracker(series: dict | None = None):
+def _media_tracker(series: dict | None = None, content=None):
     from .media import MediaTracker
 
-    return MediaTracker(series)
+    return MediaTracker(series, content)
 
 
 def _progress(source, show: bool, on_progress):

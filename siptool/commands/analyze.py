@@ -48,6 +48,11 @@ def analyze(
                                  "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
+    content: bool = typer.Option(
+        False, "--content/--no-content", help="Decode the audio streams: speech activity, levels, who spoke "
+                                               "when (greeting latency, turn gaps, talk-over) and their findings."),
+    response_ms: float = typer.Option(800.0, "--response-ms", metavar="MS", help="With --content: a finding when "
+                                      "the callee takes longer than this to respond (voice agents aim at 800 ms)."),
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
@@ -65,10 +70,10 @@ def analyze(
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
-        limits = thresholds_from(loss, jitter, mos)
+        limits = thresholds_from(loss, jitter, mos, response_ms)
         level = fail_level(fail_on)
         if engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, content=content)
         else:
             from ..analysis.select import filter_report, no_match
 

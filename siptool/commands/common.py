@@ -71,14 +71,17 @@ def note(message: str) -> None:
     typer.echo(f"siptool: {message}", err=True)
 
 
-def thresholds_from(loss: float, jitter: float, mos: float):
-    """--loss / --jitter / --mos, range-checked, as the Thresholds the Analyzer judges by."""
+def thresholds_from(loss: float, jitter: float, mos: float, response_ms: float = 800.0):
+    """--loss / --jitter / --mos (/ --response-ms), range-checked, as the Thresholds the Analyzer judges by."""
+    import dataclasses
+
     from ..analysis.thresholds import Thresholds
 
-    for name, value, low, high in (("--loss", loss, 0, 100), ("--jitter", jitter, 0, 10000), ("--mos", mos, 1, 5)):
+    for name, value, low, high in (("--loss", loss, 0, 100), ("--jitter", jitter, 0, 10000), ("--mos", mos, 1, 5),
+                                   ("--response-ms", response_ms, 0, 60000)):
         if not low <= value <= high:
             raise typer.BadParameter(f"use a value from {low} to {high}", param_hint=name)
-    return Thresholds.from_limits(loss, jitter, mos)
+    return dataclasses.replace(Thresholds.from_limits(loss, jitter, mos), response_ms=response_ms)
 
 
 def fail_on_findings(report, level) -> None:
@@ -90,19 +93,30 @@ def fail_on_findings(report, level) -> None:
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None):
-    """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None,
+                content: bool = False):
+    """Analyse a capture file and apply --filter; says so on stderr when no call is left.
+    content: decode the audio streams and find who spoke when (analysis/content.py)."""
     from ..analysis.select import filter_report, no_match
     from ..analysis.session import analyze_file
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT)
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, content=content_options(content))
     total = len(report.calls)
     report = filter_report(report, filters or [])
     if filters and not report.calls:
         note(no_match(filters, total))
     return report
+
+
+def content_options(on: bool):
+    """--content: the content analysis settings, or None when off."""
+    if not on:
+        return None
+    from ..analysis.content import ContentOptions
+
+    return ContentOptions()
 
 
 def check_output(path, option: str, suffix: str | None = None) -> None:

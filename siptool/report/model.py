@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 SEVERITIES = ("critical", "error", "warning", "info")
+OPTIONAL = {"optional": True}  # a field left out of the JSON when None (content analysis off: as before)
 
 
 @dataclass(slots=True)
@@ -109,6 +110,37 @@ class RtcpXr:
 
 
 @dataclass(slots=True)
+class Interval:
+    """A stretch of time on the capture clock (seconds)."""
+
+    start: float
+    end: float
+
+
+@dataclass(slots=True)
+class StreamContent:
+    """What a stream's audio held (content analysis: the stream decoded, speech activity per
+    rtp/speech.py). Times are capture times; levels relative to full scale (ITU-T G.100.1)."""
+
+    codec: str  # the codec decoded, "" when it could not be
+    decoded: bool  # False: see `error`; the figures below are then empty
+    error: str = ""  # why the audio could not be analysed
+    packets: int = 0  # audio packets decoded (comfort noise and RFC 4733 events are not audio)
+    dropped: int = 0  # duplicates and packets too late to put back in order
+    comfort_noise: int = 0  # RFC 3389 comfort noise packets: silence by design
+    audio_s: float = 0.0  # seconds of audio decoded
+    speech_s: float = 0.0  # seconds of talk spurts
+    talk_spurts: list[Interval] = field(default_factory=list)  # speech, start to end
+    level_dbov: float | None = None  # active speech level: mean power over the talk spurts
+    peak_dbfs: float | None = None  # loudest sample
+    noise_dbov: float | None = None  # median power of the pauses that carry sound; None: digital silence
+    clipped_pct: float = 0.0  # samples at full scale, % of the samples in talk spurts
+    silent: bool = False  # nothing reached -60 dBFS: digital silence, comfort noise or inaudible
+    digital_silence: list[Interval] = field(default_factory=list)  # runs of exact digital silence >= 1 s
+    speech_threshold_dbfs: float | None = None  # the peak a 10 ms frame needed to count as speech
+
+
+@dataclass(slots=True)
 class Stream:
     """One RTP stream (one SSRC, one direction) with the figures tshark's rtp,streams also gives."""
 
@@ -149,6 +181,56 @@ class Stream:
     rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
     rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen
+    content: StreamContent | None = field(default=None, metadata=OPTIONAL)  # audio content, when analysed
+
+
+@dataclass(slots=True)
+class Turn:
+    """One side stopped speaking and, after a silence, the other started (content analysis)."""
+
+    start: float  # when the silence began: the end of the first side's speech
+    gap_ms: float  # the silence
+    after: str  # who stopped: "caller" or "callee"
+    by: str  # who spoke next
+
+
+@dataclass(slots=True)
+class Overlap:
+    """Both sides speaking at once."""
+
+    start: float
+    duration_ms: float
+    speaking: str  # who had been speaking ("caller" or "callee")
+    interrupter: str  # who started while they spoke
+    lead_ms: float  # how long `speaking` had been speaking when the interrupter started
+
+
+@dataclass(slots=True)
+class Gaps:
+    """Response gaps of one side (its turns' silences): how many and their spread, ms."""
+
+    count: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass(slots=True)
+class Conversation:
+    """Who spoke when in an answered call, from its audio streams' talk spurts (content analysis).
+    Sides are the SIP dialog's: the caller sent the INVITE. Delays are from the 200 OK, ms."""
+
+    caller_first_rtp_ms: float | None = None  # answer to the caller's first RTP packet
+    callee_first_rtp_ms: float | None = None
+    caller_first_speech_ms: float | None = None  # answer to the caller's first talk spurt
+    callee_first_speech_ms: float | None = None  # the answering side's greeting latency
+    caller_speech_s: float = 0.0
+    callee_speech_s: float = 0.0
+    turns: list[Turn] = field(default_factory=list)
+    callee_responses: Gaps | None = None  # the callee's gaps after the caller stopped (its response time)
+    caller_responses: Gaps | None = None
+    overlaps: list[Overlap] = field(default_factory=list)
+    overlap_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -192,6 +274,7 @@ class Call:
     sdp: list[SdpEntry] = field(default_factory=list)
     streams: list[Stream] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    conversation: Conversation | None = field(default=None, metadata=OPTIONAL)  # content analysis, when run
 
 
 @dataclass(slots=True)

@@ -1,0 +1,100 @@
+"""Content analysis in the analyser: which streams are decoded, how the fast path hands their
+payloads over, and the stream's content as the report shows it. The media tracker (media.py) calls
+these at four points: a stream starts (`stream_audio`), a batch arrives (`batch_summaries`, then
+`feed_bulk` per stream slice), a packet arrives on the per-packet path (StreamAudio.rtp), a stream
+ends (`stream_content`). The decoding and speech activity themselves are rtp/content.py and
+rtp/speech.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..capture.batch import _gather
+from ..report.model import Interval, StreamContent
+from ..rtp import codecs as registry
+from ..rtp.content import SUMMARY_DTYPE, PayloadTransform, Result, StreamAudio, g711_summary
+from ..rtp.speech import Vad
+
+# Static audio payload types a stream may carry without an rtpmap (RFC 3551 table 4).
+STATIC_AUDIO = {pt: (c.name, c.clock_rate) for pt, c in registry.STATIC.items()
+                if c.named and c.media == "audio"}
+
+
+@dataclass(frozen=True, slots=True)
+class ContentOptions:
+    """Content analysis settings. `transform(src, dst, ssrc)` may return a function applied to each
+    whole RTP packet of that stream before decoding (where SRTP decryption plugs in), or None."""
+
+    vad: Vad = Vad()
+    transform: Callable[[str, str, int], PayloadTransform | None] | None = None
+
+
+def stream_audio(options: ContentOptions, codecs: dict, fmtp: dict, channels: dict, pt: int,
+                 src: str, dst: str, ssrc: int) -> StreamAudio | None:
+    """The accumulator for a new stream, or None when its first payload type is not audio."""
+    known = {**STATIC_AUDIO, **{p: (name, rate) for p, (name, rate) in codecs.items()}}
+    name, rate = known.get(pt, ("", 0))
+    if registry.media_kind(name, rate) != "audio" or name.upper() == "CN":
+        return None
+    transform = options.transform(src, dst, ssrc) if options.transform is not None else None
+    return StreamAudio(known, fmtp, channels, options.vad, transform)
+
+
+def batch_summaries(rec: np.ndarray, payload: np.ndarray, b0: np.ndarray, usable: np.ndarray,
+                    buf: np.ndarray) -> np.ndarray:
+    """For a batch's RTP records (flow order): g711_summary of each plain G.711 packet (PT 0 or 8,
+    no CSRC, extension or padding, 10-40 ms), nsub 0 for the others. One gather per payload length."""
+    out = np.zeros(len(rec), SUMMARY_DTYPE)
+    size = rec["size"].astype(np.int64) - 12
+    pt = rec["pt"]
+    plain = usable & (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (size > 0) & (size % 80 == 0) & (size <= 320)
+    if not plain.any():
+        return out
+    for law_pt, law in ((0, "PCMU"), (8, "PCMA")):
+        mine = plain & (pt == law_pt)
+        for length in np.unique(size[mine]).tolist():
+            at = np.flatnonzero(mine & (size == length))
+            rows = _gather(buf, payload[at] + 12, np.dtype(f"V{length}")).view(np.uint8).reshape(len(at), length)
+            out[at] = g711_summary(rows, law, rec["seq"][at])
+    return out
+
+
+def feed_bulk(audio: StreamAudio, rec: np.ndarray, summaries: np.ndarray, payload: np.ndarray, buf) -> None:
+    """One stream's slice of a batch: G.711 records in bulk, every other packet one by one."""
+    done = summaries["nsub"] > 0
+    if done.any():
+        pts = rec["pt"][done]
+        if (pts == pts[0]).all():
+            audio.extend_g711(rec[done], summaries[done])
+        else:
+            for value in np.unique(pts).tolist():
+                sel = np.flatnonzero(done & (rec["pt"] == value))
+                audio.extend_g711(rec[sel], summaries[sel])
+    if not done.all():
+        for i in np.flatnonzero(~done).tolist():
+            start = int(payload[i])
+            audio.rtp(float(rec["time"][i]), bytes(buf[start:start + int(rec["size"][i])]))
+
+
+def stream_content(result: Result) -> StreamContent:
+    """The report's view of what rtp/content.py found."""
+    a = result.activity
+    if a is None:
+        return StreamContent(codec=result.codec, decoded=False, error=result.error, dropped=result.dropped)
+    return StreamContent(
+        codec=result.codec, decoded=True, error=result.error, packets=result.packets, dropped=result.dropped,
+        comfort_noise=result.comfort_noise, audio_s=round(a.audio_s, 3), speech_s=round(a.speech_s, 3),
+        talk_spurts=[Interval(s, e) for s, e in a.spurts],
+        level_dbov=_db(a.level_dbov), peak_dbfs=_db(a.peak_dbfs), noise_dbov=_db(a.noise_dbov),
+        clipped_pct=round(a.clipped_pct, 3), silent=a.silent,
+        digital_silence=[Interval(s, e) for s, e in a.silences],
+        speech_threshold_dbfs=_db(a.threshold_dbfs))
+
+
+def _db(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(value, 1)
+
