@@ -16,7 +16,7 @@ import numpy as np
 from ..capture.batch import _gather
 from ..report.model import Interval, StreamContent
 from ..rtp import codecs as registry
-from ..rtp.content import SUMMARY_DTYPE, PayloadTransform, Result, StreamAudio, g711_summary
+from ..rtp.content import MAX_SUB, SUMMARY_DTYPE, PayloadTransform, Result, StreamAudio, finish_many, g711_summary, pack
 from ..rtp.speech import Vad
 
 # Static audio payload types a stream may carry without an rtpmap (RFC 3551 table 4).
@@ -46,38 +46,53 @@ def stream_audio(options: ContentOptions, codecs: dict, fmtp: dict, channels: di
 
 def batch_summaries(rec: np.ndarray, payload: np.ndarray, b0: np.ndarray, usable: np.ndarray,
                     buf: np.ndarray) -> np.ndarray:
-    """For a batch's RTP records (flow order): g711_summary of each plain G.711 packet (PT 0 or 8,
-    no CSRC, extension or padding, 10-40 ms), nsub 0 for the others. One gather per payload length."""
-    out = np.zeros(len(rec), SUMMARY_DTYPE)
+    """For a batch's RTP records (flow order), `pack` rows: g711_summary of each plain G.711 packet
+    (PT 0 or 8, no CSRC, extension or padding, 10-40 ms), nsub 0 for the others. One gather per law
+    and payload length."""
+    n = len(rec)
+    nsub = np.zeros(n, np.uint8)
+    codes = np.full((n, MAX_SUB), 0xFF, np.uint8)
+    power = np.full((n, MAX_SUB), np.nan, np.float32)
+    clipped = np.zeros(n, np.int32)
     size = rec["size"].astype(np.int64) - 12
     pt = rec["pt"]
     plain = usable & (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (size > 0) & (size % 80 == 0) & (size <= 320)
-    if not plain.any():
-        return out
     for law_pt, law in ((0, "PCMU"), (8, "PCMA")):
         mine = plain & (pt == law_pt)
+        if not mine.any():
+            continue
         for length in np.unique(size[mine]).tolist():
             at = np.flatnonzero(mine & (size == length))
             rows = _gather(buf, payload[at] + 12, np.dtype(f"V{length}")).view(np.uint8).reshape(len(at), length)
-            out[at] = g711_summary(rows, law, rec["seq"][at])
-    return out
+            c, p, k = g711_summary(rows, law, rec["seq"][at])
+            if len(at) == n:  # every record (the usual batch of a G.711 trunk)
+                codes, power, clipped = c, p, k
+                nsub[:] = length // 80
+            else:
+                codes[at], power[at], clipped[at], nsub[at] = c, p, k, length // 80
+    return pack(rec["time"], rec["ts"], pt, nsub, codes, power, clipped)
 
 
-def feed_bulk(audio: StreamAudio, rec: np.ndarray, summaries: np.ndarray, payload: np.ndarray, buf) -> None:
-    """One stream's slice of a batch: G.711 records in bulk, every other packet one by one."""
-    done = summaries["nsub"] > 0
+NSUB = SUMMARY_DTYPE.fields["nsub"][1]  # its byte in a `pack` row
+
+
+def feed_bulk(audio: StreamAudio, rec: np.ndarray, rows: np.ndarray, payload: np.ndarray, buf) -> None:
+    """One stream's slice of a batch with packets the G.711 path did not take: those one by one."""
+    done = rows[:, NSUB] > 0
     if done.any():
-        pts = rec["pt"][done]
-        if (pts == pts[0]).all():
-            audio.extend_g711(rec[done], summaries[done])
-        else:
-            for value in np.unique(pts).tolist():
-                sel = np.flatnonzero(done & (rec["pt"] == value))
-                audio.extend_g711(rec[sel], summaries[sel])
-    if not done.all():
-        for i in np.flatnonzero(~done).tolist():
-            start = int(payload[i])
-            audio.rtp(float(rec["time"][i]), bytes(buf[start:start + int(rec["size"][i])]))
+        audio.extend_g711(rows[done])
+    for i in np.flatnonzero(~done).tolist():
+        start = int(payload[i])
+        audio.rtp(float(rec["time"][i]), bytes(buf[start:start + int(rec["size"][i])]))
+
+
+def others_per_flow(rows: np.ndarray, flows: list) -> list[int]:
+    """Per flow of a FlowBatch, its records that are not plain G.711 (RTCP and unusable ones too)."""
+    starts = np.array([f[0] for f in flows], np.int64)
+    return np.add.reduceat((rows[:, NSUB] == 0).astype(np.int64), starts).tolist()
+
+
+__all__ = ["finish_many"]  # media.py closes streams' content through it
 
 
 def stream_content(result: Result) -> StreamContent:

@@ -287,6 +287,7 @@ class MediaTracker:
         rec, p, length = fb.rec, fb.payload, fb.length
         if self.content is not None:
             fb.g711 = content.batch_summaries(rec, p, fb.b0, fb.usable_mask, buf)
+            fb.g711_others = content.others_per_flow(fb.g711, fb.flows)
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
         frames = rec["frame"]
@@ -342,14 +343,17 @@ class MediaTracker:
             u = fb.usable_mask[a:b]
             rec, ssrc, p = rec[u], ssrc[u], p[u]
             g711 = g711[u] if g711 is not None else None
+        # all plain G.711 (content.batch_summaries took every usable record): no packet one by one
+        all_g711 = g711 is not None and (fb.g711_others[f] == n_bad if f is not None else bool(g711[:, content.NSUB].all()))
         if len(rec):
-            self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic, g711)
+            self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic, g711, all_g711)
 
     def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray,
-                  single: bool | None = None, dynamic: bool = True, g711: np.ndarray | None = None) -> None:
+                  single: bool | None = None, dynamic: bool = True, g711: np.ndarray | None = None,
+                  all_g711: bool = False) -> None:
         """One flow's RTP records (one epoch): split by SSRC, appended to each stream's records.
         single: all of one SSRC (None: not known); dynamic: some payload type >= 96 among them;
-        g711: the records' content.batch_summaries (content analysis)."""
+        g711: the records' content.batch_summaries (content analysis), all_g711: all plain G.711."""
         first = int(ssrc[0])
         if single is None:
             single = bool((ssrc == first).all())
@@ -362,8 +366,11 @@ class MediaTracker:
             state.stats.extend(sub)
             state.last_time = float(sub["time"][-1])
             if state.audio is not None:
-                content.feed_bulk(state.audio, sub, g711 if idx is None else g711[idx], p if idx is None else p[idx],
-                                  buf)
+                summaries = g711 if idx is None else g711[idx]
+                if all_g711:
+                    state.audio.extend_g711(summaries)
+                else:
+                    content.feed_bulk(state.audio, sub, summaries, p if idx is None else p[idx], buf)
             if state.codecs:
                 if state.event_pts_at != self._codec_version:
                     state.event_pts = [pt for pt, (name, _r) in state.codecs.items()
@@ -456,6 +463,9 @@ class MediaTracker:
             del flow.streams[ssrc]
             if flow.last is state:
                 flow.last = None
+        audios = [state for _, _, _, state in over if state.audio is not None]
+        for state, result in zip(audios, content.finish_many([s.audio for s in audios])):
+            state.audio = result  # its content, now (analysis/content.stream_content reads it)
         # a generator, so that each group's records are released once its streams are done
         figures = finish_many(state.stats for _, _, _, state in over)
         for (key, _flow, _ssrc, state), m in zip(over, figures):
@@ -502,7 +512,7 @@ class MediaTracker:
         if self.series is not None:
             self.series[(stream.src, stream.dst, stream.ssrc)] = m
         if state.audio is not None:
-            stream.content = content.stream_content(state.audio.finish())
+            stream.content = content.stream_content(state.audio)
             state.audio = None
         if state.events:
             from ..rtp.packet import dtmf_digits
@@ -538,7 +548,7 @@ class FlowBatch:
 
     __slots__ = ("rec", "ssrc", "payload", "length", "rtcp_mask", "usable_mask", "dynamic_mask", "flows",
                  "rtcp", "bad", "single", "dynamic", "flow_last_time", "rtcp_at", "rtcp_from", "first_frame",
-                 "last_time", "b0", "g711")
+                 "last_time", "b0", "g711", "g711_others")
 
     def __init__(self, rtp) -> None:
         sel = rtp.index
@@ -558,7 +568,7 @@ class FlowBatch:
                               rtp.dst[first].tolist(), rtp.dport[first].tolist()))
         self.payload, self.length, hdr = rtp.payload[order], rtp.length[order], take(rtp.header, order)
         b1 = hdr["b1"]
-        self.b0, self.g711 = hdr["b0"], None  # g711: content.batch_summaries, when content is analysed
+        self.b0, self.g711, self.g711_others = hdr["b0"], None, None  # content.batch_summaries (content analysis)
         rtcp = (b1 >= 200) & (b1 <= 207)
         usable = ~rtcp & (self.length >= 12)  # version 2: checked by the batch
         rec = self.rec = np.empty(n, dtype=RECORD_DTYPE)

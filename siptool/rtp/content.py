@@ -34,7 +34,7 @@ from . import g711, speech
 from .audio import AudioError, Decoder, decoder
 from .packet import parse_rtp
 
-POWER_EVERY = 16  # G.711: the power of one packet in this many (sequence number multiple) is measured
+POWER_EVERY = 32  # G.711: the power of one packet in this many (sequence number multiple) is measured
 SUBFRAME = 80  # G.711 bytes per 10 ms sub-frame
 MAX_SUB = 4  # G.711 packets of 10 to 40 ms go the vectorised way; others are decoded
 REORDER = 16  # packets held to put late ones back in order before a decoder with state
@@ -46,10 +46,29 @@ G711 = ("PCMU", "PCMA")
 
 PayloadTransform = Callable[[bytes], "bytes | None"]
 
-# Per packet, what g711_summary measured: sub-frame peak codes (0xFF pad), their powers (NaN when
-# not measured), the count of sub-frames, and the count of full-scale samples.
-SUMMARY_DTYPE = np.dtype([("codes", "u1", (MAX_SUB,)), ("power", "f4", (MAX_SUB,)), ("nsub", "u1"),
-                          ("clipped", "i4")])
+# Per G.711 packet, what the content layer keeps: arrival, timestamp, payload type, and what
+# g711_summary measured: the count of sub-frames (0: not a packet of this path), sub-frame peak codes
+# (0xFF pad), the count of full-scale samples, the sub-frames' powers (NaN when not measured). Held
+# as rows of bytes (`pack`): one copy per stream slice, read through this dtype at the end.
+SUMMARY_DTYPE = np.dtype([("time", "f8"), ("ts", "u4"), ("pt", "u1"), ("nsub", "u1"), ("codes", "u1", (MAX_SUB,)),
+                          ("clipped", "i4"), ("power", "f4", (MAX_SUB,))])
+
+
+def pack(time, ts, pt, nsub, codes, power, clipped) -> np.ndarray:
+    """Rows of SUMMARY_DTYPE bytes ((n, itemsize) uint8) from its columns."""
+    n = len(time)
+    out = np.empty((n, SUMMARY_DTYPE.itemsize), np.uint8)
+    for name, values in (("time", time), ("ts", ts), ("pt", pt), ("nsub", nsub), ("codes", codes),
+                         ("clipped", clipped), ("power", power)):
+        dtype, offset = SUMMARY_DTYPE.fields[name][:2]
+        column = np.ascontiguousarray(values, dtype.base)
+        out[:, offset:offset + dtype.itemsize] = column.view(np.uint8).reshape(n, dtype.itemsize)
+    return out
+
+
+def records(rows: np.ndarray) -> np.ndarray:
+    """`pack` rows (or their bytes) seen as SUMMARY_DTYPE records."""
+    return np.frombuffer(rows if isinstance(rows, bytes) else np.ascontiguousarray(rows).data, SUMMARY_DTYPE)
 
 
 def _magnitudes(table: np.ndarray, flip: int) -> np.ndarray:
@@ -66,28 +85,30 @@ _POWER = {"PCMU": g711.ULAW_DECODE.astype(np.float32) ** 2, "PCMA": g711.ALAW_DE
 _FULL = 0x80  # the transformed code of a full-scale sample
 
 
-def g711_summary(rows: np.ndarray, law: str, seq: np.ndarray) -> np.ndarray:
-    """SUMMARY_DTYPE for packets of one G.711 law and one payload length (rows: (k, length) uint8,
-    length a multiple of SUBFRAME up to MAX_SUB of them; modified in place)."""
+def g711_summary(rows: np.ndarray, law: str, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Packets of one G.711 law and one payload length (rows: (k, length) uint8, length a multiple
+    of SUBFRAME up to MAX_SUB of them; modified in place): (peak codes (k, MAX_SUB) padded 0xFF,
+    powers (k, MAX_SUB) NaN where not measured, full-scale samples (k,))."""
     k, length = rows.shape
     nsub = length // SUBFRAME
-    out = np.zeros(k, SUMMARY_DTYPE)
-    out["codes"] = 0xFF
-    out["power"] = np.nan
-    out["nsub"] = nsub
+    power = np.full((k, MAX_SUB), np.nan, np.float32)
     measured = np.flatnonzero(seq % POWER_EVERY == 0)
     if len(measured):
-        out["power"][measured, :nsub] = _POWER[law][rows[measured]].reshape(-1, nsub, SUBFRAME).mean(axis=2)
+        power[measured, :nsub] = _POWER[law][rows[measured]].reshape(-1, nsub, SUBFRAME).mean(axis=2)
     words = rows.view(np.uint64)  # eight codes at a time
     if _FLIP[law]:
         words ^= np.uint64(0x2A2A2A2A2A2A2A2A)
     words |= np.uint64(0x8080808080808080)
-    codes = rows.reshape(k * nsub, SUBFRAME).min(axis=1).reshape(k, nsub)
-    out["codes"][:, :nsub] = codes
-    loud = np.flatnonzero(codes.min(axis=1) == _FULL)
+    codes = np.full((k, MAX_SUB), 0xFF, np.uint8)
+    codes[:, :nsub] = rows.reshape(k * nsub, SUBFRAME).min(axis=1).reshape(k, nsub)
+    loudest = codes[:, 0]
+    for i in range(1, nsub):
+        loudest = np.minimum(loudest, codes[:, i])
+    clipped = np.zeros(k, np.int32)
+    loud = np.flatnonzero(loudest == _FULL)
     if len(loud):
-        out["clipped"][loud] = np.count_nonzero(rows[loud] == _FULL, axis=1)
-    return out
+        clipped[loud] = np.count_nonzero(rows[loud] == _FULL, axis=1)
+    return codes, power, clipped
 
 
 def fits_g711_path(length: int) -> bool:
@@ -117,7 +138,7 @@ class StreamAudio:
         self.codecs = {pt: (str(name), int(rate or 0)) for pt, (name, rate) in codecs.items()}
         self.fmtp, self.channels = fmtp or {}, channels or {}
         self.vad, self.transform, self.keep = vad, transform, keep
-        self._bulk: list[tuple[str, np.ndarray, np.ndarray]] = []  # (law, records, summaries)
+        self._bulk: list[bytes] = []  # G.711 packets, `pack` rows
         self._pending: list[tuple[float, int, int, int, bytes]] = []  # G.711 packets awaiting g711_summary
         self._frames: list[speech.Frames] = []  # decoded codecs, media time in .start
         self._delays: list[np.ndarray] = []  # each of those frames' packet arrival - packet media time
@@ -168,15 +189,14 @@ class StreamAudio:
         if len(self._heap) > REORDER:
             self._decode(*heapq.heappop(self._heap))
 
-    def extend_g711(self, records: np.ndarray, summaries: np.ndarray) -> None:
-        """The fast path's G.711 packets of one payload type (stats.RECORD_DTYPE records and
-        their g711_summary)."""
-        if len(records):
-            law = self._name(int(records["pt"][0]))
-            if law in G711:
-                if self._ts0 is None:
-                    self._ts0 = int(records["ts"][0])
-                self._bulk.append((law, records[["time", "seq", "ts", "pt"]], summaries))
+    def extend_g711(self, rows: np.ndarray) -> None:
+        """The fast path's G.711 packets (`pack` rows with nsub > 0): kept as bytes until finish."""
+        if len(rows):
+            self._bulk.append(rows.tobytes())  # a copy: a view would keep the whole batch alive
+            if self._ts0 is None:
+                first = records(self._bulk[-1][:SUMMARY_DTYPE.itemsize])[0]
+                self._ts0 = int(first["ts"])
+                self._name(int(first["pt"]))
 
     def _name(self, pt: int) -> str | None:
         """The payload type's audio codec name, upper-cased for G.711; None for events and unknowns."""
@@ -197,11 +217,11 @@ class StreamAudio:
         for p in pending:
             groups.setdefault((self._name(p[3]), len(p[4])), []).append(p)
         for (law, length), group in groups.items():
-            rec = np.zeros(len(group), [("time", "f8"), ("seq", "u2"), ("ts", "u4"), ("pt", "u1")])
-            for name, col in zip(("time", "seq", "ts", "pt"), zip(*[p[:4] for p in group])):
-                rec[name] = col
+            time, seq, ts, pt, _ = zip(*group)
             rows = np.frombuffer(b"".join(p[4] for p in group), np.uint8).reshape(len(group), length).copy()
-            self._bulk.append((law, rec, g711_summary(rows, law, rec["seq"])))
+            codes, power, clipped = g711_summary(rows, law, np.array(seq))
+            self._bulk.append(pack(time, ts, pt, np.full(len(group), length // SUBFRAME), codes, power,
+                                   clipped).tobytes())
 
     # --- codecs with state: in sequence order ----------------------------------------------
 
@@ -241,77 +261,162 @@ class StreamAudio:
     # --- output ----------------------------------------------------------------------------
 
     def finish(self) -> Result:
-        """Speech activity over everything fed (call once)."""
+        """Speech activity over everything fed (call once; finish_many does several at once)."""
+        return finish_many([self])[0]
+
+    def held(self) -> int:
+        """Packets held (roughly: what finishing this stream costs)."""
+        return sum(len(b) for b in self._bulk) // SUMMARY_DTYPE.itemsize + len(self._pending) + len(self._frames)
+
+    def _drain(self) -> None:
+        """Everything still held back: G.711 packets not yet summarised, packets in the reorder window."""
         self._flush_g711()
         while self._heap:
             self._decode(*heapq.heappop(self._heap))
-        parts, delays = list(self._frames), list(self._delays)
-        if self._bulk:
-            f, delay, used, dropped = self._g711_frames()
-            parts.append(f)
-            delays.append(delay)
-            self.packets += used
-            self.dropped += dropped
-            self.codec = self.codec or self._bulk[0][0]
-        if self._cn:
-            parts, delays = self._with_comfort_noise(parts, delays)
-        if not parts:
-            return Result(self.codec, None, self.error or "no audio packets", 0, self.dropped)
-        frames = speech.concat(parts)
-        delay = np.concatenate(delays)
-        # No sound before the stream's first packet arrived (a delayed first packet would place it so).
-        frames.start = np.maximum(_playout(frames.start, delay), (frames.start + delay).min())
-        return Result(self.codec or "CN", speech.activity(frames, self.vad), self.error, self.packets,
-                      self.dropped, len(self._cn))
 
-    def _g711_frames(self) -> tuple[speech.Frames, np.ndarray, int, int]:
-        """Frames of the G.711 packets in timestamp order, duplicates out (the first one counts)."""
-        rec = np.concatenate([r for _, r, _ in self._bulk])
-        summ = np.concatenate([s for _, _, s in self._bulk])
-        alaw = np.concatenate([np.full(len(r), law == "PCMA") for law, r, _ in self._bulk])
-        media = self._media(rec["ts"])
-        order = np.lexsort((np.arange(len(media)), media))
-        keep = order[np.r_[True, media[order][1:] != media[order][:-1]]]
-        rec, summ, alaw, media = rec[keep], summ[keep], alaw[keep], media[keep]
-        nsub = summ["nsub"].astype(np.int64)
-        packet = np.repeat(np.arange(len(rec)), nsub)
-        sub = np.arange(len(packet)) - np.repeat(np.cumsum(nsub) - nsub, nsub)
-        codes = summ["codes"][packet, sub]
-        peak = np.where(alaw[packet], _MAG["PCMA"][codes], _MAG["PCMU"][codes])
-        f = speech.Frames(start=media[packet] + sub * 0.01, length=np.full(len(packet), 0.01), peak=peak,
-                          power=summ["power"][packet, sub], clipped=np.where(sub == 0, summ["clipped"][packet], 0),
-                          samples=np.full(len(packet), SUBFRAME, np.int32))
-        return f, (rec["time"] - media)[packet], len(rec), len(order) - len(keep)
-
-    def _with_comfort_noise(self, parts: list, delays: list) -> tuple[list, list]:
-        """Digital-silence frames from each comfort noise packet up to the next packet (at most
-        CN_FILL_S): the sender said "silence" until then (RFC 3389)."""
+    def _comfort_noise(self, marks: np.ndarray) -> tuple[speech.Frames, np.ndarray]:
+        """Digital-silence frames from each comfort noise packet up to the next packet (`marks`: the
+        stream's frame starts), at most CN_FILL_S: the sender said "silence" until then (RFC 3389).
+        Returns the frames and their delays (arrival minus media time)."""
         cn = self._media(np.array([t for t, _ in self._cn]))
-        marks = np.unique(np.concatenate([cn] + [p.start for p in parts]))
-        out, times = list(parts), list(delays)
+        marks = np.unique(np.concatenate([cn, marks]))
+        parts, delays = [], []
         for t, (_, when) in zip(cn.tolist(), self._cn):
             i = np.searchsorted(marks, t, side="right")
             stop = min(float(marks[i]) if i < len(marks) else t + 0.02, t + CN_FILL_S)
             n = max(int(round((stop - t) / 0.01)), 1)
-            out.append(speech.Frames(start=t + np.arange(n) * 0.01, length=np.full(n, 0.01),
-                                     peak=np.zeros(n, np.float32), power=np.zeros(n, np.float32),
-                                     clipped=np.zeros(n, np.int32), samples=np.full(n, SUBFRAME, np.int32)))
-            times.append(np.full(n, when - t))
-        return out, times
+            parts.append(speech.Frames(start=t + np.arange(n) * 0.01, length=np.full(n, 0.01),
+                                       peak=np.zeros(n, np.float32), power=np.zeros(n, np.float32),
+                                       clipped=np.zeros(n, np.int32), samples=np.full(n, SUBFRAME, np.int32)))
+            delays.append(np.full(n, when - t))
+        return speech.concat(parts), np.concatenate(delays)
 
 
-def _playout(media: np.ndarray, delay: np.ndarray) -> np.ndarray:
-    """Media times (s) to capture times. `delay`: each frame's packet arrival minus that packet's
-    media time. In each block of BLOCK_S media seconds, and after any jump of the timestamp against
-    arrival, the least-delayed packet's offset is every frame's."""
+GROUP_PACKETS = 1 << 15  # streams finished together hold about this many packets (bounds the arrays)
+
+
+def finish_many(audios: list[StreamAudio]) -> list[Result]:
+    """`StreamAudio.finish` for many streams at once: their G.711 packets become frames, are placed on
+    the capture clock and run through speech activity together (rtp/speech.activities), so closing
+    the hundreds of streams of a trunk costs about what closing one does. Streams are taken in
+    groups of about GROUP_PACKETS packets, so memory stays that of one group."""
+    out: list[Result] = []
+    group: list[StreamAudio] = []
+    size = 0
+    for a in audios:
+        n = a.held()
+        if group and size + n > GROUP_PACKETS:
+            out += _finish_group(group)
+            group, size = [], 0
+        group.append(a)
+        size += n
+    return out + (_finish_group(group) if group else [])
+
+
+def _finish_group(audios: list[StreamAudio]) -> list[Result]:
+    k = len(audios)
+    for a in audios:
+        a._drain()
+    g711_frames, g711_delay, g711_seg, used, dupes = _g711_frames(audios)
+    parts, delays, segs = [g711_frames], [g711_delay], [g711_seg]
+    for g, a in enumerate(audios):
+        if a._frames:
+            f = speech.concat(a._frames)
+            parts.append(f)
+            delays.append(np.concatenate(a._delays))
+            segs.append(np.full(len(f.start), g, np.int64))
+        if a._cn:
+            marks = np.concatenate([p.start[s == g] for p, s in zip(parts, segs)])
+            f, d = a._comfort_noise(marks)
+            parts.append(f)
+            delays.append(d)
+            segs.append(np.full(len(f.start), g, np.int64))
+    frames, delay, seg = speech.concat(parts), np.concatenate(delays), np.concatenate(segs)
+    if len(parts) > 1:  # the G.711 frames alone are in (stream, time) order already
+        order = np.lexsort((frames.start, seg))
+        frames = speech.Frames(*(getattr(frames, name)[order] for name in speech.Frames.__slots__))
+        delay, seg = delay[order], seg[order]
+    frames.start = _playout(frames.start, delay, seg)
+    found = speech.activities(frames, seg, k, audios[0].vad) if k else []
+    has = np.bincount(seg, minlength=k) > 0
+    out = []
+    for g, a in enumerate(audios):
+        codec = a.codec or ("PCMA" if a._bulk and records(a._bulk[0])["pt"][0] == 8 else "PCMU" if a._bulk
+                            else "CN" if a._cn else "")
+        packets, dropped = a.packets + used[g], a.dropped + dupes[g]
+        if has[g]:
+            out.append(Result(codec, found[g], a.error, packets, dropped, len(a._cn)))
+        else:
+            out.append(Result(codec, None, a.error or "no audio packets", packets, dropped, len(a._cn)))
+    return out
+
+
+def _g711_frames(audios: list[StreamAudio]):
+    """Frames of every stream's G.711 packets in (stream, timestamp) order, duplicates out (the first
+    one counts): (frames, their delays, their stream, packets used and duplicates per stream)."""
+    k = len(audios)
+    chunks = [(g, a._bulk) for g, a in enumerate(audios) if a._bulk]
+    used, dupes = [0] * k, [0] * k
+    if not chunks:
+        return speech.Frames(), np.zeros(0), np.zeros(0, np.int64), used, dupes
+    joined = [b"".join(bulk) for _, bulk in chunks]
+    pk = records(b"".join(joined))
+    counts = [len(j) // SUMMARY_DTYPE.itemsize for j in joined]
+    seg = np.repeat(np.array([g for g, _ in chunks], np.int64), counts)
+    ts0 = np.array([audios[g]._ts0 for g, _ in chunks], np.int64)[np.repeat(np.arange(len(chunks)), counts)]
+    rel = (pk["ts"].astype(np.int64) - ts0 + 0x80000000) % 0x100000000 - 0x80000000
+    media = rel / 8000.0  # G.711's clock (RFC 3551 4.5.14)
+    same = seg[1:] == seg[:-1]
+    if len(media) > 1 and not ((media[1:] > media[:-1]) | ~same).all():  # reordered or duplicated
+        order = np.lexsort((np.arange(len(media)), media, seg))
+        seg, media = seg[order], media[order]
+        keep = np.concatenate(([True], (media[1:] != media[:-1]) | (seg[1:] != seg[:-1])))
+        pk, seg, media = pk[order][keep], seg[keep], media[keep]
+    kept = np.bincount(seg, minlength=k)
+    for (g, _), c in zip(chunks, counts):
+        used[g], dupes[g] = int(kept[g]), c - int(kept[g])
+    alaw = pk["pt"] == 8
+    nsub = pk["nsub"]
+    n0 = int(nsub[0])
+    if (nsub == n0).all():  # one packet size (the usual case): frames are a reshape
+        codes, power = pk["codes"][:, :n0].reshape(-1), pk["power"][:, :n0].reshape(-1)
+        start = (media[:, None] + np.arange(n0) * 0.01).reshape(-1)
+        packet = np.repeat(np.arange(len(pk)), n0)
+        clipped = np.zeros(len(codes), np.int32)
+        clipped[::n0] = pk["clipped"]
+    else:
+        n = nsub.astype(np.int64)
+        packet = np.repeat(np.arange(len(pk)), n)
+        sub = np.arange(len(packet)) - np.repeat(np.cumsum(n) - n, n)
+        codes, power = pk["codes"][packet, sub], pk["power"][packet, sub]
+        start = media[packet] + sub * 0.01
+        clipped = np.where(sub == 0, pk["clipped"][packet], 0).astype(np.int32)
+    if alaw.all():
+        peak = _MAG["PCMA"][codes]
+    elif not alaw.any():
+        peak = _MAG["PCMU"][codes]
+    else:
+        peak = np.where(alaw[packet], _MAG["PCMA"][codes], _MAG["PCMU"][codes])
+    n = len(codes)
+    f = speech.Frames(start=start, length=np.full(n, 0.01), peak=peak, power=power, clipped=clipped,
+                      samples=np.full(n, SUBFRAME, np.int32))
+    return f, (pk["time"] - media)[packet], seg[packet], used, dupes
+
+
+def _playout(media: np.ndarray, delay: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Media times (s; sorted within each stream `seg`) to capture times. `delay`: each frame's packet
+    arrival minus that packet's media time. Per stream, in each block of BLOCK_S media seconds and
+    after any jump of the timestamp against arrival, the least-delayed packet's offset is every
+    frame's; and nothing before the stream's first packet arrived."""
     if not len(media):
         return media
-    order = np.argsort(media, kind="stable")
-    m, d = media[order], delay[order]
-    jump = np.r_[False, np.abs(np.diff(d)) > JUMP_S]
-    block = np.cumsum(jump) * 1_000_000 + np.floor((m - m[0]) / BLOCK_S).astype(np.int64)
-    heads = np.r_[0, np.flatnonzero(np.diff(block)) + 1]
-    offset = np.minimum.reduceat(d, heads)
-    out = np.empty_like(media)
-    out[order] = m + np.repeat(offset, np.diff(np.r_[heads, len(m)]))
-    return out
+    new_seg = np.concatenate(([True], seg[1:] != seg[:-1]))
+    jump = np.concatenate(([False], np.abs(np.diff(delay)) > JUMP_S)) & ~new_seg
+    seg_heads = np.flatnonzero(new_seg)
+    first_media = np.repeat(media[seg_heads], np.diff(np.concatenate((seg_heads, [len(media)]))))
+    block = np.floor((media - first_media) / BLOCK_S).astype(np.int64) + np.cumsum(jump) * 1_000_000
+    heads = np.flatnonzero(new_seg | np.concatenate(([True], block[1:] != block[:-1])))
+    offset = np.minimum.reduceat(delay, heads)
+    placed = media + np.repeat(offset, np.diff(np.concatenate((heads, [len(media)]))))
+    arrived = np.minimum.reduceat(media + delay, seg_heads)  # each stream's first packet
+    return np.maximum(placed, np.repeat(arrived, np.diff(np.concatenate((seg_heads, [len(media)])))))

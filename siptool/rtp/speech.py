@@ -106,67 +106,121 @@ def concat(parts: list[Frames]) -> Frames:
 
 
 def activity(f: Frames, vad: Vad = Vad()) -> Activity:
-    """Talk spurts and levels of a direction's frames."""
+    """Talk spurts and levels of one direction's frames (in any order)."""
     order = np.argsort(f.start, kind="stable")
-    start, length, peak = f.start[order], f.length[order], f.peak[order]
-    power, clipped, samples = f.power[order], f.clipped[order], f.samples[order]
-    level = dbfs(peak)
+    f = Frames(*(getattr(f, name)[order] for name in Frames.__slots__))
+    return activities(f, np.zeros(len(f.start), np.int64), 1, vad)[0]
+
+
+def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad()) -> list[Activity]:
+    """`activity` of k directions at once (segment-aware numpy, so that closing many streams costs
+    about what closing one does): f holds their frames sorted by (seg, start), seg[i] is the
+    direction of frame i (0..k-1). The noise floor's percentile is read from a 1 dB histogram."""
+    start, length, peak, power, clipped, samples = f.start, f.length, f.peak, f.power, f.clipped, f.samples
+    n = len(start)
     zero = peak <= ZERO_PEAK
-    live = level[~zero]
-    floor = float(np.percentile(live, vad.noise_percentile)) if len(live) else -np.inf
-    threshold = max(vad.abs_dbfs, min(floor, vad.noise_cap_dbfs) + vad.floor_margin_db)
-    active = level > threshold
-    spurts = _spurts(start[active], start[active] + length[active], vad)
-    inside = _inside(start, spurts)
-    measured = inside & ~np.isnan(power)
-    speech_power = float(power[measured].mean()) if measured.any() else 0.0
+    with np.errstate(divide="ignore"):
+        level = 20 * np.log10(peak.astype(np.float32) / np.float32(FULL_SCALE))
+    bins = np.clip(np.floor(level) + 120, 0, 120).astype(np.int64)  # -120..0 dBFS
+    live = ~zero
+    hist = np.bincount(seg[live] * 121 + bins[live], minlength=k * 121).reshape(k, 121)
+    cum = np.cumsum(hist, axis=1)
+    total = cum[:, -1]
+    target = np.maximum(np.ceil(total * vad.noise_percentile / 100), 1)
+    floor = np.where(total > 0, (cum < target[:, None]).sum(axis=1) - 120.0, -np.inf)
+    threshold = np.maximum(vad.abs_dbfs, np.minimum(floor, vad.noise_cap_dbfs) + vad.floor_margin_db)
+    active = level > threshold[seg]
+    t0 = float(start.min()) if n else 0.0
+    key = seg * 1e6 + (start - t0)  # one sorted axis for every direction
+    sp_seg, sp_first, sp_last, sp_key0, sp_key1 = _spurts(np.flatnonzero(active), key, key + length, seg, start,
+                                                           start + length, vad)
+    inside = np.zeros(n, bool)
+    if len(sp_key0):
+        i = np.searchsorted(sp_key0, key, side="right") - 1
+        inside = (i >= 0) & (key < sp_key1[np.maximum(i, 0)])
+    measured = ~np.isnan(power)
+    counted = inside & measured
+    speech_power = _per(seg, power, counted, k) / np.maximum(_per(seg, None, counted, k), 1)
     pauses = ~inside & ~zero
-    measured_pauses = pauses & ~np.isnan(power)
-    live_pauses = float(length[pauses].sum()) >= 0.5 and measured_pauses.any()
-    noise = float(np.median(power[measured_pauses])) if live_pauses else 0.0
-    speech_samples = int(samples[inside].sum())
-    top = float(peak.max()) if len(peak) else 0.0
-    return Activity(
-        spurts=spurts, audio_s=float(length.sum()), speech_s=float(sum(b - a for a, b in spurts)),
-        level_dbov=dbov(speech_power) if spurts else None, peak_dbfs=float(dbfs(top)) if top > 0 else None,
-        noise_dbov=dbov(noise), clipped_pct=100.0 * int(clipped[inside].sum()) / speech_samples if speech_samples else 0.0,
-        silent=not len(level) or bool((level < vad.silence_dbfs).all()),
-        silences=_runs(start, length, zero, vad.silence_run_s), threshold_dbfs=threshold)
-
-
-def _spurts(starts: np.ndarray, ends: np.ndarray, vad: Vad) -> list[tuple[float, float]]:
-    """Active frames (sorted) joined across pauses shorter than merge_s; short ones dropped."""
-    if not len(starts):
-        return []
-    ends = np.maximum.accumulate(ends)
-    cut = np.flatnonzero(starts[1:] - ends[:-1] >= vad.merge_s) + 1
-    first = np.r_[0, cut]
-    last = np.r_[cut - 1, len(starts) - 1]
+    pause_s = _per(seg, length, pauses, k)
+    noise = _medians(seg[pauses & measured], power[pauses & measured], k)
+    clipped_sum = _per(seg, clipped, inside, k)
+    speech_samples = _per(seg, samples, inside, k)
+    audio_s = _per(seg, length, None, k)
+    heads = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1]))) if n else np.zeros(0, np.int64)
+    top = np.zeros(k)
+    if n:
+        top[seg[heads]] = np.maximum.reduceat(peak, heads)
+    silences = _runs(start, length, zero, seg, k, vad.silence_run_s)
+    spurts: list[list[tuple[float, float]]] = [[] for _ in range(k)]
+    for g, a, b in zip(sp_seg.tolist(), sp_first.tolist(), sp_last.tolist()):
+        spurts[g].append((a, b))
+    silent_below = FULL_SCALE * 10 ** (vad.silence_dbfs / 20)
     out = []
-    for a, b in zip(starts[first].tolist(), ends[last].tolist()):
-        if b - a >= vad.min_spurt_s:
-            out.append((a, b))
+    for g in range(k):
+        sp = spurts[g]
+        out.append(Activity(
+            spurts=sp, audio_s=float(audio_s[g]), speech_s=float(sum(b - a for a, b in sp)),
+            level_dbov=dbov(float(speech_power[g])) if sp else None,
+            peak_dbfs=float(dbfs(top[g])) if top[g] > 0 else None,
+            noise_dbov=dbov(noise[g]) if pause_s[g] >= 0.5 else None,
+            clipped_pct=100.0 * float(clipped_sum[g]) / float(speech_samples[g]) if speech_samples[g] else 0.0,
+            silent=bool(top[g] < silent_below), silences=silences[g], threshold_dbfs=float(threshold[g])))
     return out
 
 
-def _inside(start: np.ndarray, spurts: list[tuple[float, float]]) -> np.ndarray:
-    """Frames that start inside a spurt."""
-    if not spurts:
-        return np.zeros(len(start), bool)
-    a = np.array([s for s, _ in spurts])
-    b = np.array([e for _, e in spurts])
-    i = np.searchsorted(a, start, side="right") - 1
-    return (i >= 0) & (start < b[np.maximum(i, 0)])
+def _per(seg: np.ndarray, values, mask, k: int) -> np.ndarray:
+    """Per direction, the sum of `values` (count when None) over the frames in `mask` (all when None)."""
+    if mask is not None:
+        seg = seg[mask]
+        values = values[mask] if values is not None else None
+    w = None if values is None else np.asarray(values, np.float64)
+    return np.bincount(seg, weights=w, minlength=k)
 
 
-def _runs(start: np.ndarray, length: np.ndarray, flag: np.ndarray, min_s: float) -> list[tuple[float, float]]:
-    """Stretches where consecutive frames are all flagged (a gap of more than a frame between two
-    frames breaks a run: lost packets are not silence the sender sent), at least min_s long."""
+def _medians(seg: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Per direction, the median of its values (0 where it has none)."""
+    out = np.zeros(k)
+    if not len(values):
+        return out
+    order = np.lexsort((values, seg))
+    seg, values = seg[order], values[order]
+    heads = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
+    counts = np.diff(np.concatenate((heads, [len(seg)])))
+    lo, hi = heads + (counts - 1) // 2, heads + counts // 2
+    out[seg[heads]] = (values[lo].astype(np.float64) + values[hi]) / 2
+    return out
+
+
+def _spurts(active: np.ndarray, key: np.ndarray, end_key: np.ndarray, seg: np.ndarray, start: np.ndarray,
+            end: np.ndarray, vad: Vad):
+    """The active frames (indices, in key order) joined across pauses shorter than merge_s within a
+    direction; spurts shorter than min_spurt_s dropped. Returns per spurt its direction, start and
+    end (s, the frames' own times) and its start and end keys."""
+    if not len(active):
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)
+    starts, ends, segs = key[active], np.maximum.accumulate(end_key[active]), seg[active]
+    cut = np.flatnonzero((starts[1:] - ends[:-1] >= vad.merge_s) | (segs[1:] != segs[:-1])) + 1
+    first = np.concatenate(([0], cut))
+    last = np.concatenate((cut - 1, [len(starts) - 1]))
+    latest = np.maximum.reduceat(end[active], first)
+    keep = ends[last] - starts[first] >= vad.min_spurt_s
+    first, last = first[keep], last[keep]
+    return segs[first], start[active[first]], latest[keep], starts[first], ends[last]
+
+
+def _runs(start: np.ndarray, length: np.ndarray, flag: np.ndarray, seg: np.ndarray, k: int, min_s: float) -> list[list]:
+    """Per direction, stretches where consecutive frames are all flagged (a gap of more than a
+    frame between two frames breaks a run: lost packets are not silence the sender sent), at least
+    min_s long."""
+    out: list[list[tuple[float, float]]] = [[] for _ in range(k)]
     if not flag.any():
-        return []
+        return out
     end = start + length
-    joined = np.r_[False, (start[1:] - end[:-1] <= 0.005) & flag[1:] & flag[:-1]]
+    joined = np.concatenate(([False], (start[1:] - end[:-1] <= 0.005) & flag[1:] & flag[:-1] & (seg[1:] == seg[:-1])))
     heads = np.flatnonzero(flag & ~joined)
-    tails = np.flatnonzero(flag & ~np.r_[joined[1:], False])
+    tails = np.flatnonzero(flag & ~np.concatenate((joined[1:], [False])))
     keep = end[tails] - start[heads] >= min_s
-    return list(zip(start[heads][keep].tolist(), end[tails][keep].tolist()))
+    for g, a, b in zip(seg[heads][keep].tolist(), start[heads][keep].tolist(), end[tails][keep].tolist()):
+        out[g].append((a, b))
+    return out
