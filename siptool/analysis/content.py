@@ -16,7 +16,7 @@ import numpy as np
 from ..capture.batch import _gather
 from ..report.model import Interval, StreamContent
 from ..rtp import codecs as registry
-from ..rtp.content import MAX_SUB, SUMMARY_DTYPE, PayloadTransform, Result, StreamAudio, finish_many, g711_summary, pack
+from ..rtp.content import NSUB, PayloadTransform, Result, StreamAudio, finish_many, g711_summary, pack
 from ..rtp.speech import Vad
 
 # Static audio payload types a stream may carry without an rtpmap (RFC 3551 table 4).
@@ -44,19 +44,18 @@ def stream_audio(options: ContentOptions, codecs: dict, fmtp: dict, channels: di
     return StreamAudio(known, fmtp, channels, options.vad, transform)
 
 
-def batch_summaries(rec: np.ndarray, payload: np.ndarray, b0: np.ndarray, usable: np.ndarray,
-                    buf: np.ndarray) -> np.ndarray:
-    """For a batch's RTP records (flow order), `pack` rows: g711_summary of each plain G.711 packet
-    (PT 0 or 8, no CSRC, extension or padding, 10-40 ms), nsub 0 for the others. One gather per law
-    and payload length."""
-    n = len(rec)
-    nsub = np.zeros(n, np.uint8)
-    codes = np.full((n, MAX_SUB), 0xFF, np.uint8)
-    power = np.full((n, MAX_SUB), np.nan, np.float32)
-    clipped = np.zeros(n, np.int32)
-    size = rec["size"].astype(np.int64) - 12
-    pt = rec["pt"]
-    plain = usable & (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (size > 0) & (size % 80 == 0) & (size <= 320)
+def batch_summaries(rtp, buf: np.ndarray) -> np.ndarray:
+    """For a batch's RTP candidates (capture/batch.RtpBatch, in capture order), `pack` rows: the
+    g711_summary of each plain G.711 packet (PT 0 or 8, no CSRC, extension or padding, 10-40 ms),
+    nsub 0 for the others. One gather per law and payload length."""
+    sel = rtp.index
+    n = len(sel)
+    hdr = rtp.header[sel]
+    pt, b0 = hdr["b1"] & 0x7F, hdr["b0"]
+    size = rtp.length[sel] - 12
+    payload = rtp.payload[sel]
+    cols = [np.zeros(n, np.uint8) for _ in range(4)] + [np.zeros(n, np.uint16), np.full(n, np.nan, np.float32)]
+    plain = (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (size > 0) & (size % 80 == 0) & (size <= 320)
     for law_pt, law in ((0, "PCMU"), (8, "PCMA")):
         mine = plain & (pt == law_pt)
         if not mine.any():
@@ -64,16 +63,22 @@ def batch_summaries(rec: np.ndarray, payload: np.ndarray, b0: np.ndarray, usable
         for length in np.unique(size[mine]).tolist():
             at = np.flatnonzero(mine & (size == length))
             rows = _gather(buf, payload[at] + 12, np.dtype(f"V{length}")).view(np.uint8).reshape(len(at), length)
-            c, p, k = g711_summary(rows, law, rec["seq"][at])
+            summary = g711_summary(rows, law, hdr["seq"][at])
             if len(at) == n:  # every record (the usual batch of a G.711 trunk)
-                codes, power, clipped = c, p, k
-                nsub[:] = length // 80
+                cols = [np.full(n, length // 80, np.uint8), *summary]
             else:
-                codes[at], power[at], clipped[at], nsub[at] = c, p, k, length // 80
-    return pack(rec["time"], rec["ts"], pt, nsub, codes, power, clipped)
+                for col, values in zip(cols, (length // 80, *summary)):
+                    col[at] = values
+    return pack(rtp.time[sel], hdr["ts"], pt, *cols)
 
 
-NSUB = SUMMARY_DTYPE.fields["nsub"][1]  # its byte in a `pack` row
+def summarised(batches):
+    """The batches (capture/batch.iter_batches), each with `g711`: batch_summaries of its RTP. Meant
+    to run where the batches are read ahead (session._prefetched's thread): numpy releases the GIL
+    for the gather and the reductions, so a second core does this work while the first analyses."""
+    for batch in batches:
+        batch.g711 = batch_summaries(batch.rtp, batch.buf)
+        yield batch
 
 
 def feed_bulk(audio: StreamAudio, rec: np.ndarray, rows: np.ndarray, payload: np.ndarray, buf) -> None:

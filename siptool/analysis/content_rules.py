@@ -9,7 +9,6 @@ from typing import Iterable
 
 from ..report.model import Call, Finding, Stream
 from .context import Context
-from .media_rules import Paths
 
 MIN_SILENT_S = 2.0  # a direction is judged silent only after this much audio
 MIN_SPEECH_S = 1.0  # levels are judged only over this much speech
@@ -17,9 +16,10 @@ COLLISION_S = 0.2  # both starting within this is a collision, not the caller ba
 
 
 def _sides(call: Call) -> list[tuple[str, Stream]]:
-    """(sending side, stream) for the call's audio streams whose content was decoded."""
-    paths = Paths(call)
-    return [(paths.sender.get(id(s)) or "?", s) for s in paths.streams if s.content is not None and s.content.decoded]
+    """(sending side, stream) for the call's audio streams whose content was decoded (the side as
+    conversation.py found it; "?" when not known)."""
+    return [(s.content.side or "?", s) for s in call.streams
+            if s.media == "audio" and s.content is not None and s.content.decoded]
 
 
 def _where(side: str, s: Stream) -> str:

@@ -28,6 +28,7 @@ def conversation(call: Call) -> Conversation | None:
         side = paths.sender.get(id(s))
         if side is None:
             continue
+        s.content.side = side
         spurts[side] += [(x.start, x.end) for x in s.content.talk_spurts]
         first_rtp[side] = min(first_rtp.get(side, s.start), s.start)
     caller, callee = (union(spurts[side]) for side in SIDES)

@@ -274,19 +274,20 @@ class MediaTracker:
             if len(state.events) < 4096:
                 state.events.append(payload[_header_len(payload):])
 
-    def feed_batch(self, rtp, buf: np.ndarray) -> None:
+    def feed_batch(self, rtp, buf: np.ndarray, g711: np.ndarray | None = None) -> None:
         """The fast path's RTP/RTCP candidates of one batch (see capture/batch.py), in bulk.
 
         Same outcome as feeding them one by one: a new flow is classified by its first packet
         against the SDP announcements in force at that frame. The batch is put in flow order
-        (FlowBatch); each flow is then a contiguous slice.
+        (FlowBatch); each flow is then a contiguous slice. g711: content.batch_summaries of the
+        batch (content analysis), rows in capture order.
         """
         if not len(rtp.index):
             return
         fb = FlowBatch(rtp)
         rec, p, length = fb.rec, fb.payload, fb.length
         if self.content is not None:
-            fb.g711 = content.batch_summaries(rec, p, fb.b0, fb.usable_mask, buf)
+            fb.g711 = (g711 if g711 is not None else content.batch_summaries(rtp, buf))[fb.perm]
             fb.g711_others = content.others_per_flow(fb.g711, fb.flows)
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
@@ -548,14 +549,14 @@ class FlowBatch:
 
     __slots__ = ("rec", "ssrc", "payload", "length", "rtcp_mask", "usable_mask", "dynamic_mask", "flows",
                  "rtcp", "bad", "single", "dynamic", "flow_last_time", "rtcp_at", "rtcp_from", "first_frame",
-                 "last_time", "b0", "g711", "g711_others")
+                 "last_time", "perm", "g711", "g711_others")
 
     def __init__(self, rtp) -> None:
         sel = rtp.index
         n = len(sel)
         a_end = (rtp.src[sel].astype(np.int64) << 16) | rtp.sport[sel]  # 48-bit address:port of each end
         b_end = (rtp.dst[sel].astype(np.int64) << 16) | rtp.dport[sel]
-        order = _flow_order(a_end, b_end)
+        order = self.perm = _flow_order(a_end, b_end)  # perm: positions among the candidates
         a_end, b_end = a_end[order], b_end[order]
         order = sel[order]  # positions among the batch's records
         change = np.empty(n, bool)
@@ -568,7 +569,7 @@ class FlowBatch:
                               rtp.dst[first].tolist(), rtp.dport[first].tolist()))
         self.payload, self.length, hdr = rtp.payload[order], rtp.length[order], take(rtp.header, order)
         b1 = hdr["b1"]
-        self.b0, self.g711, self.g711_others = hdr["b0"], None, None  # content.batch_summaries (content analysis)
+        self.g711, self.g711_others = None, None  # content.batch_summaries in flow order (content analysis)
         rtcp = (b1 >= 200) & (b1 <= 207)
         usable = ~rtcp & (self.length >= 12)  # version 2: checked by the batch
         rec = self.rec = np.empty(n, dtype=RECORD_DTYPE)

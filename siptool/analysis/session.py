@@ -264,12 +264,17 @@ def _feed_batches(source, analyzer: Analyzer, tick) -> None:
     decode = source.decoder.decode
     feed = analyzer.feed
     media = analyzer.media
-    for batch in _prefetched(iter_batches(source.capture)):
+    batches = iter_batches(source.capture)
+    if media.content is not None:  # G.711 content summarised in the reader's thread (analysis/content.py)
+        from .content import summarised
+
+        batches = summarised(batches)
+    for batch in _prefetched(batches):
         for frame, time, data in batch.slow:
             pkt = decode(frame, time, batch.linktype, data)
             if pkt is not None:
                 feed(pkt)
-        media.feed_batch(batch.rtp, batch.buf)
+        media.feed_batch(batch.rtp, batch.buf, getattr(batch, "g711", None))
         # Flat RSS: this batch's pages are done with (reader.Capture.release). Released here, by the
         # consumer, not by the reader thread, which runs a batch ahead.
         source.capture.release(batch.end)

@@ -124,6 +124,7 @@ class StreamContent:
 
     codec: str  # the codec decoded, "" when it could not be
     decoded: bool  # False: see `error`; the figures below are then empty
+    side: str = ""  # who sent it: "caller" or "callee" (SIP dialog sides), "" when not known
     error: str = ""  # why the audio could not be analysed
     packets: int = 0  # audio packets decoded (comfort noise and RFC 4733 events are not audio)
     dropped: int = 0  # duplicates and packets too late to put back in order

@@ -11,12 +11,13 @@ where nothing came); decoders with state (G.722, G.726, Opus, AMR, iLBC...) carr
 Duplicates and packets later than REORDER packets are dropped. Comfort noise (RFC 3389, PT 13) and
 the time until the next packet are digital silence. RFC 4733 events are not audio.
 
-G.711 is never decoded to samples here: each 10 ms sub-frame's peak comes from the codes
-themselves (mu-law and A-law codes order by magnitude once the sign bit is set, so one minimum per
-sub-frame over bytes is the peak), its power from one packet in POWER_EVERY (by sequence number),
-and full-scale samples are counted where a peak reaches full scale. `g711_summary` does this for a
-whole batch of packets at once on the analyser's fast path (capture/batch.py); the per-packet path
-feeds the same function in chunks, so both give the same figures.
+G.711 is never decoded to samples here: a packet is one frame, its peak read from the codes
+themselves (mu-law and A-law codes order by magnitude once the sign bit is set, so one minimum over
+bytes is the peak), with the peaks of its first and last 10 ms so that talk spurt edges are found
+to 10 ms; its power is measured in one packet in POWER_EVERY (by sequence number), and full-scale
+samples are counted where a peak reaches full scale. `g711_summary` does this for a whole batch of
+packets at once on the analyser's fast path (while the next batch is read: analysis/content.py); the
+per-packet path feeds the same function in chunks, so both give the same figures.
 
 `transform`, when given, is applied to every whole RTP packet of the stream before anything else
 (one place for SRTP decryption, RFC 3711); a packet it returns None for is skipped.
@@ -47,26 +48,27 @@ G711 = ("PCMU", "PCMA")
 PayloadTransform = Callable[[bytes], "bytes | None"]
 
 # Per G.711 packet, what the content layer keeps: arrival, timestamp, payload type, and what
-# g711_summary measured: the count of sub-frames (0: not a packet of this path), sub-frame peak codes
-# (0xFF pad), the count of full-scale samples, the sub-frames' powers (NaN when not measured). Held
-# as rows of bytes (`pack`): one copy per stream slice, read through this dtype at the end.
-SUMMARY_DTYPE = np.dtype([("time", "f8"), ("ts", "u4"), ("pt", "u1"), ("nsub", "u1"), ("codes", "u1", (MAX_SUB,)),
-                          ("clipped", "i4"), ("power", "f4", (MAX_SUB,))])
+# g711_summary measured: its 10 ms sub-frames (0: not a packet of this path), the peak codes of the
+# whole packet, of its first and of its last sub-frame, its full-scale samples and its power (NaN when
+# not measured). Held as rows of bytes (`pack`), read through this dtype at the end.
+SUMMARY_DTYPE = np.dtype([("time", "f8"), ("ts", "u4"), ("pt", "u1"), ("nsub", "u1"), ("peak", "u1"), ("head", "u1"),
+                          ("tail", "u1"), ("pad", "u1"), ("clipped", "u2"), ("power", "f4")])
+NSUB = SUMMARY_DTYPE.fields["nsub"][1]  # its byte in a `pack` row
 
 
-def pack(time, ts, pt, nsub, codes, power, clipped) -> np.ndarray:
+def pack(time, ts, pt, nsub, peak, head, tail, clipped, power) -> np.ndarray:
     """Rows of SUMMARY_DTYPE bytes ((n, itemsize) uint8) from its columns."""
     n = len(time)
-    out = np.empty((n, SUMMARY_DTYPE.itemsize), np.uint8)
-    for name, values in (("time", time), ("ts", ts), ("pt", pt), ("nsub", nsub), ("codes", codes),
-                         ("clipped", clipped), ("power", power)):
+    out = np.zeros((n, SUMMARY_DTYPE.itemsize), np.uint8)
+    for name, values in (("time", time), ("ts", ts), ("pt", pt), ("nsub", nsub), ("peak", peak), ("head", head),
+                         ("tail", tail), ("clipped", clipped), ("power", power)):
         dtype, offset = SUMMARY_DTYPE.fields[name][:2]
-        column = np.ascontiguousarray(values, dtype.base)
+        column = np.ascontiguousarray(values, dtype)
         out[:, offset:offset + dtype.itemsize] = column.view(np.uint8).reshape(n, dtype.itemsize)
     return out
 
 
-def records(rows: np.ndarray) -> np.ndarray:
+def records(rows) -> np.ndarray:
     """`pack` rows (or their bytes) seen as SUMMARY_DTYPE records."""
     return np.frombuffer(rows if isinstance(rows, bytes) else np.ascontiguousarray(rows).data, SUMMARY_DTYPE)
 
@@ -85,30 +87,30 @@ _POWER = {"PCMU": g711.ULAW_DECODE.astype(np.float32) ** 2, "PCMA": g711.ALAW_DE
 _FULL = 0x80  # the transformed code of a full-scale sample
 
 
-def g711_summary(rows: np.ndarray, law: str, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def g711_summary(rows: np.ndarray, law: str, seq: np.ndarray) -> tuple[np.ndarray, ...]:
     """Packets of one G.711 law and one payload length (rows: (k, length) uint8, length a multiple
-    of SUBFRAME up to MAX_SUB of them; modified in place): (peak codes (k, MAX_SUB) padded 0xFF,
-    powers (k, MAX_SUB) NaN where not measured, full-scale samples (k,))."""
+    of SUBFRAME up to MAX_SUB of them; modified in place): peak codes of each packet, of its first
+    and of its last sub-frame, its full-scale samples (at most 65535) and its power (NaN where not
+    measured)."""
     k, length = rows.shape
     nsub = length // SUBFRAME
-    power = np.full((k, MAX_SUB), np.nan, np.float32)
+    power = np.full(k, np.nan, np.float32)
     measured = np.flatnonzero(seq % POWER_EVERY == 0)
     if len(measured):
-        power[measured, :nsub] = _POWER[law][rows[measured]].reshape(-1, nsub, SUBFRAME).mean(axis=2)
+        power[measured] = _POWER[law][rows[measured]].mean(axis=1)
     words = rows.view(np.uint64)  # eight codes at a time
     if _FLIP[law]:
         words ^= np.uint64(0x2A2A2A2A2A2A2A2A)
     words |= np.uint64(0x8080808080808080)
-    codes = np.full((k, MAX_SUB), 0xFF, np.uint8)
-    codes[:, :nsub] = rows.reshape(k * nsub, SUBFRAME).min(axis=1).reshape(k, nsub)
-    loudest = codes[:, 0]
+    codes = rows.reshape(k * nsub, SUBFRAME).min(axis=1).reshape(k, nsub)
+    peak = codes[:, 0]
     for i in range(1, nsub):
-        loudest = np.minimum(loudest, codes[:, i])
-    clipped = np.zeros(k, np.int32)
-    loud = np.flatnonzero(loudest == _FULL)
+        peak = np.minimum(peak, codes[:, i])
+    clipped = np.zeros(k, np.uint16)
+    loud = np.flatnonzero(peak == _FULL)
     if len(loud):
-        clipped[loud] = np.count_nonzero(rows[loud] == _FULL, axis=1)
-    return codes, power, clipped
+        clipped[loud] = np.minimum(np.count_nonzero(rows[loud] == _FULL, axis=1), 65535)
+    return peak, codes[:, 0], codes[:, nsub - 1], clipped, power
 
 
 def fits_g711_path(length: int) -> bool:
@@ -135,7 +137,7 @@ class StreamAudio:
     def __init__(self, codecs: dict[int, tuple[str, int]], fmtp: dict[int, str] | None = None,
                  channels: dict[int, int] | None = None, vad: speech.Vad = speech.Vad(),
                  transform: PayloadTransform | None = None, keep: bool = False) -> None:
-        self.codecs = {pt: (str(name), int(rate or 0)) for pt, (name, rate) in codecs.items()}
+        self.codecs = codecs  # payload type -> (name, clock rate)
         self.fmtp, self.channels = fmtp or {}, channels or {}
         self.vad, self.transform, self.keep = vad, transform, keep
         self._bulk: list[bytes] = []  # G.711 packets, `pack` rows
@@ -219,9 +221,8 @@ class StreamAudio:
         for (law, length), group in groups.items():
             time, seq, ts, pt, _ = zip(*group)
             rows = np.frombuffer(b"".join(p[4] for p in group), np.uint8).reshape(len(group), length).copy()
-            codes, power, clipped = g711_summary(rows, law, np.array(seq))
-            self._bulk.append(pack(time, ts, pt, np.full(len(group), length // SUBFRAME), codes, power,
-                                   clipped).tobytes())
+            summary = g711_summary(rows, law, np.array(seq))
+            self._bulk.append(pack(time, ts, pt, np.full(len(group), length // SUBFRAME), *summary).tobytes())
 
     # --- codecs with state: in sequence order ----------------------------------------------
 
@@ -376,31 +377,16 @@ def _g711_frames(audios: list[StreamAudio]):
     for (g, _), c in zip(chunks, counts):
         used[g], dupes[g] = int(kept[g]), c - int(kept[g])
     alaw = pk["pt"] == 8
+    if alaw.all() or not alaw.any():
+        mag = _MAG["PCMA" if len(alaw) and alaw[0] else "PCMU"]
+        peak, head, tail = mag[pk["peak"]], mag[pk["head"]], mag[pk["tail"]]
+    else:
+        peak, head, tail = (np.where(alaw, _MAG["PCMA"][pk[x]], _MAG["PCMU"][pk[x]]) for x in ("peak", "head", "tail"))
     nsub = pk["nsub"]
-    n0 = int(nsub[0])
-    if (nsub == n0).all():  # one packet size (the usual case): frames are a reshape
-        codes, power = pk["codes"][:, :n0].reshape(-1), pk["power"][:, :n0].reshape(-1)
-        start = (media[:, None] + np.arange(n0) * 0.01).reshape(-1)
-        packet = np.repeat(np.arange(len(pk)), n0)
-        clipped = np.zeros(len(codes), np.int32)
-        clipped[::n0] = pk["clipped"]
-    else:
-        n = nsub.astype(np.int64)
-        packet = np.repeat(np.arange(len(pk)), n)
-        sub = np.arange(len(packet)) - np.repeat(np.cumsum(n) - n, n)
-        codes, power = pk["codes"][packet, sub], pk["power"][packet, sub]
-        start = media[packet] + sub * 0.01
-        clipped = np.where(sub == 0, pk["clipped"][packet], 0).astype(np.int32)
-    if alaw.all():
-        peak = _MAG["PCMA"][codes]
-    elif not alaw.any():
-        peak = _MAG["PCMU"][codes]
-    else:
-        peak = np.where(alaw[packet], _MAG["PCMA"][codes], _MAG["PCMU"][codes])
-    n = len(codes)
-    f = speech.Frames(start=start, length=np.full(n, 0.01), peak=peak, power=power, clipped=clipped,
-                      samples=np.full(n, SUBFRAME, np.int32))
-    return f, (pk["time"] - media)[packet], seg[packet], used, dupes
+    f = speech.Frames(start=media, length=nsub * 0.01, peak=peak, power=pk["power"],
+                      clipped=pk["clipped"].astype(np.int32), samples=nsub.astype(np.int32) * SUBFRAME,
+                      head=head, tail=tail)
+    return f, pk["time"] - media, seg, used, dupes
 
 
 def _playout(media: np.ndarray, delay: np.ndarray, seg: np.ndarray) -> np.ndarray:

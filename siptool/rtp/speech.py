@@ -27,6 +27,7 @@ import numpy as np
 FULL_SCALE = 32768.0
 SINE_POWER = 32767.0 ** 2 / 2  # mean square of a full-scale sine: 0 dBov (ITU-T G.100.1)
 ZERO_PEAK = 8  # G.711's smallest step (A-law has no exact zero): at or below it a frame is digital silence
+EDGE_S = 0.01  # a talk spurt's edges are resolved to this: frames longer than it carry its peaks at both ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,14 @@ class Frames:
     power: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # mean x^2, NaN: not measured
     clipped: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # samples at full scale
     samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # samples in the frame
+    head: np.ndarray | None = None  # peak of its first EDGE_S (None: the frame is that short, as peak)
+    tail: np.ndarray | None = None  # peak of its last EDGE_S
+
+    def __post_init__(self) -> None:
+        if self.head is None:
+            self.head = self.peak
+        if self.tail is None:
+            self.tail = self.peak
 
 
 @dataclass(slots=True)
@@ -129,11 +138,15 @@ def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad()) -> list[Act
     target = np.maximum(np.ceil(total * vad.noise_percentile / 100), 1)
     floor = np.where(total > 0, (cum < target[:, None]).sum(axis=1) - 120.0, -np.inf)
     threshold = np.maximum(vad.abs_dbfs, np.minimum(floor, vad.noise_cap_dbfs) + vad.floor_margin_db)
+    limit = (FULL_SCALE * 10 ** (threshold / 20)).astype(np.float32)[seg]  # the threshold, linear, per frame
     active = level > threshold[seg]
     t0 = float(start.min()) if n else 0.0
     key = seg * 1e6 + (start - t0)  # one sorted axis for every direction
-    sp_seg, sp_first, sp_last, sp_key0, sp_key1 = _spurts(np.flatnonzero(active), key, key + length, seg, start,
-                                                           start + length, vad)
+    sp_seg, sp_i0, sp_i1, sp_end, sp_key0, sp_key1 = _spurts(np.flatnonzero(active), key, key + length, seg,
+                                                             start + length, vad)
+    # Edges to EDGE_S: a long frame (a G.711 packet) whose first or last 10 ms stay under the threshold.
+    sp_first = start[sp_i0] + np.where((f.head[sp_i0] <= limit[sp_i0]) & (length[sp_i0] > EDGE_S * 1.5), EDGE_S, 0.0)
+    sp_last = sp_end - np.where((f.tail[sp_i1] <= limit[sp_i1]) & (length[sp_i1] > EDGE_S * 1.5), EDGE_S, 0.0)
     inside = np.zeros(n, bool)
     if len(sp_key0):
         i = np.searchsorted(sp_key0, key, side="right") - 1
@@ -192,13 +205,13 @@ def _medians(seg: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _spurts(active: np.ndarray, key: np.ndarray, end_key: np.ndarray, seg: np.ndarray, start: np.ndarray,
-            end: np.ndarray, vad: Vad):
+def _spurts(active: np.ndarray, key: np.ndarray, end_key: np.ndarray, seg: np.ndarray, end: np.ndarray, vad: Vad):
     """The active frames (indices, in key order) joined across pauses shorter than merge_s within a
-    direction; spurts shorter than min_spurt_s dropped. Returns per spurt its direction, start and
-    end (s, the frames' own times) and its start and end keys."""
+    direction; spurts shorter than min_spurt_s dropped. Returns per spurt its direction, first and
+    last frame, end (s), and its start and end keys."""
     if not len(active):
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0), np.zeros(0), np.zeros(0)
     starts, ends, segs = key[active], np.maximum.accumulate(end_key[active]), seg[active]
     cut = np.flatnonzero((starts[1:] - ends[:-1] >= vad.merge_s) | (segs[1:] != segs[:-1])) + 1
     first = np.concatenate(([0], cut))
@@ -206,7 +219,7 @@ def _spurts(active: np.ndarray, key: np.ndarray, end_key: np.ndarray, seg: np.nd
     latest = np.maximum.reduceat(end[active], first)
     keep = ends[last] - starts[first] >= vad.min_spurt_s
     first, last = first[keep], last[keep]
-    return segs[first], start[active[first]], latest[keep], starts[first], ends[last]
+    return segs[first], active[first], active[last], latest[keep], starts[first], ends[last]
 
 
 def _runs(start: np.ndarray, length: np.ndarray, flag: np.ndarray, seg: np.ndarray, k: int, min_s: float) -> list[list]:
