@@ -129,14 +129,13 @@ def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad()) -> list[Act
     n = len(start)
     zero = peak <= ZERO_PEAK
     with np.errstate(divide="ignore"):
-        level = 20 * np.log10(peak.astype(np.float32) / np.float32(FULL_SCALE))
-    bins = np.clip(np.floor(level) + 120, 0, 120).astype(np.int64)  # -120..0 dBFS
-    live = ~zero
-    hist = np.bincount(seg[live] * 121 + bins[live], minlength=k * 121).reshape(k, 121)
+        level = np.where(zero, -np.inf, 20 * np.log10(peak.astype(np.float32) / np.float32(FULL_SCALE)))
+    bins = np.clip(np.floor(level) + 120, 0, 120).astype(np.int64)  # -120..0 dBFS (digital silence: -120)
+    hist = np.bincount(seg * 121 + bins, weights=length, minlength=k * 121).reshape(k, 121)
     cum = np.cumsum(hist, axis=1)
     total = cum[:, -1]
-    target = np.maximum(np.ceil(total * vad.noise_percentile / 100), 1)
-    floor = np.where(total > 0, (cum < target[:, None]).sum(axis=1) - 120.0, -np.inf)
+    target = total * vad.noise_percentile / 100
+    floor = np.where(total > 0, (cum < target[:, None] - 1e-9).sum(axis=1) - 120.0, -np.inf)
     threshold = np.maximum(vad.abs_dbfs, np.minimum(floor, vad.noise_cap_dbfs) + vad.floor_margin_db)
     limit = (FULL_SCALE * 10 ** (threshold / 20)).astype(np.float32)[seg]  # the threshold, linear, per frame
     active = level > threshold[seg]
