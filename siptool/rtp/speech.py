@@ -148,8 +148,9 @@ def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad()) -> list[Act
     sp_last = sp_end - np.where((f.tail[sp_i1] <= limit[sp_i1]) & (length[sp_i1] > EDGE_S * 1.5), EDGE_S, 0.0)
     inside = np.zeros(n, bool)
     if len(sp_key0):
-        i = np.searchsorted(sp_key0, key, side="right") - 1
-        inside = (i >= 0) & (key < sp_key1[np.maximum(i, 0)])
+        # (1 us of slack: the keys of another direction's frames are rounded at a larger magnitude)
+        i = np.searchsorted(sp_key0, key + 1e-6, side="right") - 1
+        inside = (i >= 0) & (key < sp_key1[np.maximum(i, 0)] - 1e-6)
     measured = ~np.isnan(power)
     counted = inside & measured
     speech_power = _per(seg, power, counted, k) / np.maximum(_per(seg, None, counted, k), 1)
