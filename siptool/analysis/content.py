@@ -35,10 +35,11 @@ class ContentOptions:
 
 def stream_audio(options: ContentOptions, codecs: dict, fmtp: dict, channels: dict, pt: int,
                  src: str, dst: str, ssrc: int) -> StreamAudio | None:
-    """The accumulator for a new stream, or None when its first payload type is not audio."""
+    """The accumulator for a new stream, or None when its first payload type is not audio (comfort
+    noise is: a sender with silence suppression may start with it)."""
     known = {**STATIC_AUDIO, **{p: (name, rate) for p, (name, rate) in codecs.items()}}
     name, rate = known.get(pt, ("", 0))
-    if registry.media_kind(name, rate) != "audio" or name.upper() == "CN":
+    if registry.media_kind(name, rate) != "audio":
         return None
     transform = options.transform(src, dst, ssrc) if options.transform is not None else None
     return StreamAudio(known, fmtp, channels, options.vad, transform)
