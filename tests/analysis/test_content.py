@@ -248,3 +248,29 @@ def test_both_starting_together_is_no_talk_over(tmp_path):
     report = crafted(tmp_path, speech_at(4.0, [(0.5, 3.0)]), speech_at(4.0, [(0.55, 3.5)]))
     conv = report.calls[0].conversation
     assert conv.overlaps and conv.overlaps[0].duration_ms > 2000 and not content_codes(report)
+
+
+@pytest.mark.interop
+def test_script_regenerates_the_speech_cases(tmp_path):
+    """make_pcaps.sh speech_turns and speech_g722 (SIPp, and baresip with G.722) into a temporary
+    folder: the new captures meet the truth the script wrote beside them (needs root)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("make_pcaps.sh needs root for its network namespace")
+    for tool in ("sipp", "tcpdump", "ip", "baresip", "espeak-ng", "sox"):
+        require_binary(tool)
+    env = dict(os.environ, SIPTOOL_FX_OUT=str(tmp_path))
+    subprocess.run([str(REPO / "fixtures" / "make_pcaps.sh"), "speech_turns", "speech_g722"], env=env, check=True,
+                   capture_output=True, timeout=180)
+    for case in ("speech_turns", "speech_g722"):
+        report = analyze_file(tmp_path / f"{case}.pcap", content=ContentOptions())
+        t = json.loads((tmp_path / f"{case}.truth.json").read_text())
+        assert t == truth(case)  # the same speech, the same schedule
+        for side, s in by_side(report.calls[0]).items():
+            want = [(s.start + a / 1000, s.start + b / 1000) for a, b in t[side]["spurts_ms"]]
+            got = [(x.start, x.end) for x in s.content.talk_spurts]
+            assert len(got) == len(want)
+            assert all(abs(x - a) <= 0.02 and abs(y - b) <= 0.02 for (a, b), (x, y) in zip(want, got)), (side, want, got)
+        assert not content_codes(report)
