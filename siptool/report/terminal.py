@@ -212,9 +212,7 @@ def conversation_table(report: Report, width: int = 120) -> Table | None:
                      f"{_s(v.caller_first_rtp_ms)}/{_s(v.callee_first_rtp_ms)}", _gaps(v.callee_responses),
                      _gaps(v.caller_responses), overlap, f"{_level(call, 'caller')}/{_level(call, 'callee')}",
                      Text(", ".join(notes), style="dim")])
-    if not any(r[-1].plain for r in rows):
-        columns, rows = columns[:-1], [r[:-1] for r in rows]
-    return fit_table(columns, rows, width, host=len(columns) - 1 if columns[-1].fold else 5,
+    return fit_table(columns, rows, width, host=len(columns) - 1,  # notes: the column that folds
                      title="Conversation (content analysis; from the 200 OK)", title_justify="left")
 
 
