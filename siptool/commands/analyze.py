@@ -9,7 +9,8 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import console, epilog, fail_level, fail_on_findings, guarded, load_report, note, thresholds_from
+from .common import (console, content_option, epilog, fail_level, fail_on_findings, guarded, load_report, note,
+                     thresholds_from)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -21,6 +22,7 @@ EPILOG = epilog([
     ("live, as siptool capture", 'sudo siptool analyze -i eth0 -f "udp" --duration 30'),
     ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
     ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
+    ("what was said when: greeting, turn gaps, talk-over", "siptool analyze agent.pcap --content"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -48,9 +50,8 @@ def analyze(
                                  "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
-    content: bool = typer.Option(
-        False, "--content/--no-content", help="Decode the audio streams: speech activity, levels, who spoke "
-                                               "when (greeting latency, turn gaps, talk-over) and their findings."),
+    content: bool = content_option("speech activity, levels, who spoke when (greeting latency, turn gaps, "
+                                   "talk-over) and their findings (docs/content.md)"),
     response_ms: float = typer.Option(800.0, "--response-ms", metavar="MS", help="With --content: a finding when "
                                       "the callee takes longer than this to respond (voice agents aim at 800 ms)."),
     engine: str = typer.Option(

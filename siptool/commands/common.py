@@ -110,6 +110,15 @@ def load_report(path: str, filters: list[str] | None = None, quiet: bool = False
     return report
 
 
+CONTENT_DEFAULT = False  # content analysis costs more than 1.3x analyze on a G.711 trunk (bench/run): asked for
+
+
+def content_option(what: str = "speech activity, levels, who spoke when and their findings"):
+    """The --content/--no-content option every capture command shares."""
+    return typer.Option(CONTENT_DEFAULT, "--content/--no-content",
+                        help=f"Decode the audio streams (content analysis): {what}.")
+
+
 def content_options(on: bool):
     """--content: the content analysis settings, or None when off."""
     if not on:

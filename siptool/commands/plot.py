@@ -8,11 +8,12 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import check_output, epilog, fail, guarded, writing
+from .common import check_output, content_option, content_options, epilog, fail, guarded, writing
 
 EPILOG = epilog([
     ("call 4, as siptool analyze numbers it", "siptool plot trunk.pcap --call 4 -o call.png"),
     ("the one call with media left by a filter", "siptool plot trunk.pcap --filter +4930123 -o call.png --dpi 150"),
+    ("with who spoke when under jitter and loss", "siptool plot agent.pcap --call 1 --content -o call.png"),
 ],  "Without --call, the capture (or what --filter keeps) must hold exactly one call with media.",
     "Exit codes: 0 written; 2 unreadable capture, no such call, the call has no RTP, or an output file "
     "that cannot be written (checked before the capture is read).")
@@ -25,6 +26,7 @@ def plot(
     output: Path = typer.Option(Path("siptool-plot.png"), "--output", "-o", help="PNG file to write."),
     dpi: int = typer.Option(100, "--dpi", help="Resolution of the PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    content: bool = content_option("a panel of each stream's speech under jitter and loss"),
 ) -> None:
     """Plot one call's media over time: jitter, arrival deltas and loss per stream, with SIP events and findings."""
     with guarded():
@@ -36,7 +38,8 @@ def plot(
 
         check_output(output, "-o", ".png")
         series: dict = {}
-        report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series)
+        report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series,
+                              content=content_options(content))
         total = len(report.calls)
         report = filter_report(report, filters or [])
         if call is None:
