@@ -27,14 +27,18 @@ STATIC_AUDIO = {pt: (c.name, c.clock_rate) for pt, c in registry.STATIC.items()
 @dataclass(frozen=True, slots=True)
 class ContentOptions:
     """Content analysis settings. `transform(src, dst, ssrc)` may return a function applied to each
-    whole RTP packet of that stream before decoding (where SRTP decryption plugs in), or None."""
+    whole RTP packet of that stream before decoding (where SRTP decryption plugs in), or None.
+    `keep`: Call-IDs whose streams' decoded samples go into `audio` as each stream ends, keyed
+    (src, dst, ssrc): [(capture time, rate, samples), ...] (siptool audio)."""
 
     vad: Vad = Vad()
     transform: Callable[[str, str, int], PayloadTransform | None] | None = None
+    keep: frozenset[str] = frozenset()
+    audio: dict | None = None
 
 
 def stream_audio(options: ContentOptions, codecs: dict, fmtp: dict, channels: dict, pt: int,
-                 src: str, dst: str, ssrc: int) -> StreamAudio | None:
+                 src: str, dst: str, ssrc: int, call_id: str | None = None) -> StreamAudio | None:
     """The accumulator for a new stream, or None when its first payload type is not audio (comfort
     noise is: a sender with silence suppression may start with it)."""
     known = {**STATIC_AUDIO, **{p: (name, rate) for p, (name, rate) in codecs.items()}}
@@ -42,7 +46,7 @@ def stream_audio(options: ContentOptions, codecs: dict, fmtp: dict, channels: di
     if registry.media_kind(name, rate) != "audio":
         return None
     transform = options.transform(src, dst, ssrc) if options.transform is not None else None
-    return StreamAudio(known, fmtp, channels, options.vad, transform)
+    return StreamAudio(known, fmtp, channels, options.vad, transform, keep=call_id in options.keep)
 
 
 def batch_summaries(rtp, buf: np.ndarray) -> np.ndarray:
@@ -84,7 +88,7 @@ def summarised(batches):
 
 def feed_bulk(audio: StreamAudio, rec: np.ndarray, rows: np.ndarray, payload: np.ndarray, buf) -> None:
     """One stream's slice of a batch with packets the G.711 path did not take: those one by one."""
-    done = rows[:, NSUB] > 0
+    done = rows[:, NSUB] > 0 if not audio.keep else np.zeros(len(rows), bool)
     if done.any():
         audio.extend_g711(rows[done])
     for i in np.flatnonzero(~done).tolist():
@@ -99,6 +103,12 @@ def others_per_flow(rows: np.ndarray, flows: list) -> list[int]:
 
 
 __all__ = ["finish_many"]  # media.py closes streams' content through it
+
+
+def keep_audio(options: ContentOptions, result: Result, src: str, dst: str, ssrc: int) -> None:
+    """A kept stream's samples into options.audio (siptool audio)."""
+    if result.audio and options.audio is not None:
+        options.audio.setdefault((src, dst, ssrc), []).extend(result.audio)
 
 
 def stream_content(result: Result) -> StreamContent:

@@ -368,7 +368,7 @@ class MediaTracker:
             state.last_time = float(sub["time"][-1])
             if state.audio is not None:
                 summaries = g711 if idx is None else g711[idx]
-                if all_g711:
+                if all_g711 and not state.audio.keep:  # (kept audio is decoded packet by packet)
                     state.audio.extend_g711(summaries)
                 else:
                     content.feed_bulk(state.audio, sub, summaries, p if idx is None else p[idx], buf)
@@ -395,7 +395,8 @@ class MediaTracker:
         if self.content is not None and flow.key is not None:
             src, sport, dst, dport = flow.key
             state.audio = content.stream_audio(self.content, codecs, ep.fmtp if ep else {}, ep.channels if ep else {},
-                                               pt, _ep(src, sport), _ep(dst, dport), ssrc)
+                                               pt, _ep(src, sport), _ep(dst, dport), ssrc,
+                                               ep.call.call_id if ep else None)
         return state
 
     def _rtcp(self, payload: bytes, time: float) -> None:
@@ -514,6 +515,7 @@ class MediaTracker:
             self.series[(stream.src, stream.dst, stream.ssrc)] = m
         if state.audio is not None:
             stream.content = content.stream_content(state.audio)
+            content.keep_audio(self.content, state.audio, stream.src, stream.dst, stream.ssrc)
             state.audio = None
         if state.events:
             from ..rtp.packet import dtmf_digits

@@ -26,7 +26,7 @@ per-packet path feeds the same function in chunks, so both give the same figures
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -135,6 +135,7 @@ class Result:
     packets: int = 0  # audio packets used
     dropped: int = 0  # duplicates, and packets too late to put back in order
     comfort_noise: int = 0  # RFC 3389 packets
+    audio: list = field(default_factory=list)  # keep: (capture time, rate, samples) per packet decoded
 
 
 class StreamAudio:
@@ -345,8 +346,10 @@ def _finish_group(audios: list[StreamAudio]) -> list[Result]:
         order = np.lexsort((frames.start, seg))
         frames = speech.Frames(*(getattr(frames, name)[order] for name in speech.Frames.__slots__))
         delay, seg = delay[order], seg[order]
-    frames.start = _playout(frames.start, delay, seg)
+    media = frames.start
+    frames.start = _playout(media, delay, seg)
     found = speech.activities(frames, seg, k, audios[0].vad) if k else []
+    kept = [_placed(a, media[seg == g], frames.start[seg == g]) if a.kept else [] for g, a in enumerate(audios)]
     has = np.bincount(seg, minlength=k) > 0
     out = []
     for g, a in enumerate(audios):
@@ -354,9 +357,20 @@ def _finish_group(audios: list[StreamAudio]) -> list[Result]:
                             else "CN" if a._cn else "")
         packets, dropped = a.packets + used[g], a.dropped + dupes[g]
         if has[g]:
-            out.append(Result(codec, found[g], a.error, packets, dropped, len(a._cn)))
+            out.append(Result(codec, found[g], a.error, packets, dropped, len(a._cn), kept[g]))
         else:
             out.append(Result(codec, None, a.error or "no audio packets", packets, dropped, len(a._cn)))
+    return out
+
+
+def _placed(a: StreamAudio, media: np.ndarray, placed: np.ndarray) -> list[tuple[float, int, np.ndarray]]:
+    """A kept stream's decoded packets on the capture clock: each where its first frame was placed."""
+    order = np.argsort(media, kind="stable")
+    media, placed = media[order], placed[order]
+    out = []
+    for start, rate, samples in a.kept:
+        i = min(int(np.searchsorted(media, start)), len(media) - 1)
+        out.append((float(placed[i] + start - media[i]), rate, samples))
     return out
 
 
