@@ -241,25 +241,35 @@ def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int],
     analyzer = Analyzer(media=_media_tracker(series, content), thresholds=thresholds)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
-        if analyzer.media is not None and batches_supported(source.capture):
-            _feed_batches(source, analyzer, tick)
-        else:
-            feed = analyzer.feed
-            for i, pkt in enumerate(source):
-                feed(pkt)
-                if not i & 0x3FFF and tick:
-                    tick()
+        feed_source(analyzer, source, tick)
         if tick:
             tick(done=True)
         return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
 
 
-def _feed_batches(source, analyzer: Analyzer, tick) -> None:
+def feed_source(analyzer: Analyzer, source, tick=None, first_frame: int = 1) -> None:
+    """Feed every packet of an open capture file to the Analyzer. `first_frame`: the number its
+    first packet gets (a file after others in one timeline continues their count)."""
+    if analyzer.media is not None and batches_supported(source.capture):
+        _feed_batches(source, analyzer, tick, first_frame - 1)
+        return
+    feed, decode = analyzer.feed, source.decoder.decode
+    shift = first_frame - 1
+    for i, rec in enumerate(source.capture):
+        pkt = decode(rec.frame + shift, rec.time, rec.linktype, rec.data)
+        if pkt is not None:
+            feed(pkt)
+        if not i & 0x3FFF and tick:
+            tick()
+    source.decoder.fragments.flush()
+
+
+def _feed_batches(source, analyzer: Analyzer, tick, shift: int = 0) -> None:
     """Fast path: RTP in bulk per batch, everything else per packet in capture order.
 
     Within a batch the per-packet records go first; RTP flows are classified by the frame of their
     first packet against SDP announcements stamped with frame numbers, so the outcome is the same
-    as feeding every packet in order.
+    as feeding every packet in order. `shift` is added to every frame number.
     """
     decode = source.decoder.decode
     feed = analyzer.feed
@@ -270,8 +280,10 @@ def _feed_batches(source, analyzer: Analyzer, tick) -> None:
 
         batches = summarised(batches)
     for batch in _prefetched(batches):
+        if shift:
+            batch.rtp.frame += shift
         for frame, time, data in batch.slow:
-            pkt = decode(frame, time, batch.linktype, data)
+            pkt = decode(frame + shift, time, batch.linktype, data)
             if pkt is not None:
                 feed(pkt)
         media.feed_batch(batch.rtp, batch.buf, getattr(batch, "g711", None))

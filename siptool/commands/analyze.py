@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
@@ -9,8 +10,8 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import (console, content_option, epilog, fail_level, fail_on_findings, guarded, load_report, note,
-                     thresholds_from)
+from .common import (console, content_option, epilog, fail_level, fail_on_findings, filtered, guarded, load_report,
+                     thresholds_from, writing)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -23,6 +24,10 @@ EPILOG = epilog([
     ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
     ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
     ("what was said when: greeting, turn gaps, talk-over", "siptool analyze agent.pcap --content"),
+    ("a folder of captures: rotated files as one, the rest in parallel", "siptool analyze /var/capture/"),
+    ("files of one rotation, however named", "siptool analyze --rotated a.pcap b.pcap c.pcap"),
+    ("on a Dask cluster (files on shared storage)", "siptool analyze /archive/ --dask tcp://sched:8786"),
+    ("calls, streams, findings as Parquet tables", "siptool analyze /archive/ --parquet tables/"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -30,7 +35,8 @@ EPILOG = epilog([
 
 
 def analyze(
-    capture: Optional[str] = typer.Argument(None, help="pcap, pcapng or gzip'd capture file; - reads a pipe."),
+    captures: Optional[List[str]] = typer.Argument(
+        None, metavar="CAPTURE...", help="pcap, pcapng or gzip'd capture files or folders of them; - reads a pipe."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON (docs/json-schema.md); "
                                   "indented on a terminal, compact into a pipe or file."),
     filters: Optional[List[str]] = typer.Option(
@@ -57,10 +63,36 @@ def analyze(
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
+    rotated: bool = typer.Option(False, "--rotated", help="Many files: all are one rotated capture, read as "
+                                 "one timeline in the order of their first packets."),
+    independent: bool = typer.Option(False, "--independent", help="Many files: each is a capture of its own "
+                                     "(default: files named alike but for numbers are one rotated capture)."),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help="Many files: analyse "
+                                          "independent captures in N processes (default: every core)."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="SCHEDULER", help="Many files: analyse on "
+                                       "this Dask cluster (tcp://host:8786); workers read the same paths."),
+    parquet: Optional[str] = typer.Option(None, "--parquet", metavar="DIR", help="Also write calls, streams "
+                                          "and findings as Parquet tables into DIR (README: At scale)."),
 ) -> None:
-    """Reconstruct every SIP call and RTP stream in a capture, with metrics and findings."""
+    """Reconstruct every SIP call and RTP stream in captures, with metrics and findings."""
     with guarded():
-        if (capture is None) == (interface is None):
+        many = bool(captures) and (len(captures) > 1 or os.path.isdir(captures[0]) or rotated or independent
+                                   or dask is not None)
+        capture = captures[0] if captures and not many else None
+        if many and (interface is not None or engine != "native" or "-" in captures):
+            raise typer.BadParameter("many captures are read by the native engine from files, not -i, - or "
+                                     "--engine tshark", param_hint="CAPTURE...")
+        if rotated and independent:
+            raise typer.BadParameter("choose one of --rotated and --independent", param_hint="--rotated")
+        if workers is not None and workers < 1:
+            raise typer.BadParameter("use 1 or more", param_hint="--workers")
+        if parquet is not None:
+            from .common import check_folder
+
+            check_folder(parquet, "--parquet")
+        if many:
+            interface = None
+        elif (capture is None) == (interface is None):
             raise typer.BadParameter("give a capture file (or - for a pipe) or -i INTERFACE, not both")
         if interface is None and (bpf is not None or duration is not None):
             raise typer.BadParameter("-f/--bpf and --duration are for live capture with -i; to keep calls "
@@ -73,22 +105,26 @@ def analyze(
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
         limits = thresholds_from(loss, jitter, mos, response_ms)
         level = fail_level(fail_on)
-        if engine == "native" and interface is None:
+        if many:
+            from ..analysis.files import analyze_files
+
+            mode = "rotated" if rotated else "independent" if independent else "auto"
+            report = filtered(analyze_files(captures, mode, workers, limits, dask), filters)
+        elif engine == "native" and interface is None:
             report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, content=content)
+        elif engine == "tshark":
+            report = filtered(tshark_report(capture, interface, bpf, duration, limits), filters)
         else:
-            from ..analysis.select import filter_report, no_match
+            from .capture import run_live
 
-            if engine == "tshark":
-                report = tshark_report(capture, interface, bpf, duration, limits)
-            else:
-                from .capture import run_live
+            report = filtered(run_live(interface, bpf, duration, None, 0, "100MB", 32,
+                                       show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits),
+                              filters)
+        if parquet is not None:
+            from ..report.parquet import write_tables
 
-                report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                                  show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
-            total = len(report.calls)
-            report = filter_report(report, filters or [])
-            if filters and not report.calls:
-                note(no_match(filters, total))
+            with writing(parquet):
+                write_tables(report, parquet)
         if json_out:
             from ..report.jsonout import write
 

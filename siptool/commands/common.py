@@ -97,12 +97,18 @@ def load_report(path: str, filters: list[str] | None = None, quiet: bool = False
                 content: bool = False):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left.
     content: decode the audio streams and find who spoke when (analysis/content.py)."""
-    from ..analysis.select import filter_report, no_match
     from ..analysis.session import analyze_file
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
     report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, content=content_options(content))
+    return filtered(report, filters)
+
+
+def filtered(report, filters: list[str] | None):
+    """--filter applied; says so on stderr when no call is left."""
+    from ..analysis.select import filter_report, no_match
+
     total = len(report.calls)
     report = filter_report(report, filters or [])
     if filters and not report.calls:
@@ -126,6 +132,20 @@ def content_options(on: bool):
     from ..analysis.content import ContentOptions
 
     return ContentOptions()
+
+
+def check_folder(path, option: str) -> None:
+    """Before any work: `path` is a folder we may write into, or can be made one."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SiptoolError(f"{option} {path}: is a file; give a folder")
+    parent = path if path.exists() else path.parent
+    if not parent.is_dir():
+        raise SiptoolError(f"{option} {path}: no such folder {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SiptoolError(f"{option} {path}: not allowed to write there")
 
 
 def check_output(path, option: str, suffix: str | None = None) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 SEVERITIES = ("critical", "error", "warning", "info")
 OPTIONAL = {"optional": True}  # a field left out of the JSON when None (content analysis off: as before)
 
@@ -27,6 +27,8 @@ class Finding:
     frames: list[int] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)  # addresses, ports, codes, figures
     call: int | None = None  # the number of the call it belongs to (Call.number)
+    source_file: str | None = None  # of a set of captures: the file it was found in (null: the one capture)
+    capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
 
 
 class CallState(StrEnum):
@@ -182,6 +184,8 @@ class Stream:
     rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
     rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen
+    source_file: str | None = None  # of a set of captures: the file of its first packet (null: the one capture)
+    capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
     content: StreamContent | None = field(default=None, metadata=OPTIONAL)  # audio content, when analysed
 
 
@@ -275,6 +279,10 @@ class Call:
     sdp: list[SdpEntry] = field(default_factory=list)
     streams: list[Stream] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # Of a set of captures (analyze DIR | FILE...) or HEP agents; null for one capture. The same
+    # Call-ID seen at two capture points is two calls, one per leg, each with its capture point.
+    source_file: str | None = None  # the file of its first message
+    capture_point: str | None = None  # a HEP capture agent, or the timeline of files that saw it
     conversation: Conversation | None = field(default=None, metadata=OPTIONAL)  # content analysis, when run
 
 
@@ -321,6 +329,19 @@ class CaptureSummary:
 
 
 @dataclass(slots=True)
+class SourceFile:
+    """One file of a set of captures: the capture point (timeline) it was read in, and where."""
+
+    file: str
+    capture_point: str  # files of one capture point are one timeline, read in order as one capture
+    first_frame: int  # its first packet's frame number: frames count on across a timeline's files
+    packets: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    truncated: str | None = None
+
+
+@dataclass(slots=True)
 class Report:
     capture: CaptureSummary
     calls: list[Call] = field(default_factory=list)
@@ -328,6 +349,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)  # capture-wide findings (not tied to a call)
     streams: list[Stream] = field(default_factory=list)  # media streams that belong to no call
     finding_groups: list[FindingGroup] = field(default_factory=list)  # every finding, grouped (analysis/groups.py)
+    sources: list[SourceFile] = field(default_factory=list)  # a set of captures' files (empty: one capture)
+    grouping: str = ""  # a set of captures: how its files were put into capture points, in words
     tool: str = "siptool"
     version: str = ""
     schema_version: str = SCHEMA_VERSION
