@@ -26,6 +26,16 @@ def _where(side: str, s: Stream) -> str:
     return f"the {side}'s audio ({s.src} -> {s.dst})" if side != "?" else f"{s.src} -> {s.dst}"
 
 
+def _about(side: str, s: Stream, **figures) -> dict:
+    """A stream finding's evidence: whose stream, which, and the figures that decided."""
+    return {"side": side, "stream": f"{s.src} -> {s.dst}", **figures}
+
+
+def _callee_frames(call: Call) -> list[int]:
+    """The answering side's first RTP packet: where a finding about its speech points."""
+    return [s.first_frame for side, s in _sides(call) if side == "callee"][:1]
+
+
 def silent_media(call: Call, ctx: Context) -> Iterable[Finding]:
     """RTP flows but carries silence: a whole direction, or seconds of digital silence mid-call in a
     stream whose pauses otherwise carry sound (its source was cut: mute, a bridge losing its input)."""
@@ -46,8 +56,8 @@ def silent_media(call: Call, ctx: Context) -> Iterable[Finding]:
                 fix="Check the sender's audio path: microphone or mute, the media server's or SBC's bridge "
                     "between the call legs, transcoding, and that the far end's audio source starts.",
                 call_id=call.call_id, frames=[s.first_frame],
-                evidence={"side": side, "stream": f"{s.src} -> {s.dst}", "packets": s.packets,
-                          "peak_dbfs": c.peak_dbfs, "comfort_noise": c.comfort_noise, "audio_s": c.audio_s})
+                evidence=_about(side, s, packets=s.packets, peak_dbfs=c.peak_dbfs, comfort_noise=c.comfort_noise,
+                                audio_s=c.audio_s))
             continue
         if c.noise_dbov is None or not c.talk_spurts:
             continue  # pauses that are digital silence anyway (many agents send it): a cut cannot be told
@@ -65,9 +75,8 @@ def silent_media(call: Call, ctx: Context) -> Iterable[Finding]:
                 fix="Find what switched the sender's audio off: a mute, a transfer or conference bridge, a media "
                     "server's announcement, or an SBC or transcoder losing its input.",
                 call_id=call.call_id, frames=[s.first_frame],
-                evidence={"side": side, "stream": f"{s.src} -> {s.dst}", "cuts": len(cuts),
-                          "longest_s": round(longest.end - longest.start, 3),
-                          "at_s": round(longest.start - call.answer, 3), "noise_dbov": c.noise_dbov})
+                evidence=_about(side, s, cuts=len(cuts), longest_s=round(longest.end - longest.start, 3),
+                                at_s=round(longest.start - call.answer, 3), noise_dbov=c.noise_dbov))
 
 
 def late_audio(call: Call, ctx: Context) -> Iterable[Finding]:
@@ -100,7 +109,7 @@ def late_audio(call: Call, ctx: Context) -> Iterable[Finding]:
                     "starting up, or media not yet connected.",
         fix="Start the greeting as the call is answered (pre-generate or cache it), answer only once the audio "
             "pipeline is ready, and check that the callee's media is connected at answer time.",
-        call_id=call.call_id, frames=[s.first_frame for side, s in _sides(call) if side == "callee"][:1],
+        call_id=call.call_id, frames=_callee_frames(call),
         evidence={"first_speech_ms": first, "first_rtp_ms": rtp, "caller_first_speech_ms": caller,
                   "threshold_ms": limit_ms})
 
@@ -127,7 +136,7 @@ def slow_turns(call: Call, ctx: Context) -> Iterable[Finding]:
                     "first audio; longer gaps read as a dropped call, and callers start talking again.",
         fix="Measure the agent's pipeline stages (end-of-speech detection, speech recognition, the model's first "
             "token, speech synthesis's first audio) and stream them into each other; check the media path's delay.",
-        call_id=call.call_id, frames=[s.first_frame for side, s in _sides(call) if side == "callee"][:1],
+        call_id=call.call_id, frames=_callee_frames(call),
         evidence={"slow": len(slow), "responses": len(answers), "max_ms": worst.gap_ms, "p50_ms": g.p50_ms,
                   "p95_ms": g.p95_ms, "threshold_ms": limit, "at_s": round(worst.start - call.answer, 3)})
 
@@ -152,7 +161,7 @@ def talk_over(call: Call, ctx: Context) -> Iterable[Finding]:
                     "when the caller barges in talks over people.",
         fix="Handle barge-in: stop playback within a few hundred ms of the caller's speech (voice activity on "
             "the incoming audio), and make sure the agent hears the caller while it speaks (no half-duplex path).",
-        call_id=call.call_id, frames=[s.first_frame for side, s in _sides(call) if side == "callee"][:1],
+        call_id=call.call_id, frames=_callee_frames(call),
         evidence={"times": len(over), "longest_ms": worst.duration_ms, "at_s": round(worst.start - call.answer, 3),
                   "threshold_ms": limit_ms})
 
@@ -170,8 +179,7 @@ def clipping(call: Call, ctx: Context) -> Iterable[Finding]:
                 fix="Lower the gain where the audio is made (microphone, TTS output, a gain stage or AGC in the "
                     "media server); speech belongs near -26 dBov, well below full scale.",
                 call_id=call.call_id, frames=[s.first_frame],
-                evidence={"side": side, "stream": f"{s.src} -> {s.dst}", "clipped_pct": c.clipped_pct,
-                          "level_dbov": c.level_dbov})
+                evidence=_about(side, s, clipped_pct=c.clipped_pct, level_dbov=c.level_dbov))
 
 
 def low_level(call: Call, ctx: Context) -> Iterable[Finding]:
@@ -189,8 +197,7 @@ def low_level(call: Call, ctx: Context) -> Iterable[Finding]:
                 fix="Raise the gain where the audio is made (microphone, TTS output level, a gain stage or AGC "
                     "in the media server) and check for a transcoding stage that attenuates.",
                 call_id=call.call_id, frames=[s.first_frame],
-                evidence={"side": side, "stream": f"{s.src} -> {s.dst}", "level_dbov": c.level_dbov,
-                          "threshold_dbov": limit})
+                evidence=_about(side, s, level_dbov=c.level_dbov, threshold_dbov=limit))
 
 
 def _db(value: float | None, unit: str = "dBFS") -> str:
