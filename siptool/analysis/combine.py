@@ -15,6 +15,7 @@ from ..report.model import CaptureSummary, Finding, Report, SourceFile
 from .groups import group_findings
 from .metrics import compute_metrics
 from .session import number_calls
+from .sizing import resize
 
 
 def stamp(report: Report, point: str, sources: list[SourceFile] = ()) -> Report:
@@ -61,6 +62,7 @@ def merge(reports: list[Report], name: str, grouping: str = "", findings: list[F
         for f in call.findings:
             f.call = call.number
     out.metrics = compute_metrics(out.calls)
+    resize(out)  # over every call of the set: a call seen at two capture points holds a channel at each
     out.finding_groups = group_findings(out)
     return out
 

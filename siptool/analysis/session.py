@@ -25,6 +25,7 @@ from .judge import judge_call, judge_stream
 from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
+from .sizing import DEFAULT_PLAN, SizingPlan, compute_sizing, concurrency_limit
 from .thresholds import DEFAULT, Thresholds
 
 TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
@@ -54,8 +55,11 @@ class _FlowEnd:
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report."""
 
-    def __init__(self, media=None, thresholds: Thresholds = DEFAULT) -> None:
+    def __init__(self, media=None, thresholds: Thresholds = DEFAULT, sizing: SizingPlan = DEFAULT_PLAN,
+                 on_message: Callable | None = None) -> None:
         self.thresholds = thresholds
+        self.sizing = sizing
+        self.on_message = on_message  # (msg, hop, call) after each SIP message is tracked: `diff` reads headers
         self.tracker = CallTracker()
         self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
         self._clock_jumps: list[tuple[int, int, float]] = []  # (frame, previous frame, seconds moved)
@@ -136,6 +140,8 @@ class Analyzer:
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
         call = self.tracker.add(msg, hop)
+        if self.on_message is not None:
+            self.on_message(msg, hop, call)
         if msg.problems:
             call.findings.append(rules.message_problems(frame, msg, call.call_id))
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
@@ -201,6 +207,8 @@ class Analyzer:
             for f in call.findings:
                 f.call = call.number
         report.metrics = compute_metrics(report.calls)
+        report.sizing = compute_sizing(report.calls, info.first_time, info.last_time, self.sizing)
+        report.findings += concurrency_limit(report.sizing, self.thresholds)
         report.finding_groups = group_findings(report)
         return report
 
@@ -233,12 +241,15 @@ def number_calls(report: Report) -> None:
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT, content=None) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT,
+                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None, content=None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc).
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
+    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer;
     content: analysis.content.ContentOptions to decode audio streams and find who spoke when."""
-    analyzer = Analyzer(media=_media_tracker(series, content), thresholds=thresholds)
+    analyzer = Analyzer(media=_media_tracker(series, content), thresholds=thresholds, sizing=sizing,
+                        on_message=on_message)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
         feed_source(analyzer, source, tick)

@@ -28,6 +28,8 @@ EPILOG = epilog([
     ("files of one rotation, however named", "siptool analyze --rotated a.pcap b.pcap c.pcap"),
     ("on a Dask cluster (files on shared storage)", "siptool analyze /archive/ --dask tcp://sched:8786"),
     ("calls, streams, findings as Parquet tables", "siptool analyze /archive/ --parquet tables/"),
+    ("size the trunk for 0.5 % blocking and 30 % growth",
+     "siptool analyze day.pcap --gos 0.005 --headroom 30"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -60,6 +62,10 @@ def analyze(
                                    "talk-over) and their findings (docs/content.md)"),
     response_ms: float = typer.Option(800.0, "--response-ms", metavar="MS", help="With --content: a finding when "
                                       "the callee takes longer than this to respond (voice agents aim at 800 ms)."),
+    gos: float = typer.Option(0.01, "--gos", metavar="P", help="Grade of service the sizing's Erlang-B channel "
+                              "count is for: the blocking probability, 0.01 = 1 %."),
+    headroom: float = typer.Option(20.0, "--headroom", metavar="PCT", help="Traffic growth the sizing allows "
+                                   "for: channels for the busy hour's offered traffic plus PCT %."),
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
@@ -104,22 +110,29 @@ def analyze(
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
         limits = thresholds_from(loss, jitter, mos, response_ms)
+        plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
         if many:
             from ..analysis.files import analyze_files
+            from ..analysis.sizing import resize
 
             mode = "rotated" if rotated else "independent" if independent else "auto"
-            report = filtered(analyze_files(captures, mode, workers, limits, dask), filters)
+            report = analyze_files(captures, mode, workers, limits, dask)
+            resize(report, plan)
+            report = filtered(report, filters)
         elif engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, content=content)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan,
+                                 content=content)
         elif engine == "tshark":
-            report = filtered(tshark_report(capture, interface, bpf, duration, limits), filters)
+            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan), filters)
         else:
+            from ..analysis.sizing import resize
             from .capture import run_live
 
-            report = filtered(run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                                       show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits),
-                              filters)
+            report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
+                              show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
+            resize(report, plan)
+            report = filtered(report, filters)
         if parquet is not None:
             from ..report.parquet import write_tables
 
@@ -137,15 +150,27 @@ def analyze(
         fail_on_findings(report, level)
 
 
+def sizing_plan(gos: float, headroom: float):
+    """--gos and --headroom, range-checked, as the SizingPlan the sizing figures are for."""
+    from ..analysis.sizing import SizingPlan
+
+    if not 0 < gos < 1:
+        raise typer.BadParameter("use a blocking probability above 0 and below 1 (0.01 = 1 %)", param_hint="--gos")
+    if not 0 <= headroom <= 1000:
+        raise typer.BadParameter("use a percentage from 0 to 1000", param_hint="--headroom")
+    return SizingPlan(gos=gos, headroom_pct=headroom)
+
+
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None):
+                  duration: Optional[float] = None, thresholds=None, sizing=None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
     from ..analysis.session import Analyzer
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT)
+    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
     with TsharkSource(capture, interface, bpf, duration) as source:
         for pkt in source:
             analyzer.feed(pkt)

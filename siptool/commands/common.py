@@ -93,15 +93,17 @@ def fail_on_findings(report, level) -> None:
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None,
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None,
                 content: bool = False):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left.
     content: decode the audio streams and find who spoke when (analysis/content.py)."""
     from ..analysis.session import analyze_file
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, content=content_options(content))
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN,
+                          content=content_options(content))
     return filtered(report, filters)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 SEVERITIES = ("critical", "error", "warning", "info")
 OPTIONAL = {"optional": True}  # a field left out of the JSON when None (content analysis off: as before)
 
@@ -312,6 +312,73 @@ class Metrics:
 
 
 @dataclass(slots=True)
+class SizingSeries:
+    """Channels and attempts over time in equal steps, at most sizing.MAX_STEPS of them whatever the
+    capture's length (a day: 1-minute steps), so the series stays small."""
+
+    start: float  # beginning of the first step
+    step_s: float
+    channels: list[int] = field(default_factory=list)  # most channels held at once within the step
+    answered: list[int] = field(default_factory=list)  # most answered calls up at once within the step
+    erlangs: list[float] = field(default_factory=list)  # mean channels held over the step (traffic)
+    attempts: list[int] = field(default_factory=list)  # INVITE sessions that began in the step
+    failures: dict[str, list[int]] = field(default_factory=dict)  # "503" -> sessions that began in the step and ended so
+
+
+@dataclass(slots=True)
+class ConcurrencyBand:
+    """Attempts that arrived while `low`..`high` channels were already held, and how many failed so."""
+
+    low: int
+    high: int
+    attempts: int
+    failures: dict[str, int] = field(default_factory=dict)  # "503" -> count
+    failure_pct: dict[str, float] = field(default_factory=dict)  # "503" -> percent of the band's attempts
+
+
+@dataclass(slots=True)
+class FailureOnset:
+    """Where the failures of one status begin against concurrency: none arrived below `level`."""
+
+    status: int
+    count: int  # attempts that ended with this status
+    level: int  # fewest channels held when one of them arrived
+    attempts_below: int  # attempts that arrived with fewer channels held (none failed so)
+    attempts_from: int  # attempts that arrived with `level` or more held
+    failure_pct_from: float  # percent of those that ended with this status
+    frames: list[int] = field(default_factory=list)  # the first failure responses
+
+
+@dataclass(slots=True)
+class Sizing:
+    """Trunk sizing from the capture's INVITE sessions: concurrency, call rate, busy-hour traffic and
+    the Erlang-B channel count (definitions in docs/json-schema.md)."""
+
+    window: str  # "busy hour" or "whole capture" (a capture shorter than an hour)
+    window_start: float | None = None
+    window_end: float | None = None
+    attempts: int = 0  # INVITE sessions in the capture
+    peak_channels: int = 0  # most channels held at once: a session holds one from INVITE to release
+    peak_channels_time: float | None = None
+    peak_answered: int = 0  # most answered calls up at once
+    peak_answered_time: float | None = None
+    cps_peak: int = 0  # most INVITE sessions begun in one 1 s window
+    cps_peak_time: float | None = None
+    cps_p95: float = 0.0  # 95th percentile over every 1 s window of the capture
+    carried_erlangs: float | None = None  # mean channels held over the window
+    offered_erlangs: float | None = None  # carried, with the attempts refused for capacity added back
+    window_attempts: int = 0  # sessions begun in the window
+    window_refused: int = 0  # of those, refused for capacity (503)
+    gos: float = 0.01  # grade of service: the blocking probability the channel count is for
+    channels: int | None = None  # Erlang-B channels for the offered traffic at that GoS
+    headroom_pct: float = 20.0  # traffic growth the next figure allows for
+    channels_with_headroom: int | None = None  # Erlang-B channels for the offered traffic grown by headroom_pct
+    bands: list[ConcurrencyBand] = field(default_factory=list)
+    onsets: list[FailureOnset] = field(default_factory=list)  # per status of ONSET_CODES that occurred
+    series: SizingSeries | None = None
+
+
+@dataclass(slots=True)
 class CaptureSummary:
     file: str
     format: str
@@ -351,6 +418,7 @@ class Report:
     finding_groups: list[FindingGroup] = field(default_factory=list)  # every finding, grouped (analysis/groups.py)
     sources: list[SourceFile] = field(default_factory=list)  # a set of captures' files (empty: one capture)
     grouping: str = ""  # a set of captures: how its files were put into capture points, in words
+    sizing: Sizing | None = None  # trunk sizing (analysis/sizing.py); None without INVITE sessions
     tool: str = "siptool"
     version: str = ""
     schema_version: str = SCHEMA_VERSION

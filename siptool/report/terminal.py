@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 
 from rich import box
@@ -13,24 +12,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .clock import clock, stamp
 from .fit import Column, fit_table
 from .model import Call, Finding, Report
+from .sizing_view import sizing_view
 
 SEVERITY_STYLE = {"critical": "bold white on red", "error": "bold red", "warning": "yellow", "info": "cyan"}
 STATE_STYLE = {"completed": "green", "answered": "green", "failed": "red", "cancelled": "yellow",
                "in-progress": "blue", "no-response": "red"}
-
-
-def clock(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-
-
-def stamp(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def _ms(v: float | None) -> str:
@@ -348,6 +337,8 @@ def render(report: Report, console: Console) -> None:
         if extra is not None:
             console.print(extra)
     console.print(metrics_table(report))
+    for table in sizing_view(report, console.width):
+        console.print(table)
     view = findings_view(report)
     if view is not None:
         console.print(view)

@@ -18,6 +18,7 @@ from siptool.analysis.session import analyze_file
 from siptool.capture.reader import Capture
 from siptool.capture.writer import PcapWriter
 from siptool.report.jsonout import report_dict
+from siptool.report.model import SCHEMA_VERSION
 from siptool.report.schema import report_schema
 
 FILE_FIELDS = ("source_file", "capture_point")
@@ -165,7 +166,7 @@ def test_cli_many_files_json_and_errors(tmp_path):
     out = run_cli(tmp_path / "parts", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert tuple(map(int, data["schema_version"].split("."))) >= (1, 5) and len(data["sources"]) == len(parts)
+    assert data["schema_version"] == SCHEMA_VERSION and len(data["sources"]) == len(parts)
     assert {c["source_file"] for c in data["calls"]} <= {str(p) for p in parts}
     text = run_cli(tmp_path / "parts", FIXTURES / "call_ok.pcap", "--parquet", tmp_path / "tables")
     assert "2 capture points (1 rotated); automatic" in text.stdout and text.returncode == 0
