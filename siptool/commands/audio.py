@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import check_output, epilog, fail, guarded, writing
+from .common import call_with_media, check_output, epilog, fail, guarded, writing
 
 EPILOG = epilog([
     ("call 1 as one stereo WAV: caller left, callee right", "siptool audio agent.pcap --call 1 -o call.wav"),
@@ -37,7 +37,6 @@ def audio(
         import sys
 
         from ..analysis.recording import on_timeline, stereo, tracks
-        from ..analysis.select import find_call
         from ..analysis.session import analyze_file
         from ..report import wav
 
@@ -45,15 +44,7 @@ def audio(
         if split and stream is not None:
             raise typer.BadParameter("give --split or --stream, not both", param_hint="--stream")
         report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty())
-        if call is None:
-            chosen = [c for c in report.calls if c.streams]
-            if len(chosen) != 1:
-                nums = ", ".join(str(c.number) for c in chosen[:10])
-                fail(f"{len(chosen)} calls with media" + (f" ({nums})" if chosen else "") + "; pick one with --call N")
-        else:
-            found = find_call(report, call)
-            chosen = [c for c in found if c.streams] or found
-        target = chosen[0]
+        target = call_with_media(report, call)
         if not target.streams:
             fail(f"call {target.number} (Call-ID {target.call_id}) has no RTP in this capture: no audio to write")
         picked = target.streams

@@ -118,6 +118,22 @@ def filtered(report, filters: list[str] | None):
     return report
 
 
+def call_with_media(report, call: str | None):
+    """--call's call (its number or Call-ID; of several sharing a Call-ID, the one with media), or
+    without --call the one call with media: else one line and exit 2."""
+    from ..analysis.select import find_call
+
+    if call is None:
+        chosen = [c for c in report.calls if c.streams]
+        if len(chosen) != 1:
+            nums = ", ".join(str(c.number) for c in chosen[:10])
+            fail(f"{len(chosen)} calls with media" + (f" ({nums}{' ...' if len(chosen) > 10 else ''})"
+                                                       if chosen else "") + "; pick one with --call N")
+        return chosen[0]
+    found = find_call(report, call)
+    return ([c for c in found if c.streams] or found)[0]  # a REGISTER sharing the Call-ID has none
+
+
 CONTENT_DEFAULT = False  # content analysis costs more than 1.3x analyze on a G.711 trunk (bench/run): asked for
 
 

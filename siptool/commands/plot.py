@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import check_output, content_option, content_options, epilog, fail, guarded, writing
+from .common import call_with_media, check_output, content_option, content_options, epilog, fail, guarded, writing
 
 EPILOG = epilog([
     ("call 4, as siptool analyze numbers it", "siptool plot trunk.pcap --call 4 -o call.png"),
@@ -37,7 +37,7 @@ def plot(
     with guarded():
         import sys
 
-        from ..analysis.select import filter_report, find_call, no_match
+        from ..analysis.select import filter_report, no_match
         from ..analysis.session import analyze_file
         from ..report.plot import plot_call
 
@@ -52,19 +52,9 @@ def plot(
                               content=content_options(content))
         total = len(report.calls)
         report = filter_report(report, filters or [])
-        if call is None:
-            chosen = [c for c in report.calls if c.streams]
-            if filters and not report.calls:
-                fail(no_match(filters, total))
-            if len(chosen) != 1:
-                nums = ", ".join(str(c.number) for c in chosen[:10])
-                fail(f"{len(chosen)} calls with media" + (f" ({nums}{' ...' if len(chosen) > 10 else ''})"
-                                                           if chosen else "")
-                     + "; pick one with --call N")
-        else:
-            found = find_call(report, call)
-            chosen = [c for c in found if c.streams] or found  # a REGISTER sharing the Call-ID has none
-        target = chosen[0]
+        if call is None and filters and not report.calls:
+            fail(no_match(filters, total))
+        target = call_with_media(report, call)
         if not target.streams:
             fail(f"call {target.call_id} has no RTP in this capture: nothing to plot")
         with writing(output):
