@@ -93,8 +93,14 @@ def fail_on_findings(report, level) -> None:
         raise typer.Exit(ExitStatus.FAILED)
 
 
+TLS_KEYLOG_HELP = ("NSS key log (SSLKEYLOGFILE) of the capture's TLS sessions: SIP over TLS and WSS is "
+                   "decrypted (by tshark) and analysed like clear SIP.")
+SRTP_KEYS_HELP = ("SRTP keys the capture does not show, one sender a line: IP:PORT (or ssrc=0x...) SUITE "
+                  "inline:KEY (docs/secure-captures.md). Their streams' packets are checked.")
+
+
 def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None,
-                content: bool = False):
+                tls_keylog: str | None = None, srtp_keys: list | None = None, content: bool = False):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left.
     content: decode the audio streams and find who spoke when (analysis/content.py)."""
     from ..analysis.session import analyze_file
@@ -103,7 +109,7 @@ def load_report(path: str, filters: list[str] | None = None, quiet: bool = False
 
     show = not quiet and sys.stderr.isatty()
     report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN,
-                          content=content_options(content))
+                          tls_keylog=tls_keylog, srtp_keys=srtp_keys, content=content_options(content))
     return filtered(report, filters)
 
 
