@@ -590,6 +590,8 @@ class MediaTracker:
             self.series[(stream.src, stream.dst, stream.ssrc)] = m
         if state.audio is not None:
             stream.content = content.stream_content(state.audio)
+            if state.srtp is not None and not stream.content.decoded:
+                stream.content.error = "SRTP: no key in sight decrypts its packets"
             content.keep_audio(self.content, state.audio, stream.src, stream.dst, stream.ssrc)
             state.audio = None
         if state.events:
