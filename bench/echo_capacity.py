@@ -33,9 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from siptool.agent import mmsg, sdp, sipmsg  # noqa: E402
-from siptool.agent.dialog import Dialog  # noqa: E402
-from siptool.agent.transaction import Timers  # noqa: E402
+from siptool.agent import mmsg, sdp
+from siptool.sip import build  # noqa: E402
+from siptool.sip.dialog import Dialog  # noqa: E402
+from siptool.sip.transaction import Timers  # noqa: E402
 from siptool.agent.ua import UserAgent  # noqa: E402
 
 
@@ -53,8 +54,8 @@ async def setup_calls(target: tuple[str, int], n: int) -> tuple[UserAgent, list[
     async def one(i: int):
         uri = f"sip:echo{i}@{target[0]}:{target[1]}"
         body = sdp.build("127.0.0.1", 40000 + 2 * i, [0], dtmf_pt=None)
-        inv = sipmsg.request("INVITE", uri, via_value=ua.via(), from_value=f"<sip:bench@{host}>;tag={sipmsg.new_tag()}",
-                             to_value=f"<{uri}>", call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(), body=body)
+        inv = build.request("INVITE", uri, via_value=ua.via(), from_value=f"<sip:bench@{host}>;tag={build.new_tag()}",
+                             to_value=f"<{uri}>", call_id=build.new_call_id(host), cseq=1, contact=ua.contact(), body=body)
         resp = await ua.request(inv, target)
         if resp.status != 200:
             raise RuntimeError(f"call {i}: {resp.status} {resp.reason}")

@@ -16,15 +16,16 @@ import numpy as np
 from ..errors import SiptoolError
 from ..rtp import g711
 from ..status import ExitStatus
-from . import inputs, sdp, sipmsg, stun
-from .auth import Credentials, DigestAnswer, DigestRefused
-from .dialog import Dialog
+from ..sip import build
+from . import inputs, sdp, stun
+from ..sip.auth import Credentials, DigestAnswer, DigestRefused
+from ..sip.dialog import Dialog
 from .media import MediaFigures, RtpSession, load_wav
 from .nat import NatView, hostport, is_loopback, route_source
 from .nat import resolve as _resolve
 from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - re-exported
 from .register import options_ping, register  # noqa: F401 - re-exported
-from .transaction import Timers
+from ..sip.transaction import Timers
 from .transport import TlsOptions, TransportError
 from .ua import TransactionTimeout, UserAgent
 
@@ -120,10 +121,10 @@ class Caller:
         requests come from. An unanswered probe is no failure: some trunks ignore OPTIONS."""
         ua, o = self.ua, self.o
         host = ua.local[0]
-        req = sipmsg.request("OPTIONS", o.uri, via_value=ua.via(),
-                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}",
+        req = build.request("OPTIONS", o.uri, via_value=ua.via(),
+                             from_value=f"<sip:siptool@{build.host_ref(host)}>;tag={build.new_tag()}",
                              to_value=f"<{o.uri}>",
-                             call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
+                             call_id=build.new_call_id(host), cseq=1, contact=ua.contact(),
                              headers=[("accept", "application/sdp")])
         self._note("-> OPTIONS (NAT probe)")
         t = time.monotonic()
@@ -142,9 +143,9 @@ class Caller:
             return
         call = self.calls.get(msg.call_id or "")
         if msg.method == "OPTIONS":
-            ua.respond(txn, sipmsg.response(msg, 200, headers=[("allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]))
+            ua.respond(txn, build.response(msg, 200, headers=[("allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]))
         elif call is None:
-            ua.respond(txn, sipmsg.response(msg, 481))
+            ua.respond(txn, build.response(msg, 481))
         else:
             call.on_request(txn, msg)
 
@@ -188,7 +189,7 @@ class OutgoingCall:
     def on_request(self, txn, msg) -> None:
         self.event(f"<- {msg.method}")
         if msg.method == "BYE":
-            self.ua.respond(txn, sipmsg.response(msg, 200))
+            self.ua.respond(txn, build.response(msg, 200))
             self.event("-> 200 OK")
             self.res.ended_by = self.res.ended_by or "remote"
             self.bye_at = self.bye_at or time.time()
@@ -196,15 +197,15 @@ class OutgoingCall:
             self.remote_bye.set()
         elif msg.method == "INVITE" and self.dialog is not None:  # re-INVITE from the far end
             body = sdp.build(self.sdp_addr, self.sdp_port, [sdp.STATIC[self.res.codec or "PCMU"]])
-            self.ua.respond(txn, sipmsg.response(msg, 200, to_tag=self.dialog.local_tag, body=body,
+            self.ua.respond(txn, build.response(msg, 200, to_tag=self.dialog.local_tag, body=body,
                                                  headers=[("contact", self.ua.contact())]))
         else:
-            self.ua.respond(txn, sipmsg.response(msg, 405, headers=[("allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]))
+            self.ua.respond(txn, build.response(msg, 405, headers=[("allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]))
 
     def _route_addr(self) -> tuple[str, int]:
         if self.o.proxy or self.dialog is None:
             return self.addr
-        nh = sipmsg.parse_uri(self.dialog.next_hop())
+        nh = inputs.sip_uri(self.dialog.next_hop())
         return nh.hostport()
 
     async def run(self) -> CallResult:
@@ -214,7 +215,7 @@ class OutgoingCall:
         try:
             self.media = await RtpSession(self.caller.local_ip, tap=self.caller.tap).open()
             await self._advertise()
-            res.call_id = sipmsg.new_call_id(self.ua.local[0])  # from here on an INVITE goes out
+            res.call_id = build.new_call_id(self.ua.local[0])  # from here on an INVITE goes out
             self.caller.calls[res.call_id] = self
             await self._invite()
             if self.dialog is not None:
@@ -261,16 +262,16 @@ class OutgoingCall:
         pts = [sdp.STATIC[c.upper()] for c in o.codecs]
         self.offer = sdp.build(self.sdp_addr, self.sdp_port, pts)
         host, _ = ua.local
-        from_uri = o.from_uri or f"sip:{o.user or 'siptool'}@{sipmsg.host_ref(host)}"
-        from_value = f"<{from_uri}>;tag={sipmsg.new_tag()}"
-        routes = [f"<{sipmsg.parse_uri(o.proxy).scheme}:{o.proxy.split(':', 1)[1]};lr>"] if o.proxy else []
-        creds = Credentials(o.user or sipmsg.parse_uri(from_uri).user, o.password) if o.password is not None else None
+        from_uri = o.from_uri or f"sip:{o.user or 'siptool'}@{build.host_ref(host)}"
+        from_value = f"<{from_uri}>;tag={build.new_tag()}"
+        routes = [f"<{inputs.sip_uri(o.proxy).scheme}:{o.proxy.split(':', 1)[1]};lr>"] if o.proxy else []
+        creds = Credentials(o.user or inputs.sip_uri(from_uri).user, o.password) if o.password is not None else None
         cseq = 1
         self.t0 = time.monotonic()
         digest = DigestAnswer(creds, "INVITE", o.uri) if creds is not None else None
         auth_header: tuple[str, str] | None = None
         while True:
-            invite = sipmsg.request("INVITE", o.uri, via_value=ua.via(), from_value=from_value, to_value=f"<{o.uri}>",
+            invite = build.request("INVITE", o.uri, via_value=ua.via(), from_value=from_value, to_value=f"<{o.uri}>",
                                     call_id=res.call_id, cseq=cseq, contact=ua.contact(), routes=routes,
                                     headers=[auth_header] if auth_header else [], body=self.offer)
             self.invite = invite
@@ -327,7 +328,7 @@ class OutgoingCall:
 
     async def _cancel_later(self, invite, after: float) -> None:
         await asyncio.sleep(after)
-        cancel = sipmsg.request("CANCEL", invite.uri, via_value=invite.get_all("via")[0],
+        cancel = build.request("CANCEL", invite.uri, via_value=invite.get_all("via")[0],
                                 from_value=invite.get("from"), to_value=invite.get("to"), call_id=invite.call_id,
                                 cseq=invite.cseq[0], routes=invite.get_all("route"))
         self.event("-> CANCEL")

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..sip.uri import uri_user
-from . import sdp, sipmsg
-from .auth import Authenticator
+from ..sip import build
+from . import sdp
+from ..sip.auth import Authenticator
 from .limits import SourceLimiter
 from .registrar import Bindings
-from .dialog import Dialog
+from ..sip.dialog import Dialog
 from .echo_port import EchoPort
 from .media import RtpSession
-from .transaction import Timers
+from ..sip.transaction import Timers
 from .transport import TlsOptions
 from .ua import UserAgent
 
@@ -151,7 +152,7 @@ class EchoServer:
                 call.acked.set()
             return
         if m == "OPTIONS":
-            ua.respond(txn, sipmsg.response(msg, 200, headers=[("allow", ALLOW), ("accept", "application/sdp")]))
+            ua.respond(txn, build.response(msg, 200, headers=[("allow", ALLOW), ("accept", "application/sdp")]))
         elif m == "INVITE" and msg.to_tag is None:
             self._invite(txn, msg, addr)
         elif m == "INVITE" and call is not None and call.dialog and call.dialog.accepts(msg):
@@ -162,14 +163,14 @@ class EchoServer:
             self._register(txn, msg)
         elif m == "BYE":
             if call is None or call.dialog is None or not call.dialog.accepts(msg):
-                ua.respond(txn, sipmsg.response(msg, 481))
+                ua.respond(txn, build.response(msg, 481))
                 return
-            ua.respond(txn, sipmsg.response(msg, 200))
+            ua.respond(txn, build.response(msg, 200))
             self._end(call, "ended", "remote")
         elif m in ("INVITE",):
-            ua.respond(txn, sipmsg.response(msg, 481))
+            ua.respond(txn, build.response(msg, 481))
         else:
-            ua.respond(txn, sipmsg.response(msg, 405, headers=[("allow", ALLOW)]))
+            ua.respond(txn, build.response(msg, 405, headers=[("allow", ALLOW)]))
 
     def _invite(self, txn, msg, addr) -> None:
         ua = self.ua
@@ -179,21 +180,21 @@ class EchoServer:
             verdict = self.auth.check("INVITE", msg.get("authorization"))
             if verdict != "ok":
                 hdrs = [("www-authenticate", c) for c in self.auth.challenges(stale=verdict == "stale")]
-                ua.respond(txn, sipmsg.response(msg, 401, headers=hdrs))
+                ua.respond(txn, build.response(msg, 401, headers=hdrs))
                 return
         if self.reject:
-            ua.respond(txn, sipmsg.response(msg, self.reject))
+            ua.respond(txn, build.response(msg, self.reject))
             return
         if len(self.calls) >= self.max_calls:
-            ua.respond(txn, sipmsg.response(msg, 503, headers=[("retry-after", "10")]))
+            ua.respond(txn, build.response(msg, 503, headers=[("retry-after", "10")]))
             return
         offer = sdp.parse(msg.body)
         chosen = sdp.choose(offer, self.codecs) if offer else None
         if chosen is None:
-            ua.respond(txn, sipmsg.response(msg, 488, headers=[("warning", '304 siptool "no common codec"')]))
+            ua.respond(txn, build.response(msg, 488, headers=[("warning", '304 siptool "no common codec"')]))
             return
         call = EchoCall(call_id=msg.call_id or "", remote=addr, codec=chosen[0], invite_txn=txn)
-        call.dialog = Dialog.uas(msg, sipmsg.new_tag())
+        call.dialog = Dialog.uas(msg, build.new_tag())
         self.calls[call.call_id] = call
         call.task = asyncio.ensure_future(self._answer(call, txn, msg, offer, chosen))
 
@@ -203,11 +204,11 @@ class EchoServer:
         except asyncio.CancelledError:
             raise
         except OSError as exc:  # no media port left
-            self.ua.respond(txn, sipmsg.response(msg, 503, headers=[("retry-after", "10")]))
+            self.ua.respond(txn, build.response(msg, 503, headers=[("retry-after", "10")]))
             self._end(call, "rejected", f"local ({exc.strerror or exc})")
         except Exception as exc:  # noqa: BLE001 - one call's fault, never the agent's
             self.ua.on_error(f"siptool echo: internal error in call {call.call_id}: {type(exc).__name__}: {exc}")
-            self.ua.respond(txn, sipmsg.response(msg, 500))
+            self.ua.respond(txn, build.response(msg, 500))
             if call.state == "answered":
                 await self._bye(call)
             self._end(call, "ended", "local (internal error)")
@@ -218,11 +219,11 @@ class EchoServer:
         call.media = media = await RtpSession(self.listen[0], echo=True, shared=self.shared).open()
         media.set_remote(offer.connection, offer.port, chosen[0], chosen[1], sdp.dtmf_pt(offer))
         peer = call.remote[0]  # when listening on all interfaces: our address as the caller sees it
-        ua.respond(txn, sipmsg.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo", peer))]))
+        ua.respond(txn, build.response(msg, 180, to_tag=tag, headers=[("contact", ua.contact("echo", peer))]))
         if rings_unanswered(msg.uri):
             await asyncio.sleep(RING_LIMIT)  # a CANCEL ends the call (and this task) first
             if call.state == "ringing":
-                ua.respond(txn, sipmsg.response(msg, 480, "Temporarily Unavailable", to_tag=tag))
+                ua.respond(txn, build.response(msg, 480, "Temporarily Unavailable", to_tag=tag))
                 self._end(call, "unanswered", "local")
             return
         if self.ring:
@@ -232,7 +233,7 @@ class EchoServer:
         dtmf = sdp.dtmf_pt(offer)
         self.answer_body = body = sdp.build(ua.toward(peer), media.port, [chosen[1]],
                                             direction=sdp.answer_direction(offer.direction), dtmf_pt=dtmf)
-        ua.respond(txn, sipmsg.response(msg, 200, to_tag=tag, body=body,
+        ua.respond(txn, build.response(msg, 200, to_tag=tag, body=body,
                                         headers=[("contact", ua.contact("echo", peer)), ("allow", ALLOW)]))
         call.state, call.answered = "answered", time.time()
         media.start_rtcp()
@@ -258,34 +259,34 @@ class EchoServer:
             header = msg.get("authorization")
             verdict = self.auth.check("REGISTER", header)
             if verdict == "fail" and self.auth.issued(header):
-                self.ua.respond(txn, sipmsg.response(msg, 403, to_tag=sipmsg.new_tag()))
+                self.ua.respond(txn, build.response(msg, 403, to_tag=build.new_tag()))
                 return
             if verdict != "ok":
                 hdrs = [("www-authenticate", c) for c in self.auth.challenges(stale=verdict == "stale")]
-                self.ua.respond(txn, sipmsg.response(msg, 401, to_tag=sipmsg.new_tag(), headers=hdrs))
+                self.ua.respond(txn, build.response(msg, 401, to_tag=build.new_tag(), headers=hdrs))
                 return
         v = self.bindings.update(msg.get("to") or "", msg.get_all("contact"), msg.get("expires"), time.monotonic())
         hdrs = [("contact", f"<{uri}>;expires={left}") for uri, left in v.bindings]
         if v.granted is not None:
             hdrs.append(("expires", str(v.granted)))
-        self.ua.respond(txn, sipmsg.response(msg, v.status, v.reason, to_tag=sipmsg.new_tag(), headers=hdrs))
+        self.ua.respond(txn, build.response(msg, v.status, v.reason, to_tag=build.new_tag(), headers=hdrs))
 
     def _reinvite(self, call: EchoCall, txn, msg) -> None:
         offer = sdp.parse(msg.body) if msg.body else None
         direction = sdp.answer_direction(offer.direction) if offer else "sendrecv"
         pt = sdp.STATIC.get(call.codec, 0)
         body = sdp.build(self.ua.toward(call.remote[0]), call.media.port, [pt], direction=direction, version=2)
-        self.ua.respond(txn, sipmsg.response(msg, 200, to_tag=call.dialog.local_tag, body=body,
+        self.ua.respond(txn, build.response(msg, 200, to_tag=call.dialog.local_tag, body=body,
                                              headers=[("contact", self.ua.contact("echo", call.remote[0]))]))
 
     def _cancel(self, txn, msg, call: EchoCall | None) -> None:
         inv = self.ua.find_server(msg.branch or "", "INVITE")
         if inv is None or call is None:
-            self.ua.respond(txn, sipmsg.response(msg, 481))
+            self.ua.respond(txn, build.response(msg, 481))
             return
-        self.ua.respond(txn, sipmsg.response(msg, 200))
+        self.ua.respond(txn, build.response(msg, 200))
         if call.state == "ringing":  # RFC 3261 9.2: 487 to the INVITE
-            self.ua.respond(inv, sipmsg.response(inv.request, 487, to_tag=call.dialog.local_tag))
+            self.ua.respond(inv, build.response(inv.request, 487, to_tag=call.dialog.local_tag))
             self._end(call, "cancelled", "remote")
 
     async def _bye(self, call: EchoCall, limit: float | None = None) -> None:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 from ..errors import SiptoolError
 from ..sip.message import param
-from . import sipmsg
-from .auth import Credentials, DigestAnswer, DigestRefused
+from ..sip import build
+from . import inputs
+from ..sip.auth import Credentials, DigestAnswer, DigestRefused
 from .nat import resolve as _resolve
 from .nat import route_source
 from .options import AgentError, CallOptions, _hop
-from .transaction import Timers
+from ..sip.transaction import Timers
 from .transport import TlsOptions
 from .ua import TransactionTimeout, UserAgent
 
@@ -78,7 +79,7 @@ class Registration:
                  transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
                  tls: TlsOptions | None = None, tap=None, refresh_margin: float = 5.0, on_event=None) -> None:
         self.registrar, self.aor, self.expires = registrar, aor, expires
-        self.user = user or sipmsg.parse_uri(aor).user or "siptool"
+        self.user = user or inputs.sip_uri(aor).user or "siptool"
         self.creds = Credentials(self.user, password) if password is not None else None
         self.transport, self.local_ip, self.t1, self.tls, self.tap = transport, local_ip, t1, tls, tap
         self.refresh_margin = refresh_margin
@@ -87,7 +88,7 @@ class Registration:
         self.ua: UserAgent | None = None
         self._addr = None
         self._cseq = 0
-        self._tag = sipmsg.new_tag()
+        self._tag = build.new_tag()
         self._call_id = ""
         self._auth: list[tuple[str, str]] = []
         self._task: asyncio.Task | None = None
@@ -114,7 +115,7 @@ class Registration:
             ex = Exchange(error=str(exc))
             self.history.append(ex)
             return ex
-        self._call_id = sipmsg.new_call_id(self.ua.local[0])
+        self._call_id = build.new_call_id(self.ua.local[0])
         ex = await self.register(self.expires)
         if ex.status and 200 <= ex.status < 300 and ex.expires:
             self._task = asyncio.create_task(self._refresh_loop(ex.expires))
@@ -141,7 +142,7 @@ class Registration:
             for _ in range(3):
                 self._cseq += 1
                 out.contact = self.contact()
-                req = sipmsg.request("REGISTER", self.registrar, via_value=self.ua.via(),
+                req = build.request("REGISTER", self.registrar, via_value=self.ua.via(),
                                      from_value=f"<{self.aor}>;tag={self._tag}", to_value=f"<{self.aor}>",
                                      call_id=self._call_id, cseq=self._cseq, contact=out.contact,
                                      headers=[("expires", str(expires))] + self._auth)
@@ -194,10 +195,10 @@ async def options(uri: str, transport: str | None = None, local_ip: str | None =
     try:
         ua, addr = await open_ua(uri, transport, local_ip, t1, tls, tap)
         host, _ = ua.local
-        req = sipmsg.request("OPTIONS", uri, via_value=ua.via(),
-                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}",
+        req = build.request("OPTIONS", uri, via_value=ua.via(),
+                             from_value=f"<sip:siptool@{build.host_ref(host)}>;tag={build.new_tag()}",
                              to_value=f"<{uri}>",
-                             call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
+                             call_id=build.new_call_id(host), cseq=1, contact=ua.contact(),
                              headers=[("accept", "application/sdp")])
         t = time.monotonic()
         resp = await ua.request(req, addr)

@@ -17,9 +17,9 @@ from typing import Callable
 from ..errors import SiptoolError
 from ..status import ExitStatus
 from ..sip.message import SipMessage, SipParseError, parse
-from . import sipmsg
+from ..sip import build
 from .limits import MALFORMED_COST, SourceLimiter
-from .transaction import ClientTransaction, Deliver, Send, ServerTransaction, Timeout, Timers
+from ..sip.transaction import ClientTransaction, Deliver, Send, ServerTransaction, Timeout, Timers
 from .transport import Addr, TlsOptions, Transport, TransportError, open_transport, unreachable_text
 
 
@@ -103,7 +103,7 @@ class UserAgent:
 
     def via(self, branch: str | None = None) -> str:
         host, port = self.local
-        return sipmsg.via(self.kind, host, port, branch or sipmsg.new_branch())
+        return build.via(self.kind, host, port, branch or build.new_branch())
 
     def toward(self, remote_host: str) -> str:
         """Our address as `remote_host` sees it: the listening address, or when listening on all
@@ -128,7 +128,7 @@ class UserAgent:
             host = self.toward(toward)
         tp = "" if self.kind == "udp" else f";transport={self.kind}"
         scheme = "sips" if self.kind == "tls" else "sip"
-        host = sipmsg.host_ref(host)
+        host = build.host_ref(host)
         return f"<{scheme}:{user}@{host}:{port}{tp}>"
 
     # --- sending ----------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ class UserAgent:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
-            txn._terminate()
+            txn.terminate()
             entry.stop_timer()
             if self.clients.get(key) is entry:
                 del self.clients[key]
@@ -192,7 +192,7 @@ class UserAgent:
                 except SiptoolError as exc:
                     if client and not entry.future.done():
                         entry.future.set_exception(exc)
-                    txn.state = "terminated"
+                    txn.terminate()
             elif isinstance(ev, Deliver):
                 if client:
                     code = ev.msg.status or 0
@@ -235,7 +235,7 @@ class UserAgent:
         for key, entry in list(self.clients.items()):
             if entry.addr == addr and not entry.future.done():
                 entry.future.set_exception(TransportError(text))
-                entry.txn._terminate()
+                entry.txn.terminate()
                 entry.stop_timer()
                 del self.clients[key]
 
@@ -268,7 +268,7 @@ class UserAgent:
     def _learn(self, resp: SipMessage) -> None:
         """Our address as the far end sees it, from a response to one of our own requests (RFC 3581):
         a stray response cannot change what we advertise, and nothing changes where we listen."""
-        seen = sipmsg.public_address(resp)
+        seen = build.public_address(resp)
         if seen is not None and self.seen is None:
             self.seen = seen
         if seen is not None and seen != self.local and not self.transport.reliable:
@@ -288,15 +288,15 @@ class UserAgent:
 
     def _request_in(self, msg: SipMessage, addr: Addr, size: int = 0) -> None:
         if not self.transport.reliable:
-            sipmsg.top_via_received(msg, addr[0], addr[1])
-            reply_to = sipmsg.response_address(msg, addr)
+            build.top_via_received(msg, addr[0], addr[1])
+            reply_to = build.response_address(msg, addr)
             if reply_to is None:
                 self._malformed(addr)
                 return  # no valid Via: no address a response could be trusted to (RFC 3261 18.2.2)
         else:
             reply_to = addr  # responses go back on the connection (RFC 3261 18.2.2)
         method = msg.method
-        problem = sipmsg.request_problem(msg, size)
+        problem = build.request_problem(msg, size)
         if problem is None and method != "ACK" and len(self.servers) >= MAX_SERVER_TRANSACTIONS:
             problem = (503, "Service Unavailable (too many requests in progress)")
         if problem is not None:  # answered without a transaction: nothing is kept for it
@@ -305,7 +305,7 @@ class UserAgent:
             if method != "ACK":  # an ACK is never answered (RFC 3261 17.2.3)
                 status, reason = problem
                 extra = [("retry-after", "5")] if status == 503 else []
-                asyncio.ensure_future(self._send_quietly(sipmsg.response(msg, status, reason, headers=extra),
+                asyncio.ensure_future(self._send_quietly(build.response(msg, status, reason, headers=extra),
                                                          reply_to))
             return
         key = (msg.branch or "", "INVITE" if method == "ACK" else method)
@@ -327,10 +327,10 @@ class UserAgent:
         self.servers[key] = entry
         events = txn.start(self._now())
         if method == "INVITE":  # 100 Trying at once (RFC 3261 17.2.1)
-            events += txn.respond(sipmsg.response(msg, 100), self._now())
+            events += txn.respond(build.response(msg, 100), self._now())
         asyncio.ensure_future(self._events([e for e in events if not isinstance(e, Deliver)], entry, key, client=False))
         if not self.handler:
-            self.respond(txn, sipmsg.response(msg, 501, "Not Implemented"))
+            self.respond(txn, build.response(msg, 501, "Not Implemented"))
             return
         self._handle(txn, msg, addr)
 
@@ -344,7 +344,7 @@ class UserAgent:
             self.on_error(f"siptool: internal error handling {msg.method} from {addr[0]}:{addr[1]}: "
                           f"{type(exc).__name__}: {exc}")
             if txn is not None and txn.state in ("trying", "proceeding"):
-                self.respond(txn, sipmsg.response(msg, 500, "Server Internal Error"))
+                self.respond(txn, build.response(msg, 500, "Server Internal Error"))
 
     def find_server(self, branch: str, method: str) -> ServerTransaction | None:
         entry = self.servers.get((branch, method))

@@ -44,7 +44,7 @@ def register_aor(
     """REGISTER with digest auth, refreshed before expiry; shows whether the registrar sees you behind NAT."""
     with guarded():
         from ..agent.register import Registration
-        from ..agent.sipmsg import parse_uri
+        from ..agent.inputs import sip_uri as parse_uri
 
         from ..agent import inputs
         from ..agent.caller import CallOptions, _hop

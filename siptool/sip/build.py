@@ -1,4 +1,5 @@
-"""Building SIP messages for the user agent (RFC 3261 8.1.1, 8.2.6, 20): requests, responses, URIs, ids.
+"""Building SIP messages (RFC 3261 8.1.1, 8.2.6, 20): requests, responses, Via and tags, and the
+checks a received request must pass before a user agent handles it (8.2, 18.2).
 
 Parsing is siptool.sip.message (one parser for capture and agent); this module only builds.
 """
@@ -8,12 +9,11 @@ from __future__ import annotations
 import secrets
 
 from ..digits import uint
-from ..errors import SiptoolError
-from ..sip.message import SipMessage, param
-from ..sip.uri import Uri, UriError, is_ip, name_addr
-from ..sip.uri import parse_uri as _parse_uri
-from ..sip.uri import response_address as _response_address
-from ..sip.uri import top_via
+from .message import SipMessage, param
+from .uri import UriError, is_ip, name_addr
+from .uri import parse_uri as _parse_uri
+from .uri import response_address as _response_address
+from .uri import top_via
 
 MAGIC = "z9hG4bK"  # RFC 3261 8.1.1.7 branch cookie
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 401: "Unauthorized",
@@ -34,18 +34,6 @@ def new_tag() -> str:
 
 def new_call_id(host: str) -> str:
     return f"{secrets.token_hex(10)}@{host}"
-
-
-def parse_uri(text: str) -> Uri:
-    """A URI the user gave (or the agent must route by): siptool.sip.uri's parse, its error as a
-    one-line SiptoolError."""
-    try:
-        uri = _parse_uri(text)
-    except UriError as exc:
-        raise SiptoolError(str(exc)) from None
-    if not uri.host:
-        raise SiptoolError(f"{text[:60]!r} has no host to send to: use sip:NUMBER@HOST")
-    return uri
 
 
 def host_ref(host: str) -> str:
