@@ -10,7 +10,8 @@ from ..rtp.packet import DTMF_EVENTS
 from ..status import ExitStatus
 from ..sip import build
 from . import inputs, sdp, stun
-from .media import dtmf_seconds, load_wav
+from .media import load_wav
+from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
 
 
@@ -47,7 +48,6 @@ class CallOptions:
     cancel_after: float | None = None
     hold: bool = False
     pcap: str | None = None
-    tap: object = field(default=None, repr=False, compare=False)  # an agent.tap.AgentTap to feed (check)
     thresholds: Thresholds = field(default_factory=Thresholds)
     no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
 

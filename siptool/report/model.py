@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -149,6 +149,58 @@ class Stream:
     rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
     rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen
+    effective_loss_pct: float = 0.0  # network loss plus what a 60 ms jitter buffer discards: the MOS's loss
+
+
+@dataclass(slots=True)
+class MediaFigures:
+    """One direction of a test call's audio as its verdict reads it (analysis/placed.py): received,
+    the Analyzer's stream of it with the packets due after the far end's media stopped counted as
+    lost; sent, the far end's RTCP reports about our stream (what it alone measured)."""
+
+    packets: int = 0
+    lost: int = 0
+    loss_pct: float = 0.0
+    missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
+    jitter_ms: float = 0.0  # mean RFC 3550 jitter (sent: the far end's last reported)
+    max_jitter_ms: float = 0.0  # the voice packets' maximum (received only): what the thresholds judge
+    mos: float | None = None
+    r: float | None = None
+    source: str = ""  # "measured" (the Analyzer's stream), "rtcp" (the far end's reports), "sent" (neither)
+
+    @property
+    def judged_jitter_ms(self) -> float:
+        """The jitter the thresholds judge: measured, the voice packets' maximum; else the far end's
+        RTCP figure, the only one there is for what we sent."""
+        return self.max_jitter_ms if self.source == "measured" else self.jitter_ms
+
+
+@dataclass(slots=True)
+class AgentView:
+    """A call siptool placed or answered itself: what only its agent knows (set by `call`, `check`
+    and `echo`; null in `analyze`), and the verdict on the call read from the Analyzer's figures of
+    it with these facts (analysis/placed.py)."""
+
+    role: str = "caller"  # "caller" (call, check) or "callee" (echo)
+    media: str = ""  # ip:port our RTP used: which of the call's streams are ours
+    codec: str | None = None  # the codec we negotiated and sent
+    dtmf_asked: str = ""  # RFC 4733 digits we were asked to send ...
+    dtmf_sent: str = ""  # ... and sent
+    audio_rtt_ms: float | None = None  # round-trip audio delay by correlation of sent and echoed audio
+    media_gaps: list[list[float]] = field(default_factory=list)  # [start, end] s with no RTP from the far end
+    media_s: float | None = None  # from the start of our media to when we stopped expecting the far end's
+    missing_at_end: int = 0  # far end's packets due after its last one came (its media stopped early)
+    echoed: int | None = None  # echo: RTP packets sent back
+    held_s: float | None = None  # echo: answered, from the 200 OK to the end; else from the INVITE to the end
+    outcome: str = ""  # echo: ended, cancelled, rejected, unanswered; by whom in `ended_by`
+    ended_by: str = ""  # "local", "remote", "local (no ACK)", "shutdown" (the agent's own view)
+    nat: dict[str, Any] = field(default_factory=dict)  # the NAT situation the agent saw (`text` in words)
+    notes: list[str] = field(default_factory=list)  # what the agent itself could not do (no SDP answer, BYE unanswered)
+    # the verdict (analysis/placed.py): each direction as judged, one-way audio, every failed limit
+    tx: MediaFigures | None = None
+    rx: MediaFigures | None = None
+    one_way: str | None = None
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -192,6 +244,7 @@ class Call:
     sdp: list[SdpEntry] = field(default_factory=list)
     streams: list[Stream] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    agent: AgentView | None = None  # a call siptool's own agent placed or answered (since 1.5)
 
 
 @dataclass(slots=True)

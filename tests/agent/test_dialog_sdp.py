@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siptool.agent import inputs, sdp
+from siptool.agent import inputs, roundtrip, sdp
 from siptool.errors import SiptoolError
+from siptool.rtp import g711
 from siptool.sip import build
 from siptool.sip.dialog import Dialog
-from siptool.agent.media import RtpSession
-from siptool.rtp import g711
 from siptool.sip.message import parse
 
 
@@ -72,15 +71,12 @@ def test_sdp_offer_answer():
 
 def test_audio_rtt_by_correlation_offline():
     """Received audio delayed by 37.5 ms: correlation finds it, and a non-echo far end gives None."""
-    s = RtpSession("127.0.0.1")
     sig = g711.speech_like(3.0)
-    s.tx_signal, s.tx_start = sig, 1000.0
     payload = g711.encode("PCMU", sig)
-    for k in range(len(sig) // 160):
-        s.rx_audio.append((1000.0 + k * 0.02 + 0.0375 + (k % 3) * 0.002, 5000 + 160 * k, 0,
-                           payload[160 * k:160 * k + 160]))
-    assert abs(s.audio_rtt_ms() - 37.5) < 2.5
+    rx = [(1000.0 + k * 0.02 + 0.0375 + (k % 3) * 0.002, 5000 + 160 * k, 0, payload[160 * k:160 * k + 160])
+          for k in range(len(sig) // 160)]
+    pcmu = g711.coder("PCMU")
+    assert abs(roundtrip.audio_rtt_ms(sig, 1000.0, *roundtrip.received_signal(rx, 0, pcmu)) - 37.5) < 2.5
     noise = np.random.default_rng(2).integers(-3000, 3000, len(sig)).astype(np.int16)
-    s.rx_audio = [(t, ts, 0, g711.encode("PCMU", noise[160 * k:160 * k + 160])) for k, (t, ts, _, _) in
-                  enumerate(s.rx_audio)]
-    assert s.audio_rtt_ms() is None
+    rx = [(t, ts, 0, g711.encode("PCMU", noise[160 * k:160 * k + 160])) for k, (t, ts, _, _) in enumerate(rx)]
+    assert roundtrip.audio_rtt_ms(sig, 1000.0, *roundtrip.received_signal(rx, 0, pcmu)) is None

@@ -74,7 +74,7 @@ def test_sendable_addresses():
 def test_a_send_error_never_closes_the_socket():
     async def go():
         got = []
-        t = await UdpTransport(lambda d, a: got.append(d)).open("127.0.0.1", 0)
+        t = await UdpTransport(lambda d, a, now: got.append(d)).open("127.0.0.1", 0)
         peer = Peer()
         for bad in [("127.0.0.1", 99999), ("127.0.0.1", 0), ("no.such.host", 5060), ("224.0.0.1", 5060)]:
             with pytest.raises(TransportError):
