@@ -262,3 +262,30 @@ def test_duplicated_packets_are_absorbed():
     assert len(sent_by(net, ECHO, "200 OK (INVITE)")) == 2
     assert len(sent_by(net, CALLER, "ACK")) == 4
     assert not [e for e in call.log if isinstance(e, Note)]
+
+
+def test_register_digest_refresh_and_unregister():
+    """A registration (sans-I/O, agent/registration.py) against the echo agent's registrar: challenged
+    once, granted 60 s, refreshed at half of it (RFC 3261 10.2.4: one Call-ID, CSeq going up), and
+    removed with Expires: 0 (10.2.2)."""
+    from siptool.agent.registration import RegisterSession
+
+    net = Network()
+    client, echo = net.endpoint(*CALLER), net.endpoint(*ECHO)
+    EchoCore(echo, EchoPolicy(auth=Authenticator("siptool", {"alice": "pw"})), open_media=lambda s: 0)
+    reg = RegisterSession(client, "sip:10.0.0.2", "sip:alice@10.0.0.2", "alice", "pw", ECHO, expires=60)
+    reg.register(net.now, 60)
+    net.run(until=lambda: len(reg.history) == 3)  # the registration and two refreshes
+    first = reg.history[0]
+    assert (first.status, first.challenged, first.expires) == (200, "401", 60) and reg.refreshes == 2
+    assert first.bindings == ["<sip:alice@10.0.0.1:5060>;expires=60"]
+    assert sent_by(net, CALLER, "REGISTER") == [0.0, 0.02, 30.04, 60.06]  # each refresh answered at once
+    registers = [p.msg for p in net.wire if p.label == "REGISTER"]
+    assert {m.call_id for m in registers} == {reg.call_id} and [m.cseq[0] for m in registers] == [1, 2, 3, 4]
+    assert reg.stop(net.now)
+    net.run(until=lambda: len(reg.history) == 4)
+    last = reg.history[-1]
+    assert last.status == 200 and last.bindings == [] and last.expires is None
+    assert [p.msg for p in net.wire if p.label == "REGISTER"][-1].get("expires") == "0"
+    net.run()
+    assert len(reg.history) == 4  # no refresh after the unregistration
