@@ -17,7 +17,7 @@ import numpy as np
 
 from ..analysis.placed import judge
 from ..errors import SiptoolError
-from ..report.model import AgentView, Call, MediaFigures
+from ..report.model import AgentView, Call, FarEndReport, MediaFigures
 from ..rtp import g711
 from ..sip import build
 from ..sip.transaction import Timers
@@ -283,6 +283,11 @@ class OutgoingCall:
                           codec=s.codec if s else None, dtmf_asked=o.dtmf, dtmf_sent=rtp.dtmf_sent,
                           ended_by=s.ended_by or "" if s else "", nat=self._nat().to_dict(),
                           notes=list(s.problems) if s else [])
+        if rtp.far_report is not None:
+            b = rtp.far_report
+            facts.far_end = FarEndReport(b.fraction_lost_pct, b.cumulative_lost, b.jitter * 1000.0 / rtp.stats.clock_rate,
+                                         round(rtp.rtcp_rtt_ms, 2) if rtp.rtcp_rtt_ms is not None else None,
+                                         rtp.far_reports)
         if rtp.media_start is not None:
             end = (s.ended_at if s.ended_by == "remote" else None) or rtp.tx_end or rtp.media_start
             facts.media_gaps = [[a, b] for a, b in rtp.gaps(end, o.thresholds.media_gap_s)]
@@ -319,8 +324,7 @@ class OutgoingCall:
         res.duration_s = call.duration_s or 0.0
         res.ended_by = {"caller": "local", "callee": "remote"}.get(call.ended_by or "")
         res.tx, res.rx, res.one_way = facts.tx, facts.rx, facts.one_way
-        sent = next((x for x in call.streams if x.src == facts.media), None)
-        res.rtcp_rtt_ms = sent.rtcp_rtt_ms if sent is not None else None
+        res.rtcp_rtt_ms = facts.far_end.rtt_ms if facts.far_end is not None else None
         res.ok = ok and not res.error
 
 

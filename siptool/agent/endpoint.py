@@ -1,10 +1,10 @@
 """One user agent's transaction layer, sans-I/O (RFC 3261 8.2, 17, 18): bytes and the clock go in,
 datagrams to send and events come out. The asyncio driver (ua.py) only moves them.
 
-    ep.receive(data, addr, now)      a message from the transport
+    ep.receive(data, addr, now)      a message from the transport (receive_message: one already parsed)
     ep.handle_timer(now)             at (or after) ep.next_timer()
     ep.datagrams_to_send()           [(bytes, addr, txn)]: send each; ep.send_failed(txn, why, now) if one cannot go
-    ep.events                        (owner, event) pairs the transaction users queued, in order
+    ep.next_event()                  the (owner, event) pairs the transaction users queued, in order
 
 Transactions belong to an owner, the transaction user (a call session, a registration, a waiting
 request): `request(msg, addr, now, owner)` starts a client transaction whose responses and failures
@@ -256,14 +256,22 @@ class Endpoint:
             return
         if self.on_traffic is not None:
             self.on_traffic("in", data, addr, msg.call_id or "", now)
+        self.receive_message(msg, addr, now, len(data))
+
+    def receive_message(self, msg: SipMessage, addr: Addr, now: float, size: int = 0) -> None:
+        """A parsed message (`size`: its length on the wire) to its transaction or transaction user."""
         try:
             if msg.is_request:
-                self._request_in(msg, addr, len(data), now)
+                self._request_in(msg, addr, size, now)
             else:
                 self._response_in(msg, now)
         except Exception as exc:  # noqa: BLE001 - a bug must not make the agent deaf
             self.on_error(f"siptool: internal error on a message from {addr[0]}:{addr[1]} "
                           f"({msg.first_line[:60]!r}): {type(exc).__name__}: {exc}")
+
+    def next_event(self) -> tuple[Owner, object] | None:
+        """The oldest (owner, event) a transaction user queued, or None."""
+        return self.events.popleft() if self.events else None
 
     # --- inside --------------------------------------------------------------------------------------
 

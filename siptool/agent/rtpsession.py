@@ -83,6 +83,7 @@ class RtpSession:
         self.last_sr: tuple[int, float] | None = None  # (LSR middle 32 bits, arrival time)
         self.rtcp_rtt_ms: float | None = None
         self.far_report: ReportBlock | None = None  # the far end's last report block about our stream
+        self.far_reports = 0
         self.rtcp_rx = 0
         self.events: list[tuple[float, object]] = []
         self.closed = False
@@ -167,8 +168,9 @@ class RtpSession:
             if p.packet_type == 200:
                 self.last_sr = (p.ntp_middle, now)
             for blk in p.reports:
-                if blk.ssrc == self.ssrc:
+                if blk.ssrc == self.ssrc:  # the far end's report about our stream
                     self.far_report = blk
+                    self.far_reports += 1
                     rtt = round_trip_ms(ntp_middle(now + NTP_EPOCH), blk.lsr, blk.dlsr)
                     if rtt is not None:
                         self.rtcp_rtt_ms = rtt

@@ -149,8 +149,8 @@ class UserAgent:
             for data, addr, txn in out:
                 self._send(data, addr, txn, now)
             if ep.events:
-                while ep.events:
-                    owner, event = ep.events.popleft()
+                while (item := ep.next_event()) is not None:
+                    owner, event = item
                     if self.on_event is not None:
                         try:
                             self.on_event(owner, event)

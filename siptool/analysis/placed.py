@@ -1,15 +1,16 @@
 """The verdict on a call siptool placed itself (`call`, `check`): read from the Analyzer's Call of it
 (its streams, findings, post-dial delay and length, exactly as `analyze` gives them for the call's
 pcap), the facts only the agent knows (call.agent: which streams are ours, what it sent, the media
-gaps it saw live, the far end's packets due after its media stopped), and the one Thresholds
-object. Nothing here measures: each figure is the Analyzer's or the agent's.
+gaps it saw live, the far end's packets due after its media stopped, the far end's RTCP reports
+about our stream), and the one Thresholds object. Nothing here measures: each figure is the
+Analyzer's or the agent's.
 
     judge(call, thresholds) -> bool   fills call.agent.tx, .rx, .one_way and .problems
 """
 
 from __future__ import annotations
 
-from ..report.model import Call, MediaFigures, Stream
+from ..report.model import AgentView, Call, MediaFigures, Stream
 from ..rtp.mos import mos_for_stream
 from .media import mos_delay_ms
 from .thresholds import Thresholds
@@ -45,14 +46,16 @@ def received_figures(s: Stream | None, missing_at_end: int) -> MediaFigures:
                         max_jitter_ms=s.max_voice_jitter_ms, mos=mos, r=r, source="measured")
 
 
-def sent_figures(s: Stream | None) -> MediaFigures:
-    """What we sent, as the far end's RTCP receiver reports about it said (when it sent any)."""
+def sent_figures(s: Stream | None, a: AgentView) -> MediaFigures:
+    """What we sent (the Analyzer's stream of it), as the far end's RTCP report about it said when
+    one came: its loss and jitter, and the E-model's MOS of that loss (delay: half the round trip,
+    by correlation, else RTCP's)."""
     f = MediaFigures(packets=s.packets if s is not None else 0, source="sent")
-    if s is not None and s.rtcp_lost is not None:
-        f.lost = max(s.rtcp_lost, 0)
-        f.loss_pct = s.rtcp_loss_pct or 0.0
-        f.jitter_ms = s.rtcp_jitter_ms or 0.0
-        r, mos = mos_for_stream(s.codec, f.loss_pct, mos_delay_ms(s))
+    far = a.far_end
+    if s is not None and far is not None:
+        rtt = a.audio_rtt_ms or far.rtt_ms
+        f.lost, f.loss_pct, f.jitter_ms = max(far.lost, 0), round(far.loss_pct, 2), round(far.jitter_ms, 3)
+        r, mos = mos_for_stream(s.codec, f.loss_pct, rtt / 2 if rtt else None)
         f.mos, f.r, f.source = round(mos, 2), round(r, 1), "rtcp"
     return f
 
@@ -67,7 +70,7 @@ def judge(call: Call, th: Thresholds) -> bool:
     met. Every reason it failed goes to call.agent.problems, one line each."""
     a = call.agent
     sent, received = ours(call)
-    a.tx, a.rx = sent_figures(sent), received_figures(received, a.missing_at_end)
+    a.tx, a.rx = sent_figures(sent, a), received_figures(received, a.missing_at_end)
     problems = a.problems = list(a.notes)
     if call.final_status is None or not 200 <= call.final_status < 300 or a.codec is None:
         return False

@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from ..agent.events import MediaResumed, MediaStarted, MediaStopped, Note, Received, Sent
 from .jsonout import _clean, call_dict
-from .terminal import finding_line
+from .terminal import finding_line, streams_table
 
 CALL_SCHEMA = "siptool.call/1.2"  # docs/json-schema.md; 1.1 added findings, 1.2 `call` and the events' `type`
 CALLS_SCHEMA = "siptool.calls/1"
@@ -68,6 +68,10 @@ def _fmt(v, unit="") -> str:
     return "-" if v is None else f"{v}{unit}"
 
 
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f} ms"
+
+
 def render_result(out, res) -> None:
     """A placed call's result: verdict, timings, NAT, each direction's media, problems, findings."""
     from rich.padding import Padding
@@ -81,11 +85,11 @@ def render_result(out, res) -> None:
         out.print(f"[red]{res.error}[/red]")
     answered = res.status is not None and 200 <= res.status < 300
     if answered:
-        out.print(f"post-dial delay {_fmt(res.pdd_ms, ' ms')}, answer {_fmt(res.answer_ms, ' ms')}, "
-                  f"codec {_fmt(res.codec)}, ended by {_fmt(res.ended_by)} after {res.duration_s} s"
+        out.print(f"post-dial delay {_ms(res.pdd_ms)}, answer {_ms(res.answer_ms)}, "
+                  f"codec {_fmt(res.codec)}, ended by {_fmt(res.ended_by)} after {res.duration_s:.2f} s"
                   + (f", DTMF sent {res.dtmf_sent}" if res.dtmf_sent else ""))
     elif res.pdd_ms is not None:
-        out.print(f"post-dial delay {res.pdd_ms} ms")
+        out.print(f"post-dial delay {_ms(res.pdd_ms)}")
     if res.nat.get("text") and res.status is not None:
         first, *rest = res.nat["text"].split("; ")  # one clause a line: fits 80 columns
         out.print(first)
@@ -100,6 +104,10 @@ def render_result(out, res) -> None:
         out.print(t)
         out.print(f"round-trip audio delay {_fmt(res.rtt_ms, ' ms')} (correlation), RTCP round trip "
                   f"{_fmt(res.rtcp_rtt_ms, ' ms')}")
+    if res.report is not None and res.call is not None and res.call.streams:  # as analyze shows them
+        table = streams_table(res.report, out.width)
+        if table is not None:
+            out.print(table)
     for p in res.problems:
         out.print(f"[yellow]- {p}[/yellow]")
     if res.findings:  # what `analyze` says of this call's own packets, as it prints findings
@@ -189,7 +197,7 @@ def echo_line(record) -> str:
             + (f"  ended by {ended_by}" if ended_by else "") + f"  call-id {record.call_id}")  # whole: to grep for
     for f in (call.findings if call is not None else []):
         if f.severity in SHOWN:
-            line += f"\n  {f.severity.upper():8} {f.title}  [{f.code}]"
+            line += "\n  " + finding_line(f.severity, f.title, f.code).plain
     return line
 
 

@@ -156,7 +156,7 @@ class Stream:
 class MediaFigures:
     """One direction of a test call's audio as its verdict reads it (analysis/placed.py): received,
     the Analyzer's stream of it with the packets due after the far end's media stopped counted as
-    lost; sent, the far end's RTCP reports about our stream (what it alone measured)."""
+    lost; sent, the far end's last RTCP report about our stream (what it alone measured)."""
 
     packets: int = 0
     lost: int = 0
@@ -176,6 +176,18 @@ class MediaFigures:
 
 
 @dataclass(slots=True)
+class FarEndReport:
+    """The far end's last RTCP receiver report about the stream we sent (RFC 3550 6.4.1), as our
+    RTCP socket received it (the only measurement of what reached it)."""
+
+    loss_pct: float  # fraction lost over the report's interval
+    lost: int  # cumulative number of packets lost
+    jitter_ms: float  # interarrival jitter
+    rtt_ms: float | None  # round trip from the report's LSR and DLSR (6.4.1)
+    reports: int  # receiver reports about our stream
+
+
+@dataclass(slots=True)
 class AgentView:
     """A call siptool placed or answered itself: what only its agent knows (set by `call`, `check`
     and `echo`; null in `analyze`), and the verdict on the call read from the Analyzer's figures of
@@ -187,6 +199,7 @@ class AgentView:
     dtmf_asked: str = ""  # RFC 4733 digits we were asked to send ...
     dtmf_sent: str = ""  # ... and sent
     audio_rtt_ms: float | None = None  # round-trip audio delay by correlation of sent and echoed audio
+    far_end: FarEndReport | None = None  # what the far end's RTCP said of the stream we sent
     media_gaps: list[list[float]] = field(default_factory=list)  # [start, end] s with no RTP from the far end
     media_s: float | None = None  # from the start of our media to when we stopped expecting the far end's
     missing_at_end: int = 0  # far end's packets due after its last one came (its media stopped early)

@@ -7,10 +7,11 @@ Parsing is siptool.sip.message (one parser for capture and agent); this module o
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 from ..digits import uint
 from .message import SipMessage, param
-from .uri import UriError, is_ip, name_addr
+from .uri import UriError, Via, is_ip, name_addr, parse_via
 from .uri import parse_uri as _parse_uri
 from .uri import response_address as _response_address
 from .uri import top_via
@@ -43,8 +44,7 @@ def host_ref(host: str) -> str:
 
 def via(transport: str, host: str, port: int, branch: str) -> str:
     """Via with rport (RFC 3581) so responses come back to the port we sent from."""
-    host = host_ref(host)
-    return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
+    return str(Via(transport.upper(), host.strip("[]"), port, {"branch": branch, "rport": ""}))
 
 
 def request(method: str, uri: str, *, via_value: str, from_value: str, to_value: str, call_id: str, cseq: int,
@@ -95,18 +95,15 @@ def top_via_received(msg: SipMessage, host: str, port: int) -> None:
         if k != "via":
             continue
         first, sep, rest = v.partition(",")
-        if top_via(msg) is None:
+        try:
+            top = parse_via(first)
+        except UriError:
             return
-        parts = first.split(";")
-        out = [parts[0]]
-        for p in parts[1:]:
-            key = p.split("=", 1)[0].strip().lower()
-            if key == "rport":
-                out.append(f"rport={port}")
-            elif key != "received":
-                out.append(p)
-        out.append(f"received={host}")
-        msg.headers[i] = (k, ";".join(out) + (sep + rest if sep else ""))
+        params = {name: value for name, value in top.params.items() if name != "received"}
+        if "rport" in params:
+            params["rport"] = str(port)
+        params["received"] = host
+        msg.headers[i] = (k, str(replace(top, params=params)) + (sep + rest if sep else ""))
         return
 
 

@@ -72,9 +72,8 @@ class Network:
                 self.wire.append(pkt)
                 for _ in range({"drop": 0, "dup": 2}.get(pkt.fate, 1)):
                     heapq.heappush(self._inflight, (self.now + self.delay, next(self._seq), pkt))
-            while ep.events:
-                owner, event = ep.events.popleft()
-                self.events.append((ep, owner, event))
+            while (item := ep.next_event()) is not None:
+                self.events.append((ep, *item))
 
     def step(self) -> bool:
         """Move the clock to the next arrival or timer and handle it; False when nothing is left."""

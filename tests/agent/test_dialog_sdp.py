@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from siptool import sdp as sdplib
 from siptool.agent import inputs, roundtrip, sdp
 from siptool.errors import SiptoolError
 from siptool.rtp import g711
@@ -62,11 +63,11 @@ def test_parse_uri():
 def test_sdp_offer_answer():
     offer = sdp.parse(sdp.build("127.0.0.1", 4000, [8, 0]))
     assert offer.connection == "127.0.0.1" and offer.port == 4000 and offer.payload_types == [8, 0, 101]
-    assert sdp.choose(offer, ["PCMU", "PCMA"]) == ("PCMA", 8)  # the offer's order wins (RFC 3264 6.1)
-    assert sdp.choose(offer, ["G729"]) is None
-    assert sdp.dtmf_pt(offer) == 101
+    assert sdplib.negotiate(offer, ["PCMU", "PCMA"]) == ("PCMA", 8)  # the offer's order wins (RFC 3264 6.1)
+    assert sdplib.negotiate(offer, ["G729"]) is None
+    assert offer.dtmf_pt == 101
     assert sdp.parse(sdp.build("h", 1, [0], direction="sendonly")).direction == "sendonly"
-    assert sdp.answer_direction("sendonly") == "recvonly"
+    assert sdplib.answer_direction("sendonly") == "recvonly"
 
 
 def test_audio_rtt_by_correlation_offline():
