@@ -31,7 +31,8 @@ from .register import options_ping, register  # noqa: F401 - re-exported
 from .roundtrip import received_signal, session_rtt_ms
 from .rtpsession import RtpSession
 from .session import CALLER_ALLOW, UacSession, answer_out_of_dialog
-from .tap import AgentTap, Taps, stamp
+from .clock import stamp
+from .tap import AgentTap, Taps
 from .transport import TlsOptions, TransportError  # noqa: F401 - TlsOptions re-exported
 from .ua import TransactionTimeout, UserAgent
 

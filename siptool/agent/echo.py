@@ -30,7 +30,8 @@ from .limits import SourceLimiter
 from .media import RtpDriver
 from .rtpsession import RtpSession
 from .session import RING_LIMIT, UasSession, rings_unanswered  # noqa: F401 - re-exported
-from .tap import AgentTap, stamp
+from .clock import stamp
+from .tap import AgentTap
 from .transport import TlsOptions
 from .ua import UserAgent
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SiptoolError
 from . import mmsg
-from .tap import stamp
+from .clock import stamp
 
 RING = 1 << 15  # source addresses kept between tallies
 TALLY = 0.25  # seconds

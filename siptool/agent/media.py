@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 import wave
 from typing import Callable
 
@@ -16,7 +15,7 @@ import numpy as np
 from ..errors import SiptoolError
 from .rtpsession import RtpSession
 from .stun import Binding
-from .tap import stamp
+from .clock import Deadline, stamp
 
 SAMPLES = 160  # 20 ms at 8 kHz: the shortest --play file
 
@@ -90,8 +89,7 @@ class RtpDriver:
         self.stun = Binding()  # STUN responses arriving on the RTP port
         self.port = 0
         self._rtp = self._rtcp = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = Deadline(self._fire)  # the session's next deadline
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self) -> "RtpDriver":
@@ -104,7 +102,7 @@ class RtpDriver:
     def bind(self) -> int:
         """Bind the port pair now (the SDP answer needs the port before the loop can wait); `adopt`
         them later. The shared port needs nothing."""
-        self._loop = asyncio.get_event_loop()
+        self._loop = asyncio.get_running_loop()
         if self.shared is not None:
             self.port, self._rtcp = self.shared.port, self.shared.rtcp
         else:
@@ -146,9 +144,7 @@ class RtpDriver:
         return await self.stun.query(lambda msg, to: self._rtp.sendto(msg, to), server, rto)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         now = stamp()
         self.session.close(now)
         self.pump(now)
@@ -190,15 +186,9 @@ class RtpDriver:
         if self.session.events and self.on_events is not None:
             events, self.session.events = self.session.events, []
             self.on_events(events)
-        when = self.session.next_timer()
-        if when != self._timer_at and self._loop is not None and not self.session.closed:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = when
-            self._timer = None if when is None else self._loop.call_later(max(0.0, when - time.time()), self._fire)
+        if self._loop is not None and not self.session.closed:
+            self._timer.at(self.session.next_timer())
 
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        now = stamp()
+    def _fire(self, now: float) -> None:
         self.session.handle_timer(now)
         self.pump(now)

@@ -15,7 +15,7 @@ from .nat import resolve as _resolve
 from .nat import route_source
 from .options import AgentError, CallOptions, _hop
 from .registration import Exchange, RegisterSession
-from .tap import stamp
+from .clock import stamp
 from .transport import TlsOptions
 from .ua import TransactionTimeout, UserAgent
 

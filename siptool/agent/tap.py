@@ -10,23 +10,12 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 
 from ..capture import CaptureInfo, Packet
 from ..capture.writer import PcapWriter
+from .clock import stamp
 
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, the version nibble tells which
-
-
-def stamp(now: float | None = None) -> float:
-    """The wall-clock time (or `now`) as a pcap record holds it (seconds and nanoseconds): the agent
-    times its steps with it, so its log and the Analyzer's figures read the same clock."""
-    t = time.time() if now is None else now
-    sec = int(t)
-    nsec = round((t - sec) * 1e9)
-    if nsec >= 1_000_000_000:
-        sec, nsec = sec + 1, nsec - 1_000_000_000
-    return sec + nsec * 1e-9
 
 
 class AgentTap:

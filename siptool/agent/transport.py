@@ -20,7 +20,7 @@ from ..errors import SiptoolError
 from ..status import ExitStatus
 from ..sip.framing import SipFramer
 from .stun import Binding
-from .tap import stamp
+from .clock import stamp
 
 Addr = tuple[str, int]
 IP_RECVERR, IPV6_RECVERR = 11, 25  # Linux <linux/in.h>, <linux/in6.h>; socket does not export them

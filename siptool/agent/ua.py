@@ -9,9 +9,7 @@ TransactionTimeout. Sessions (session.py) drive the endpoint themselves; their e
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-import time
 from collections import deque
 from typing import Callable
 
@@ -21,7 +19,8 @@ from ..sip.transaction import ClientTransaction, ServerTransaction, Timers
 from ..status import ExitStatus
 from .endpoint import ALL_INTERFACES, Endpoint, TransactionUser
 from .limits import SourceLimiter
-from .tap import stamp
+from .nat import NoRoute, route_source
+from .clock import Deadline, stamp
 from .transport import Addr, TlsOptions, Transport, TransportError, open_transport, unreachable_text
 
 
@@ -70,8 +69,7 @@ class UserAgent:
                            self.on_error, route_from)
         self.transport: Transport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = Deadline(self._fire)  # the endpoint's next deadline
         self._waiters: set[asyncio.Future] = set()
         self._stream_out: deque = deque()  # TCP/TLS: sent in order by one task
         self._sender: asyncio.Task | None = None
@@ -95,8 +93,7 @@ class UserAgent:
         return self
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         for fut in self._waiters:
             if not fut.done():
                 fut.cancel()
@@ -159,7 +156,8 @@ class UserAgent:
                                           f"{type(exc).__name__}: {exc}")
             elif not out:
                 break
-        self._schedule()
+        if self.loop is not None:
+            self._timer.at(ep.next_timer())
 
     def _send(self, data: bytes, addr: Addr, txn, now: float) -> None:
         if self.transport is None:
@@ -185,20 +183,7 @@ class UserAgent:
                 self.ep.send_failed(txn, str(exc), stamp())
                 self.pump()
 
-    def _schedule(self) -> None:
-        when = self.ep.next_timer()
-        if when == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = when
-        if when is not None and self.loop is not None:
-            self._timer = self.loop.call_later(max(0.0, when - time.time()), self._fire)
-
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        now = stamp()
+    def _fire(self, now: float) -> None:
         self.ep.handle_timer(now)
         self.pump(now)
 
@@ -259,12 +244,9 @@ class UserAgent:
 
 
 def route_from(remote_host: str) -> str:
-    """The source address the kernel routes to `remote_host` from (a connected UDP socket; nothing
-    is sent); the wildcard when there is no route."""
-    fam = socket.AF_INET6 if ":" in remote_host else socket.AF_INET
+    """Our address towards `remote_host` when listening on all interfaces: the route's source address
+    (nat.route_source), the wildcard when there is no route."""
     try:
-        with socket.socket(fam, socket.SOCK_DGRAM) as s:
-            s.connect((remote_host, 9))
-            return s.getsockname()[0]
-    except OSError:
-        return "::" if fam == socket.AF_INET6 else "0.0.0.0"
+        return route_source(remote_host)
+    except NoRoute:
+        return "::" if ":" in remote_host else "0.0.0.0"
