@@ -279,6 +279,7 @@ class CallBuilder:
         self.final = 0
         self.sip_count = 0
         self.rtcp_count = 0
+        self.signalling: dict[str, float | None] = {}  # invite, answer, release: seconds from BASE_TIME
 
     def _to_peer(self, from_caller: bool) -> bool:
         """True when the packet goes from the SBC side towards the carrier."""
@@ -298,6 +299,9 @@ class CallBuilder:
             st = tpl.failed[plan.template]
             self.final = st.final
             rw = SipRewriter(self.rng, self.call_id, self.caller, self.callee, "127.0.0.1")
+            final = f"SIP/2.0 {st.final}".encode()
+            self._times(self.t0 + st.messages[0][0], None,
+                        self.t0 + next(off for off, _, p in st.messages if p.startswith(final)))
             return [self._sip(rw, st.messages, self.t0)]
         m = tpl.media
         self.final = 200
@@ -314,7 +318,16 @@ class CallBuilder:
             gens.append(self._rtp(from_caller, start, count, ssrc, seq0, ts0))
             gens.append(self._rtcp(from_caller, start, count, ssrc, ts0))
         gens.append(self._sip(rw, m.teardown, rtp_end))
+        self._times(self.t0 + setup[0][0], self.t0 + next(off for off, _, p in setup if p.startswith(b"SIP/2.0 200")),
+                    rtp_end + next(off for off, _, p in m.teardown if p.startswith(b"BYE")))
         return gens
+
+    def _times(self, invite: float, answer: float | None, release: float) -> None:
+        """When the call seized its channel (INVITE), was answered and released it (BYE, or the
+        final failure response): the truth of concurrency."""
+        self.signalling = {"invite": round(invite - BASE_TIME, 6),
+                           "answer": None if answer is None else round(answer - BASE_TIME, 6),
+                           "release": round(release - BASE_TIME, 6)}
 
     def _rtp(self, from_caller: bool, t_start: float, count: int, ssrc: int, seq0: int, ts0: int):
         plan, rng = self.plan, self.rng
@@ -367,7 +380,7 @@ class CallBuilder:
         d = {"call_id": self.call_id, "final_status": self.final, "kind": p.kind,
              "direction": "inbound" if p.inbound else "outbound", "start": round(p.start, 6),
              "caller": self.caller.number, "callee": self.callee.number, "sip_messages": self.sip_count,
-             "rtcp_packets": self.rtcp_count, "streams": []}
+             "rtcp_packets": self.rtcp_count, "signalling": self.signalling, "streams": []}
         if p.kind == "impaired":
             d["impairment"] = {"loss_rate": p.loss, "max_extra_delay_ms": round(p.delay * 1000, 1)}
         for s in self.streams:

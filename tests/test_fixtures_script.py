@@ -129,6 +129,9 @@ EXPECTED_FINALS = {
     "media_impaired": {"1-media_impaired@127.0.0.1": [200]},
     "nat_oneway_inside": {"1-nat_oneway@10.0.0.2": [200]},
     "nat_oneway_outside": {"1-nat_oneway@10.0.0.2": [200]},
+    **{f"diff_proxy_{side}": {"1-diff_proxy@10.18.1.2": [200], "2-diff_proxy@10.18.1.2": [486]} for side in "ab"},
+    "diff_topoh_a": {"1-diff_topoh@10.18.1.2": [200], "2-diff_topoh@10.18.1.2": [486], "3-diff_topoh@10.18.1.2": [200]},
+    **{f"diff_relay_{side}": {"1-diff_relay@10.18.1.2": [200]} for side in "ab"},
 }
 
 UAC, UAS = 0x1A2B3C4D, 0x5E6F7A8B

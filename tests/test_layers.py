@@ -59,7 +59,8 @@ def test_no_import_cycles():
     assert cycles(graph()) == []
 
 
-IMPORT_NAMES = {"rich": "rich", "typer": "typer", "numpy": "numpy", "matplotlib": "matplotlib"}
+IMPORT_NAMES = {"rich": "rich", "typer": "typer", "numpy": "numpy", "matplotlib": "matplotlib",
+                "prometheus-client": "prometheus_client"}
 
 
 def test_every_runtime_dependency_is_imported_by_the_runtime():

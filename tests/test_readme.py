@@ -16,7 +16,7 @@ from siptool.status import ExitStatus
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 BLOCKS = [b for b in re.findall(r"```text\n(.*?)```", README, re.S)
-          if re.match(r"\$ (COLUMNS=\d+ )?siptool (analyze|ladder) fixtures/", b)]
+          if re.match(r"\$ (COLUMNS=\d+ )?siptool (analyze|ladder|diff) fixtures/", b)]
 
 
 def _command(first: str) -> tuple[list[str], int]:

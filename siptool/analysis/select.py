@@ -11,6 +11,7 @@ from ..errors import SiptoolError
 from ..report.model import Call, Report
 from .groups import group_findings
 from .metrics import compute_metrics
+from .sizing import resize
 
 # Filter words, what they keep (documented in `siptool analyze --help` and docs/json-schema.md)
 STATES = {
@@ -43,12 +44,13 @@ def matches(call: Call, expr: str) -> bool:
 
 
 def filter_report(report: Report, exprs: list[str]) -> Report:
-    """Keep calls matching every expression; metrics and finding groups are recomputed over the calls
-    kept (capture-wide findings stay). Numbers are kept."""
+    """Keep calls matching every expression; metrics, sizing and finding groups are recomputed over
+    the calls kept (capture-wide findings stay). Numbers are kept."""
     if not exprs:
         return report
     report.calls = [c for c in report.calls if all(matches(c, e) for e in exprs)]
     report.metrics = compute_metrics(report.calls)
+    resize(report)
     report.finding_groups = group_findings(report)
     return report
 

@@ -24,6 +24,7 @@ from .judge import judge_call, judge_stream
 from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
+from .sizing import DEFAULT_PLAN, SizingPlan, compute_sizing, concurrency_limit
 from .thresholds import DEFAULT, Thresholds
 
 TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
@@ -53,8 +54,11 @@ class _FlowEnd:
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report."""
 
-    def __init__(self, media=None, thresholds: Thresholds = DEFAULT) -> None:
+    def __init__(self, media=None, thresholds: Thresholds = DEFAULT, sizing: SizingPlan = DEFAULT_PLAN,
+                 on_message: Callable | None = None) -> None:
         self.thresholds = thresholds
+        self.sizing = sizing
+        self.on_message = on_message  # (msg, hop, call) after each SIP message is tracked: `diff` reads headers
         self.tracker = CallTracker()
         self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
         self._clock_jumps: list[tuple[int, int, float]] = []  # (frame, previous frame, seconds moved)
@@ -135,6 +139,8 @@ class Analyzer:
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
         call = self.tracker.add(msg, hop)
+        if self.on_message is not None:
+            self.on_message(msg, hop, call)
         if msg.problems:
             call.findings.append(rules.message_problems(frame, msg, call.call_id))
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
@@ -197,6 +203,8 @@ class Analyzer:
             for f in call.findings:
                 f.call = call.number
         report.metrics = compute_metrics(report.calls)
+        report.sizing = compute_sizing(report.calls, info.first_time, info.last_time, self.sizing)
+        report.findings += concurrency_limit(report.sizing, self.thresholds)
         report.finding_groups = group_findings(report)
         return report
 
@@ -229,39 +237,53 @@ def number_calls(report: Report) -> None:
 
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT) -> Report:
+                 series: dict | None = None, thresholds: Thresholds = DEFAULT,
+                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc)."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds)
+    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
+    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer."""
+    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds, sizing=sizing, on_message=on_message)
     with open_capture(path) as source:
         tick = _progress(source, progress, on_progress)
-        if analyzer.media is not None and batches_supported(source.capture):
-            _feed_batches(source, analyzer, tick)
-        else:
-            feed = analyzer.feed
-            for i, pkt in enumerate(source):
-                feed(pkt)
-                if not i & 0x3FFF and tick:
-                    tick()
+        feed_source(analyzer, source, tick)
         if tick:
             tick(done=True)
         return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
 
 
-def _feed_batches(source, analyzer: Analyzer, tick) -> None:
+def feed_source(analyzer: Analyzer, source, tick=None, first_frame: int = 1) -> None:
+    """Feed every packet of an open capture file to the Analyzer. `first_frame`: the number its
+    first packet gets (a file after others in one timeline continues their count)."""
+    if analyzer.media is not None and batches_supported(source.capture):
+        _feed_batches(source, analyzer, tick, first_frame - 1)
+        return
+    feed, decode = analyzer.feed, source.decoder.decode
+    shift = first_frame - 1
+    for i, rec in enumerate(source.capture):
+        pkt = decode(rec.frame + shift, rec.time, rec.linktype, rec.data)
+        if pkt is not None:
+            feed(pkt)
+        if not i & 0x3FFF and tick:
+            tick()
+    source.decoder.fragments.flush()
+
+
+def _feed_batches(source, analyzer: Analyzer, tick, shift: int = 0) -> None:
     """Fast path: RTP in bulk per batch, everything else per packet in capture order.
 
     Within a batch the per-packet records go first; RTP flows are classified by the frame of their
     first packet against SDP announcements stamped with frame numbers, so the outcome is the same
-    as feeding every packet in order.
+    as feeding every packet in order. `shift` is added to every frame number.
     """
     decode = source.decoder.decode
     feed = analyzer.feed
     media = analyzer.media
     for batch in _prefetched(iter_batches(source.capture)):
+        if shift:
+            batch.rtp.frame += shift
         for frame, time, data in batch.slow:
-            pkt = decode(frame, time, batch.linktype, data)
+            pkt = decode(frame + shift, time, batch.linktype, data)
             if pkt is not None:
                 feed(pkt)
         media.feed_batch(batch.rtp, batch.buf)

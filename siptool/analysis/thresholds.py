@@ -20,6 +20,10 @@ class Thresholds:
     mos_error: float = 3.1  # ... an error below this one
     pdd_ms: float = 5000.0  # a test call fails above this post-dial delay (INVITE to first 18x/2xx, RFC 6076)
     media_gap_s: float = 2.0  # a test call fails when the far end's RTP stops this long (a media timeout)
+    # capacity.concurrency_limit: failures of one status (503/486/480) that begin at a concurrency level:
+    onset_failures: int = 3  # at least this many of them ...
+    onset_below: int = 10  # ... none among at least this many attempts that arrived with fewer calls up ...
+    onset_pct: float = 50.0  # ... and at least this percent of the attempts from that level up
 
     @classmethod
     def from_limits(cls, loss_pct: float = 1.0, jitter_ms: float = 30.0, mos: float = 3.6, pdd_ms: float = 5000.0,

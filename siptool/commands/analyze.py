@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
@@ -9,7 +10,8 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import console, epilog, fail_level, fail_on_findings, guarded, load_report, note, thresholds_from
+from .common import (console, epilog, fail_level, fail_on_findings, filtered, guarded, load_report,
+                     thresholds_from, writing)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -21,6 +23,12 @@ EPILOG = epilog([
     ("live, as siptool capture", 'sudo siptool analyze -i eth0 -f "udp" --duration 30'),
     ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
     ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
+    ("a folder of captures: rotated files as one, the rest in parallel", "siptool analyze /var/capture/"),
+    ("files of one rotation, however named", "siptool analyze --rotated a.pcap b.pcap c.pcap"),
+    ("on a Dask cluster (files on shared storage)", "siptool analyze /archive/ --dask tcp://sched:8786"),
+    ("calls, streams, findings as Parquet tables", "siptool analyze /archive/ --parquet tables/"),
+    ("size the trunk for 0.5 % blocking and 30 % growth",
+     "siptool analyze day.pcap --gos 0.005 --headroom 30"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -28,7 +36,8 @@ EPILOG = epilog([
 
 
 def analyze(
-    capture: Optional[str] = typer.Argument(None, help="pcap, pcapng or gzip'd capture file; - reads a pipe."),
+    captures: Optional[List[str]] = typer.Argument(
+        None, metavar="CAPTURE...", help="pcap, pcapng or gzip'd capture files or folders of them; - reads a pipe."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON (docs/json-schema.md); "
                                   "indented on a terminal, compact into a pipe or file."),
     filters: Optional[List[str]] = typer.Option(
@@ -48,13 +57,43 @@ def analyze(
                                  "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
+    gos: float = typer.Option(0.01, "--gos", metavar="P", help="Grade of service the sizing's Erlang-B channel "
+                              "count is for: the blocking probability, 0.01 = 1 %."),
+    headroom: float = typer.Option(20.0, "--headroom", metavar="PCT", help="Traffic growth the sizing allows "
+                                   "for: channels for the busy hour's offered traffic plus PCT %."),
     engine: str = typer.Option(
         "native", "--engine", help="Packet decoder: native (siptool's own, fast) or tshark (tshark through "
                                    "pyshark, to cross-check the native one; slower). See docs/engines.md."),
+    rotated: bool = typer.Option(False, "--rotated", help="Many files: all are one rotated capture, read as "
+                                 "one timeline in the order of their first packets."),
+    independent: bool = typer.Option(False, "--independent", help="Many files: each is a capture of its own "
+                                     "(default: files named alike but for numbers are one rotated capture)."),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help="Many files: analyse "
+                                          "independent captures in N processes (default: every core)."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="SCHEDULER", help="Many files: analyse on "
+                                       "this Dask cluster (tcp://host:8786); workers read the same paths."),
+    parquet: Optional[str] = typer.Option(None, "--parquet", metavar="DIR", help="Also write calls, streams "
+                                          "and findings as Parquet tables into DIR (README: At scale)."),
 ) -> None:
-    """Reconstruct every SIP call and RTP stream in a capture, with metrics and findings."""
+    """Reconstruct every SIP call and RTP stream in captures, with metrics and findings."""
     with guarded():
-        if (capture is None) == (interface is None):
+        many = bool(captures) and (len(captures) > 1 or os.path.isdir(captures[0]) or rotated or independent
+                                   or dask is not None)
+        capture = captures[0] if captures and not many else None
+        if many and (interface is not None or engine != "native" or "-" in captures):
+            raise typer.BadParameter("many captures are read by the native engine from files, not -i, - or "
+                                     "--engine tshark", param_hint="CAPTURE...")
+        if rotated and independent:
+            raise typer.BadParameter("choose one of --rotated and --independent", param_hint="--rotated")
+        if workers is not None and workers < 1:
+            raise typer.BadParameter("use 1 or more", param_hint="--workers")
+        if parquet is not None:
+            from .common import check_folder
+
+            check_folder(parquet, "--parquet")
+        if many:
+            interface = None
+        elif (capture is None) == (interface is None):
             raise typer.BadParameter("give a capture file (or - for a pipe) or -i INTERFACE, not both")
         if interface is None and (bpf is not None or duration is not None):
             raise typer.BadParameter("-f/--bpf and --duration are for live capture with -i; to keep calls "
@@ -66,23 +105,33 @@ def analyze(
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
         limits = thresholds_from(loss, jitter, mos)
+        plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
-        if engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits)
+        if many:
+            from ..analysis.files import analyze_files
+            from ..analysis.sizing import resize
+
+            mode = "rotated" if rotated else "independent" if independent else "auto"
+            report = analyze_files(captures, mode, workers, limits, dask)
+            resize(report, plan)
+            report = filtered(report, filters)
+        elif engine == "native" and interface is None:
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan)
+        elif engine == "tshark":
+            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan), filters)
         else:
-            from ..analysis.select import filter_report, no_match
+            from ..analysis.sizing import resize
+            from .capture import run_live
 
-            if engine == "tshark":
-                report = tshark_report(capture, interface, bpf, duration, limits)
-            else:
-                from .capture import run_live
+            report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
+                              show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
+            resize(report, plan)
+            report = filtered(report, filters)
+        if parquet is not None:
+            from ..report.parquet import write_tables
 
-                report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                                  show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
-            total = len(report.calls)
-            report = filter_report(report, filters or [])
-            if filters and not report.calls:
-                note(no_match(filters, total))
+            with writing(parquet):
+                write_tables(report, parquet)
         if json_out:
             from ..report.jsonout import write
 
@@ -95,15 +144,27 @@ def analyze(
         fail_on_findings(report, level)
 
 
+def sizing_plan(gos: float, headroom: float):
+    """--gos and --headroom, range-checked, as the SizingPlan the sizing figures are for."""
+    from ..analysis.sizing import SizingPlan
+
+    if not 0 < gos < 1:
+        raise typer.BadParameter("use a blocking probability above 0 and below 1 (0.01 = 1 %)", param_hint="--gos")
+    if not 0 <= headroom <= 1000:
+        raise typer.BadParameter("use a percentage from 0 to 1000", param_hint="--headroom")
+    return SizingPlan(gos=gos, headroom_pct=headroom)
+
+
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None):
+                  duration: Optional[float] = None, thresholds=None, sizing=None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
     from ..analysis.session import Analyzer
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT)
+    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
     with TsharkSource(capture, interface, bpf, duration) as source:
         for pkt in source:
             analyzer.feed(pkt)

@@ -90,19 +90,40 @@ def fail_on_findings(report, level) -> None:
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None):
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
-    from ..analysis.select import filter_report, no_match
     from ..analysis.session import analyze_file
+    from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT)
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
+    return filtered(report, filters)
+
+
+def filtered(report, filters: list[str] | None):
+    """--filter applied; says so on stderr when no call is left."""
+    from ..analysis.select import filter_report, no_match
+
     total = len(report.calls)
     report = filter_report(report, filters or [])
     if filters and not report.calls:
         note(no_match(filters, total))
     return report
+
+
+def check_folder(path, option: str) -> None:
+    """Before any work: `path` is a folder we may write into, or can be made one."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SiptoolError(f"{option} {path}: is a file; give a folder")
+    parent = path if path.exists() else path.parent
+    if not parent.is_dir():
+        raise SiptoolError(f"{option} {path}: no such folder {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SiptoolError(f"{option} {path}: not allowed to write there")
 
 
 def check_output(path, option: str, suffix: str | None = None) -> None:

@@ -13,7 +13,10 @@ from .common import check_output, epilog, fail, guarded, writing
 EPILOG = epilog([
     ("call 4, as siptool analyze numbers it", "siptool plot trunk.pcap --call 4 -o call.png"),
     ("the one call with media left by a filter", "siptool plot trunk.pcap --filter +4930123 -o call.png --dpi 150"),
-],  "Without --call, the capture (or what --filter keeps) must hold exactly one call with media.",
+    ("concurrency and failures over time (sizing)", "siptool plot day.pcap --sizing -o sizing.png"),
+],  "Without --call, the capture (or what --filter keeps) must hold exactly one call with media. "
+    "--sizing plots the whole capture (or the calls --filter keeps) instead: channels held, answered calls, "
+    "the Erlang-B channel counts, attempts and 503/486/480 over time.",
     "Exit codes: 0 written; 2 unreadable capture, no such call, the call has no RTP, or an output file "
     "that cannot be written (checked before the capture is read).")
 
@@ -25,8 +28,10 @@ def plot(
     output: Path = typer.Option(Path("siptool-plot.png"), "--output", "-o", help="PNG file to write."),
     dpi: int = typer.Option(100, "--dpi", help="Resolution of the PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    sizing: bool = typer.Option(False, "--sizing", help="Plot the capture's concurrency and failures over time "
+                                "instead of one call (analyze's sizing)."),
 ) -> None:
-    """Plot one call's media over time: jitter, arrival deltas and loss per stream, with SIP events and findings."""
+    """Plot one call's media over time, or with --sizing the capture's concurrency and failures."""
     with guarded():
         import sys
 
@@ -35,6 +40,11 @@ def plot(
         from ..report.plot import plot_call
 
         check_output(output, "-o", ".png")
+        if sizing:
+            if call is not None:
+                raise typer.BadParameter("--sizing plots every call; pick calls with --filter", param_hint="--call")
+            plot_sizing_of(capture, filters, output, dpi, quiet)
+            return
         series: dict = {}
         report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series)
         total = len(report.calls)
@@ -59,6 +69,27 @@ def plot(
         n = len(target.streams)
         streams = f"{n} stream{'s' if n != 1 else ''}"
         typer.echo(f"wrote {output} (call {target.number}, Call-ID {target.call_id}, {streams})", err=True)
+
+
+def plot_sizing_of(capture: Path, filters: Optional[List[str]], output: Path, dpi: int, quiet: bool) -> None:
+    """--sizing: the report's sizing series as a PNG."""
+    import sys
+
+    from ..analysis.select import filter_report, no_match
+    from ..analysis.session import analyze_file
+    from ..report.sizing_plot import plot_sizing
+
+    report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty())
+    total = len(report.calls)
+    report = filter_report(report, filters or [])
+    if filters and not report.calls:
+        fail(no_match(filters, total))
+    if report.sizing is None:
+        fail(f"{capture}: no INVITE sessions " + ("left by --filter" if filters else "in this capture")
+             + ": nothing to size")
+    with writing(output):
+        plot_sizing(report.sizing, output, f"{capture}: {report.sizing.attempts:,} INVITE sessions", dpi)
+    typer.echo(f"wrote {output} (sizing of {report.sizing.attempts:,} INVITE sessions)", err=True)
 
 
 def register(app: typer.Typer) -> None:

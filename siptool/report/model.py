@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.7"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -26,6 +26,8 @@ class Finding:
     frames: list[int] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)  # addresses, ports, codes, figures
     call: int | None = None  # the number of the call it belongs to (Call.number)
+    source_file: str | None = None  # of a set of captures: the file it was found in (null: the one capture)
+    capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
 
 
 class CallState(StrEnum):
@@ -149,6 +151,8 @@ class Stream:
     rtcp_jitter_ms: float | None = None  # last interarrival jitter reported
     rtcp_rtt_ms: float | None = None  # median round trip: report block seen - its SR seen - DLSR
     rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen
+    source_file: str | None = None  # of a set of captures: the file of its first packet (null: the one capture)
+    capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
     effective_loss_pct: float = 0.0  # network loss plus what a 60 ms jitter buffer discards: the MOS's loss
 
 
@@ -257,7 +261,11 @@ class Call:
     sdp: list[SdpEntry] = field(default_factory=list)
     streams: list[Stream] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    agent: AgentView | None = None  # a call siptool's own agent placed or answered (since 1.5)
+    # Of a set of captures (analyze DIR | FILE...) or HEP agents; null for one capture. The same
+    # Call-ID seen at two capture points is two calls, one per leg, each with its capture point.
+    source_file: str | None = None  # the file of its first message
+    capture_point: str | None = None  # a HEP capture agent, or the timeline of files that saw it
+    agent: AgentView | None = None  # a call siptool's own agent placed or answered (since 1.7)
 
 
 @dataclass(slots=True)
@@ -286,6 +294,73 @@ class Metrics:
 
 
 @dataclass(slots=True)
+class SizingSeries:
+    """Channels and attempts over time in equal steps, at most sizing.MAX_STEPS of them whatever the
+    capture's length (a day: 1-minute steps), so the series stays small."""
+
+    start: float  # beginning of the first step
+    step_s: float
+    channels: list[int] = field(default_factory=list)  # most channels held at once within the step
+    answered: list[int] = field(default_factory=list)  # most answered calls up at once within the step
+    erlangs: list[float] = field(default_factory=list)  # mean channels held over the step (traffic)
+    attempts: list[int] = field(default_factory=list)  # INVITE sessions that began in the step
+    failures: dict[str, list[int]] = field(default_factory=dict)  # "503" -> sessions that began in the step and ended so
+
+
+@dataclass(slots=True)
+class ConcurrencyBand:
+    """Attempts that arrived while `low`..`high` channels were already held, and how many failed so."""
+
+    low: int
+    high: int
+    attempts: int
+    failures: dict[str, int] = field(default_factory=dict)  # "503" -> count
+    failure_pct: dict[str, float] = field(default_factory=dict)  # "503" -> percent of the band's attempts
+
+
+@dataclass(slots=True)
+class FailureOnset:
+    """Where the failures of one status begin against concurrency: none arrived below `level`."""
+
+    status: int
+    count: int  # attempts that ended with this status
+    level: int  # fewest channels held when one of them arrived
+    attempts_below: int  # attempts that arrived with fewer channels held (none failed so)
+    attempts_from: int  # attempts that arrived with `level` or more held
+    failure_pct_from: float  # percent of those that ended with this status
+    frames: list[int] = field(default_factory=list)  # the first failure responses
+
+
+@dataclass(slots=True)
+class Sizing:
+    """Trunk sizing from the capture's INVITE sessions: concurrency, call rate, busy-hour traffic and
+    the Erlang-B channel count (definitions in docs/json-schema.md)."""
+
+    window: str  # "busy hour" or "whole capture" (a capture shorter than an hour)
+    window_start: float | None = None
+    window_end: float | None = None
+    attempts: int = 0  # INVITE sessions in the capture
+    peak_channels: int = 0  # most channels held at once: a session holds one from INVITE to release
+    peak_channels_time: float | None = None
+    peak_answered: int = 0  # most answered calls up at once
+    peak_answered_time: float | None = None
+    cps_peak: int = 0  # most INVITE sessions begun in one 1 s window
+    cps_peak_time: float | None = None
+    cps_p95: float = 0.0  # 95th percentile over every 1 s window of the capture
+    carried_erlangs: float | None = None  # mean channels held over the window
+    offered_erlangs: float | None = None  # carried, with the attempts refused for capacity added back
+    window_attempts: int = 0  # sessions begun in the window
+    window_refused: int = 0  # of those, refused for capacity (503)
+    gos: float = 0.01  # grade of service: the blocking probability the channel count is for
+    channels: int | None = None  # Erlang-B channels for the offered traffic at that GoS
+    headroom_pct: float = 20.0  # traffic growth the next figure allows for
+    channels_with_headroom: int | None = None  # Erlang-B channels for the offered traffic grown by headroom_pct
+    bands: list[ConcurrencyBand] = field(default_factory=list)
+    onsets: list[FailureOnset] = field(default_factory=list)  # per status of ONSET_CODES that occurred
+    series: SizingSeries | None = None
+
+
+@dataclass(slots=True)
 class CaptureSummary:
     file: str
     format: str
@@ -303,6 +378,19 @@ class CaptureSummary:
 
 
 @dataclass(slots=True)
+class SourceFile:
+    """One file of a set of captures: the capture point (timeline) it was read in, and where."""
+
+    file: str
+    capture_point: str  # files of one capture point are one timeline, read in order as one capture
+    first_frame: int  # its first packet's frame number: frames count on across a timeline's files
+    packets: int = 0
+    first_time: float | None = None
+    last_time: float | None = None
+    truncated: str | None = None
+
+
+@dataclass(slots=True)
 class Report:
     capture: CaptureSummary
     calls: list[Call] = field(default_factory=list)
@@ -310,6 +398,9 @@ class Report:
     findings: list[Finding] = field(default_factory=list)  # capture-wide findings (not tied to a call)
     streams: list[Stream] = field(default_factory=list)  # media streams that belong to no call
     finding_groups: list[FindingGroup] = field(default_factory=list)  # every finding, grouped (analysis/groups.py)
+    sources: list[SourceFile] = field(default_factory=list)  # a set of captures' files (empty: one capture)
+    grouping: str = ""  # a set of captures: how its files were put into capture points, in words
+    sizing: Sizing | None = None  # trunk sizing (analysis/sizing.py); None without INVITE sessions
     tool: str = "siptool"
     version: str = ""
     schema_version: str = SCHEMA_VERSION

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .clock import clock, stamp
 from .fit import Column, fit_table
 from .model import Call, Finding, Report
+from .sizing_view import sizing_view
 
 SEVERITY_STYLE = {"critical": "bold white on red", "error": "bold red", "warning": "yellow", "info": "cyan"}
 STATE_STYLE = {"completed": "green", "answered": "green", "failed": "red", "cancelled": "yellow",
                "in-progress": "blue", "no-response": "red"}
-
-
-def clock(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-
-
-def stamp(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def _ms(v: float | None) -> str:
@@ -67,7 +57,31 @@ def capture_panel(report: Report) -> Panel:
         lines.append("skipped: " + ", ".join(f"{n:,} {why}" for why, n in sorted(c.skipped.items(), key=lambda x: -x[1])))
     if c.truncated:
         lines.append(f"[yellow]truncated: {c.truncated}[/]")
+    lines += sources_lines(report)
     return Panel("\n".join(lines), title="capture", title_align="left", expand=False)
+
+
+def point_numbers(report: Report) -> dict[str, int]:
+    """Capture points numbered 1.. in the order the report lists them (files, else calls)."""
+    names = [s.capture_point for s in report.sources] or [c.capture_point for c in report.calls]
+    return {p: n for n, p in enumerate(dict.fromkeys(p for p in names if p is not None), 1)}
+
+
+def sources_lines(report: Report, most: int = 8) -> list[str]:
+    """A set of captures: how its files were grouped, and each capture point's files."""
+    if not report.sources:
+        return []
+    points: dict[str, list[str]] = {}
+    for src in report.sources:
+        points.setdefault(src.capture_point, []).append(src.file)
+    lines = [f"[dim]{escape(report.grouping)}[/]"]
+    numbers = point_numbers(report)
+    for point, files in list(points.items())[:most]:
+        lines.append(escape(f"  [{numbers[point]}] {point}"
+                            + (f": {len(files)} files, {files[0]} to {files[-1]}" if len(files) > 1 else "")))
+    if len(points) > most:
+        lines.append(f"  and {len(points) - most} more capture points")
+    return lines
 
 
 def calls_table(report: Report, width: int = 120) -> Table:
@@ -80,18 +94,23 @@ def calls_table(report: Report, width: int = 120) -> Table:
     if with_media:
         columns.append(Column("media", fold=12, priority=7))
     columns.append(Column("!", "right", priority=5, label="findings"))
+    points = point_numbers(report)
+    if len(points) > 1:  # a set of captures or HEP agents: which capture point saw the call
+        columns.insert(1, Column("at", "right", priority=7, label="capture point"))
     rows = []
     for call in calls:
         worst = _worst(call.findings)
-        row = [str(call.number), clock(call.start)[:8], call.from_user or call.from_uri or "-",
+        row = ([str(call.number)] + ([f"[{points.get(call.capture_point, '-')}]"] if len(points) > 1 else [])
+               + [clock(call.start)[:8], call.from_user or call.from_uri or "-",
                call.to_user or call.to_uri or "-", _status(call), _ms(call.pdd_ms),
                f"{call.duration_s:.1f} s" if call.duration_s is not None else "-",
-               f"{call.messages}" + (f" ({call.retransmissions}r)" if call.retransmissions else "")]
+               f"{call.messages}" + (f" ({call.retransmissions}r)" if call.retransmissions else "")])
         if with_media:
             row.append(_media_cell(call))
         row.append(Text(str(len(call.findings)), style=SEVERITY_STYLE.get(worst, "dim")) if call.findings else "-")
         rows.append(row)
-    return fit_table(columns, rows, width, host=4, title="Calls (INVITE sessions; times UTC)", title_justify="left")
+    return fit_table(columns, rows, width, host=5 if len(points) > 1 else 4, title="Calls (INVITE sessions; times UTC)",
+                     title_justify="left")
 
 
 def _media_cell(call: Call) -> Text:
@@ -273,6 +292,8 @@ def render(report: Report, console: Console) -> None:
         if extra is not None:
             console.print(extra)
     console.print(metrics_table(report))
+    for table in sizing_view(report, console.width):
+        console.print(table)
     view = findings_view(report)
     if view is not None:
         console.print(view)

@@ -101,3 +101,51 @@ def test_media_memory_follows_calls_in_progress(tmp_path):
 
 def report_of_whole(path):
     return analyze_file(path)
+
+
+# --- sizing against the generator's truth (it knows when every call seized and released) ---------
+
+def truth_sizing(truth: dict) -> dict:
+    """Concurrency, traffic and call rate from the truth's own signalling times, by a plain sweep."""
+    base = truth["first_time"] - truth["calls"][0]["start"]  # BASE_TIME: truth times are offsets from it
+    events, answered = [], []
+    for c in truth["calls"]:
+        t = c["signalling"]
+        events += [(t["release"], -1), (t["invite"], 1)]
+        if t["answer"] is not None:
+            answered += [(t["release"], -1), (t["answer"], 1)]
+
+    def peak(evs):
+        level = best = 0
+        for _, step in sorted(evs):  # at one instant a release goes first
+            level += step
+            best = max(best, level)
+        return best
+
+    first, last = truth["first_time"] - base, truth["last_time"] - base
+    held = sum(c["signalling"]["release"] - c["signalling"]["invite"] for c in truth["calls"])
+    per_second: dict[int, int] = {}
+    for c in truth["calls"]:
+        s = int((c["signalling"]["invite"] + base) // 1)
+        per_second[s] = per_second.get(s, 0) + 1
+    return {"peak": peak(events), "answered": peak(answered), "erlangs": held / (last - first),
+            "cps_peak": max(per_second.values())}
+
+
+@pytest.mark.parametrize("failed,packets", [(0.0, None), (25.0, 4_000)])
+def test_sizing_matches_the_truth(tmp_path, failed, packets):
+    gen = _generator()
+    out = tmp_path / "slots.pcap"
+    # 8 call slots: one call each (all 8 overlap), or calls back to back in each slot until the budget is spent
+    truth = gen.generate(out, concurrent=8, duration=3.0, packets=packets, seed=11, failed_pct=failed,
+                         impaired_pct=0.0, ramp=0.5, quiet=True)
+    want = truth_sizing(truth)
+    s = analyze_file(out).sizing
+    assert s.attempts == len(truth["calls"])
+    assert s.peak_channels == want["peak"] and s.peak_answered == want["answered"]
+    assert s.peak_channels <= 8  # never more than the slots
+    if packets is None:
+        assert s.peak_channels == s.peak_answered == 8
+    assert s.window == "whole capture"
+    assert s.carried_erlangs == pytest.approx(want["erlangs"], abs=2e-4)
+    assert s.cps_peak == want["cps_peak"]

@@ -14,6 +14,7 @@ from linear import assert_linear
 
 from siptool import sdp as sdplib
 from siptool.agent import inputs
+from siptool.capture import hep
 from siptool.capture.decode import Decoder
 from siptool.errors import SiptoolError
 from siptool.rtp.packet import dtmf_digits, parse_rtcp, parse_rtp, parse_telephone_event
@@ -229,3 +230,50 @@ def test_response_address_class(via, expect):
 @given(st.binary(max_size=200), st.sampled_from([0, 1, 12, 101, 108, 113, 228, 229, 276, 147]))
 def test_decoder_takes_any_frame(data, linktype):
     Decoder().decode(1, 0.0, linktype, data)
+
+
+# --- HEP v3 -----------------------------------------------------------------------------------
+
+HEP_SIP = hep.encode(hep.HepMessage("203.0.113.5", "198.51.100.7", 5060, 5060, INVITE + SDP, agent_id=2001,
+                                    auth_key=b"k", correlation_id=b"c1@x"))
+
+
+@SETTINGS
+@given(st.one_of(st.binary(max_size=300), mutate(HEP_SIP), mutate(HEP_SIP[:120])))
+def test_hep_decode_gives_a_message_or_its_error(data):
+    """Any datagram is a HepMessage or a HepError; the receiver turns either into a packet, a count
+    or a rejected message's number (the hep.malformed finding), never an exception."""
+    try:
+        msg = hep.decode(data)
+    except hep.HepError:
+        pass
+    else:
+        assert 0 <= msg.sport <= 65535 and isinstance(msg.payload, bytes)
+        msg.packet(1), repr(msg), msg.agent
+    receiver = hep.HepReceiver()
+    receiver.receive(data, "x")
+    assert receiver.messages == 1 and receiver.malformed + len(receiver.skipped) <= 1
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.binary(max_size=80), st.just(HEP_SIP), mutate(HEP_SIP)), max_size=6),
+       st.integers(1, 400))
+def test_hep_framer_takes_any_stream(chunks, step):
+    framer = hep.HepFramer()
+    stream = b"".join(chunks)
+    try:
+        for i in range(0, len(stream), step):
+            for message in framer.feed(stream[i:i + step]):
+                assert len(message) == int.from_bytes(message[4:6], "big")
+    except hep.HepError:
+        pass
+    assert framer.pending < 65536
+
+
+def test_hep_decode_is_linear():
+    def make(n):  # a message of many small unknown-vendor chunks, then the payload
+        chunks = bytes.fromhex("0002002000070a") * (n // 7)
+        body = chunks[:60000] + hep.encode(hep.HepMessage("10.0.0.1", "10.0.0.2", 1, 2, b"x"))[6:]
+        return b"HEP3" + (6 + len(body)).to_bytes(2, "big") + body
+
+    assert_linear(hep.decode, make, 7000)

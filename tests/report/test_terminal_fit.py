@@ -38,6 +38,11 @@ def _numbers(report) -> set[str]:
                   f"{s.mean_jitter_ms:.2f}/{s.max_jitter_ms:.2f}"}
         if s.mos is not None:
             found.add(f"{s.mos:.2f}")
+    z = report.sizing
+    if z is not None:  # the sizing figures
+        found |= {f"{z.peak_channels:,}", f"{z.peak_answered:,}", f"{z.cps_p95:g}"}
+        found |= {f"{v:,.2f}" for v in (z.carried_erlangs, z.offered_erlangs) if v is not None}
+        found |= {f"{b.attempts:,}" for b in z.bands}
     return found
 
 
