@@ -6,6 +6,8 @@ Media-level c= and direction attributes override session-level ones (RFC 8866 5.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
@@ -13,8 +15,30 @@ from dataclasses import dataclass, field
 from .digits import port as _port
 from .digits import uint
 from .rtp import codecs as codecs_registry
+from .rtp.srtp import SUITES, MasterKey
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+MAX_MKI_LENGTH = 128  # bytes (RFC 4568 6.1)
+
+
+@dataclass
+class Crypto:
+    """One a=crypto attribute (SDES, RFC 4568 5.1, 6.1): tag, suite, inline keys, session parameters.
+
+    `keys` holds the master keys the line carries (several only with MKIs); a key that is not valid
+    base64 or not the suite's length is left out and said in the SDP's `problems` (a line left with
+    no key is dropped). Suites siptool does not know keep their keys as written."""
+
+    tag: int
+    suite: str
+    keys: list[MasterKey] = field(default_factory=list)
+    session_params: list[str] = field(default_factory=list)  # KDR=, UNENCRYPTED_SRTP, WSH=... as written
+
+    def value(self) -> str:
+        """The attribute value: `1 AES_CM_128_HMAC_SHA1_80 inline:...|2^20|1:4`."""
+        keys = ";".join(_key_param(k) for k in self.keys)
+        return " ".join([str(self.tag), self.suite, keys, *self.session_params])
+
 
 @dataclass
 class Media:
@@ -34,7 +58,7 @@ class Media:
     rtcp_port: int | None = None  # a=rtcp (RFC 3605)
     rtcp_address: str = ""
     rtcp_mux: bool = False  # RFC 5761
-    crypto: list[str] = field(default_factory=list)  # a=crypto (SDES, RFC 4568), suites only
+    crypto: list[Crypto] = field(default_factory=list)  # a=crypto (SDES, RFC 4568), in offer order
     fingerprint: str = ""  # a=fingerprint (DTLS-SRTP, RFC 8122)
     candidates: list[str] = field(default_factory=list)  # a=candidate (ICE, RFC 8839)
     attributes: list[tuple[str, str]] = field(default_factory=list)  # every a= line, in order
@@ -69,6 +93,7 @@ class Media:
                 out.append(f"a=fmtp:{pt} {self.fmtp[pt]}")
         if self.ptime:
             out.append(f"a=ptime:{self.ptime}")
+        out += [f"a=crypto:{c.value()}" for c in self.crypto]
         if self.direction:
             out.append(f"a={self.direction}")
         return out
@@ -211,13 +236,78 @@ def _attribute(m: Media, name: str, rest: str, problems: list[str], number: int)
     elif name == "rtcp-mux":
         m.rtcp_mux = True
     elif name == "crypto":
-        parts = rest.split()
-        if len(parts) >= 2:
-            m.crypto.append(parts[1])
+        crypto = parse_crypto(rest, problems, number)
+        if crypto is not None:
+            m.crypto.append(crypto)
     elif name == "fingerprint":
         m.fingerprint = rest
     elif name == "candidate":
         m.candidates.append(rest)
+
+
+def parse_crypto(value: str, problems: list[str] | None = None, number: int = 0) -> Crypto | None:
+    """`a=crypto:` value (RFC 4568 9.1): `tag suite inline:key||salt[|lifetime][|MKI:length][;inline:...]
+    [session params]`. None (and a problem) when the tag or suite is missing or no key is usable."""
+    problems = problems if problems is not None else []
+    parts = value.split()
+    tag = uint(parts[0], 10) if parts else None
+    if tag is None or len(parts) < 3:
+        problems.append(f"line {number}: bad crypto: {value[:40]!r}")
+        return None
+    crypto = Crypto(tag=tag, suite=parts[1], session_params=parts[3:])
+    suite = SUITES.get(crypto.suite)
+    for param in parts[2].split(";"):
+        key = parse_key_param(param, suite)
+        if isinstance(key, str):
+            problems.append(f"line {number}: crypto {tag}: {key}")
+        else:
+            crypto.keys.append(key)
+    return crypto if crypto.keys else None
+
+
+def parse_key_param(param: str, suite) -> MasterKey | str:
+    """One key-param (RFC 4568 6.1): the key, or what is wrong with it."""
+    method, _, info = param.partition(":")
+    if method.lower() != "inline":
+        return f"key method {method[:20]!r} is not inline"
+    fields = info.split("|")
+    try:
+        key_salt = base64.b64decode(fields[0], validate=True)
+    except (binascii.Error, ValueError):
+        return "the inline key is not base64"
+    if suite is not None and len(key_salt) != suite.key_salt_length:
+        return f"{suite.name} needs a {suite.key_salt_length}-byte key and salt, this one has {len(key_salt)}"
+    lifetime = mki = None
+    mki_length = 0
+    for extra in fields[1:]:
+        if ":" in extra:
+            value, _, length = extra.partition(":")
+            mki, mki_length = uint(value, 39), uint(length, 3, MAX_MKI_LENGTH)
+            if mki is None or not mki_length or mki >= 256 ** mki_length:
+                return f"bad MKI {extra[:20]!r}"
+        else:
+            lifetime = _lifetime(extra)
+            if lifetime is None:
+                return f"bad key lifetime {extra[:20]!r}"
+    return MasterKey(key_salt, mki, mki_length, lifetime)
+
+
+def _lifetime(text: str) -> int | None:
+    """A key lifetime in packets: decimal, or a power of two written `2^n` (RFC 4568 6.1)."""
+    if text.startswith("2^"):
+        exponent = uint(text[2:], 2, 64)
+        return None if exponent is None else 1 << exponent
+    return uint(text, 20)
+
+
+def _key_param(key: MasterKey) -> str:
+    text = "inline:" + base64.b64encode(key.key_salt).decode()
+    if key.lifetime is not None:
+        power = key.lifetime.bit_length() - 1
+        text += f"|2^{power}" if key.lifetime == 1 << power else f"|{key.lifetime}"
+    if key.mki is not None:
+        text += f"|{key.mki}:{key.mki_length}"
+    return text
 
 
 def audio_in_force(desc: SessionDescription) -> Media | None:

@@ -423,3 +423,37 @@ def test_script_makes_the_nat_case_with_a_real_nat(tmp_path):
     subprocess.run([str(SCRIPT), "nat_oneway"], env=env, check=True, capture_output=True, timeout=120)
     nat_verdicts(tmp_path / "nat_oneway_inside.pcap", tmp_path / "nat_oneway_outside.pcap")
 
+
+
+def verdict(path: Path, keylog: Path | None = None) -> tuple:
+    """What a capture says, without what changes on every run (Call-IDs, keys, times)."""
+    from siptool.analysis.session import analyze_file
+
+    report = analyze_file(path, tls_keylog=str(keylog) if keylog else None)
+    calls = [(c.final_status, c.messages, c.transport, len(c.streams),
+              sorted((s.srtp.keying, s.srtp.checked, s.srtp.suite) for s in c.streams if s.srtp)) for c in report.calls]
+    return calls, sorted(f.code for f in report.all_findings())
+
+
+@pytest.mark.interop
+def test_script_makes_the_secure_and_websocket_cases(tmp_path):
+    """sctp_calls (usrsctp), ws_calls and ws_refused (kamailio websocket), srtp_wrong_key (baresip
+    and kamailio rewriting the key) and tls_calls (kamailio tls, the client's key log), made again
+    from the real peers: each new capture gets the verdict the committed one gets."""
+    import ctypes.util
+
+    if os.geteuid() != 0:
+        pytest.skip("make_pcaps.sh needs root for its network namespaces")
+    for tool in ("sipp", "tcpdump", "ip", "kamailio", "baresip", "openssl", "sox", "tshark"):
+        require_binary(tool)
+    if ctypes.util.find_library("usrsctp") is None:
+        require_binary("libusrsctp")  # skips, or fails under SIPTOOL_REQUIRE_PEERS (Debian libusrsctp2)
+    cases = ["sctp_calls", "ws_calls", "srtp_wrong_key", "tls_calls"]
+    env = dict(os.environ, SIPTOOL_FX_OUT=str(tmp_path), PYTHON=sys.executable)
+    r = subprocess.run([str(SCRIPT), *cases], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in cases + ["ws_refused"]:
+        assert (tmp_path / f"{name}.pcap").stat().st_size < 200_000
+        assert verdict(tmp_path / f"{name}.pcap") == verdict(FIXTURES / f"{name}.pcap"), name
+    assert verdict(tmp_path / "tls_calls.pcap", tmp_path / "tls_calls.keys") == \
+        verdict(FIXTURES / "tls_calls.pcap", FIXTURES / "tls_calls.keys")

@@ -34,7 +34,7 @@ def test_offer_fields():
                                  (18, "G729", 8000, 1)]
     assert audio.fmtp[101] == "0-16" and audio.ptime == 30
     assert (audio.rtcp_port, audio.rtcp_address) == (53020, "126.16.64.4")
-    assert audio.crypto == ["AES_CM_128_HMAC_SHA1_80"] and len(audio.candidates) == 1
+    assert [c.suite for c in audio.crypto] == ["AES_CM_128_HMAC_SHA1_80"] and len(audio.candidates) == 1
     assert sdp.direction(d, audio) == "sendonly"  # session-level attribute applies
     assert sdp.connection_address(d, audio) == "203.0.113.5"
     assert sdp.direction(d, video) == "inactive"  # port 0: rejected/disabled stream
@@ -80,3 +80,47 @@ def test_one_sdp_model_serialises_and_negotiates():
         assert sdplib.answer_direction(m.direction) == "recvonly"
     held = sdplib.audio_in_force(sdplib.parse(agent_sdp.build("0.0.0.0", 4000, [0])))
     assert held.direction == "sendonly"  # RFC 3264 8.4: c=0.0.0.0 is hold
+
+
+# --- SDES (RFC 4568) ------------------------------------------------------------------------
+
+KEY30 = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"  # RFC 4568 9.1's example key
+KEY28 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw=="
+
+
+def test_crypto_lines_parse_and_serialise():
+    """RFC 4568 9.1's offer shapes: lifetime as 2^n, MKI, two keys, session parameters; written
+    back as they were read (a=crypto in Media.lines())."""
+    values = [f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|2^20|1:4",
+              f"2 AES_CM_128_HMAC_SHA1_32 inline:{KEY30}|2^20|1:4;inline:{KEY30}|2^20|2:4 KDR=1 WSH=64",
+              f"3 AEAD_AES_128_GCM inline:{KEY28}",
+              f"4 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|1000"]
+    body = OFFER.replace(b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + KEY30.encode() + b"\r\n",
+                         b"".join(b"a=crypto:" + v.encode() + b"\r\n" for v in values))
+    d = sdp.parse(body)
+    audio = d.media[0]
+    assert not d.problems and [c.value() for c in audio.crypto] == values
+    first, second, gcm, decimal = audio.crypto
+    assert (first.tag, first.suite, len(first.keys[0].key_salt)) == (1, "AES_CM_128_HMAC_SHA1_80", 30)
+    assert (first.keys[0].lifetime, first.keys[0].mki, first.keys[0].mki_length) == (2 ** 20, 1, 4)
+    assert [k.mki for k in second.keys] == [1, 2] and second.session_params == ["KDR=1", "WSH=64"]
+    assert len(gcm.keys[0].key_salt) == 28 and decimal.keys[0].lifetime == 1000
+    assert [line for line in audio.lines() if line.startswith("a=crypto:")] == [f"a=crypto:{v}" for v in values]
+    again = sdp.parse(sdp.SessionDescription(origin="- 1 1 IN IP4 203.0.113.5", media=[audio]).serialise())
+    assert [c.value() for c in again.media[0].crypto] == values
+
+
+def test_bad_crypto_lines_are_problems_not_errors():
+    bad = {"1 AES_CM_128_HMAC_SHA1_80 inline:not*base64": "not base64",
+           f"1 AEAD_AES_128_GCM inline:{KEY30}": "28-byte key",
+           f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|1:0": "bad MKI",
+           f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|300:1": "bad MKI",
+           f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}|2^x": "lifetime",
+           "1 AES_CM_128_HMAC_SHA1_80 uri:https://kms.example/key": "not inline",
+           "x AES_CM_128_HMAC_SHA1_80": "bad crypto"}
+    for value, why in bad.items():
+        d = sdp.parse(OFFER + f"a=crypto:{value}\r\n".encode())
+        assert any(why in p for p in d.problems), value
+        assert all(c.keys for c in d.media[-1].crypto)  # a line with no usable key is dropped
+    unknown = sdp.parse_crypto("7 F8_128_HMAC_SHA1_80 inline:" + KEY30)
+    assert unknown.suite == "F8_128_HMAC_SHA1_80" and len(unknown.keys[0].key_salt) == 30  # kept as written

@@ -81,7 +81,8 @@ def _summary(parts: list[CaptureSummary], name: str) -> CaptureSummary:
         link_types=sorted({t for p in parts for t in p.link_types}), packets=sum(p.packets for p in parts),
         bytes=sum(p.bytes for p in parts), first_time=min(firsts, default=None), last_time=max(lasts, default=None),
         truncated="; ".join(f"{p.file}: {p.truncated}" for p in parts if p.truncated) or None, skipped=skipped,
-        sip_packets=sum(p.sip_packets for p in parts), tls_packets=sum(p.tls_packets for p in parts))
+        sip_packets=sum(p.sip_packets for p in parts), tls_packets=sum(p.tls_packets for p in parts),
+        tls_decrypted=sum(p.tls_decrypted for p in parts))
     if out.first_time is not None and out.last_time is not None:
         out.duration_s = round(out.last_time - out.first_time, 6)
     return out

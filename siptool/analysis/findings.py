@@ -31,8 +31,7 @@ def message_problems(frame: int, msg, call_id: str) -> Finding:
         call_id=call_id, frames=[frame], evidence={"problems": list(msg.problems)})
 
 
-def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[list[int]],
-                     tcp_gaps: int) -> list[Finding]:
+def capture_findings(summary: CaptureSummary, incomplete: list[list[int]], tcp_gaps: int) -> list[Finding]:
     out: list[Finding] = []
     if summary.truncated:
         out.append(Finding(
@@ -50,15 +49,6 @@ def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[
             fix="Use SIP over TCP for large messages (RFC 3261 18.1.1), or trim headers/SDP so "
                 "messages fit the path MTU.",
             frames=list(frames)))
-    if tls_flows:
-        frames = [f for fl in tls_flows.values() for f in fl]
-        ends = sorted({f"{k[0]}:{k[1]} -> {k[2]}:{k[3]}" for k in tls_flows})
-        out.append(Finding(
-            code="sip.tls", severity="info", title=f"{len(frames)} TLS packets (encrypted SIP?) not decoded",
-            explanation="These TCP flows carry TLS records; SIP inside them cannot be read without the "
-                        "session keys, so calls on them are not in this report.",
-            fix="Capture on the far side of the TLS termination, or export keys (SSLKEYLOGFILE).",
-            frames=frames[:20], evidence={"flows": ends[:10], "packets": len(frames)}))
     if tcp_gaps:
         out.append(Finding(
             code="tcp.gap", severity="info", title="TCP data missing from the capture",
@@ -68,14 +58,14 @@ def capture_findings(summary: CaptureSummary, tls_flows: dict, incomplete: list[
     return out
 
 
-def framing_damage(key: tuple, damage: list[tuple[int, str, int]], count: int) -> Finding:
-    """What the SIP framer of one TCP direction could not frame (sip/framing.py)."""
+def framing_damage(key: tuple, damage: list[tuple[int, str, int]], count: int, transport: str = "TCP") -> Finding:
+    """What the SIP framer of one TCP (or decrypted TLS) direction could not frame (sip/framing.py)."""
     src, sport, dst, dport = key
     frames = sorted({f for f, _, _ in damage if f})
     what = "; ".join(dict.fromkeys(w for _, w, _ in damage[:5]))
     return Finding(
         code="sip.framing", severity="warning",
-        title=f"SIP over TCP from {src}:{sport} could not be framed ({count} time(s))",
+        title=f"SIP over {transport} from {src}:{sport} could not be framed ({count} time(s))",
         explanation=f"On the stream {src}:{sport} -> {dst}:{dport}: {what}. Framing (RFC 3261 18.3: messages are "
                     "cut at their Content-Length) resumed at the next SIP start line; messages cut short were "
                     "still analysed and are flagged as non-conformant.",

@@ -5,7 +5,7 @@ here, one entry in docs/findings.md and a test."""
 from __future__ import annotations
 
 from ..report.model import Call, Finding, Stream
-from . import findings, media_rules, quality
+from . import findings, media_rules, quality, security
 from .context import Context
 
 CALL_RULES = (
@@ -19,6 +19,7 @@ CALL_RULES = (
     media_rules.codec_problems,
     quality.stream_quality,
     media_rules.ssrc_change,
+    security.srtp_failures,
 )
 
 
@@ -28,4 +29,4 @@ def judge_call(call: Call, ctx: Context) -> list[Finding]:
 
 def judge_stream(stream: Stream, ctx: Context) -> list[Finding]:
     """A stream that belongs to no call in the capture (no SDP announced it): its quality still counts."""
-    return list(quality.quality_findings(stream, ctx, None))
+    return list(quality.quality_findings(stream, ctx, None)) + list(security.stream_failures(stream, None))

@@ -22,6 +22,8 @@ from ..rtp.mos import mos_for_stream
 from ..rtp.packet import parse_rtcp
 from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
 from ..sip.message import SipMessage
+from . import secure_media
+from .secure_media import KeyCandidate, StreamCheck
 
 _HDR = struct.Struct("!BBHII")
 _RTCP_READ = frozenset((200, 201, 207))  # SR, RR, XR: what the analysis reads (not SDES, BYE, APP)
@@ -39,6 +41,8 @@ class _Endpoint:
     rtcp: bool = False
     frame: int = 0  # frame of the SDP that announced it
     rtp: bool = True  # False: the port carries T.38 over UDPTL (m=image ... udptl), not RTP
+    keying: str = ""  # SRTP: "sdes", "dtls-srtp", "zrtp" (analysis/secure_media.py); "" for RTP
+    keys: list | None = None  # the call's SDES keys seen so far (KeyCandidate), shared by its endpoints
 
 
 @dataclass
@@ -55,12 +59,14 @@ class _StreamState:
     last_time: float = 0.0  # capture time of its latest packet
     event_pts: list[int] = field(default_factory=list)  # telephone-event types among codecs, as of...
     event_pts_at: int = -1  # ...this MediaTracker._codec_version
+    srtp: StreamCheck | None = None  # an SRTP stream with keys to check it by
+    keying: str = ""  # an SRTP stream's keying without keys in sight (DTLS-SRTP, ZRTP...)
 
 
 class _Flow:
     """One direction of a UDP 5-tuple carrying RTP or RTCP."""
 
-    __slots__ = ("kind", "endpoint", "streams", "last", "epoch", "stale", "last_time", "key")
+    __slots__ = ("kind", "endpoint", "streams", "last", "epoch", "stale", "last_time", "key", "srtcp")
 
     def __init__(self, kind: str, endpoint: _Endpoint | None, epoch: int = 0) -> None:
         self.kind = kind  # "rtp", "rtcp" or "other"
@@ -71,13 +77,18 @@ class _Flow:
         self.stale = False  # a later announcement touched one of its ends: check the epoch again
         self.last_time = 0.0
         self.key: tuple | None = None  # (src, sport, dst, dport), set when the tracker keeps it
+        self.srtcp: StreamCheck | None = None  # SRTCP on an SRTP flow: checked before it is read
 
 
 class MediaTracker:
     """Feed SIP messages with bodies (`sip`) and RTP-looking UDP packets (`feed`); `finish` fills the report."""
 
-    def __init__(self, series: dict | None = None) -> None:
+    def __init__(self, series: dict | None = None, srtp_keys: list | None = None) -> None:
         self.series = series  # when given: (src, dst, ssrc) -> StreamMetrics with per-packet arrays (plots)
+        self.srtp_keys = srtp_keys or []  # --srtp-keys entries (rtp/srtp_keys.KeyEntry)
+        self._call_keys: dict[str, list[KeyCandidate]] = {}  # Call-ID -> SDES keys seen in its SDP
+        self._path_keying: dict[tuple, str] = {}  # flow key -> ZRTP / DTLS seen on that media path
+        self.srtcp_unread = 0  # SRTCP packets left unread: no key authenticates them
         self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
         self._flows: dict[tuple, _Flow] = {}
         self._iflows: dict[tuple, _Flow] = {}  # the same flows keyed by integer IPv4 (fast path)
@@ -103,6 +114,7 @@ class MediaTracker:
             return
         desc = sdplib.parse(msg.body)
         role = self._role(msg, call)
+        keys = self._call_keys.setdefault(call.call_id, [])
         for media in desc.media:
             address = sdplib.connection_address(desc, media) or ""
             codecs = {pt: (name, rate) for pt, name, rate, _ch in sdplib.codecs(media)}
@@ -115,17 +127,23 @@ class MediaTracker:
                 ice=bool(media.candidates), side=call.ladder[-1].side if call.ladder else "")
             call.sdp.append(entry)
             rtp = _carries_rtp(media.proto)
+            kind = secure_media.keying(media.proto, media.fingerprint, media.attributes)
+            source = "sdp-tls" if hop.transport in ("TLS", "WSS") else "sdp"
+            keys += [KeyCandidate(c.suite, tuple(c.keys), source, hop.frame) for c in media.crypto]
             if media.port and address and rtp is not None:
-                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame, rtp=rtp))
+                self._announce((address, media.port), _Endpoint(call, codecs, frame=hop.frame, rtp=rtp, keying=kind,
+                                                                keys=keys))
                 if rtp and not media.rtcp_mux:
                     rtcp_port = media.rtcp_port or media.port + 1
-                    self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=hop.frame))
+                    self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=hop.frame,
+                                                                   keying=kind, keys=keys))
 
     def _announce(self, key: tuple[str, int], ep: _Endpoint) -> None:
         history = self._endpoints.setdefault(key, [])
         last = history[-1] if history else None
         if last is not None and last.call is ep.call and (last.rtcp, last.rtp) == (ep.rtcp, ep.rtp):
             last.codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
+            last.keying = last.keying or ep.keying
             self._codec_version += 1
             return
         history.append(ep)
@@ -221,7 +239,13 @@ class MediaTracker:
         if flow.kind == "rtp":
             self._rtp(flow, pkt)
         elif flow.kind == "rtcp":
-            self._rtcp(pkt.payload, pkt.time)
+            self._rtcp(pkt.payload, pkt.time, flow)
+
+    def media_path(self, pkt) -> None:
+        """A non-RTP packet on a UDP flow (RFC 7983): ZRTP or DTLS there says how SRTP is keyed."""
+        kind = secure_media.media_path_keying(pkt.payload)
+        if kind and len(self._path_keying) < 4096:
+            self._path_keying.setdefault((pkt.src, pkt.sport, pkt.dst, pkt.dport), kind)
 
     def _classify(self, src, sport, dst, dport, frame, payload) -> _Flow:
         """A flow's kind is decided by its first packet: SDP endpoint (either side) or heuristics."""
@@ -243,7 +267,7 @@ class MediaTracker:
         if len(payload) < 12 or payload[0] >> 6 != 2:
             return
         if 200 <= payload[1] <= 207:  # RTCP multiplexed on the RTP port (RFC 5761)
-            self._rtcp(payload, pkt.time)
+            self._rtcp(payload, pkt.time, flow)
             return
         b0, b1, seq, ts, ssrc = _HDR.unpack_from(payload)
         pt = b1 & 0x7F
@@ -257,10 +281,13 @@ class MediaTracker:
         state.last_time = pkt.time
         if pkt.time >= self._next_sweep:
             self._sweep(pkt.time)
+        clear = payload
+        if state.srtp is not None:
+            clear = state.srtp.packet(pkt.frame, payload)
         if pt != state.pt and state.codecs.get(pt, ("",))[0].lower() == "telephone-event":
             state.event_pt = pt
-            if len(state.events) < 4096:
-                state.events.append(payload[_header_len(payload):])
+            if len(state.events) < 4096 and clear is not None and not state.keying:
+                state.events.append(clear[_header_len(clear):])
 
     def feed_batch(self, rtp, buf: np.ndarray) -> None:
         """The fast path's RTP/RTCP candidates of one batch (see capture/batch.py), in bulk.
@@ -303,9 +330,9 @@ class MediaTracker:
                     flow = self._current(key, flow, int(frames[a]), bytes(buf[p[a]:p[a] + length[a]]))
                     iflows[ikey] = flow
                 self._slice(flow, a, b, fb, control, buf)
-        for i in sorted(control, key=lambda i: rec["frame"][i]):
+        for i, flow in sorted(control, key=lambda c: rec["frame"][c[0]]):
             start = int(p[i])
-            self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]))
+            self._rtcp(bytes(buf[start:start + int(length[i])]), float(rec["time"][i]), flow)
         self._sweep(fb.last_time)
 
     def _fresh_announcements(self, first: int) -> dict:
@@ -319,7 +346,7 @@ class MediaTracker:
         flow.last_time, rtcp, n_bad, single, dynamic = fb.facts(a, b, f)
         if flow.kind == "other":
             return
-        control.extend(rtcp)
+        control.extend((i, flow) for i in rtcp)
         if flow.kind != "rtp":
             return
         rec, ssrc, p = fb.rec[a:b], fb.ssrc[a:b], fb.payload[a:b]
@@ -344,6 +371,11 @@ class MediaTracker:
                 state = flow.streams[value] = self._new_stream(flow, int(sub["frame"][0]), value, int(sub["pt"][0]))
             state.stats.extend(sub)
             state.last_time = float(sub["time"][-1])
+            if state.srtp is not None:
+                self._secure_bulk(state, sub, p if idx is None else p[idx], buf)
+                continue
+            if state.keying:  # keyed on the media path: its payloads (RFC 4733 events too) are not readable
+                continue
             if state.codecs:
                 if state.event_pts_at != self._codec_version:
                     state.event_pts = [pt for pt, (name, _r) in state.codecs.items()
@@ -357,20 +389,57 @@ class MediaTracker:
                         payload = bytes(buf[start:start + int(sub["size"][j])])
                         state.events.append(payload[_header_len(payload):])
 
+    def _secure_bulk(self, state: _StreamState, sub: np.ndarray, sp: np.ndarray, buf: np.ndarray) -> None:
+        """An SRTP stream's packets of one batch, one by one in capture order: each is checked (when
+        keys are in sight) and its RFC 4733 events read from the clear packet, never the cipher text."""
+        events = [pt for pt, (name, _r) in state.codecs.items() if name.lower() == "telephone-event"]
+        for j in range(len(sub)):
+            start = int(sp[j])
+            data = bytes(buf[start:start + int(sub["size"][j])])
+            clear = state.srtp.packet(int(sub["frame"][j]), data)
+            if clear is not None and int(sub["pt"][j]) in events and len(state.events) < 4096:
+                state.events.append(clear[_header_len(clear):])
+
     def _new_stream(self, flow: _Flow, frame: int, ssrc: int, pt: int) -> _StreamState:
         ep = flow.endpoint
         codecs = ep.codecs if ep is not None else {}
         # tshark: a dynamic payload type with no rtpmap has no known clock (jitter not computed).
         clock = codecs.get(pt, (None, None))[1] or sdplib.static_clock_rate(pt) or 0
-        return _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
-                            call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
+        state = _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
+                             call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
+        self._secure(state, flow, ssrc)
+        return state
 
-    def _rtcp(self, payload: bytes, time: float) -> None:
+    def _secure(self, state: _StreamState, flow: _Flow, ssrc: int) -> None:
+        """Make an SRTP stream's check: SDES keys of its call and of the keys file for its sender;
+        streams keyed on the media path (DTLS-SRTP, ZRTP) are only marked."""
+        ep = flow.endpoint
+        src = _ep(flow.key[0], flow.key[1]) if flow.key else ""
+        extra = [KeyCandidate(e.suite, e.keys, "keys-file") for e in self.srtp_keys if e.matches(src, ssrc)]
+        kind = ep.keying if ep is not None else ("sdes" if extra else "")
+        if kind in (secure_media.DTLS, secure_media.ZRTP):
+            state.keying = kind
+        elif kind:
+            keys = ep.keys if ep is not None and ep.keys is not None else []
+            if extra:
+                keys = keys + extra
+            state.srtp = StreamCheck(kind, keys)
+
+    def _rtcp(self, payload: bytes, time: float, flow: _Flow | None = None) -> None:
         """RFC 3550 6.4: remember when each SR passed; read report blocks (loss, jitter, round trip).
 
         The round trip is measured on the capture clock: report block seen - the SR it echoes (LSR)
-        seen - DLSR. It is the full RTT when the capture is taken at the SR's sender."""
+        seen - DLSR. It is the full RTT when the capture is taken at the SR's sender. SRTCP (an SRTP
+        flow's RTCP) is read only once a key authenticates it: its report blocks are encrypted."""
         self.rtcp_packets += 1
+        ep = flow.endpoint if flow is not None else None
+        if ep is not None and ep.keying:
+            if flow.srtcp is None:
+                flow.srtcp = StreamCheck(ep.keying, ep.keys if ep.keys is not None else [], rtcp=True)
+            payload = flow.srtcp.packet(0, payload)
+            if payload is None:
+                self.srtcp_unread += 1
+                return
         for p in parse_rtcp(payload, _RTCP_READ):
             if p.packet_type == 200:
                 key = (p.ssrc, p.ntp_middle)
@@ -474,6 +543,12 @@ class MediaTracker:
             max_voice_jitter_ms=round(m.max_voice_jitter_ms, 3),
             mean_bitrate_kbps=round(m.mean_bitrate_kbps, 2), from_sdp=state.from_sdp, start=m.start,
             end=m.end, first_frame=state.first_frame, last_frame=m.last_frame)
+        if state.srtp is not None:
+            stream.srtp = state.srtp.summary()
+        elif state.keying or self._path_keying.get((src, sport, dst, dport)) or \
+                self._path_keying.get((dst, dport, src, sport)):
+            stream.srtp = secure_media.unexplained(state.keying or self._path_keying.get((src, sport, dst, dport))
+                                                   or self._path_keying[(dst, dport, src, sport)])
         if self.series is not None:
             self.series[(stream.src, stream.dst, stream.ssrc)] = m
         if state.events:

@@ -12,12 +12,12 @@ from typing import Callable
 from .. import __version__
 from ..capture import CaptureInfo, Packet, open_capture
 from ..capture.batch import batches_supported, iter_batches
-from ..capture.reassembly import TcpStream
 from ..report.model import Call, CaptureSummary, Finding, Report
 from ..sip.dialogs import CallTracker, Hop
-from ..sip.framing import SipFramer
 from ..sip.message import SipParseError, looks_like_sip, parse
 from . import findings as rules
+from . import secure_media, transport_findings
+from .security import Exposure
 from .context import Context
 from .groups import group_findings
 from .judge import judge_call, judge_stream
@@ -25,31 +25,8 @@ from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
 from .sizing import DEFAULT_PLAN, SizingPlan, compute_sizing, concurrency_limit
+from .streams import Streams
 from .thresholds import DEFAULT, Thresholds
-
-TCP_PROBE_BYTES = 8192  # bytes of a TCP flow looked at before deciding it is not SIP
-TLS_CONTENT_TYPES = (0x14, 0x15, 0x16, 0x17)
-
-
-class _TcpFlow:
-    __slots__ = ("stream", "framer", "seen", "time")
-
-    def __init__(self) -> None:
-        self.stream = TcpStream()
-        self.framer = SipFramer()
-        self.seen = 0
-        self.time = 0.0  # of its latest segment
-
-
-class _FlowEnd:
-    """Where a message flushed at the end of a capture came from (no packet carried its end)."""
-
-    __slots__ = ("src", "sport", "dst", "dport", "time", "frames")
-
-    def __init__(self, key: tuple, time: float = 0.0) -> None:
-        self.src, self.sport, self.dst, self.dport = key
-        self.time, self.frames = time, None
-
 
 class Analyzer:
     """Feed packets in capture order; `finish()` returns the Report."""
@@ -65,16 +42,38 @@ class Analyzer:
         self._large: dict[int, tuple[Call, list]] = {}  # id(call) -> requests over UDP_LIMIT sent on UDP
         self.findings: list[Finding] = []
         self.sip_packets = 0
-        self.tls_packets = 0
-        self._tls_flows: dict[tuple, list[int]] = {}
-        self._tcp: dict[tuple, _TcpFlow] = {}
-        self._tcp_gaps = 0  # holes in TCP streams already closed
-        self._not_sip: set[tuple] = set()
+        self.streams = Streams()  # TCP, WebSocket, decrypted TLS, SCTP
+        self._plain = None  # decrypted TLS records (capture/tls.Plaintext), merged in frame order
+        self._plain_next = None
+        self._plain_frame = float("inf")  # frame of the next decrypted record
         self._malformed = 0
         self._nat_reported: set[str] = set()  # calls with a private Contact/Via finding already
+        self.exposure = Exposure()  # secrets in clear signalling (analysis/security.py)
         self.media = media  # optional media tracker with feed(packet) and finish(report)
 
+    @property
+    def tls_packets(self) -> int:
+        return self.streams.tls_packets
+
+    def decrypt(self, plaintext) -> None:
+        """Take TLS plaintext (capture/tls.Plaintext: frame-ordered records) along with the packets."""
+        self._plain = iter(plaintext)
+        self._next_plain()
+
+    def _next_plain(self) -> None:
+        self._plain_next = next(self._plain, None)
+        self._plain_frame = self._plain_next.frame if self._plain_next is not None else float("inf")
+
+    def _decrypted(self, upto: float) -> None:
+        """Hand over the decrypted records of frames up to `upto`, as if their packets said it."""
+        while self._plain_next is not None and self._plain_frame <= upto:
+            rec = self._plain_next
+            self._deliver(self.streams.plaintext(rec.frame, rec.time, rec.key, rec.data))
+            self._next_plain()
+
     def feed(self, pkt: Packet) -> None:
+        if pkt.frame >= self._plain_frame:
+            self._decrypted(pkt.frame)
         if pkt.transport == "udp":
             payload = pkt.payload
             if not payload:
@@ -86,47 +85,14 @@ class Analyzer:
                 return
             if looks_like_sip(payload):
                 self._message(payload, pkt, pkt.frame, "UDP", stream=False)
+            elif self.media is not None and (first == 0x10 or 20 <= first <= 63):  # ZRTP, DTLS (RFC 7983)
+                self.media.media_path(pkt)
             return
-        self._tcp_segment(pkt)
+        self._deliver(self.streams.segment(pkt) if pkt.transport == "tcp" else self.streams.sctp(pkt))
 
-    def _tcp_segment(self, pkt: Packet) -> None:
-        key = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
-        if key in self._not_sip:
-            return
-        flow = self._tcp.get(key)
-        syn = bool(pkt.tcp_flags & 0x02)
-        if flow is None:
-            if not pkt.payload and not syn:
-                return
-            flow = self._tcp[key] = _TcpFlow()
-        if pkt.tcp_flags & 0x05 and not pkt.payload:  # FIN or RST: the flow is over
-            self._close_flow(key, pkt)
-            return
-        flow.time = pkt.time
-        payload = pkt.payload
-        if payload and not flow.framer.is_sip and payload[0] in TLS_CONTENT_TYPES and payload[1:2] == b"\x03":
-            self.tls_packets += 1
-            self._tls_flows.setdefault(key, []).append(pkt.frame)
-            return
-        for data, frame in flow.stream.feed(pkt.tcp_seq, payload, pkt.frame, syn):
-            flow.seen += len(data)
-            for raw, last_frame in flow.framer.feed(data, frame):
-                self._message(raw, pkt, last_frame, "TCP", stream=True)
-        if not flow.framer.is_sip and flow.seen > TCP_PROBE_BYTES:
-            self._not_sip.add(key)
-            del self._tcp[key]
-
-    def _close_flow(self, key: tuple, pkt: Packet | None) -> None:
-        """A TCP direction ended (FIN, RST, end of capture): a message cut short is still analysed,
-        and what could not be framed becomes a finding."""
-        flow = self._tcp.pop(key, None)
-        if flow is None:
-            return
-        self._tcp_gaps += flow.stream.gaps
-        for raw, frame in flow.framer.flush():
-            self._message(raw, pkt or _FlowEnd(key, flow.time), frame, "TCP", stream=True)
-        if flow.framer.damaged:
-            self.findings.append(rules.framing_damage(key, flow.framer.damage, flow.framer.damaged))
+    def _deliver(self, messages: list[tuple]) -> None:
+        for raw, where, frame, transport, stream in messages:
+            self._message(raw, where, frame, transport, stream)
 
     def _message(self, raw: bytes, pkt: Packet, frame: int, transport: str, stream: bool) -> None:
         self.sip_packets += 1
@@ -139,6 +105,7 @@ class Analyzer:
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
         call = self.tracker.add(msg, hop)
+        self.exposure.message(msg, hop, call)
         if self.on_message is not None:
             self.on_message(msg, hop, call)
         if msg.problems:
@@ -169,13 +136,14 @@ class Analyzer:
 
     def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
                incomplete_fragments: list[list[int]] | None = None) -> Report:
-        for key in list(self._tcp):
-            self._close_flow(key, None)
+        if self._plain is not None:
+            self._decrypted(float("inf"))
+        self._deliver(self.streams.finish())
         summary = CaptureSummary(
             file=info.path, format=info.format, compressed=info.compressed, link_types=info.linktypes,
             packets=info.packets, bytes=info.size_bytes, first_time=info.first_time,
             last_time=info.last_time, truncated=info.truncated, skipped=dict(skipped or {}),
-            sip_packets=self.sip_packets, tls_packets=self.tls_packets)
+            sip_packets=self.sip_packets, tls_packets=self.tls_packets, tls_decrypted=len(self.streams.decrypted))
         if info.first_time is not None and info.last_time is not None:
             summary.duration_s = round(info.last_time - info.first_time, 6)
         report = Report(capture=summary, version=__version__)
@@ -184,15 +152,20 @@ class Analyzer:
         if self.media is not None:
             self.media.finish(report)
         classify_streams(report)
-        report.findings = list(self.findings)
-        report.findings += rules.capture_findings(summary, self._tls_flows, incomplete_fragments or [],
-                                                  self._tcp_gaps)
+        report.findings = list(self.findings) + self.streams.findings()
+        report.findings += rules.capture_findings(summary, incomplete_fragments or [], self.streams.tcp_gaps)
+        tls = transport_findings.tls_unread(self.streams, report, self._plain is not None)
+        if tls is not None:
+            report.findings.append(tls)
+            secure_media.mark_unannounced(report)
         withheld = _withhold_times(report.calls, [j[0] for j in self._clock_jumps])
         if self._clock_jumps:
             report.findings.append(rules.clock_jumps(self._clock_jumps, withheld))
         ctx = Context(self.thresholds, info.last_time)
         for call, sent in self._large.values():
             call.findings.append(rules.udp_too_large(call, sent))
+        for call in report.calls:
+            call.findings += self.exposure.findings(call)
         for call in report.calls:
             call.findings += judge_call(call, ctx)
         for stream in report.streams:
@@ -238,18 +211,35 @@ def number_calls(report: Report) -> None:
 
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
                  series: dict | None = None, thresholds: Thresholds = DEFAULT,
-                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None) -> Report:
+                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None, tls_keylog: str | None = None,
+                 srtp_keys: list | None = None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
     series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
-    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer."""
-    analyzer = Analyzer(media=_media_tracker(series), thresholds=thresholds, sizing=sizing, on_message=on_message)
-    with open_capture(path) as source:
+    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer;
+    tls_keylog: an NSS key log, the TLS it opens is analysed like clear SIP (capture/tls.py);
+    srtp_keys: SRTP keys the capture does not show (rtp/srtp_keys.KeyEntry), by sender."""
+    analyzer = Analyzer(media=_media_tracker(series, srtp_keys), thresholds=thresholds, sizing=sizing,
+                        on_message=on_message)
+    with open_capture(path) as source, plaintext(path, tls_keylog) as plain:
+        if plain is not None:
+            analyzer.decrypt(plain)
         tick = _progress(source, progress, on_progress)
         feed_source(analyzer, source, tick)
         if tick:
             tick(done=True)
         return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
+
+
+def plaintext(path, tls_keylog: str | None):
+    """The decrypted TLS of a capture file (a context manager), or a null one without a key log."""
+    import contextlib
+
+    if tls_keylog is None:
+        return contextlib.nullcontext()
+    from ..capture.tls import Plaintext
+
+    return Plaintext(path, tls_keylog)
 
 
 def feed_source(analyzer: Analyzer, source, tick=None, first_frame: int = 1) -> None:
@@ -338,10 +328,10 @@ def _prefetched(batches):
         reader.join()
 
 
-def _media_tracker(series: dict | None = None):
+def _media_tracker(series: dict | None = None, srtp_keys: list | None = None):
     from .media import MediaTracker
 
-    return MediaTracker(series)
+    return MediaTracker(series, srtp_keys)
 
 
 def _progress(source, show: bool, on_progress):

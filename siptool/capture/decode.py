@@ -1,4 +1,4 @@
-"""Link, network and transport layers: record bytes -> UDP datagram or TCP segment.
+"""Link, network and transport layers: record bytes -> UDP datagram, TCP segment or SCTP packet.
 
 Hot path: plain slicing and struct on the common Ethernet/IPv4/UDP case. Handles 802.1Q/QinQ, MPLS,
 PPPoE, Linux SLL/SLL2, raw IP, BSD NULL/LOOP, IPv6 extension headers, and the tunnels SIP captures
@@ -13,7 +13,7 @@ from collections import Counter
 
 from .reassembly import FragmentBuffer
 
-UDP, TCP = "udp", "tcp"
+UDP, TCP, SCTP = "udp", "tcp", "sctp"
 _ETH_VLAN = (0x8100, 0x88A8, 0x9100)
 _H = struct.Struct("!H")
 _HH = struct.Struct("!HH")
@@ -28,7 +28,8 @@ MALFORMED = "malformed link/IP header"
 
 
 class Packet:
-    """A UDP datagram or TCP segment with where it came from. `payload` is the transport payload."""
+    """A UDP datagram, TCP segment or SCTP packet with where it came from. `payload` is the transport
+    payload (for SCTP: the chunks after the common header, whose ports are sport and dport)."""
 
     __slots__ = ("frame", "time", "src", "sport", "dst", "dport", "transport", "payload",
                  "tcp_seq", "tcp_flags", "frames")
@@ -203,6 +204,12 @@ class Decoder:
                 self.skipped["TCP header cut short" if doff >= 20 else "TCP header length below 20 bytes"] += 1
                 return None
             return Packet(frame, time, src, sport, dst, dport, TCP, payload[doff:], seq, flags)
+        if proto == 132:  # SCTP (RFC 9260 3.1): ports, verification tag, checksum, then chunks
+            if len(payload) < 12:
+                self.skipped["SCTP header cut short"] += 1
+                return None
+            sport, dport = _HH.unpack_from(payload)
+            return Packet(frame, time, src, sport, dst, dport, SCTP, payload[12:])
         if proto in (4, 41, 47):
             if depth >= MAX_TUNNELS:
                 self.skipped["tunnels nested too deep"] += 1
@@ -228,4 +235,4 @@ class Decoder:
         return None
 
 
-_PROTO_NAMES = {1: "ICMP", 2: "IGMP", 58: "ICMPv6", 89: "OSPF", 112: "VRRP", 132: "SCTP", 50: "IPsec ESP"}
+_PROTO_NAMES = {1: "ICMP", 2: "IGMP", 58: "ICMPv6", 89: "OSPF", 112: "VRRP", 50: "IPsec ESP"}

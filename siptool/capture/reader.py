@@ -77,13 +77,15 @@ class Capture:
     ...     for rec in cap: ...
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, stream: BinaryIO | None = None):
+        """`stream`: read this pipe (another program's output) instead of opening `path`, which then
+        only names it in messages."""
         self.path = str(path)
         self.info = CaptureInfo(path=self.path)
         self._fh: BinaryIO | None = None
         self._map: mmap.mmap | None = None
         self._src = None
-        self._src = self._open()
+        self._src = self._open() if stream is None else _Peeked(stream)
         try:
             magic = self._src.peek(4) if isinstance(self._src, _Peeked) else self._src.read(4)
             if not isinstance(self._src, _Peeked):

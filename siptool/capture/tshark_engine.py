@@ -21,6 +21,9 @@ How Packets are built (tshark -T json, read through pyshark's JsonLayer field di
   whenever tshark's SIP framing disagrees with ours (junk before a request, a bad Content-Length).
   Raw segments in capture order keep every byte, and siptool's TcpStream + SipFramer order them.
   So this engine cross-checks decoding and IP defragmentation, not TCP stream ordering.
+- SCTP: tshark's own reassembly of DATA chunks into user messages (sctp.reassembly, on by default);
+  each user message it completes in a frame (a "data" layer) is handed over as one unfragmented
+  DATA chunk, so siptool's chunk reassembly (capture/sctp.py) is cross-checked by tshark's.
 
 No display filter: every frame's time and count feed CaptureInfo (packets, duration, and the time
 that closes unfinished calls); `-J` trims other frames' JSON to the frame layer, and the SIP/SDP/RTP
@@ -39,7 +42,8 @@ from collections import Counter
 from typing import Iterator
 
 from ..errors import SiptoolError
-from .decode import _PROTO_NAMES, TCP, UDP, Packet
+from .decode import _PROTO_NAMES, SCTP, TCP, UDP, Packet
+from .sctp import DataChunk, serialise
 from .reader import Capture, CaptureInfo
 
 NEED_PYSHARK = "--engine tshark needs pyshark: pip install 'siptool[tshark]'"
@@ -47,10 +51,10 @@ NEED_TSHARK = ("--engine tshark needs the tshark program (Debian/Ubuntu: apt ins
                "elsewhere install Wireshark and put tshark on PATH)")
 PREFS = {"tcp.desegment_tcp_streams": "FALSE", "ip.defragment": "TRUE", "ipv6.defragment": "TRUE"}
 DISABLED = ("sip", "sdp", "rtp", "rtcp", "rtpevent")  # siptool parses these; tshark need not
-JSON_LAYERS = "frame ip ipv6 udp tcp"  # -J: only these layers (with all their fields) are output
+JSON_LAYERS = "frame ip ipv6 udp tcp sctp data"  # -J: only these layers (with all their fields) are output
 LINK_NAMES = {"eth": "ether", "sll": "linux-sll", "sll2": "linux-sll2", "null": "null", "loop": "loop",
               "raw": "rawip", "ip": "rawip", "ipv6": "rawip"}
-_TRANSPORTS = ("udp", "tcp")
+_TRANSPORTS = ("udp", "tcp", "sctp")
 _IPS = ("ip", "ipv6")
 _QUOTING = ("icmp", "icmpv6")  # ICMP errors quote the IP/UDP header of the packet they answer
 HELD = "IP fragment (held for reassembly)"  # the native decoder's words for skipped frames
@@ -174,7 +178,7 @@ class TsharkSource:
             self._links.append(link)
         layers: dict[str, list[dict]] = {}
         for layer in raw.layers:
-            if layer.layer_name in _IPS or layer.layer_name in _TRANSPORTS:
+            if layer.layer_name in _IPS or layer.layer_name in _TRANSPORTS or layer.layer_name == "data":
                 layers[layer.layer_name] = [layer._all_fields] + [d._all_fields for d in layer.duplicate_layers]
         for name in _IPS:
             for ip in layers.get(name, ()):
@@ -194,6 +198,9 @@ class TsharkSource:
         if transport == "udp":
             pkt = Packet(frame, time, src, int(t["udp.srcport"]), dst, int(t["udp.dstport"]), UDP,
                          _hex(t.get("udp.payload")))
+        elif transport == "sctp":
+            pkt = Packet(frame, time, src, int(t["sctp.srcport"]), dst, int(t["sctp.dstport"]), SCTP,
+                         _sctp_messages(layers))
         else:
             pkt = Packet(frame, time, src, int(t["tcp.srcport"]), dst, int(t["tcp.dstport"]), TCP,
                          _hex(t.get("tcp.payload")), int(t["tcp.seq_raw"]), int(t["tcp.flags"], 16))
@@ -290,6 +297,18 @@ def _quiet_eof(loop, context) -> None:
     """pyshark's reader task ends in EOFError when Ctrl-C stops tshark: expected, not worth a traceback."""
     if not isinstance(context.get("exception"), EOFError):
         loop.default_exception_handler(context)
+
+
+def _sctp_messages(layers: dict) -> bytes:
+    """The user messages tshark completed in this frame (its "data" layers, in order), each as one
+    unfragmented DATA chunk carrying the TSN of the chunk that completed it (RFC 9260 3.3.1)."""
+    ends = [int(chunk["sctp.data_tsn_raw"]) for layer in layers.get("sctp", ()) for chunk in layer.values()
+            if isinstance(chunk, dict) and chunk.get("sctp.chunk_type") == "0"
+            and chunk.get("sctp.chunk_flags_tree", {}).get("sctp.data_e_bit") == "1"]
+    messages = [_hex(d.get("data.data")) for d in layers.get("data", ())]
+    if len(ends) != len(messages):  # a last fragment whose message tshark could not complete
+        ends = list(range(len(messages)))
+    return b"".join(serialise(DataChunk(tsn, 0, 0, 0, True, True, False, data)) for tsn, data in zip(ends, messages))
 
 
 def _nth(found: list[dict], n: int) -> dict:

@@ -10,8 +10,8 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import (console, epilog, fail_level, fail_on_findings, filtered, guarded, load_report,
-                     thresholds_from, writing)
+from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, epilog, fail_level, fail_on_findings, filtered,
+                     guarded, load_report, thresholds_from, writing)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -29,6 +29,7 @@ EPILOG = epilog([
     ("calls, streams, findings as Parquet tables", "siptool analyze /archive/ --parquet tables/"),
     ("size the trunk for 0.5 % blocking and 30 % growth",
      "siptool analyze day.pcap --gos 0.005 --headroom 30"),
+    ("SIP over TLS, with the session keys", "siptool analyze tls.pcap --tls-keylog keys.log"),
 ],  "Filter states: answered (got a 2xx), up (answered, still up at the end of the capture), completed "
     "(answered and ended by BYE), unanswered, failed (3xx-6xx), cancelled, ringing (no final response).",
     "Exit codes: 0 analysed; 1 --fail-on threshold reached; 2 unreadable input or bad arguments; "
@@ -74,6 +75,8 @@ def analyze(
                                        "this Dask cluster (tcp://host:8786); workers read the same paths."),
     parquet: Optional[str] = typer.Option(None, "--parquet", metavar="DIR", help="Also write calls, streams "
                                           "and findings as Parquet tables into DIR (README: At scale)."),
+    tls_keylog: Optional[str] = typer.Option(None, "--tls-keylog", metavar="FILE", help=TLS_KEYLOG_HELP),
+    srtp_keys: Optional[str] = typer.Option(None, "--srtp-keys", metavar="FILE", help=SRTP_KEYS_HELP),
 ) -> None:
     """Reconstruct every SIP call and RTP stream in captures, with metrics and findings."""
     with guarded():
@@ -104,7 +107,23 @@ def analyze(
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
         if engine == "tshark" and capture == "-":
             raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
+        if many and (tls_keylog is not None or srtp_keys is not None):
+            raise typer.BadParameter("key files are read for one capture file at a time", param_hint="CAPTURE...")
+        if srtp_keys is not None and interface is not None:
+            raise typer.BadParameter("SRTP keys are for capture files, not live capture", param_hint="--srtp-keys")
+        if tls_keylog is not None and (interface is not None or capture == "-"):
+            raise typer.BadParameter("decrypting TLS needs a capture file (tshark reads it a second time), "
+                                     "not a pipe or a live interface", param_hint="--tls-keylog")
         limits = thresholds_from(loss, jitter, mos)
+        if tls_keylog is not None:
+            from ..capture.tls import check_keylog
+
+            check_keylog(tls_keylog)  # before the capture is read: a typo costs one line
+        keys = None
+        if srtp_keys is not None:
+            from ..rtp import srtp_keys as keys_file
+
+            keys = keys_file.load(srtp_keys)
         plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
         if many:
@@ -116,9 +135,10 @@ def analyze(
             resize(report, plan)
             report = filtered(report, filters)
         elif engine == "native" and interface is None:
-            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan)
+            report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan,
+                                 tls_keylog=tls_keylog, srtp_keys=keys)
         elif engine == "tshark":
-            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan), filters)
+            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan, tls_keylog, keys), filters)
         else:
             from ..analysis.sizing import resize
             from .capture import run_live
@@ -156,16 +176,20 @@ def sizing_plan(gos: float, headroom: float):
 
 
 def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None, sizing=None):
+                  duration: Optional[float] = None, thresholds=None, sizing=None, tls_keylog: Optional[str] = None,
+                  srtp_keys: Optional[list] = None):
     """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
     from ..analysis.media import MediaTracker
-    from ..analysis.session import Analyzer
+    from ..analysis.session import Analyzer, plaintext
     from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=MediaTracker(), thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
-    with TsharkSource(capture, interface, bpf, duration) as source:
+    analyzer = Analyzer(media=MediaTracker(srtp_keys=srtp_keys), thresholds=thresholds or DEFAULT,
+                        sizing=sizing or DEFAULT_PLAN)
+    with TsharkSource(capture, interface, bpf, duration) as source, plaintext(capture, tls_keylog) as plain:
+        if plain is not None:
+            analyzer.decrypt(plain)
         for pkt in source:
             analyzer.feed(pkt)
     return analyzer.finish(source.info, source.skipped, source.incomplete)

@@ -90,14 +90,22 @@ def fail_on_findings(report, level) -> None:
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None):
+TLS_KEYLOG_HELP = ("NSS key log (SSLKEYLOGFILE) of the capture's TLS sessions: SIP over TLS and WSS is "
+                   "decrypted (by tshark) and analysed like clear SIP.")
+SRTP_KEYS_HELP = ("SRTP keys the capture does not show, one sender a line: IP:PORT (or ssrc=0x...) SUITE "
+                  "inline:KEY (docs/secure-captures.md). Their streams' packets are checked.")
+
+
+def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None,
+                tls_keylog: str | None = None, srtp_keys: list | None = None):
     """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
     from ..analysis.session import analyze_file
     from ..analysis.sizing import DEFAULT_PLAN
     from ..analysis.thresholds import DEFAULT
 
     show = not quiet and sys.stderr.isatty()
-    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN)
+    report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN,
+                          tls_keylog=tls_keylog, srtp_keys=srtp_keys)
     return filtered(report, filters)
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import check_output, console, epilog, fail, guarded, load_report, writing
+from .common import TLS_KEYLOG_HELP, check_output, console, epilog, fail, guarded, load_report, writing
 
 EPILOG = epilog([
     ("every call, one ladder after another", "siptool ladder trunk.pcap"),
@@ -45,6 +45,7 @@ def ladder(
                                      "unless --call picks one)."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also off when not a terminal)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    tls_keylog: Optional[str] = typer.Option(None, "--tls-keylog", metavar="FILE", help=TLS_KEYLOG_HELP),
 ) -> None:
     """Draw the SIP call flow: hosts as columns, messages as arrows, RTP streams as bands."""
     with guarded():
@@ -54,7 +55,7 @@ def ladder(
         for path, option, suffix in ((svg_out, "--svg", None), (html_out, "--html", None), (png_out, "--png", ".png")):
             if path is not None:
                 check_output(path, option, suffix)
-        report = load_report(str(capture), filters, quiet=quiet or mermaid)
+        report = load_report(str(capture), filters, quiet=quiet or mermaid, tls_keylog=tls_keylog)
         chosen = pick_calls(report, call, include_other=all_methods or call is not None)
         if not chosen:
             fail(f"{capture}: no SIP calls " + ("left by --filter" if filters else "in this capture")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.7"
+SCHEMA_VERSION = "1.8"
 SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -61,7 +61,7 @@ class LadderStep:
     time: float
     src: str  # "ip:port"
     dst: str
-    transport: str  # UDP, TCP
+    transport: str  # UDP, TCP, TLS, WS, WSS, SCTP
     label: str  # "INVITE" or "180 Ringing"
     method: str | None  # request method, or the CSeq method of a response
     status: int | None  # response code, None for requests
@@ -111,6 +111,23 @@ class RtcpXr:
 
 
 @dataclass(slots=True)
+class Srtp:
+    """A stream that is SRTP (RFC 3711): how its keys were agreed, whether its packets could be
+    checked, and what checking their authentication tags found."""
+
+    keying: str  # "sdes" (a=crypto, RFC 4568), "dtls-srtp" (RFC 5764), "zrtp" (RFC 6189), "unknown"
+    checked: bool = False  # a key authenticated its packets (so they can be decrypted too)
+    reason: str = ""  # why its packets could not be checked, in words ("" when checked)
+    suite: str = ""  # the crypto suite of the key that authenticated it
+    key_from: str = ""  # where that key was seen: "sdp", "sdp-tls" (SDP read with the key log), "keys-file"
+    packets: int = 0  # packets whose tag was checked
+    authenticated: int = 0
+    auth_failures: int = 0  # no key authenticates them: a receiver drops them (wrong key, altered)
+    replayed: int = 0  # a receiver's replay window drops them (RFC 3711 3.3.2): repeated or too late
+    first_failure_frame: int = 0
+
+
+@dataclass(slots=True)
 class Stream:
     """One RTP stream (one SSRC, one direction) with the figures tshark's rtp,streams also gives."""
 
@@ -153,6 +170,7 @@ class Stream:
     rtcp_xr: RtcpXr | None = None  # the receiver's RTCP XR VoIP Metrics for this SSRC (RFC 3611 4.7), last seen
     source_file: str | None = None  # of a set of captures: the file of its first packet (null: the one capture)
     capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
+    srtp: Srtp | None = None  # set when the stream is SRTP (or may be: signalling not readable)
     effective_loss_pct: float = 0.0  # network loss plus what a 60 ms jitter buffer discards: the MOS's loss
 
 
@@ -265,7 +283,7 @@ class Call:
     # Call-ID seen at two capture points is two calls, one per leg, each with its capture point.
     source_file: str | None = None  # the file of its first message
     capture_point: str | None = None  # a HEP capture agent, or the timeline of files that saw it
-    agent: AgentView | None = None  # a call siptool's own agent placed or answered (since 1.7)
+    agent: AgentView | None = None  # a call siptool's own agent placed or answered (since 1.8)
 
 
 @dataclass(slots=True)
@@ -375,6 +393,7 @@ class CaptureSummary:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> packets
     sip_packets: int = 0
     tls_packets: int = 0
+    tls_decrypted: int = 0  # TLS flow directions a key log opened (--tls-keylog)
 
 
 @dataclass(slots=True)

@@ -165,6 +165,8 @@ def streams_table(report: Report, width: int = 120) -> Table | None:
         lost_style = "red" if s.loss_pct >= 3 else "yellow" if s.loss_pct >= 1 else ""
         mos_style = "red" if s.mos and s.mos < 3.6 else "yellow" if s.mos and s.mos < 4.0 else "green"
         notes = [] if s.from_sdp else ["no SDP"]
+        if s.srtp is not None:
+            notes.append(srtp_note(s.srtp))
         if s.media != "audio":
             notes.append(s.media)
         if s.duplicates:
@@ -189,6 +191,22 @@ def streams_table(report: Report, width: int = 120) -> Table | None:
     if not any(r[-1].plain for r in rows):
         columns, rows = columns[:-1], [r[:-1] for r in rows]
     return fit_table(columns, rows, width, host=1, title="Media streams (RTP)", title_justify="left")
+
+
+KEYING = {"sdes": "SDES", "dtls-srtp": "DTLS-SRTP", "zrtp": "ZRTP", "unknown": "keys unknown"}
+
+
+def srtp_note(srtp) -> str:
+    """A stream's SRTP state in a few words: checked and what failed, or why it was not checked."""
+    if srtp.keying == "unknown":
+        return "SRTP? signalling unreadable"
+    if srtp.checked:
+        failed = [f"{srtp.auth_failures} auth fail"] if srtp.auth_failures else []
+        failed += [f"{srtp.replayed} replayed"] if srtp.replayed else []
+        return f"SRTP {srtp.suite} " + (", ".join(failed) if failed else "ok")
+    if srtp.packets:
+        return f"SRTP {srtp.auth_failures} of {srtp.packets} fail auth"
+    return f"SRTP ({KEYING.get(srtp.keying, srtp.keying)}) not checked"
 
 
 def metrics_table(report: Report) -> Table:

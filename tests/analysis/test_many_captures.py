@@ -14,6 +14,7 @@ import pytest
 from support import FIXTURES, require_binary
 
 from siptool.analysis.files import analyze_files, expand, plan, rotation_key
+from siptool.report.model import SCHEMA_VERSION
 from siptool.analysis.session import analyze_file
 from siptool.capture.reader import Capture
 from siptool.capture.writer import PcapWriter

@@ -163,12 +163,19 @@ def test_skipped_reasons_are_counted():
         (1, Ether(type=0x0800) / Raw(b"\x45\x00")),  # IP header cut short
         (1, ETH / IP(**V4, proto=17) / Raw(b"\x13\xc4")),  # UDP header cut short
         (147, UDP4),  # a user link type
-        (1, ETH / IP(**V4, proto=132) / Raw(b"x" * 12)),
+        (1, ETH / IP(**V4, proto=132) / Raw(b"x" * 11)),  # SCTP common header cut short
     ]
     out = [d.decode(i, 0.0, lt, bytes(p)) for i, (lt, p) in enumerate(packets)]
     assert out == [None] * len(packets)
     assert d.skipped == {"not IP (ARP, LLDP, ...)": 1, "ICMP": 2, "ICMPv6": 1, "malformed link/IP header": 1,
-                         "UDP header cut short": 1, "unsupported link type 147": 1, "SCTP": 1}
+                         "UDP header cut short": 1, "unsupported link type 147": 1, "SCTP header cut short": 1}
+
+
+def test_sctp_packet_is_its_chunks_with_the_common_header_ports():
+    """RFC 9260 3.1: source port, destination port, verification tag, checksum, then the chunks."""
+    chunks = b"\x00\x03\x00\x14" + bytes(16)
+    p, _ = decode(1, ETH / IP(**V4, proto=132) / Raw(struct.pack("!HHII", 5061, 5060, 7, 0) + chunks))
+    assert (p.transport, p.sport, p.dport, p.payload) == ("sctp", 5061, 5060, chunks)
 
 
 @pytest.mark.parametrize("pkt,headers", [

@@ -114,6 +114,18 @@ def test_sdp_parse_never_raises(data):
         assert 0 <= m.port <= 65535 and all(0 <= pt < 128 for pt in m.payload_types)
 
 
+@SETTINGS
+@given(st.one_of(st.text(max_size=200), st.lists(st.one_of(st.sampled_from(
+    ["1", " ", "AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM", "inline:", "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",
+     "|", "2^", "20", ":", "4", ";", "KDR=1", "="]), NASTY), max_size=14).map("".join)))
+def test_sdes_crypto_gives_a_line_or_a_problem(value):
+    problems: list[str] = []
+    crypto = sdplib.parse_crypto(value, problems)
+    assert crypto is not None or problems
+    if crypto is not None:
+        assert sdplib.parse_crypto(crypto.value()) == crypto  # what it writes, it reads back the same
+
+
 def test_sdp_parse_is_linear():
     assert_linear(sdplib.parse, lambda n: SDP + b"a=rtpmap:" + b"9" * n + b"\r\n" + b"a=x\r\n" * (n // 5), 20_000)
 
@@ -277,3 +289,85 @@ def test_hep_decode_is_linear():
         return b"HEP3" + (6 + len(body)).to_bytes(2, "big") + body
 
     assert_linear(hep.decode, make, 7000)
+
+
+# --- WebSocket, SCTP, TLS plaintext export, SRTP (issue 17) --------------------------------------
+
+WS_FRAMES = (b"\x81\xfe\x00\x10\x01\x02\x03\x04" + bytes(16) + b"\x01\x05hello" + b"\x80\x02hi"
+             + b"\x89\x00" + b"\x88\x02\x03\xe8")
+
+
+@SETTINGS
+@given(st.one_of(st.binary(max_size=400), mutate(WS_FRAMES)), st.integers(1, 50), st.sampled_from([True, False, None]))
+def test_websocket_reader_takes_any_bytes(data, step, from_client):
+    """Any bytes in any segments: events or problems, never an exception; the buffer never holds
+    more than one frame's worth of what was given."""
+    from siptool.capture.websocket import FrameReader, first_payload, parse_head
+
+    r = FrameReader(from_client)
+    for i in range(0, len(data), step):
+        r.feed(data[i:i + step], frame=i)
+    assert len(r.buf) <= len(data)
+    first_payload(data)
+    parse_head(data)
+
+
+SCTP_PACKET = (b"\x03\x00\x00\x10" + bytes(12) + b"\x00\x03\x00\x18" + bytes(12) + b"SIP/2.0 " +
+               b"\x00\x02\x00\x14\x00\x00\x00\x02" + bytes(8) + b"INVI")
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.binary(max_size=120), mutate(SCTP_PACKET)), max_size=8))
+def test_sctp_chunks_and_reassembly_take_any_bytes(packets):
+    from siptool.capture.sctp import Reassembly, data_chunks
+
+    r = Reassembly()
+    for n, packet in enumerate(packets):
+        chunks, problem = data_chunks(packet, n)
+        assert problem is None or isinstance(problem, str)
+        for c in chunks:
+            r.add(c)
+    r.flush()
+    assert not r.held
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_exported_pdu_parser_takes_any_bytes(data):
+    from siptool.capture.tls import parse_exported
+
+    found = parse_exported(data)
+    assert found is None or (found[0] > 0 and len(found[1]) == 4)
+
+
+@SETTINGS
+@given(st.one_of(st.text(max_size=200), st.lists(st.one_of(st.sampled_from(
+    ["10.0.0.1:5004", "[2001:db8::1]:5004", "ssrc=0x1a2b", "ssrc=99", " ", "\n", "#",
+     "AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM", "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR", "|2^20",
+     "|1:4"]), NASTY), max_size=12).map("".join)))
+def test_srtp_keys_file_gives_entries_or_one_error(text):
+    from siptool.rtp import srtp_keys
+
+    try:
+        entries = srtp_keys.parse(text)
+    except SiptoolError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert entries and all(e.keys for e in entries)
+
+
+@SETTINGS
+@given(st.lists(st.binary(max_size=200), max_size=6))
+def test_srtp_check_takes_any_packets(packets):
+    """Packets that are not SRTP, or not of this key: counted, never raised."""
+    from siptool.analysis.secure_media import KeyCandidate, StreamCheck
+    from siptool.rtp.srtp import MasterKey
+
+    keys = [KeyCandidate("AES_CM_128_HMAC_SHA1_80", (MasterKey(bytes(30)),), "sdp"),
+            KeyCandidate("AEAD_AES_128_GCM", (MasterKey(bytes(28), 1, 1),), "keys-file")]
+    for rtcp in (False, True):
+        check = StreamCheck("sdes", keys, rtcp=rtcp)
+        for n, p in enumerate(packets):
+            check.packet(n, p)
+        s = check.summary()
+        assert s.packets == len(packets) == s.authenticated + s.auth_failures + s.replayed
