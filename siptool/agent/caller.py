@@ -286,7 +286,8 @@ class OutgoingCall:
                           notes=list(s.problems) if s else [])
         if rtp.far_report is not None:
             b = rtp.far_report
-            facts.far_end = FarEndReport(b.fraction_lost_pct, b.cumulative_lost, b.jitter * 1000.0 / rtp.stats.clock_rate,
+            jitter_ms = b.jitter * 1000.0 / rtp.stats.clock_rate  # timestamp units to ms
+            facts.far_end = FarEndReport(b.fraction_lost_pct, b.cumulative_lost, jitter_ms,
                                          round(rtp.rtcp_rtt_ms, 2) if rtp.rtcp_rtt_ms is not None else None,
                                          rtp.far_reports)
         if rtp.media_start is not None:

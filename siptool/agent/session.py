@@ -289,7 +289,8 @@ class UacSession(CallSession):
                 self.hang_up(now)
         elif name == "bye_limit" and self.bye_txn is not None and self.bye_txn.live:
             self.ep.abandon(self.bye_txn)
-            self._bye_unanswered(f"no response to BYE from {_hostport(self._route())} within {self._bye_limit:g} s", now)
+            why = f"no response to BYE from {_hostport(self._route())} within {self._bye_limit:g} s"
+            self._bye_unanswered(why, now)
         elif name == "cancel_wait":
             self._end(now)
         elif name == "cancel_timeout" and self.invite_txn.live:  # 9.1: no final response 64*T1 after the CANCEL

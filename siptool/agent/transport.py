@@ -1,8 +1,9 @@
 """asyncio SIP transports (RFC 3261 18): UDP datagrams, TCP and TLS streams framed by Content-Length
-with the capture side's SipFramer. Each transport hands whole messages to `on_message(data, addr, now)`;
-`send(data, addr, now)` opens a stream connection on demand. `now` is the time the tap records (the
-one clock of a message: what the agent logs and what the Analyzer reads are the same reading). TLS verifies certificates and host names by
-default (RFC 5922); `insecure=True` turns that off; `sni` overrides the server name sent."""
+with the capture side's SipFramer. Each transport hands whole messages to `on_message(data, addr,
+now)`; `send(data, addr, now)` opens a stream connection on demand. `now` is the time the tap
+records (a message's one clock: what the agent logs and what the Analyzer reads are one reading).
+TLS verifies certificates and host names by default (RFC 5922); `insecure=True` turns that off;
+`sni` overrides the server name sent."""
 
 from __future__ import annotations
 

@@ -226,7 +226,8 @@ class UserAgent:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
             self.ep.abandon(txn)
-            raise TransactionTimeout(f"no response to {msg.method} from {addr[0]}:{addr[1]} within {timeout:g} s") from None
+            where = f"{addr[0]}:{addr[1]}"
+            raise TransactionTimeout(f"no response to {msg.method} from {where} within {timeout:g} s") from None
 
     async def send_ack(self, ack: SipMessage, addr: Addr) -> None:
         await self.request(ack, addr)

@@ -203,9 +203,10 @@ def test_timer_f_when_the_bye_is_never_answered():
     net.unplug(net.nodes[ECHO])
     net.run(until=lambda: call.ended)
     byes = sent_by(net, CALLER, "BYE")
-    assert [round(b - byes[0], 3) for b in byes] == [0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]  # E, capped at T2
+    assert [round(b - byes[0], 3) for b in byes] == [0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5,
+                                                     31.5]  # timer E doubles, capped at T2
     assert round(net.now - net.wire[0].time - byes[0], 3) == 32.0  # timer F = 64*T1
-    assert call.problems == [f"BYE got no answer: no response to BYE from 10.0.0.2:5060 within 32 s (timer F, "
+    assert call.problems == ["BYE got no answer: no response to BYE from 10.0.0.2:5060 within 32 s (timer F, "
                              "RFC 3261 17.1): host unreachable or not a SIP server on that port/transport (UDP)"]
     assert steps(call)[-1] == "BYE got no answer"
 
