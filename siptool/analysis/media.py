@@ -604,7 +604,6 @@ class MediaTracker:
         """RTCP figures and the MOS, at the end: RTCP reports may arrive after the stream closed."""
         reported = self._reported.get(state.ssrc)
         stream.rtcp_xr = self._xr.get(state.ssrc)
-        delay = None
         if reported is not None:
             stream.rtcp_loss_pct = round(reported["loss"], 2)
             stream.rtcp_lost = reported["lost"]
@@ -612,12 +611,21 @@ class MediaTracker:
             stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
             if reported["rtt"]:
                 stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
-                delay = stream.rtcp_rtt_ms / 2  # one-way delay for the E-model Id (G.107 7.4)
-        if delay is None and stream.rtcp_xr is not None and stream.rtcp_xr.round_trip_ms:
-            delay = stream.rtcp_xr.round_trip_ms / 2  # the receiver's own RTT measurement (RFC 3611 4.7)
+        stream.effective_loss_pct = round(effective_loss_pct, 3)
         if stream.codec.lower() != "telephone-event":
-            r, mos = mos_for_stream(stream.codec, effective_loss_pct, delay)
+            r, mos = mos_for_stream(stream.codec, effective_loss_pct, mos_delay_ms(stream))
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
+
+
+def mos_delay_ms(stream: Stream) -> float | None:
+    """The one-way delay the E-model's Id uses for a stream (G.107 7.4): half its RTCP round trip on
+    the capture clock, else half the round trip its receiver measured (RTCP XR, RFC 3611 4.7), else
+    None (G.107's default)."""
+    if stream.rtcp_rtt_ms is not None:
+        return stream.rtcp_rtt_ms / 2
+    if stream.rtcp_xr is not None and stream.rtcp_xr.round_trip_ms:
+        return stream.rtcp_xr.round_trip_ms / 2
+    return None
 
 
 class FlowBatch:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.8"
+SCHEMA_VERSION = "1.9"
 SEVERITIES = ("critical", "error", "warning", "info")
 OPTIONAL = {"optional": True}  # a field left out of the JSON when None (content analysis off: as before)
 
@@ -204,6 +204,7 @@ class Stream:
     source_file: str | None = None  # of a set of captures: the file of its first packet (null: the one capture)
     capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
     srtp: Srtp | None = None  # set when the stream is SRTP (or may be: signalling not readable)
+    effective_loss_pct: float = 0.0  # network loss plus what a 60 ms jitter buffer discards: the MOS's loss
     content: StreamContent | None = field(default=None, metadata=OPTIONAL)  # audio content, when analysed
 
 
@@ -257,6 +258,70 @@ class Conversation:
 
 
 @dataclass(slots=True)
+class MediaFigures:
+    """One direction of a test call's audio as its verdict reads it (analysis/placed.py): received,
+    the Analyzer's stream of it with the packets due after the far end's media stopped counted as
+    lost; sent, the far end's last RTCP report about our stream (what it alone measured)."""
+
+    packets: int = 0
+    lost: int = 0
+    loss_pct: float = 0.0
+    missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
+    jitter_ms: float = 0.0  # mean RFC 3550 jitter (sent: the far end's last reported)
+    max_jitter_ms: float = 0.0  # the voice packets' maximum (received only): what the thresholds judge
+    mos: float | None = None
+    r: float | None = None
+    source: str = ""  # "measured" (the Analyzer's stream), "rtcp" (the far end's reports), "sent" (neither)
+
+    @property
+    def judged_jitter_ms(self) -> float:
+        """The jitter the thresholds judge: measured, the voice packets' maximum; else the far end's
+        RTCP figure, the only one there is for what we sent."""
+        return self.max_jitter_ms if self.source == "measured" else self.jitter_ms
+
+
+@dataclass(slots=True)
+class FarEndReport:
+    """The far end's last RTCP receiver report about the stream we sent (RFC 3550 6.4.1), as our
+    RTCP socket received it (the only measurement of what reached it)."""
+
+    loss_pct: float  # fraction lost over the report's interval
+    lost: int  # cumulative number of packets lost
+    jitter_ms: float  # interarrival jitter
+    rtt_ms: float | None  # round trip from the report's LSR and DLSR (6.4.1)
+    reports: int  # receiver reports about our stream
+
+
+@dataclass(slots=True)
+class AgentView:
+    """A call siptool placed or answered itself: what only its agent knows (set by `call`, `check`
+    and `echo`; null in `analyze`), and the verdict on the call read from the Analyzer's figures of
+    it with these facts (analysis/placed.py)."""
+
+    role: str = "caller"  # "caller" (call, check) or "callee" (echo)
+    media: str = ""  # ip:port our RTP used: which of the call's streams are ours
+    codec: str | None = None  # the codec we negotiated and sent
+    dtmf_asked: str = ""  # RFC 4733 digits we were asked to send ...
+    dtmf_sent: str = ""  # ... and sent
+    audio_rtt_ms: float | None = None  # round-trip audio delay by correlation of sent and echoed audio
+    far_end: FarEndReport | None = None  # what the far end's RTCP said of the stream we sent
+    media_gaps: list[list[float]] = field(default_factory=list)  # [start, end] s with no RTP from the far end
+    media_s: float | None = None  # from the start of our media to when we stopped expecting the far end's
+    missing_at_end: int = 0  # far end's packets due after its last one came (its media stopped early)
+    echoed: int | None = None  # echo: RTP packets sent back
+    held_s: float | None = None  # echo: answered, from the 200 OK to the end; else from the INVITE to the end
+    outcome: str = ""  # echo: ended, cancelled, rejected, unanswered; by whom in `ended_by`
+    ended_by: str = ""  # "local", "remote", "local (no ACK)", "shutdown" (the agent's own view)
+    nat: dict[str, Any] = field(default_factory=dict)  # the NAT situation the agent saw (`text` in words)
+    notes: list[str] = field(default_factory=list)  # what the agent itself could not do (no SDP answer, BYE unanswered)
+    # the verdict (analysis/placed.py): each direction as judged, one-way audio, every failed limit
+    tx: MediaFigures | None = None
+    rx: MediaFigures | None = None
+    one_way: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Call:
     """Messages sharing a Call-ID: an INVITE session or a non-INVITE exchange (REGISTER, OPTIONS...)."""
 
@@ -302,6 +367,7 @@ class Call:
     source_file: str | None = None  # the file of its first message
     capture_point: str | None = None  # a HEP capture agent, or the timeline of files that saw it
     conversation: Conversation | None = field(default=None, metadata=OPTIONAL)  # content analysis, when run
+    agent: AgentView | None = None  # a call siptool's own agent placed or answered (since 1.9)
 
 
 @dataclass(slots=True)
