@@ -9,6 +9,7 @@ when loss < 0.1 % and p99 added delay < 5 ms. Calls are hung up (BYE) after each
 
   python bench/echo_capacity.py                       # levels 200,1000,1800,2200,2600; ~8 min
   python bench/echo_capacity.py --levels 100,200 --seconds 5
+  python bench/echo_capacity.py --agents siptool --levels 1000 --root ../main   # another version
 
 The generator sends and receives in batches (sendmmsg/recvmmsg through siptool/agent/mmsg.py), so it
 costs less than the agents it measures; its own send lateness is still printed (gen late p99) so that a
@@ -33,9 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from siptool.agent import mmsg, sdp, sipmsg  # noqa: E402
-from siptool.agent.dialog import Dialog  # noqa: E402
-from siptool.agent.transaction import Timers  # noqa: E402
+from siptool.agent import mmsg, sdp
+from siptool.sip import build  # noqa: E402
+from siptool.sip.dialog import Dialog  # noqa: E402
+from siptool.sip.transaction import Timers  # noqa: E402
 from siptool.agent.ua import UserAgent  # noqa: E402
 
 
@@ -53,15 +55,15 @@ async def setup_calls(target: tuple[str, int], n: int) -> tuple[UserAgent, list[
     async def one(i: int):
         uri = f"sip:echo{i}@{target[0]}:{target[1]}"
         body = sdp.build("127.0.0.1", 40000 + 2 * i, [0], dtmf_pt=None)
-        inv = sipmsg.request("INVITE", uri, via_value=ua.via(), from_value=f"<sip:bench@{host}>;tag={sipmsg.new_tag()}",
-                             to_value=f"<{uri}>", call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(), body=body)
+        inv = build.request("INVITE", uri, via_value=ua.via(), from_value=f"<sip:bench@{host}>;tag={build.new_tag()}",
+                             to_value=f"<{uri}>", call_id=build.new_call_id(host), cseq=1, contact=ua.contact(), body=body)
         resp = await ua.request(inv, target)
         if resp.status != 200:
             raise RuntimeError(f"call {i}: {resp.status} {resp.reason}")
         d = Dialog.uac(inv, resp)
         await ua.request(d.ack(1, ua.via()), target)
         m = sdp.parse(resp.body)
-        return d, (m.address, m.port)
+        return d, (m.connection, m.port)
 
     calls = []
     for k in range(0, n, 50):  # 50 call attempts at a time
@@ -211,7 +213,7 @@ async def _hangup(target, calls):
     await hangup(ua, target, calls)
 
 
-def start_agent(kind: str) -> tuple[subprocess.Popen, tuple[str, int]]:
+def start_agent(kind: str, root: Path | None = None) -> tuple[subprocess.Popen, tuple[str, int]]:
     port = free_port()
     if kind.startswith("siptool"):
         cmd = [sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}"]
@@ -221,7 +223,7 @@ def start_agent(kind: str) -> tuple[subprocess.Popen, tuple[str, int]]:
         mport = free_port()
         cmd = [shutil.which("sipp"), "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
                "-mp", str(mport), "-rtp_echo", "-nostdin", "-max_socket", "5000"]
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=root or Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     time.sleep(1.5)
     return proc, ("127.0.0.1", port)
@@ -232,6 +234,8 @@ def main() -> None:
     ap.add_argument("--levels", default="200,1000,1800,2200,2600")
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--agents", default="siptool,sipp")
+    ap.add_argument("--root", type=Path, help="run `siptool echo` from this checkout instead (to compare two "
+                    "versions of it, alternating runs)")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     rows = []
@@ -239,7 +243,7 @@ def main() -> None:
         if agent == "sipp" and not shutil.which("sipp"):
             print("sipp not installed: skipped")
             continue
-        proc, target = start_agent(agent)
+        proc, target = start_agent(agent, args.root)
         try:
             for n in levels:
                 try:

@@ -132,6 +132,9 @@ EXPECTED_FINALS = {
     **{f"diff_proxy_{side}": {"1-diff_proxy@10.18.1.2": [200], "2-diff_proxy@10.18.1.2": [486]} for side in "ab"},
     "diff_topoh_a": {"1-diff_topoh@10.18.1.2": [200], "2-diff_topoh@10.18.1.2": [486], "3-diff_topoh@10.18.1.2": [200]},
     **{f"diff_relay_{side}": {"1-diff_relay@10.18.1.2": [200]} for side in "ab"},
+    "speech_turns": {"1-speech_turns@127.0.0.1": [200]},  # the content fixtures (issue 16), SIPp ones
+    "speech_faults": {"1-speech_faults@127.0.0.1": [200]},
+    "speech_silent": {"1-speech_silent@127.0.0.1": [200]},
 }
 
 UAC, UAS = 0x1A2B3C4D, 0x5E6F7A8B

@@ -1,42 +1,55 @@
-"""The calling side: `place_call`, `place_calls` (N concurrent at a rate), `options_ping`, `register`.
+"""The calling side's asyncio driver: `place_call`, `place_calls` (N concurrent at a rate).
 
-One call: INVITE (digest answer to 401/407, optional CANCEL), ACK, G.711 media with DTMF, optional
-hold/resume re-INVITEs, BYE (or the far end's BYE), then figures: post-dial delay, answer time, codec,
-per-direction loss/jitter/MOS, round-trip audio delay when the far end echoes, one-way audio."""
+Each call is a UacSession (session.py) on a shared user agent (ua.py) with an RTP session
+(rtpsession.py) on its own port pair (media.py). The driver starts them, hands the session's events
+to the log and starts the media when the call is answered; the sessions decide the rest. Each call's
+own packets feed an Analyzer as they pass (tap.py), and when the call ends its verdict is the one
+`analyze` would give its capture, read with what only the agent knows (analysis/placed.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from ..analysis.placed import judge
 from ..errors import SiptoolError
+from ..report.model import AgentView, Call, FarEndReport, MediaFigures
 from ..rtp import g711
-from ..status import ExitStatus
-from . import inputs, sdp, sipmsg, stun
-from .auth import Credentials, DigestAnswer, DigestRefused
-from .dialog import Dialog
-from .media import MediaFigures, RtpSession, load_wav
+from ..sip import build
+from ..sip.transaction import Timers
+from . import inputs, stun
+from .events import LOGGED, Answered, Ended, Note, Received, Sent
+from .media import RtpDriver, load_wav, save_wav
 from .nat import NatView, hostport, is_loopback, route_source
 from .nat import resolve as _resolve
 from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - re-exported
 from .register import options_ping, register  # noqa: F401 - re-exported
-from .transaction import Timers
-from .transport import TlsOptions, TransportError
+from .roundtrip import received_signal, session_rtt_ms
+from .rtpsession import RtpSession
+from .session import CALLER_ALLOW, UacSession, answer_out_of_dialog
+from .clock import stamp
+from .tap import AgentTap, Taps
+from .transport import TlsOptions, TransportError  # noqa: F401 - TlsOptions re-exported
 from .ua import TransactionTimeout, UserAgent
+
+HANG_UP_LIMIT = 4.0  # s: how long a BYE may take on the way out of a failure or Ctrl-C
 
 
 @dataclass
 class CallResult:
+    """One placed call. `call` is the Analyzer's Call of it (call.agent: the agent's facts and the
+    verdict); the other fields are read from it and from the session, for `call --json`'s envelope."""
+
     ok: bool = False
     status: int | None = None
     reason: str = ""
     call_id: str = ""  # empty when no INVITE was sent
     error: str = ""
-    events: list[tuple[float, str]] = field(default_factory=list)
+    events: list = field(default_factory=list)  # typed events (agent/events.py), in order
     pdd_ms: float | None = None
     answer_ms: float | None = None
     codec: str | None = None
@@ -47,7 +60,7 @@ class CallResult:
     rtt_ms: float | None = None
     rtcp_rtt_ms: float | None = None
     one_way: str | None = None
-    media_gaps: list[tuple[float, float]] = field(default_factory=list)  # s since media start
+    media_gaps: list[list[float]] = field(default_factory=list)  # s since media start
     dtmf_sent: str = ""
     auth: str | None = None  # "401"/"407" when a challenge was answered
     hold_status: int | None = None
@@ -56,24 +69,23 @@ class CallResult:
     nat: dict = field(default_factory=dict)  # NatView.to_dict()
     problems: list[str] = field(default_factory=list)
     findings: list = field(default_factory=list)  # the Analyzer's findings on this call (report.model.Finding)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["events"] = [{"t_ms": t, "event": e} for t, e in self.events]
-        return d
+    call: Call | None = None  # the Analyzer's Call of it, with the agent's facts (call.agent)
+    report: object = field(default=None, repr=False)  # the Report of the call's own packets
 
 
 class Caller:
-    """A user agent shared by the calls it places (dispatches in-dialog requests by Call-ID). On
-    entry it connects (TCP/TLS) and learns how the far end sees it (NAT), before any INVITE."""
+    """A user agent shared by the calls it places (the endpoint gives each call its own messages).
+    On entry it connects (TCP/TLS) and learns how the far end sees it (NAT), before any INVITE.
+    `pcap`: a tap writing every packet of the run to a file."""
 
-    def __init__(self, o: CallOptions, kind: str, addr: tuple[str, int], tap=None,
+    def __init__(self, o: CallOptions, kind: str, addr: tuple[str, int], pcap: AgentTap | None = None,
                  on_event: Callable | None = None) -> None:
-        self.o, self.kind, self.addr, self.tap = o, kind, addr, tap
+        self.o, self.kind, self.addr, self.pcap = o, kind, addr, pcap
         self.local_ip = o.local_ip or route_source(addr[0])
         self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), o.tls() if kind == "tls" else None,
-                            self._handle, tap)
-        self.calls: dict[str, "OutgoingCall"] = {}
+                            tap=pcap, on_event=self._event)
+        self.ua.ep.on_request = answer_out_of_dialog(self.ua.ep, CALLER_ALLOW)
+        self.calls: dict[UacSession, OutgoingCall] = {}
         self.on_event = on_event
         self.learned_by = ""  # how the public address was learned (NatView.learned_by)
         self.stun_server: tuple[str, int] | None = None
@@ -83,7 +95,7 @@ class Caller:
         await self.ua.start()
         try:
             if self.kind != "udp":  # connect first so Via and Contact carry the real local port
-                await self.ua.transport.send(b"", self.addr)
+                await self.ua.connect(self.addr)
             await self._learn()
         except BaseException:
             await self.ua.close()
@@ -93,9 +105,14 @@ class Caller:
     async def __aexit__(self, *exc) -> None:
         await self.ua.close()
 
-    def _note(self, text: str) -> None:
+    def _event(self, owner, event) -> None:
+        call = self.calls.get(owner)
+        if call is not None:
+            call.handle(event)
+
+    def _say(self, event) -> None:
         if self.on_event:
-            self.on_event("", None, text)
+            self.on_event(event)
 
     async def _learn(self) -> None:
         """Our public address, before the INVITE: --public-ip, STUN (RFC 5389), or received/rport
@@ -109,7 +126,8 @@ class Caller:
             self.stun_server = await _resolve(host, port)
             mapped = await ua.transport.stun_query(self.stun_server, o.t1)
             self.learned_by = f"STUN {self.stun_server[0]}:{self.stun_server[1]}"
-            self._note(f"STUN {self.stun_server[0]}:{self.stun_server[1]} sees us at {mapped[0]}:{mapped[1]}")
+            self._say(Note("", None, text=f"STUN {self.stun_server[0]}:{self.stun_server[1]} sees us at "
+                                          f"{mapped[0]}:{mapped[1]}"))
             if mapped != ua.local:
                 ua.public = mapped
         elif self.kind == "udp" and not is_loopback(self.addr[0]):
@@ -120,33 +138,22 @@ class Caller:
         requests come from. An unanswered probe is no failure: some trunks ignore OPTIONS."""
         ua, o = self.ua, self.o
         host = ua.local[0]
-        req = sipmsg.request("OPTIONS", o.uri, via_value=ua.via(),
-                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}",
-                             to_value=f"<{o.uri}>",
-                             call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
-                             headers=[("accept", "application/sdp")])
-        self._note("-> OPTIONS (NAT probe)")
+        req = build.request("OPTIONS", o.uri, via_value=ua.via(),
+                            from_value=f"<sip:siptool@{build.host_ref(host)}>;tag={build.new_tag()}",
+                            to_value=f"<{o.uri}>", call_id=build.new_call_id(host), cseq=1, contact=ua.contact(),
+                            headers=[("accept", "application/sdp")])
+        self._say(Sent("", None, method="OPTIONS", note="NAT probe"))
         t = time.monotonic()
         try:
             resp = await ua.request(req, self.addr, timeout=4 * o.t1)
         except TransactionTimeout:
-            self._note("no answer to the OPTIONS probe: NAT not learned")
+            self._say(Note("", None, text="no answer to the OPTIONS probe: NAT not learned"))
             return
         except TransportError as exc:
             raise AgentError(str(exc)) from None
         self.learned_by = "OPTIONS"
-        self._note(f"<- {resp.status} {resp.reason} (OPTIONS, {(time.monotonic() - t) * 1000:.1f} ms)")
-
-    def _handle(self, ua: UserAgent, txn, msg, addr) -> None:
-        if txn is None or msg.method == "ACK":
-            return
-        call = self.calls.get(msg.call_id or "")
-        if msg.method == "OPTIONS":
-            ua.respond(txn, sipmsg.response(msg, 200, headers=[("allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]))
-        elif call is None:
-            ua.respond(txn, sipmsg.response(msg, 481))
-        else:
-            call.on_request(txn, msg)
+        self._say(Received("", None, method="OPTIONS", status=resp.status, reason=resp.reason,
+                           note=f"OPTIONS, {(time.monotonic() - t) * 1000:.1f} ms"))
 
 
 def _signal(o: CallOptions, seconds: float) -> np.ndarray:
@@ -157,85 +164,65 @@ def _signal(o: CallOptions, seconds: float) -> np.ndarray:
     return g711.speech_like(min(max(seconds, 1.0), 10.0))
 
 
-HANG_UP_LIMIT = 4.0  # s: how long a BYE may take on the way out of a failure or Ctrl-C
-
-
 class OutgoingCall:
+    """One call: its session, its media, its own Analyzer (tap), and its result."""
+
     def __init__(self, caller: Caller, o: CallOptions, on_event: Callable | None) -> None:
-        self.caller, self.o, self.addr, self.on_event = caller, o, caller.addr, on_event
+        self.caller, self.o, self.on_event = caller, o, on_event
         self.ua = caller.ua
-        self.res = CallResult()
-        self._cancel_sent = False
-        self.t0 = 0.0
-        self.remote_bye = asyncio.Event()
-        self.bye_at: float | None = None  # wall-clock time of the far end's BYE
-        self.dialog: Dialog | None = None
-        self.media: RtpSession | None = None
-        self.sdp_addr = (caller.ua.public or (caller.local_ip, 0))[0]
+        self.tap = AgentTap(None, o.thresholds)
+        self.done = asyncio.Event()
+        self.failure: BaseException | None = None  # raised while starting the media: hang up, then report
+        self.session: UacSession | None = None
+        self.rtp = RtpSession(cname=f"siptool@{caller.local_ip}", gap_s=o.thresholds.media_gap_s,
+                              keep_audio_s=None if o.record else 10.0)
+        self.media = RtpDriver(caller.local_ip, self.rtp, tap=Taps(self.tap, caller.pcap), on_events=self._media)
+        self.sdp_addr = (self.ua.public or (caller.local_ip, 0))[0]
         self.sdp_port = 0
         self.stun_rtp: tuple[str, int] | None = None
-        self.hung_up = False
-        self.media_end = 0.0  # s from the start of our media to the end of the far end's
-
-    def event(self, text: str) -> float:
-        """Log one step; returns its time (ms since the INVITE), the one figure shown everywhere."""
-        t = round((time.monotonic() - self.t0) * 1000, 1)
-        self.res.events.append((t, text))
-        if self.on_event:
-            self.on_event(self.res.call_id, t, text)
-        return t
-
-    def on_request(self, txn, msg) -> None:
-        self.event(f"<- {msg.method}")
-        if msg.method == "BYE":
-            self.ua.respond(txn, sipmsg.response(msg, 200))
-            self.event("-> 200 OK")
-            self.res.ended_by = self.res.ended_by or "remote"
-            self.bye_at = self.bye_at or time.time()
-            self.hung_up = True
-            self.remote_bye.set()
-        elif msg.method == "INVITE" and self.dialog is not None:  # re-INVITE from the far end
-            body = sdp.build(self.sdp_addr, self.sdp_port, [sdp.STATIC[self.res.codec or "PCMU"]])
-            self.ua.respond(txn, sipmsg.response(msg, 200, to_tag=self.dialog.local_tag, body=body,
-                                                 headers=[("contact", self.ua.contact())]))
-        else:
-            self.ua.respond(txn, sipmsg.response(msg, 405, headers=[("allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")]))
-
-    def _route_addr(self) -> tuple[str, int]:
-        if self.o.proxy or self.dialog is None:
-            return self.addr
-        nh = sipmsg.parse_uri(self.dialog.next_hop())
-        return nh.hostport()
 
     async def run(self) -> CallResult:
-        """The call from INVITE to BYE. Once answered, every way out (a failure, an internal
-        error, Ctrl-C) hangs up: an answered call left up is a billed call on a real trunk."""
-        res = self.res
+        """The call from INVITE to BYE. Once answered, every way out (a failure, an internal error,
+        Ctrl-C) hangs up: an answered call left up is a billed call on a real trunk."""
+        res = CallResult()
         try:
-            self.media = await RtpSession(self.caller.local_ip, tap=self.caller.tap).open()
+            await self.media.open()
             await self._advertise()
-            res.call_id = sipmsg.new_call_id(self.ua.local[0])  # from here on an INVITE goes out
-            self.caller.calls[res.call_id] = self
-            await self._invite()
-            if self.dialog is not None:
-                try:
-                    await self._ack()
-                    if not self._cancel_sent:  # answered although we cancelled: hang up at once
-                        await self._talk()
-                except BaseException:
-                    await self._hang_up(HANG_UP_LIMIT)
-                    raise
-                await self._hang_up()
-                await self._figures()
+            self.session = s = UacSession(self.ua.ep, self.o, self.caller.addr, (self.sdp_addr, self.sdp_port))
+            res.call_id = s.call_id  # from here on an INVITE goes out
+            self.caller.calls[s] = self
+            self.ua.call_taps[s.call_id] = self.tap
+            now = stamp()
+            s.start(now)
+            self.ua.pump(now)
+            try:
+                await self.done.wait()
+            except BaseException:
+                await self._leave()
+                raise
+            if self.failure is not None:  # ours: as the call's error; any other: raised (after the BYE)
+                raise self.failure
         except SiptoolError as exc:
-            res.error = res.error or str(exc)
+            res.error = str(exc)
         finally:
-            if self.media is not None:
-                self.media.close()
-            self.caller.calls.pop(res.call_id, None)
-            res.nat = self._nat().to_dict()
-        self._judge()
+            self.media.close()
+            if self.session is not None:
+                self.caller.calls.pop(self.session, None)
+                self.ua.call_taps.pop(self.session.call_id, None)
+        await self._result(res)
         return res
+
+    async def _leave(self) -> None:
+        """Ctrl-C or a cancelled task: hang up (or cancel) and wait for that, a few seconds at most."""
+        if self.session is None or self.session.ended:
+            return
+        now = stamp()
+        self.session.abort(now, HANG_UP_LIMIT)
+        self.ua.pump(now)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.done.wait()), HANG_UP_LIMIT + 1)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
 
     async def _advertise(self) -> None:
         """The address and port our SDP offers: the public address when known; with --stun, the
@@ -245,293 +232,129 @@ class OutgoingCall:
             self.stun_rtp = await self.media.stun_query(self.caller.stun_server, self.o.t1)
             self.sdp_addr, self.sdp_port = self.stun_rtp
 
+    # --- what the session says --------------------------------------------------------------------------
+
+    def handle(self, event) -> None:
+        if isinstance(event, LOGGED):
+            if self.on_event:
+                self.on_event(event)
+        elif isinstance(event, Answered):
+            self._start_media(event)
+        elif isinstance(event, Ended):
+            self.done.set()
+
+    def _start_media(self, ev: Answered) -> None:
+        """The call is up: our media to where the answer says. A failure here hangs the call up first."""
+        if ev.address is None:
+            return
+        o = self.o
+        try:
+            self.media.set_remote(ev.address, ev.port, g711.coder(ev.codec), ev.pt, ev.dtmf_pt, ev.ptime_ms)
+            self.media.start(self.caller.signal, o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration))
+        except BaseException as exc:  # noqa: BLE001 - said after the BYE (run re-raises what is not ours)
+            self.failure = exc
+            now = stamp()
+            self.session.abort(now, HANG_UP_LIMIT)
+
+    def _media(self, events: list) -> None:
+        """The RTP session's live events (the far end's media stopped, back) into the call's log."""
+        s = self.session
+        if s is None or s.ended:
+            return
+        for when, ev in events:
+            s.add(when, type(ev), **{k: getattr(ev, k) for k in ev.__slots__})
+        self.ua.pump()
+
+    # --- the result ----------------------------------------------------------------------------------
+
     def _nat(self) -> NatView:
         ua = self.ua
         contact = ua.public or ua.local
-        rtp = (self.caller.local_ip, self.media.port) if self.media is not None else None
-        view = NatView(local=hostport(ua.local), local_rtp=hostport(rtp) or "",
+        view = NatView(local=hostport(ua.local), local_rtp=hostport((self.caller.local_ip, self.media.port)) or "",
                        seen=hostport(ua.seen), learned_by=self.caller.learned_by,
                        stun_rtp=hostport(self.stun_rtp), contact=hostport(contact),
                        sdp=hostport((self.sdp_addr, self.sdp_port)), transport=ua.kind)
         view.describe()
         return view
 
-    async def _invite(self) -> None:
-        o, ua, res = self.o, self.ua, self.res
-        pts = [sdp.STATIC[c.upper()] for c in o.codecs]
-        self.offer = sdp.build(self.sdp_addr, self.sdp_port, pts)
-        host, _ = ua.local
-        from_uri = o.from_uri or f"sip:{o.user or 'siptool'}@{sipmsg.host_ref(host)}"
-        from_value = f"<{from_uri}>;tag={sipmsg.new_tag()}"
-        routes = [f"<{sipmsg.parse_uri(o.proxy).scheme}:{o.proxy.split(':', 1)[1]};lr>"] if o.proxy else []
-        creds = Credentials(o.user or sipmsg.parse_uri(from_uri).user, o.password) if o.password is not None else None
-        cseq = 1
-        self.t0 = time.monotonic()
-        digest = DigestAnswer(creds, "INVITE", o.uri) if creds is not None else None
-        auth_header: tuple[str, str] | None = None
-        while True:
-            invite = sipmsg.request("INVITE", o.uri, via_value=ua.via(), from_value=from_value, to_value=f"<{o.uri}>",
-                                    call_id=res.call_id, cseq=cseq, contact=ua.contact(), routes=routes,
-                                    headers=[auth_header] if auth_header else [], body=self.offer)
-            self.invite = invite
-            self.event("-> INVITE")
-            after = o.cancel_after if o.cancel_after is not None else o.no_answer_timeout
-            cancel_task = asyncio.ensure_future(self._cancel_later(invite, after))
-            try:
-                resp = await ua.request(invite, self.addr, self._provisional)
-            except TransactionTimeout as exc:
-                res.status, res.reason = None, ""
-                self.event("timeout (timer B)")
-                raise AgentError(str(exc)) from None
-            except TransportError as exc:
-                self.event(str(exc).split(" (")[0])
-                raise AgentError(str(exc)) from None
-            finally:
-                if self._cancel_sent:  # the 487 may overtake the 200 to the CANCEL: let that one finish
-                    await asyncio.wait([cancel_task], timeout=2.0)
-                cancel_task.cancel()
-            t = self.event(f"<- {resp.status} {resp.reason}")
-            res.status, res.reason = resp.status, resp.reason
-            if resp.status in (401, 407) and digest is not None:
-                try:
-                    auth_header = digest.answer(resp, self.offer)
-                except DigestRefused as why:
-                    if why.kind == "unsupported":
-                        raise AgentError(f"{resp.status} {resp.reason}: no supported digest challenge "
-                                         "(MD5/SHA-256)") from None
-                    raise AgentError(f"authentication failed: {resp.status} {resp.reason} again after sending "
-                                     f"credentials for user {creds.user!r} (wrong user or password?)") from None
-                res.auth = digest.challenged
-                cseq += 1
-                continue
-            if resp.status in (401, 407):
-                raise AgentError(f"{resp.status} {resp.reason}: the far end wants credentials "
-                                 "(give --user and --password-env VAR or --password-file FILE)")
-            break
-        if res.pdd_ms is None:
-            res.pdd_ms = t
-        if 200 <= resp.status < 300:
-            res.answer_ms = t
-            self.dialog = Dialog.uac(invite, resp)
-            self.answer = resp
+    def _facts(self, s: UacSession | None) -> AgentView:
+        """What only the agent knows about the call, for the model (report.model.AgentView)."""
+        rtp, o = self.rtp, self.o
+        facts = AgentView(role="caller", media=hostport((self.caller.local_ip, self.media.port)) or "",
+                          codec=s.codec if s else None, dtmf_asked=o.dtmf, dtmf_sent=rtp.dtmf_sent,
+                          ended_by=s.ended_by or "" if s else "", nat=self._nat().to_dict(),
+                          notes=list(s.problems) if s else [])
+        if rtp.far_report is not None:
+            b = rtp.far_report
+            jitter_ms = b.jitter * 1000.0 / rtp.stats.clock_rate  # timestamp units to ms
+            facts.far_end = FarEndReport(b.fraction_lost_pct, b.cumulative_lost, jitter_ms,
+                                         round(rtp.rtcp_rtt_ms, 2) if rtp.rtcp_rtt_ms is not None else None,
+                                         rtp.far_reports)
+        if rtp.media_start is not None:
+            end = (s.ended_at if s.ended_by == "remote" else None) or rtp.tx_end or rtp.media_start
+            facts.media_gaps = [[a, b] for a, b in rtp.gaps(end, o.thresholds.media_gap_s)]
+            facts.missing_at_end = rtp.missing_at_end(end)
+            facts.media_s = round(end - rtp.media_start, 2)
+        return facts
 
-    async def _ack(self) -> None:
-        ack = self.dialog.ack(self.invite.cseq[0], self.ua.via())
-        await self.ua.request(ack, self._route_addr())
-        self.event("-> ACK")
-
-    def _provisional(self, resp) -> None:
-        t = self.event(f"<- {resp.status} {resp.reason}")
-        if resp.status > 100 and self.res.pdd_ms is None:  # post-dial delay: INVITE to first 18x (RFC 6076 4.3)
-            self.res.pdd_ms = t
-
-    async def _cancel_later(self, invite, after: float) -> None:
-        await asyncio.sleep(after)
-        cancel = sipmsg.request("CANCEL", invite.uri, via_value=invite.get_all("via")[0],
-                                from_value=invite.get("from"), to_value=invite.get("to"), call_id=invite.call_id,
-                                cseq=invite.cseq[0], routes=invite.get_all("route"))
-        self.event("-> CANCEL")
-        self._cancel_sent = True
-        try:
-            resp = await self.ua.request(cancel, self.addr)
-            self.res.cancel_status = resp.status
-            self.event(f"<- {resp.status} {resp.reason} (CANCEL)")
-        except SiptoolError as exc:
-            self.event(f"CANCEL failed: {exc}")
-
-    async def _reinvite(self, direction: str, version: int) -> int | None:
-        body = sdp.build(self.sdp_addr, self.sdp_port, [self.media.pt], direction=direction, version=version)
-        req = self.dialog.request("INVITE", self.ua.via(), contact=self.ua.contact(), body=body)
-        self.event(f"-> INVITE ({direction})")
-        resp = await self.ua.request(req, self._route_addr())
-        self.event(f"<- {resp.status} {resp.reason}")
-        if 200 <= resp.status < 300:
-            await self.ua.request(self.dialog.ack(req.cseq[0], self.ua.via()), self._route_addr())
-        return resp.status
-
-    async def _talk(self) -> None:
-        o, res, media = self.o, self.res, self.media
-        answer = sdp.parse(self.answer.body)
-        if answer is None or answer.port == 0:
-            res.problems.append("the 200 OK has no usable audio SDP answer")
+    async def _result(self, res: CallResult) -> None:
+        s = self.session
+        facts = self._facts(s)
+        if self.rtp.media_start is not None:
+            # the correlation takes milliseconds: in a thread, so other calls' packets keep their timing
+            facts.audio_rtt_ms = await asyncio.get_running_loop().run_in_executor(None, session_rtt_ms, self.rtp)
+            if self.o.record:
+                save_wav(self.o.record, received_signal(self.rtp.rx_audio, self.rtp.pt, self.rtp.coder)[0])
+        if s is not None:
+            res.events = list(s.log)
+            res.status, res.reason = s.status, s.reason
+            res.error = res.error or s.error
+            res.auth, res.codec = s.auth, s.codec
+            res.hold_status, res.resume_status, res.cancel_status = s.hold_status, s.resume_status, s.cancel_status
+        res.dtmf_sent, res.nat, res.rtt_ms = facts.dtmf_sent, facts.nat, facts.audio_rtt_ms
+        res.media_gaps, res.problems = facts.media_gaps, list(facts.notes)
+        res.report = self.tap.report() if self.tap.info.packets else None
+        call = next((c for c in res.report.calls if c.call_id == res.call_id and c.kind == "call"), None) \
+            if res.report is not None and res.call_id else None
+        if call is None:
             return
-        offered = {sdp.STATIC[c.upper()] for c in o.codecs}
-        pt = next((p for p in answer.payload_types if p in offered), None)
-        if pt is None:
-            res.problems.append(f"the answer chose no offered codec (m= payloads {answer.payload_types})")
-            return
-        res.codec = answer.codec_name(pt).upper()
-        media.set_remote(answer.connection, answer.port, res.codec, pt, sdp.dtmf_pt(answer), answer.ptime)
-        self.event(f"media {res.codec} to {answer.connection}:{answer.port}")
-        duration = o.duration
-        started = time.monotonic()
-        media.start(self.caller.signal, duration, o.dtmf, dtmf_at=dtmf_start(duration))
-        watch = asyncio.ensure_future(self._watch_media())
-        try:
-            if o.hold and duration:  # hold at 1/3, resume at 2/3 of the call
-                await asyncio.sleep(duration / 3)
-                res.hold_status = await self._reinvite("sendonly", 2)
-                await asyncio.sleep(duration / 3)
-                res.resume_status = await self._reinvite("sendrecv", 3)
-            sending = asyncio.ensure_future(media.sending_done() if duration is not None else asyncio.sleep(1e9))
-            bye = asyncio.ensure_future(self.remote_bye.wait())
-            try:
-                await asyncio.wait([sending, bye], return_when=asyncio.FIRST_COMPLETED)
-                if not self.remote_bye.is_set():
-                    await asyncio.sleep(0.25)  # let the last echoed packets come back
-            finally:
-                for t in (sending, bye):
-                    t.cancel()
-        finally:
-            watch.cancel()
-        res.duration_s = round(time.monotonic() - started, 2)
-        res.dtmf_sent = media.dtmf_sent
-
-    async def _watch_media(self) -> None:
-        """While the call runs: say when the far end's RTP has stopped for the media gap threshold
-        (one-way audio, a frozen stream) and when it comes back."""
-        media, gap = self.media, self.o.thresholds.media_gap_s
-        quiet = False
-        while True:
-            await asyncio.sleep(0.1)
-            last = media.rx_last or media.media_start or time.time()
-            silent = time.time() - last
-            if not quiet and silent >= gap:
-                quiet = True
-                self.event(f"no RTP from the far end for {gap:g} s" +
-                           (" after the answer: one-way audio" if media.rx_last is None else ""))
-            elif quiet and silent < gap:
-                quiet = False
-                self.event("RTP from the far end again")
-
-    def _end_of_media(self) -> float:
-        """When we stopped expecting the far end's media: its BYE, else the end of our sending."""
-        m = self.media
-        return self.bye_at or m.tx_end or m.media_start or time.time()
-
-    async def _figures(self) -> None:
-        res, media = self.res, self.media
-        if media.media_start is None:
-            return
-        end = self._end_of_media()
-        # The correlation takes milliseconds: in a thread, so other calls' packets keep their timing.
-        res.rtt_ms = await asyncio.get_running_loop().run_in_executor(None, media.audio_rtt_ms)
-        res.rtcp_rtt_ms = round(media.rtcp_rtt_ms, 2) if media.rtcp_rtt_ms is not None else None
-        delay = res.rtt_ms / 2 if res.rtt_ms else (res.rtcp_rtt_ms / 2 if res.rtcp_rtt_ms else None)
-        res.rx = media.rx_figures(delay, end)
-        res.tx = media.tx_figures(delay)
-        res.media_gaps = media.gaps(end, self.o.thresholds.media_gap_s)
-        self.media_end = round(end - media.media_start, 2)
-        if self.o.record:
-            media.record(self.o.record)
-
-    async def _hang_up(self, limit: float | None = None) -> None:
-        """BYE, once, unless the far end has already hung up."""
-        if self.hung_up or self.dialog is None:
-            return
-        self.hung_up = True
-        self.res.ended_by = self.res.ended_by or "local"
-        req = self.dialog.request("BYE", self.ua.via())
-        self.event("-> BYE")
-        try:
-            resp = await self.ua.request(req, self._route_addr(), timeout=limit)
-            self.event(f"<- {resp.status} {resp.reason} (BYE)")
-        except SiptoolError as exc:
-            self.event("BYE got no answer")
-            self.res.problems.append(f"BYE got no answer: {exc}")
-
-    def _judge(self) -> None:
-        res, th, o = self.res, self.o.thresholds, self.o
-        if res.error or res.status is None or not 200 <= res.status < 300:
-            res.ok = False
-            return
-        if res.codec is None:  # no media negotiated: the problem is already said
-            res.ok = False
-            return
-        if res.tx.packets == 0:
-            res.one_way = "no audio sent"
-        elif res.rx.packets == 0:
-            res.one_way = "no audio received (far end sent no RTP, or it did not reach us: check NAT/SDP address)"
-        if res.one_way:
-            res.problems.append(f"one-way audio: {res.one_way}")
-        else:
-            for a, b in res.media_gaps:
-                where = " (until the end of the call)" if b >= self.media_end else ""
-                res.problems.append(f"no media from the far end for {b - a:.1f} s at {a:.1f}-{b:.1f} s{where}")
-        if res.pdd_ms is not None and res.pdd_ms > th.pdd_ms:
-            res.problems.append(f"post-dial delay {res.pdd_ms:.0f} ms > {th.pdd_ms:.0f} ms")
-        for name, f in (("received", res.rx), ("sent", res.tx)):  # the limits as analyze applies them
-            if th.too_low(f.mos):
-                res.problems.append(f"MOS {name} {f.mos:.2f} < {th.mos:g}")
-            if f.packets and th.too_lossy(f.loss_pct):
-                why = f" ({f.missing_at_end} due after the far end's media stopped)" if f.missing_at_end else ""
-                res.problems.append(f"loss {name} {f.loss_pct:.2f}% >= {th.loss_pct:g}%{why}")
-            if f.packets and th.too_jittery(f.judged_jitter_ms):
-                what = "max jitter" if f.source == "measured" else "jitter (far end's RTCP)"
-                res.problems.append(f"{what} {name} {f.judged_jitter_ms:.1f} ms >= {th.jitter_ms:g} ms")
-        if o.dtmf and res.dtmf_sent != o.dtmf:
-            if self.media.dtmf_pt is None:
-                why = "the answer has no telephone-event (RFC 4733), so no digits were sent"
-            else:
-                why = f"the call ended after {res.duration_s:g} s, before all digits were sent"
-            res.problems.append(f"DTMF: sent {res.dtmf_sent!r} of {o.dtmf!r}: {why}")
-        res.ok = not res.problems
+        call.agent = facts
+        ok = judge(call, self.o.thresholds)
+        res.call, res.findings, res.problems = call, list(call.findings), list(facts.problems)
+        res.status, res.reason = call.final_status, call.final_reason
+        res.pdd_ms, res.answer_ms = call.pdd_ms, call.answer_ms
+        res.duration_s = call.duration_s or 0.0
+        res.ended_by = {"caller": "local", "callee": "remote"}.get(call.ended_by or "")
+        res.tx, res.rx, res.one_way = facts.tx, facts.rx, facts.one_way
+        res.rtcp_rtt_ms = facts.far_end.rtt_ms if facts.far_end is not None else None
+        res.ok = ok and not res.error
 
 
-# The Analyzer's findings that fail a test call (as they fail a check), besides the call's own figures.
-FAILS_CALL = ("sip.ack_missing", "media.one_way", "media.none", "codec.no_common")
-
-
-async def _open(o: CallOptions, on_event: Callable | None, analyse: bool = False):
-    """Check the options, resolve the first hop, and make the Caller (not yet entered). `analyse`: feed
-    the call's packets to the Analyzer (agent/tap.py) even when no pcap is asked for."""
+async def _open(o: CallOptions, on_event: Callable | None) -> Caller:
+    """Check the options, resolve the first hop, and make the Caller (not yet entered)."""
     o.check()
     hop, kind = _hop(o)
     addr = await _resolve(*hop.hostport())
-    tap = o.tap
-    if tap is None and (o.pcap or analyse):
-        from .tap import AgentTap
-        tap = AgentTap(o.pcap, o.thresholds)
-    return Caller(o, kind, addr, tap, on_event), tap
-
-
-def judge_by_analyzer(res: CallResult, report) -> None:
-    """Add the Analyzer's findings on the call to its result: what `analyze` would say of this call's
-    capture. Those in FAILS_CALL fail it (one-way audio already said by the call's own counters
-    is not said twice)."""
-    call = next((c for c in report.calls if c.call_id == res.call_id), None) if res.call_id else None
-    if call is None:
-        return
-    res.findings = list(call.findings)
-    for f in res.findings:
-        if f.code in FAILS_CALL and f.severity in ("error", "critical"):
-            if f.code in ("media.one_way", "media.none") and res.one_way:
-                continue
-            if not res.error and res.status is not None and 200 <= res.status < 300:
-                res.problems.append(f.title)
-                res.ok = False
+    return Caller(o, kind, addr, AgentTap(o.pcap, analyse=False) if o.pcap else None, on_event)
 
 
 async def place_call(o: CallOptions, on_event: Callable | None = None) -> CallResult:
     """Place one call and return its result (never raises for call failures: see result.error;
     raises SiptoolError for bad options, before anything is sent). The call's own packets go to the
-    Analyzer as they pass, and its findings are the result's."""
-    caller, tap = await _open(o, on_event, analyse=True)
+    Analyzer as they pass, and its verdict is the Analyzer's."""
+    caller = await _open(o, on_event)
     try:
         try:
             await caller.__aenter__()
         except SiptoolError as exc:  # before the INVITE: connection refused, probe unreachable, STUN
             return CallResult(error=str(exc))
         try:
-            res = await OutgoingCall(caller, o, on_event).run()
+            return await OutgoingCall(caller, o, on_event).run()
         finally:
             await caller.__aexit__(None, None, None)
-        if tap.info.packets:
-            judge_by_analyzer(res, tap.report())
-        return res
     finally:
-        if tap is not None:
-            tap.close()
+        if caller.pcap is not None:
+            caller.pcap.close()
 
 
 @dataclass
@@ -544,11 +367,6 @@ class Summary:
     pdd_ms: dict = field(default_factory=dict)  # p50/p90/p99/max
     mos: dict = field(default_factory=dict)  # min/p10/p50/mean of received MOS
     failures: dict = field(default_factory=dict)  # reason -> count
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["results"] = [r.to_dict() for r in self.results]
-        return d
 
 
 def summarise(results: list[CallResult]) -> Summary:
@@ -578,7 +396,7 @@ async def place_calls(o: CallOptions, n: int, rate: float, on_result: Callable |
     Raises AgentError when the far end cannot be reached before the first INVITE."""
     inputs.number("--calls", n, 1, 100_000)
     inputs.number("--rate", rate, 0, 10_000, above=True, unit="calls/s")
-    caller, tap = await _open(o, on_event)
+    caller = await _open(o, on_event)
     try:
         async with caller as c:
             loop = asyncio.get_running_loop()
@@ -599,6 +417,6 @@ async def place_calls(o: CallOptions, n: int, rate: float, on_result: Callable |
                     await asyncio.wait(tasks, timeout=HANG_UP_LIMIT + 1)
                 raise
     finally:
-        if tap is not None:
-            tap.close()
+        if caller.pcap is not None:
+            caller.pcap.close()
     return summarise(results)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import SiptoolError
 from . import mmsg
+from .clock import stamp
 
 RING = 1 << 15  # source addresses kept between tallies
 TALLY = 0.25  # seconds
@@ -124,12 +125,12 @@ class EchoPort:
     def _on_rtcp(self, data: bytes, addr) -> None:
         session = self._sessions.get((addr[0], addr[1] - 1))  # RTCP comes from RTP port + 1
         if session is not None:
-            session._on_rtcp(data, addr)
+            session.receive_rtcp(data, addr, stamp())
 
     def _on_mux(self, data: bytes, addr) -> None:
         session = self._sessions.get(addr)
         if session is not None:
-            session._on_rtcp(data, addr)
+            session.receive_rtcp(data, addr, stamp())
 
     # --- echo thread ---------------------------------------------------------------------------
 
@@ -219,5 +220,5 @@ class EchoPort:
             return None
         session = next((s for s in self._waiting if s.remote and s.remote[0] == addr[0]), next(iter(self._waiting)))
         self._sessions[addr] = session
-        session._latch(addr)
+        session.latch(addr)
         return session

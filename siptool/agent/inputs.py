@@ -12,6 +12,7 @@ import os
 import socket
 
 from ..errors import SiptoolError
+from ..sip.uri import Uri, UriError, parse_uri
 
 
 def number(name: str, value: float, lo: float | None = None, hi: float | None = None, *,
@@ -101,3 +102,15 @@ def writable(name: str, path) -> str:
     if not ok:
         raise SiptoolError(f"{name} {p}: not writable")
     return p
+
+
+def sip_uri(text: str) -> Uri:
+    """A SIP URI the user gave (or the agent must route by), through the one URI parser; its error
+    as one line, and a URI without a host refused (nothing to send to)."""
+    try:
+        uri = parse_uri(text)
+    except UriError as exc:
+        raise SiptoolError(str(exc)) from None
+    if not uri.host:
+        raise SiptoolError(f"{text[:60]!r} has no host to send to: use sip:NUMBER@HOST")
+    return uri

@@ -8,8 +8,10 @@ from ..analysis.thresholds import Thresholds
 from ..errors import SiptoolError
 from ..rtp.packet import DTMF_EVENTS
 from ..status import ExitStatus
-from . import inputs, sdp, sipmsg, stun
-from .media import dtmf_seconds, load_wav
+from ..sip import build
+from . import inputs, sdp, stun
+from .media import load_wav
+from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
 
 
@@ -46,7 +48,6 @@ class CallOptions:
     cancel_after: float | None = None
     hold: bool = False
     pcap: str | None = None
-    tap: object = field(default=None, repr=False, compare=False)  # an agent.tap.AgentTap to feed (check)
     thresholds: Thresholds = field(default_factory=Thresholds)
     no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
 
@@ -57,7 +58,7 @@ class CallOptions:
         """Every input checked before anything is sent (SiptoolError, exit 2, on the first bad one)."""
         hop, kind = _hop(self)
         if self.from_uri:
-            sipmsg.parse_uri(self.from_uri)
+            inputs.sip_uri(self.from_uri)
         for c in self.codecs:
             if c.upper() not in sdp.STATIC:
                 raise SiptoolError(f"codec {c!r} is not supported: use PCMU and/or PCMA")
@@ -112,9 +113,9 @@ def dtmf_start(duration: float | None) -> float:
     return min(1.0, (duration or 4.0) / 4)
 
 
-def _hop(o: CallOptions) -> tuple[sipmsg.Uri, str]:
-    target = sipmsg.parse_uri(o.uri)
-    hop = sipmsg.parse_uri(o.proxy) if o.proxy else target
+def _hop(o: CallOptions) -> tuple[build.Uri, str]:
+    target = inputs.sip_uri(o.uri)
+    hop = inputs.sip_uri(o.proxy) if o.proxy else target
     kind = (o.transport or hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
     if kind not in ("udp", "tcp", "tls"):
         raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp or tls")

@@ -1,74 +1,37 @@
-"""REGISTER (RFC 3261 10) with digest, refresh before expiry, unregister, and NAT learning (RFC 3581).
-
-`Registration` keeps one Call-ID and an increasing CSeq for the binding (RFC 3261 10.2.4), answers
-401/407 challenges (a second challenge with a fresh, non-stale nonce means the credentials were
-refused), refreshes at half the granted expiry (at least 5 s before it runs out), and sends
-Expires: 0 on stop (10.2.2). When the registrar's response shows, through received/rport in our
-Via, that it sees us at another address than we bound (NAT), later REGISTERs carry that public
-address in Contact, so in-dialog requests can reach us (the rport mechanism of RFC 3581).
-`options()` is the OPTIONS ping (RFC 3261 11) on the same footing.
-"""
+"""REGISTER and OPTIONS, the asyncio drivers: `Registration` runs a RegisterSession (registration.py)
+on a user agent of its own, `options()` pings (RFC 3261 11). They move bytes and wait; the
+registration decides the REGISTERs, the challenges and the refreshes."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 
 from ..errors import SiptoolError
-from ..sip.message import param
-from . import sipmsg
-from .auth import Credentials, DigestAnswer, DigestRefused
+from ..sip import build
+from ..sip.transaction import Timers
+from . import inputs
 from .nat import resolve as _resolve
 from .nat import route_source
 from .options import AgentError, CallOptions, _hop
-from .transaction import Timers
+from .registration import Exchange, RegisterSession
+from .clock import stamp
 from .transport import TlsOptions
 from .ua import TransactionTimeout, UserAgent
 
 
-@dataclass
-class Exchange:
-    """The end of one non-INVITE request: final status, round trip, what authentication happened."""
-
-    status: int | None = None
-    reason: str = ""
-    rtt_ms: float | None = None
-    challenged: str | None = None  # "401"/"407" when a challenge was answered
-    algorithm: str | None = None  # digest algorithm of the answered challenge
-    expires: int | None = None  # REGISTER: expiry the registrar granted
-    contact: str = ""  # REGISTER: the Contact we registered
-    bindings: list[str] = field(default_factory=list)  # REGISTER 2xx: every Contact the registrar holds
-    error: str = ""
-    at: float = field(default_factory=time.time)
-
-
 async def open_ua(uri: str, transport: str | None, local_ip: str | None, t1: float, tls: TlsOptions | None, tap,
-                  local_port: int = 0):
+                  local_port: int = 0, on_event=None):
     """A started UserAgent towards `uri` (its first hop) and the resolved address to send to."""
     hop, kind = _hop(CallOptions(uri=uri, transport=transport, local_ip=local_ip, t1=t1))
     addr = await _resolve(*hop.hostport())
     local_ip = local_ip or route_source(addr[0])  # the source address of the route to the registrar
     ua = UserAgent(kind, local_ip, local_port, Timers(t1), (tls or TlsOptions()) if kind == "tls" else None,
-                   None, tap)
+                   tap=tap, on_event=on_event)
     await ua.start()
     if kind != "udp":  # connect first so Via and Contact carry the real local port
-        await ua.transport.send(b"", addr)
+        await ua.connect(addr)
     return ua, addr
-
-
-def granted_expiry(resp, contact_uri: str = "") -> int | None:
-    """Expiry of our binding in a 2xx: our Contact's ;expires, else any Contact's, else Expires."""
-    best = None
-    for c in resp.get_all("contact"):
-        e = param(c, "expires")
-        if e and e.isdigit():
-            if contact_uri and contact_uri in c:
-                return int(e)
-            best = int(e) if best is None else best
-    if best is None and (resp.get("expires") or "").strip().isdigit():
-        best = int(resp.get("expires").strip())
-    return best
 
 
 class Registration:
@@ -78,23 +41,24 @@ class Registration:
                  transport: str | None = None, local_ip: str | None = None, t1: float = 0.5,
                  tls: TlsOptions | None = None, tap=None, refresh_margin: float = 5.0, on_event=None) -> None:
         self.registrar, self.aor, self.expires = registrar, aor, expires
-        self.user = user or sipmsg.parse_uri(aor).user or "siptool"
-        self.creds = Credentials(self.user, password) if password is not None else None
+        self.user = user or inputs.sip_uri(aor).user or "siptool"
+        self.password = password
         self.transport, self.local_ip, self.t1, self.tls, self.tap = transport, local_ip, t1, tls, tap
         self.refresh_margin = refresh_margin
         self.on_event = on_event or (lambda ex: None)
-        self.history: list[Exchange] = []  # every REGISTER transaction's outcome, in order
         self.ua: UserAgent | None = None
-        self._addr = None
-        self._cseq = 0
-        self._tag = sipmsg.new_tag()
-        self._call_id = ""
-        self._auth: list[tuple[str, str]] = []
-        self._task: asyncio.Task | None = None
+        self.session: RegisterSession | None = None
+        self._opened: list[Exchange] = []  # an outcome before the session (no user agent)
+        self._outcome: asyncio.Future | None = None
+
+    @property
+    def history(self) -> list[Exchange]:
+        """Every REGISTER transaction's outcome, in order."""
+        return self._opened + (self.session.history if self.session else [])
 
     @property
     def refreshes(self) -> int:
-        return max(0, len([e for e in self.history if e.expires]) - 1)
+        return self.session.refreshes if self.session else 0
 
     @property
     def public(self) -> tuple[str, int] | None:
@@ -104,80 +68,43 @@ class Registration:
     def contact(self) -> str:
         return self.ua.contact(self.user)
 
+    def _event(self, owner, ex) -> None:
+        if owner is self.session and isinstance(ex, Exchange):
+            self.on_event(ex)
+            if self._outcome is not None and not self._outcome.done():
+                self._outcome.set_result(ex)
+
     async def start(self) -> Exchange:
-        """Register; on success the refresh runs in the background until `stop()`. Never raises for
-        network trouble: the Exchange says what went wrong."""
+        """Register; on success the refresh runs by itself until `stop()`. Never raises for network
+        trouble: the Exchange says what went wrong."""
         try:
-            self.ua, self._addr = await open_ua(self.registrar, self.transport, self.local_ip, self.t1, self.tls,
-                                                self.tap)
+            self.ua, addr = await open_ua(self.registrar, self.transport, self.local_ip, self.t1, self.tls,
+                                          self.tap, on_event=self._event)
         except (SiptoolError, OSError) as exc:
             ex = Exchange(error=str(exc))
-            self.history.append(ex)
+            self._opened.append(ex)
             return ex
-        self._call_id = sipmsg.new_call_id(self.ua.local[0])
-        ex = await self.register(self.expires)
-        if ex.status and 200 <= ex.status < 300 and ex.expires:
-            self._task = asyncio.create_task(self._refresh_loop(ex.expires))
-        return ex
-
-    def next_refresh(self, granted: int) -> float:
-        """Seconds until the refresh: half the granted time, and at least `refresh_margin` before expiry."""
-        return max(0.5, min(granted / 2, granted - self.refresh_margin))
-
-    async def _refresh_loop(self, granted: int) -> None:
-        while True:
-            await asyncio.sleep(self.next_refresh(granted))
-            ex = await self.register(self.expires)
-            if not (ex.status and 200 <= ex.status < 300 and ex.expires):
-                return  # the binding is lost; the history says why
-            granted = ex.expires
+        self.session = RegisterSession(self.ua.ep, self.registrar, self.aor, self.user, self.password, addr,
+                                       self.expires, self.refresh_margin)
+        return await self.register(self.expires)
 
     async def register(self, expires: int) -> Exchange:
-        """One REGISTER transaction, answering challenges; never raises for network trouble."""
-        out = Exchange()
-        digest = DigestAnswer(self.creds, "REGISTER", self.registrar) if self.creds is not None else None
-        t = time.monotonic()
-        try:
-            for _ in range(3):
-                self._cseq += 1
-                out.contact = self.contact()
-                req = sipmsg.request("REGISTER", self.registrar, via_value=self.ua.via(),
-                                     from_value=f"<{self.aor}>;tag={self._tag}", to_value=f"<{self.aor}>",
-                                     call_id=self._call_id, cseq=self._cseq, contact=out.contact,
-                                     headers=[("expires", str(expires))] + self._auth)
-                resp = await self.ua.request(req, self._addr)
-                if resp.status in (401, 407) and digest is not None:
-                    try:
-                        self._auth = [digest.answer(resp)]
-                    except DigestRefused:
-                        break  # the challenge is the final answer: out says which
-                    out.challenged, out.algorithm = digest.challenged, digest.algorithm
-                    continue  # (with the public Contact if this challenge revealed NAT)
-                break
-            out.status, out.reason = resp.status, resp.reason
-            if 200 <= resp.status < 300:
-                out.bindings = resp.get_all("contact")
-            if 200 <= resp.status < 300 and expires:
-                uri = out.contact.strip("<>").split(";")[0]
-                out.expires = granted_expiry(resp, uri)
-        except (SiptoolError, TransactionTimeout) as exc:
-            out.error = str(exc)
-        out.rtt_ms = round((time.monotonic() - t) * 1000, 2)
-        self.history.append(out)
-        self.on_event(out)
-        return out
+        """One REGISTER outcome, challenges answered; never raises for network trouble."""
+        self._outcome = asyncio.get_running_loop().create_future()
+        now = stamp()
+        self.session.register(now, expires)
+        self.ua.pump(now)
+        return await self._outcome
 
     async def stop(self, unregister: bool = True) -> Exchange | None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
         ex = None
         try:
-            if unregister and self.ua is not None and any(e.expires for e in self.history):
-                ex = await self.register(0)
+            if self.session is not None:
+                self._outcome = asyncio.get_running_loop().create_future()
+                now = stamp()
+                if self.session.stop(now, unregister):
+                    self.ua.pump(now)
+                    ex = await self._outcome
         finally:
             if self.ua is not None:
                 await self.ua.close()
@@ -194,10 +121,10 @@ async def options(uri: str, transport: str | None = None, local_ip: str | None =
     try:
         ua, addr = await open_ua(uri, transport, local_ip, t1, tls, tap)
         host, _ = ua.local
-        req = sipmsg.request("OPTIONS", uri, via_value=ua.via(),
-                             from_value=f"<sip:siptool@{sipmsg.host_ref(host)}>;tag={sipmsg.new_tag()}",
+        req = build.request("OPTIONS", uri, via_value=ua.via(),
+                             from_value=f"<sip:siptool@{build.host_ref(host)}>;tag={build.new_tag()}",
                              to_value=f"<{uri}>",
-                             call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
+                             call_id=build.new_call_id(host), cseq=1, contact=ua.contact(),
                              headers=[("accept", "application/sdp")])
         t = time.monotonic()
         resp = await ua.request(req, addr)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..errors import SiptoolError
 from ..sip.message import param
 from ..sip.uri import name_addr
-from .sipmsg import parse_uri
+from .inputs import sip_uri as parse_uri
 
 DEFAULT_EXPIRES = 3600  # RFC 3261 10.2.1.1: what a registrar grants when the request names none
 MAX_EXPIRES = 3600  # 10.3 step 7: a registrar may shorten the requested expiry

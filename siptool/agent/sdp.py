@@ -1,7 +1,6 @@
-"""Small SDP offer/answer for the agent (RFC 4566, RFC 3264): G.711 plus telephone-event.
-
-Building is done here; reading goes through the analyser's parser (siptool/sdp.py), so `call`, `echo`
-and `analyze` understand SDP the same way."""
+"""The agent's SDP (RFC 4566, RFC 3264): G.711 plus telephone-event, built through siptool.sdp's
+model; reading, negotiate() and the answer's direction are siptool.sdp's own, so `call`, `echo` and
+`analyze` understand SDP the same way."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from ..rtp import codecs
 
 SUPPORTED = ("PCMU", "PCMA")  # what the agent encodes and decodes (rtp/g711.py)
 STATIC = {name: codecs.by_name(name).pt for name in SUPPORTED}  # name -> payload type (RFC 3551)
-NAMES = {pt: name for name, pt in STATIC.items()}
 DTMF_PT = 101
 
 
@@ -23,7 +21,7 @@ def build(address: str, port: int, payloads: list[int], direction: str = "sendre
     sid = session_id or int(time.time())
     pts = list(payloads) + ([dtmf_pt] if dtmf_pt is not None else [])
     family = "IP6" if ":" in address else "IP4"  # RFC 4566 5.7
-    rtpmap = {pt: (NAMES.get(pt, str(pt)), 8000, 1) for pt in payloads}
+    rtpmap = {pt: (codecs.static(pt).name, codecs.static(pt).clock_rate, 1) for pt in payloads}
     fmtp = {}
     if dtmf_pt is not None:
         rtpmap[dtmf_pt], fmtp[dtmf_pt] = ("telephone-event", 8000, 1), "0-16"
@@ -37,14 +35,3 @@ def parse(body: bytes) -> sdplib.Media | None:
     """The first audio m= section in force (address and direction resolved), read by the analyser's
     SDP parser; None when there is none."""
     return sdplib.audio_in_force(sdplib.parse(body))
-
-
-def choose(offer: sdplib.Media, supported: list[str]) -> tuple[str, int] | None:
-    return sdplib.negotiate(offer, supported)
-
-
-def dtmf_pt(m: sdplib.Media) -> int | None:
-    return m.dtmf_pt
-
-
-answer_direction = sdplib.answer_direction

@@ -10,36 +10,35 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 
 from ..capture import CaptureInfo, Packet
 from ..capture.writer import PcapWriter
+from .clock import stamp
 
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, the version nibble tells which
 
 
 class AgentTap:
-    """Callable tap(direction, local, remote, data, kind); `report()` is the Analyzer's Report of
-    everything tapped; `close()` ends the pcap when one is written."""
+    """Callable tap(direction, local, remote, data, kind, now); `report()` is the Analyzer's Report of
+    everything tapped (`analyse=False`: a pcap writer only); `close()` ends the pcap when one is written."""
 
-    def __init__(self, path: str | None = None, thresholds=None) -> None:
+    def __init__(self, path: str | None = None, thresholds=None, analyse: bool = True) -> None:
         from ..analysis.session import Analyzer, _media_tracker
         from ..analysis.thresholds import DEFAULT
 
         self.path = path
-        self.analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT)
+        self.analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT) if analyse else None
         self.info = CaptureInfo(path=path or "<agent>", format="agent", linktypes=["raw"])
         self.writer = PcapWriter(path, LINKTYPE_RAW) if path else None
         self._seq: dict[tuple, int] = {}
         self._report = None
 
-    def __call__(self, direction: str, local, remote, data: bytes, kind: str) -> None:
+    def __call__(self, direction: str, local, remote, data: bytes, kind: str, now: float | None = None) -> None:
         here, there = tuple(local[:2]), tuple(remote[:2])
         src, dst = (here, there) if direction == "out" else (there, here)
-        now = time.time()
-        sec = int(now)
-        nsec = int((now - sec) * 1e9)
-        t = sec + nsec * 1e-9  # as the reader computes it from the pcap record
+        t = stamp(now)  # as the reader computes it from the pcap record
+        sec = int(t)
+        nsec = round((t - sec) * 1e9)
         data = bytes(data)
         frame = self.info.packets + 1
         if kind == "udp":
@@ -53,7 +52,8 @@ class AgentTap:
         info.size_bytes += (40 if ":" in src[0] else 20) + (8 if kind == "udp" else 20) + len(data)
         info.first_time = t if info.first_time is None else info.first_time
         info.last_time = t
-        self.analyzer.feed(pkt)
+        if self.analyzer is not None:
+            self.analyzer.feed(pkt)
         if self.writer is not None:  # the IP packet is built only for the file
             if kind == "udp":
                 seg = struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0)
@@ -85,3 +85,17 @@ def _ip(src: str, dst: str, proto: int, payload: bytes, ident: int) -> bytes:
     s = (s & 0xFFFF) + (s >> 16)
     s = (s & 0xFFFF) + (s >> 16)
     return hdr[:10] + struct.pack("!H", ~s & 0xFFFF) + hdr[12:] + payload
+
+
+class Taps:
+    """Several taps fed the same packets (a call's own Analyzer and the run's pcap)."""
+
+    def __init__(self, *taps) -> None:
+        self.taps = [t for t in taps if t is not None]
+
+    def __call__(self, *packet) -> None:
+        for tap in self.taps:
+            tap(*packet)
+
+    def __bool__(self) -> bool:
+        return bool(self.taps)

@@ -1,7 +1,9 @@
 """asyncio SIP transports (RFC 3261 18): UDP datagrams, TCP and TLS streams framed by Content-Length
-with the capture side's SipFramer. Each transport hands whole messages to `on_message(data, addr)`;
-`send(data, addr)` opens a stream connection on demand. TLS verifies certificates and host names by
-default (RFC 5922); `insecure=True` turns that off; `sni` overrides the server name sent."""
+with the capture side's SipFramer. Each transport hands whole messages to `on_message(data, addr,
+now)`; `send(data, addr, now)` opens a stream connection on demand. `now` is the time the tap
+records (a message's one clock: what the agent logs and what the Analyzer reads are one reading).
+TLS verifies certificates and host names by default (RFC 5922); `insecure=True` turns that off;
+`sni` overrides the server name sent."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..errors import SiptoolError
 from ..status import ExitStatus
 from ..sip.framing import SipFramer
 from .stun import Binding
+from .clock import stamp
 
 Addr = tuple[str, int]
 IP_RECVERR, IPV6_RECVERR = 11, 25  # Linux <linux/in.h>, <linux/in6.h>; socket does not export them
@@ -116,13 +119,13 @@ class Transport:
     kind = "udp"
     reliable = False
 
-    def __init__(self, on_message: Callable[[bytes, Addr], None], tap: Callable | None = None) -> None:
+    def __init__(self, on_message: Callable[[bytes, Addr, float], None], tap: Callable | None = None) -> None:
         self.on_message = on_message
-        self.tap = tap  # tap(direction, local, remote, data, kind): for --pcap
+        self.tap = tap  # tap(direction, local, remote, data, kind, now): the Analyzer, and --pcap
         self.local: Addr = ("0.0.0.0", 0)
         self.on_unreachable: Callable[[Addr, OSError], None] | None = None  # ICMP error, TCP RST
 
-    async def send(self, data: bytes, addr: Addr) -> None:  # pragma: no cover - overridden
+    async def send(self, data: bytes, addr: Addr, now: float | None = None) -> None:  # pragma: no cover
         raise NotImplementedError
 
     async def close(self) -> None:  # pragma: no cover - overridden
@@ -153,10 +156,11 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
         addr = addr[:2]
         if self.stun.feed(data):
             return
+        now = stamp()
         if self.tap:
-            self.tap("in", self.local, addr, data, "udp")
+            self.tap("in", self.local, addr, data, "udp", now)
         if data.strip(b"\r\n\x00"):  # ignore CRLF keep-alives
-            self.on_message(data, addr)
+            self.on_message(data, addr, now)
 
     def error_received(self, exc) -> None:
         """ICMP errors (port or host unreachable) for datagrams we sent, each with the address it was
@@ -169,13 +173,17 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
             if self.on_unreachable is not None:
                 self.on_unreachable(addr, err)
 
-    async def send(self, data: bytes, addr: Addr) -> None:
+    async def send(self, data: bytes, addr: Addr, now: float | None = None) -> None:
+        self.send_now(data, addr, now)
+
+    def send_now(self, data: bytes, addr: Addr, now: float | None = None) -> None:
+        """A datagram goes at once (UDP never waits)."""
         if self.sock is None or self.sock.is_closing():
             return
         if not sendable(addr, self.local):
             raise TransportError(f"not sent: {addr[0]!s:.60}:{addr[1]!s:.8} is not an address to send to")
         if self.tap:
-            self.tap("out", self.local, addr, data, "udp")
+            self.tap("out", self.local, addr, data, "udp", stamp() if now is None else now)
         self._sending = addr
         try:
             self.sock.sendto(data, addr)
@@ -239,10 +247,11 @@ class StreamTransport(Transport):
                 data = await asyncio.wait_for(reader.read(65536), idle)
                 if not data:
                     break
+                now = stamp()
                 if self.tap:
-                    self.tap("in", self.locals.get(peer, self.local), peer, data, self.kind)
+                    self.tap("in", self.locals.get(peer, self.local), peer, data, self.kind, now)
                 for msg, _ in framer.feed(data):
-                    self.on_message(msg, peer)
+                    self.on_message(msg, peer, now)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
             pass
         finally:
@@ -292,12 +301,12 @@ class StreamTransport(Transport):
         finally:
             self._connecting.pop(addr, None)
 
-    async def send(self, data: bytes, addr: Addr) -> None:
+    async def send(self, data: bytes, addr: Addr, now: float | None = None) -> None:
         writer = await self._connect(addr)
         if not data:
             return
         if self.tap:
-            self.tap("out", self.locals.get(addr, self.local), addr, data, self.kind)
+            self.tap("out", self.locals.get(addr, self.local), addr, data, self.kind, stamp() if now is None else now)
         if writer.transport.get_write_buffer_size() > 1 << 20:  # the peer reads nothing we send
             writer.close()
             raise TransportError(f"{self.kind.upper()} connection to {addr[0]}:{addr[1]} closed: "

@@ -5,7 +5,7 @@ here, one entry in docs/findings.md and a test."""
 from __future__ import annotations
 
 from ..report.model import Call, Finding, Stream
-from . import findings, media_rules, quality, security
+from . import content_rules, findings, media_rules, quality, security
 from .context import Context
 from .thresholds import Thresholds
 
@@ -21,6 +21,12 @@ CALL_RULES = (
     quality.stream_quality,
     media_rules.ssrc_change,
     security.srtp_failures,
+    content_rules.silent_media,
+    content_rules.late_audio,
+    content_rules.slow_turns,
+    content_rules.talk_over,
+    content_rules.clipping,
+    content_rules.low_level,
 )
 
 

@@ -26,6 +26,7 @@ from ..sip.dialogs import SipCall
 from ..sip.message import SipMessage
 from . import secure_media
 from .secure_media import KeyCandidate, StreamCheck
+from . import content
 
 _HDR = struct.Struct("!BBHII")
 _RTCP_READ = frozenset((200, 201, 207))  # SR, RR, XR: what the analysis reads (not SDES, BYE, APP)
@@ -43,6 +44,8 @@ class _Endpoint:
     rtcp: bool = False
     frame: int = 0  # frame of the SDP that announced it
     rtp: bool = True  # False: the port carries T.38 over UDPTL (m=image ... udptl), not RTP
+    fmtp: dict[int, str] = field(default_factory=dict)  # payload type -> fmtp (content analysis)
+    channels: dict[int, int] = field(default_factory=dict)
     keying: str = ""  # SRTP: "sdes", "dtls-srtp", "zrtp" (analysis/secure_media.py); "" for RTP
     keys: list | None = None  # the call's SDES keys seen so far (KeyCandidate), shared by its endpoints
 
@@ -61,6 +64,7 @@ class _StreamState:
     last_time: float = 0.0  # capture time of its latest packet
     event_pts: list[int] = field(default_factory=list)  # telephone-event types among codecs, as of...
     event_pts_at: int = -1  # ...this MediaTracker._codec_version
+    audio: object = None  # rtp.content.StreamAudio when its content is analysed (analysis/content.py)
     srtp: StreamCheck | None = None  # an SRTP stream with keys to check it by
     keying: str = ""  # an SRTP stream's keying without keys in sight (DTLS-SRTP, ZRTP...)
 
@@ -85,8 +89,9 @@ class _Flow:
 class MediaTracker:
     """Feed SIP messages with bodies (`sip`) and RTP-looking UDP packets (`feed`); `finish` fills the report."""
 
-    def __init__(self, series: dict | None = None, srtp_keys: list | None = None) -> None:
+    def __init__(self, series: dict | None = None, srtp_keys: list | None = None, content=None) -> None:
         self.series = series  # when given: (src, dst, ssrc) -> StreamMetrics with per-packet arrays (plots)
+        self.content = content  # analysis.content.ContentOptions: decode audio streams, speech activity
         self.srtp_keys = srtp_keys or []  # --srtp-keys entries (rtp/srtp_keys.KeyEntry)
         self._call_keys: dict[str, list[KeyCandidate]] = {}  # Call-ID -> SDES keys seen in its SDP
         self._path_keying: dict[tuple, str] = {}  # flow key -> ZRTP / DTLS seen on that media path
@@ -120,7 +125,8 @@ class MediaTracker:
         keys = self._call_keys.setdefault(call.call_id, [])
         for media in desc.media:
             address = sdplib.connection_address(desc, media) or ""
-            codecs = {pt: (name, rate) for pt, name, rate, _ch in sdplib.codecs(media)}
+            formats = sdplib.codecs(media)
+            codecs = {pt: (name, rate) for pt, name, rate, _ch in formats}
             entry = SdpEntry(
                 frame=seen.frame, time=seen.time, sender=seen.src, message=msg.label, role=role,
                 media=media.media, address=address, port=media.port, protocol=media.proto,
@@ -135,7 +141,8 @@ class MediaTracker:
             keys += [KeyCandidate(c.suite, tuple(c.keys), source, seen.frame) for c in media.crypto]
             if media.port and address and rtp is not None:
                 self._announce((address, media.port), _Endpoint(call, codecs, frame=seen.frame, rtp=rtp, keying=kind,
-                                                                keys=keys))
+                                                                keys=keys, fmtp=dict(media.fmtp),
+                                                                channels={pt: ch for pt, _n, _r, ch in formats}))
                 if rtp and not media.rtcp_mux:
                     rtcp_port = media.rtcp_port or media.port + 1
                     self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=seen.frame,
@@ -146,6 +153,8 @@ class MediaTracker:
         last = history[-1] if history else None
         if last is not None and last.call is ep.call and (last.rtcp, last.rtp) == (ep.rtcp, ep.rtp):
             last.codecs.update(ep.codecs)  # the answer or a re-INVITE of the same call
+            last.fmtp.update(ep.fmtp)
+            last.channels.update(ep.channels)
             last.keying = last.keying or ep.keying
             self._codec_version += 1
             return
@@ -270,22 +279,28 @@ class MediaTracker:
         clear = payload
         if state.srtp is not None:
             clear = state.srtp.packet(pkt.frame, payload)
+        if state.audio is not None and clear is not None:  # content analysis reads the clear packet
+            state.audio.rtp(pkt.time, clear)
         if pt != state.pt and state.codecs.get(pt, ("",))[0].lower() == "telephone-event":
             state.event_pt = pt
             if len(state.events) < 4096 and clear is not None and not state.keying:
                 state.events.append(clear[_header_len(clear):])
 
-    def feed_batch(self, rtp, buf: np.ndarray) -> None:
+    def feed_batch(self, rtp, buf: np.ndarray, g711: np.ndarray | None = None) -> None:
         """The fast path's RTP/RTCP candidates of one batch (see capture/batch.py), in bulk.
 
         Same outcome as feeding them one by one: a new flow is classified by its first packet
         against the SDP announcements in force at that frame. The batch is put in flow order
-        (FlowBatch); each flow is then a contiguous slice.
+        (FlowBatch); each flow is then a contiguous slice. g711: content.batch_summaries of the
+        batch (content analysis), rows in capture order.
         """
         if not len(rtp.index):
             return
         fb = FlowBatch(rtp)
         rec, p, length = fb.rec, fb.payload, fb.length
+        if self.content is not None:
+            fb.g711 = (g711 if g711 is not None else content.batch_summaries(rtp, buf))[fb.perm]
+            fb.g711_others = content.others_per_flow(fb.g711, fb.flows)
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
         frames = rec["frame"]
@@ -336,16 +351,22 @@ class MediaTracker:
         if flow.kind != "rtp":
             return
         rec, ssrc, p = fb.rec[a:b], fb.ssrc[a:b], fb.payload[a:b]
+        g711 = fb.g711[a:b] if fb.g711 is not None else None
         if n_bad:
             u = fb.usable_mask[a:b]
             rec, ssrc, p = rec[u], ssrc[u], p[u]
+            g711 = g711[u] if g711 is not None else None
+        # all plain G.711 (content.batch_summaries took every usable record): no packet one by one
+        all_g711 = g711 is not None and (fb.g711_others[f] == n_bad if f is not None else bool(g711[:, content.NSUB].all()))
         if len(rec):
-            self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic)
+            self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic, g711, all_g711)
 
     def _rtp_bulk(self, flow: _Flow, rec: np.ndarray, ssrc: np.ndarray, p: np.ndarray, buf: np.ndarray,
-                  single: bool | None = None, dynamic: bool = True) -> None:
+                  single: bool | None = None, dynamic: bool = True, g711: np.ndarray | None = None,
+                  all_g711: bool = False) -> None:
         """One flow's RTP records (one epoch): split by SSRC, appended to each stream's records.
-        single: all of one SSRC (None: not known); dynamic: some payload type >= 96 among them."""
+        single: all of one SSRC (None: not known); dynamic: some payload type >= 96 among them;
+        g711: the records' content.batch_summaries (content analysis), all_g711: all plain G.711."""
         first = int(ssrc[0])
         if single is None:
             single = bool((ssrc == first).all())
@@ -362,6 +383,12 @@ class MediaTracker:
                 continue
             if state.keying:  # keyed on the media path: its payloads (RFC 4733 events too) are not readable
                 continue
+            if state.audio is not None:
+                summaries = g711 if idx is None else g711[idx]
+                if all_g711 and not state.audio.keep:  # (kept audio is decoded packet by packet)
+                    state.audio.extend_g711(summaries)
+                else:
+                    content.feed_bulk(state.audio, sub, summaries, p if idx is None else p[idx], buf)
             if state.codecs:
                 if state.event_pts_at != self._codec_version:
                     state.event_pts = [pt for pt, (name, _r) in state.codecs.items()
@@ -383,6 +410,8 @@ class MediaTracker:
             start = int(sp[j])
             data = bytes(buf[start:start + int(sub["size"][j])])
             clear = state.srtp.packet(int(sub["frame"][j]), data)
+            if clear is not None and state.audio is not None:  # content analysis: the decrypted packet
+                state.audio.rtp(float(sub["time"][j]), clear)
             if clear is not None and int(sub["pt"][j]) in events and len(state.events) < 4096:
                 state.events.append(clear[_header_len(clear):])
 
@@ -394,6 +423,11 @@ class MediaTracker:
         state = _StreamState(ssrc=ssrc, pt=pt, stats=StreamStats(clock, codecs), first_frame=frame,
                              call=ep.call if ep is not None else None, codecs=codecs, from_sdp=ep is not None)
         self._secure(state, flow, ssrc)
+        if self.content is not None and flow.key is not None and not state.keying:  # (SRTP: decrypted when keyed)
+            src, sport, dst, dport = flow.key
+            state.audio = content.stream_audio(self.content, codecs, ep.fmtp if ep else {}, ep.channels if ep else {},
+                                               pt, _ep(src, sport), _ep(dst, dport), ssrc,
+                                               ep.call.call_id if ep else None)
         return state
 
     def _secure(self, state: _StreamState, flow: _Flow, ssrc: int) -> None:
@@ -486,6 +520,9 @@ class MediaTracker:
             del flow.streams[ssrc]
             if flow.last is state:
                 flow.last = None
+        audios = [state for _, _, _, state in over if state.audio is not None]
+        for state, result in zip(audios, content.finish_many([s.audio for s in audios])):
+            state.audio = result  # its content, now (analysis/content.stream_content reads it)
         # a generator, so that each group's records are released once its streams are done
         figures = finish_many(state.stats for _, _, _, state in over)
         for (key, _flow, _ssrc, state), m in zip(over, figures):
@@ -551,6 +588,12 @@ class MediaTracker:
                                                    or self._path_keying[(dst, dport, src, sport)])
         if self.series is not None:
             self.series[(stream.src, stream.dst, stream.ssrc)] = m
+        if state.audio is not None:
+            stream.content = content.stream_content(state.audio)
+            if state.srtp is not None and not stream.content.decoded:
+                stream.content.error = "SRTP: no key in sight decrypts its packets"
+            content.keep_audio(self.content, state.audio, stream.src, stream.dst, stream.ssrc)
+            state.audio = None
         if state.events:
             from ..rtp.packet import dtmf_digits
             stream.dtmf = dtmf_digits(state.events)
@@ -561,7 +604,6 @@ class MediaTracker:
         """RTCP figures and the MOS, at the end: RTCP reports may arrive after the stream closed."""
         reported = self._reported.get(state.ssrc)
         stream.rtcp_xr = self._xr.get(state.ssrc)
-        delay = None
         if reported is not None:
             stream.rtcp_loss_pct = round(reported["loss"], 2)
             stream.rtcp_lost = reported["lost"]
@@ -569,11 +611,9 @@ class MediaTracker:
             stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
             if reported["rtt"]:
                 stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
-                delay = stream.rtcp_rtt_ms / 2  # one-way delay for the E-model Id (G.107 7.4)
-        if delay is None and stream.rtcp_xr is not None and stream.rtcp_xr.round_trip_ms:
-            delay = stream.rtcp_xr.round_trip_ms / 2  # the receiver's own RTT measurement (RFC 3611 4.7)
+        stream.effective_loss_pct = round(effective_loss_pct, 3)
         if stream.codec.lower() != "telephone-event":
-            r, mos = mos_for_stream(stream.codec, effective_loss_pct, delay)
+            r, mos = mos_for_stream(stream.codec, effective_loss_pct, mos_delay_ms(stream))
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
 
 
@@ -586,6 +626,17 @@ class CallMedia(NamedTuple):
     jitter_ms: float = 0.0  # the highest voice jitter (RFC 3550) over the recent window
 
 
+def mos_delay_ms(stream: Stream) -> float | None:
+    """The one-way delay the E-model's Id uses for a stream (G.107 7.4): half its RTCP round trip on
+    the capture clock, else half the round trip its receiver measured (RTCP XR, RFC 3611 4.7), else
+    None (G.107's default)."""
+    if stream.rtcp_rtt_ms is not None:
+        return stream.rtcp_rtt_ms / 2
+    if stream.rtcp_xr is not None and stream.rtcp_xr.round_trip_ms:
+        return stream.rtcp_xr.round_trip_ms / 2
+    return None
+
+
 class FlowBatch:
     """One batch's RTP/RTCP candidates in flow order (capture order within a flow): the RTP records
     as RECORD_DTYPE, and per flow its start/stop, 4-tuple, counts of RTCP-looking and unusable
@@ -594,14 +645,14 @@ class FlowBatch:
 
     __slots__ = ("rec", "ssrc", "payload", "length", "rtcp_mask", "usable_mask", "dynamic_mask", "flows",
                  "rtcp", "bad", "single", "dynamic", "flow_last_time", "rtcp_at", "rtcp_from", "first_frame",
-                 "last_time")
+                 "last_time", "perm", "g711", "g711_others")
 
     def __init__(self, rtp) -> None:
         sel = rtp.index
         n = len(sel)
         a_end = (rtp.src[sel].astype(np.int64) << 16) | rtp.sport[sel]  # 48-bit address:port of each end
         b_end = (rtp.dst[sel].astype(np.int64) << 16) | rtp.dport[sel]
-        order = _flow_order(a_end, b_end)
+        order = self.perm = _flow_order(a_end, b_end)  # perm: positions among the candidates
         a_end, b_end = a_end[order], b_end[order]
         order = sel[order]  # positions among the batch's records
         change = np.empty(n, bool)
@@ -614,6 +665,7 @@ class FlowBatch:
                               rtp.dst[first].tolist(), rtp.dport[first].tolist()))
         self.payload, self.length, hdr = rtp.payload[order], rtp.length[order], take(rtp.header, order)
         b1 = hdr["b1"]
+        self.g711, self.g711_others = None, None  # content.batch_summaries in flow order (content analysis)
         rtcp = (b1 >= 200) & (b1 <= 207)
         usable = ~rtcp & (self.length >= 12)  # version 2: checked by the batch
         rec = self.rec = np.empty(n, dtype=RECORD_DTYPE)

@@ -18,6 +18,7 @@ from . import findings as rules
 from . import secure_media, transport_findings
 from .calls import fill, new_call
 from .context import Context
+from .conversation import conversation
 from .groups import group_findings
 from .judge import judge_call, judge_stream, mark_streams
 from .kinds import classify_streams
@@ -174,6 +175,9 @@ class Analyzer:
         if self.media is not None:
             self.media.finish(report)
         classify_streams(report)
+        if self.media is not None and self.media.content is not None:
+            for call in report.calls:
+                call.conversation = conversation(call)
         report.findings = list(source_findings or ()) + self.findings + self.streams.findings()
         report.findings += rules.capture_findings(summary, incomplete_fragments or [], self.streams.tcp_gaps)
         tls = transport_findings.tls_unread(self.streams, report, self._plain is not None)
@@ -233,7 +237,7 @@ def number_calls(report: Report) -> None:
         call.number = n
 
 
-def _media_tracker(series: dict | None = None, srtp_keys: list | None = None):
+def _media_tracker(series: dict | None = None, srtp_keys: list | None = None, content=None):
     from .media import MediaTracker
 
-    return MediaTracker(series, srtp_keys)
+    return MediaTracker(series, srtp_keys, content)

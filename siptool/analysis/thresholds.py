@@ -24,6 +24,13 @@ class Thresholds:
     onset_failures: int = 3  # at least this many of them ...
     onset_below: int = 10  # ... none among at least this many attempts that arrived with fewer calls up ...
     onset_pct: float = 50.0  # ... and at least this percent of the attempts from that level up
+    # Content analysis (docs/findings.md says where each default comes from):
+    response_ms: float = 800.0  # media.slow_turns: the far side's response gap above this
+    late_audio_s: float = 2.0  # media.late_audio: the answering side's first speech later than this
+    talk_over_s: float = 1.0  # media.talk_over: the answering side speaks this long over the caller
+    silent_gap_s: float = 3.0  # media.silent: digital silence this long mid-call, in a stream whose pauses carry sound
+    clipping_pct: float = 0.5  # media.clipping: this % of the speech samples at full scale
+    low_level_dbov: float = -38.0  # media.low_level: active speech level below this
 
     @classmethod
     def from_limits(cls, loss_pct: float = 1.0, jitter_ms: float = 30.0, mos: float = 3.6, pdd_ms: float = 5000.0,

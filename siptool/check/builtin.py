@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..analysis.placed import FAILS_CALL
 from ..report.model import Finding
 from ..sip.uri import parse_uri, with_user
 from .registry import check
 from .result import SKIPPED, CheckResult
 from .uac import Outcome
 
-# findings of the analyser that fail a check whatever the figures say
-FAILING_FINDINGS = ("sip.ack_missing", "sip.no_response", "media.one_way", "media.none", "codec.no_common")
+# findings of the analyser that fail a check whatever the figures say: those that fail a call, and
+# a request that got no final response
+FAILING_FINDINGS = (*FAILS_CALL, "sip.no_response")
 
 
 def _absorb(result: CheckResult, out: Outcome) -> None:
@@ -52,32 +54,18 @@ def _expect_status(result: CheckResult, out: Outcome, wanted: range | tuple, wha
 
 
 def _judge_media(ctx, result: CheckResult, out: Outcome, codec: str | None = None) -> None:
-    """Media both ways, the negotiated codec, and the thresholds (PDD, MOS, loss, jitter) per direction."""
-    th = ctx.thresholds
+    """The negotiated codec, then the call's verdict as `siptool call` gives it (analysis/placed.py, with
+    the suite's thresholds): post-dial delay, MOS, loss and jitter each way, media gaps, one-way audio
+    and the failing findings of the Analyzer, DTMF not all sent."""
     f = out.figures
     if codec and f.get("codec") and f["codec"].upper() != codec.upper():
         result.fail(f"negotiated {f['codec']} instead of {codec}")
         result.findings.append(_finding("check.codec", "error", f"{codec} was not negotiated",
                                         f"offered only {codec}, the answer chose {f['codec']}"))
-    if f.get("pdd_ms") is not None and f["pdd_ms"] > th.pdd_ms:  # the limits as analyze and call apply them
-        result.fail(f"post-dial delay {f['pdd_ms']:.0f} ms > {th.pdd_ms:.0f} ms")
-    for d in ("tx", "rx"):
-        packets = f.get(f"packets_{d}")
-        if packets is not None and packets == 0:  # the diagnosis is the Analyzer's (media.one_way/none)
-            result.fail(f"no RTP {'sent' if d == 'tx' else 'received'}")
-            continue
-        mos, loss = f.get(f"mos_{d}"), f.get(f"loss_pct_{d}")
-        jitter = f.get(f"max_jitter_ms_{d}", f.get(f"jitter_ms_{d}"))  # sent: only the far end's RTCP has one
-        if th.too_low(mos):
-            result.fail(f"MOS {d} {mos:.2f} < {th.mos:g}")
-        if loss is not None and th.too_lossy(loss):
-            result.fail(f"loss {d} {loss:.2f}% >= {th.loss_pct:g}%")
-        if jitter is not None and th.too_jittery(jitter):
-            result.fail(f"jitter {d} {jitter:.1f} ms >= {th.jitter_ms:g} ms")
-    for a, b in f.get("media_gaps_s", []):
-        result.fail(f"no media from the far end for {b - a:.1f} s at {a:.1f}-{b:.1f} s")
+    for problem in out.problems:
+        result.fail(problem)
     for fd in out.findings:
-        if fd.code in FAILING_FINDINGS:
+        if fd.code in FAILING_FINDINGS and fd.title not in out.problems:
             result.fail(fd.title)
 
 
@@ -142,12 +130,8 @@ async def dtmf(ctx, spec, result):
     _absorb(result, out)
     if not _expect_status(result, out, range(200, 300), "INVITE"):
         return
-    _judge_media(ctx, result, out)
-    if not out.figures.get("telephone_event", True):
-        result.fail("the answer did not accept telephone-event (RFC 4733)")
-    elif out.figures.get("dtmf_sent", "") != digits:
-        result.fail(f"sent only {out.figures.get('dtmf_sent', '')!r} of the DTMF digits {digits!r}")
-    elif spec.get("echo") and out.figures.get("dtmf_rx", "") != digits:
+    _judge_media(ctx, result, out)  # the verdict says when digits were not all sent, and why
+    if spec.get("echo") and out.figures.get("dtmf_sent", "") == digits and out.figures.get("dtmf_rx", "") != digits:
         result.fail(f"sent DTMF {digits!r}, got back {out.figures.get('dtmf_rx', '')!r}")
 
 

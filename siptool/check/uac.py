@@ -27,6 +27,7 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     ladder: str = ""
     error: str = ""  # could not run: transport error, timeout before any response
+    problems: list[str] = field(default_factory=list)  # a call's verdict (analysis/placed.py), one line each
 
 
 def tapped_report(tap) -> Report | None:
@@ -95,7 +96,8 @@ class Driver:
 
     Each operation feeds its own packets to the Analyzer in memory (agent/tap.py) and fills ladder
     and findings with absorb_report(outcome, its Report): a check's call is judged by the code that
-    judges a captured one. With `keep` (--pcap-dir) they are also written there: the runner calls
+    judges a captured one, and its verdict (`problems`: limits, one-way audio, media gaps, failing
+    findings) is the one `siptool call` gives (analysis/placed.py) with the suite's thresholds. With `keep` (--pcap-dir) they are also written there: the runner calls
     `begin(name)` before each check, and its files are NNN-NAME.pcap (NNN the check's place in the run;
     NNN-NAME-2.pcap for its second operation), else NNN-OPERATION.pcap.
     """
@@ -188,7 +190,7 @@ class Driver:
         return out
 
     def _options(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                 cancel_after: float | None = None, transport: str | None = None, tap=None):
+                 cancel_after: float | None = None, transport: str | None = None, what: str = "call"):
         from ..agent.caller import CallOptions
         t = self.target
         kind = transport or t.transport
@@ -196,12 +198,13 @@ class Driver:
             uri=uri, transport=kind, from_uri=self._from(), user=t.user or None, password=t.password,
             proxy=t.proxy or None, codecs=tuple(c.upper() for c in codecs if c), duration=duration, dtmf=dtmf,
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
-            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, tap=tap, thresholds=self.thresholds,
+            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, thresholds=self.thresholds,
+            pcap=self._pcap(what) if self.keep else None,
             no_answer_timeout=max(30.0, (cancel_after or 0) + 5))  # the checks judge the figures themselves
 
     @staticmethod
     def _outcome(res, cancel_after: float | None = None) -> Outcome:
-        out = Outcome(res.status, res.reason, error=res.error)
+        out = Outcome(res.status, res.reason, error=res.error, problems=list(res.problems))
         f = out.figures
         for k in ("pdd_ms", "answer_ms", "codec", "duration_s", "ended_by", "rtt_ms"):
             v = getattr(res, k)
@@ -233,38 +236,33 @@ class Driver:
     async def call(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
                    cancel_after: float | None = None, transport: str | None = None) -> Outcome:
         from ..agent.caller import place_call
-        tap = self._tap("call")
-        opts = self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, tap)
-        res = await place_call(opts)
+        from ..report.agent_view import event_text
+        res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport))
         out = self._outcome(res, cancel_after)
-        report = tapped_report(tap)
-        absorb_report(out, report, res.call_id or None)
-        _media_analysis(out, report, res.call_id)
+        absorb_report(out, res.report, res.call_id or None)
+        _media_analysis(out, res.report, res.call_id)
         if not out.ladder and res.events:  # nothing written (transport failure): the agent's own steps
-            out.ladder = "\n".join(f"+{t / 1000:8.3f}s  {e}" for t, e in res.events)
+            out.ladder = "\n".join(f"+{e.t_ms / 1000:8.3f}s  {event_text(e)}" for e in res.events)
         return out
 
     async def calls(self, uri: str, n: int, codecs=("PCMU",), duration: float = 5.0,
                     rate: float = 10.0) -> list[Outcome]:
         from ..agent.caller import place_calls
-        tap = self._tap(f"calls-{n}")
-        summary = await place_calls(self._options(uri, codecs, duration, tap=tap), n, rate)
-        report = tapped_report(tap)
+        summary = await place_calls(self._options(uri, codecs, duration, what=f"calls-{n}"), n, rate)
         outs = []
         for res in summary.results:
             out = self._outcome(res)
             if res.call_id:
-                absorb_report(out, report, res.call_id)
+                absorb_report(out, res.report, res.call_id)
             outs.append(out)
-        if report is not None:
-            self.last_peak = peak_concurrent(report)
+        self.last_peak = peak_concurrent([r.call for r in summary.results if r.call is not None])
         return outs
 
 
-def peak_concurrent(report: Report) -> int:
-    """Most calls up at the same time (answer to end), from the analysed signalling."""
+def peak_concurrent(calls: list) -> int:
+    """Most calls up at the same time (answer to end), from the analysed signalling of each."""
     edges = []
-    for c in report.calls:
+    for c in calls:
         if c.kind == "call" and c.answer is not None:
             edges += [(c.answer, 1), (c.end if c.end is not None else float("inf"), -1)]
     peak = cur = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("analyze", "ladder", "plot", "call", "echo", "register", "capture", "check", "diff")
+MODULES = ("analyze", "ladder", "plot", "audio", "call", "echo", "register", "capture", "check", "diff")
 
 
 def register_all(app) -> None:

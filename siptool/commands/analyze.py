@@ -10,8 +10,8 @@ import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
-from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, epilog, fail_level, fail_on_findings, filtered,
-                     guarded, load_report, thresholds_from, writing)
+from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, content_option, epilog, fail_level, fail_on_findings,
+                     filtered, guarded, load_report, thresholds_from, writing)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -23,6 +23,7 @@ EPILOG = epilog([
     ("live, as siptool capture", 'sudo siptool analyze -i eth0 -f "udp" --duration 30'),
     ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
     ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
+    ("what was said when: greeting, turn gaps, talk-over", "siptool analyze agent.pcap --content"),
     ("a folder of captures: rotated files as one, the rest in parallel", "siptool analyze /var/capture/"),
     ("files of one rotation, however named", "siptool analyze --rotated a.pcap b.pcap c.pcap"),
     ("on a Dask cluster (files on shared storage)", "siptool analyze /archive/ --dask tcp://sched:8786"),
@@ -58,6 +59,10 @@ def analyze(
                                  "interarrival jitter (RFC 3550, tshark's Max Jitter)."),
     mos: float = typer.Option(3.6, "--mos", metavar="MOS", help="Media finding below this estimated MOS, "
                               "an error below 3.1 (or below MOS if lower)."),
+    content: bool = content_option("speech activity, levels, who spoke when (greeting latency, turn gaps, "
+                                   "talk-over) and their findings (docs/content.md)"),
+    response_ms: float = typer.Option(800.0, "--response-ms", metavar="MS", help="With --content: a finding when "
+                                      "the callee takes longer than this to respond (voice agents aim at 800 ms)."),
     gos: float = typer.Option(0.01, "--gos", metavar="P", help="Grade of service the sizing's Erlang-B channel "
                               "count is for: the blocking probability, 0.01 = 1 %."),
     headroom: float = typer.Option(20.0, "--headroom", metavar="PCT", help="Traffic growth the sizing allows "
@@ -114,7 +119,7 @@ def analyze(
         if tls_keylog is not None and (interface is not None or capture == "-"):
             raise typer.BadParameter("decrypting TLS needs a capture file (tshark reads it a second time), "
                                      "not a pipe or a live interface", param_hint="--tls-keylog")
-        limits = thresholds_from(loss, jitter, mos)
+        limits = thresholds_from(loss, jitter, mos, response_ms)
         if tls_keylog is not None:
             from ..capture.tls import check_keylog
 
@@ -136,7 +141,7 @@ def analyze(
             report = filtered(report, filters)
         elif engine == "native" and interface is None:
             report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan,
-                                 tls_keylog=tls_keylog, srtp_keys=keys)
+                                 tls_keylog=tls_keylog, srtp_keys=keys, content=content)
         elif engine == "tshark":
             from ..drivers.files import tshark_report
 

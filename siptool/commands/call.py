@@ -14,8 +14,6 @@ from ..errors import SiptoolError
 from ..status import ExitStatus
 from .common import console, epilog, guarded
 
-CALL_SCHEMA = "siptool.call/1.1"  # docs/json-schema.md; 1.1 added findings (the Analyzer's)
-
 EPILOG = epilog([
     ("", "siptool call sip:100@127.0.0.1:5060"),
     ("over TLS with digest credentials from the environment",
@@ -114,34 +112,34 @@ def call(
         out = console(no_color)
         err = console(no_color, stderr=True)
         o.check()  # every argument, before anything is sent
+        from ..report import agent_view as view
+
         if calls == 1:
-            def live(_cid, t, text):
+            def live(event):
                 if not json_out:
-                    out.print(f"[dim]{t:9.1f} ms[/dim]  {text}" if t is not None else f"[dim]{'':12}[/dim] {text}")
+                    out.print(view.log_line(event))
             res = run(place_call(o, on_event=live))
             if json_out:
-                typer.echo(json.dumps({"schema": CALL_SCHEMA, **res.to_dict()}, indent=2))
+                typer.echo(json.dumps(view.call_json(res), indent=2))
             else:
-                render_result(out, res)
+                view.render_result(out, res)
             raise typer.Exit(ExitStatus.OK if res.ok else ExitStatus.FAILED)
-        board = Board(calls)
+        board = view.Board(calls)
         live_view = not json_out and err.is_terminal
 
         def progress(res):
             board.finished(res)
             if not json_out and not live_view:  # a log line per call when not on a terminal
-                mark = "[green]ok[/green]" if res.ok else f"[red]{(res.error or res.reason or 'failed')[:50]}[/red]"
-                err.print(f"[{board.done}/{calls}] {res.call_id or '-'} {res.status or '-'} pdd {res.pdd_ms or 0:.0f} ms "
-                          f"MOS {res.rx.mos if res.rx.mos is not None else '-'} {mark}")
+                err.print(view.progress_line(board.done, calls, res))
 
         if live_view:
             from rich.live import Live
 
             async def run_live():
-                with Live(board.render(), console=err, refresh_per_second=4, transient=True) as view:
+                with Live(board.render(), console=err, refresh_per_second=4, transient=True) as shown:
                     task = asyncio.ensure_future(place_calls(o, calls, rate, on_result=progress, on_event=board.event))
                     while not task.done():
-                        view.update(board.render())
+                        shown.update(board.render())
                         await asyncio.sleep(0.25)
                     return task.result()
 
@@ -149,101 +147,10 @@ def call(
         else:
             summary = run(place_calls(o, calls, rate, on_result=progress))
         if json_out:
-            typer.echo(json.dumps({"schema": "siptool.calls/1", **summary.to_dict()}, indent=2))
+            typer.echo(json.dumps(view.summary_json(summary), indent=2))
         else:
-            render_summary(out, summary)
+            view.render_summary(out, summary)
         raise typer.Exit(ExitStatus.OK if summary.succeeded == summary.attempted else ExitStatus.FAILED)
-
-
-class Board:
-    """What the live view of a capacity run shows: started, answered, failed, active, PDD and MOS so far."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.ok = total, 0, 0
-        self.started: set[str] = set()
-        self.answered: set[str] = set()
-        self.failed = 0
-        self.pdd: list[float] = []
-        self.mos: list[float] = []
-
-    def event(self, call_id: str, _t: float, text: str) -> None:
-        if text.startswith("-> INVITE") and "(" not in text:
-            self.started.add(call_id)
-        elif text.startswith("<- 2") and "INVITE" not in text and "(" not in text:
-            self.answered.add(call_id)
-
-    def finished(self, res) -> None:
-        self.done += 1
-        self.ok += bool(res.ok)
-        self.failed += not (res.status and 200 <= res.status < 300)
-        if res.pdd_ms is not None:
-            self.pdd.append(res.pdd_ms)
-        if res.rx.mos is not None:
-            self.mos.append(res.rx.mos)
-
-    def render(self):
-        import numpy as np
-        from rich.table import Table
-
-        t = Table.grid(padding=(0, 2))
-        active = len(self.started) - self.done
-        setup = 100.0 * (self.done - self.failed) / self.done if self.done else 0.0
-        t.add_row(f"[bold]calls[/] {self.done}/{self.total} done", f"started {len(self.started)}",
-                  f"answered {len(self.answered)}", f"active {max(active, 0)}",
-                  f"[red]failed {self.failed}[/]" if self.failed else "failed 0", f"setup {setup:.1f}%")
-        pdd = (f"PDD p50 {np.percentile(self.pdd, 50):.0f} ms, p95 {np.percentile(self.pdd, 95):.0f} ms"
-               if self.pdd else "PDD -")
-        mos = f"MOS min {min(self.mos):.2f}, median {np.median(self.mos):.2f}" if self.mos else "MOS -"
-        bar_w = 30
-        filled = int(bar_w * self.done / max(self.total, 1))
-        t.add_row("[green]" + "█" * filled + "[/][dim]" + "░" * (bar_w - filled) + "[/]", pdd, mos, "", "", "")
-        return t
-
-
-def _fmt(v, unit="") -> str:
-    return "-" if v is None else f"{v}{unit}"
-
-
-def render_result(out, res) -> None:
-    from rich.table import Table
-
-    verdict = "[green]PASS[/green]" if res.ok else "[red]FAIL[/red]"
-    head = f"{res.status} {res.reason}" if res.status else "no answer"
-    out.print(f"\n{verdict}  {head}  " + (f"call-id {res.call_id}" if res.call_id else "(no INVITE sent)"))
-    if res.error:
-        out.print(f"[red]{res.error}[/red]")
-    answered = res.status is not None and 200 <= res.status < 300
-    if answered:
-        out.print(f"post-dial delay {_fmt(res.pdd_ms, ' ms')}, answer {_fmt(res.answer_ms, ' ms')}, "
-                  f"codec {_fmt(res.codec)}, ended by {_fmt(res.ended_by)} after {res.duration_s} s"
-                  + (f", DTMF sent {res.dtmf_sent}" if res.dtmf_sent else ""))
-    elif res.pdd_ms is not None:
-        out.print(f"post-dial delay {res.pdd_ms} ms")
-    if res.nat.get("text") and res.status is not None:
-        first, *rest = res.nat["text"].split("; ")  # one clause a line: fits 80 columns
-        out.print(first)
-        for clause in rest:
-            out.print(f"     {clause}")
-    if res.codec:
-        t = Table(box=None, pad_edge=False)
-        for col in ("direction", "packets", "lost", "loss %", "jitter ms", "MOS", "source"):
-            t.add_column(col, justify="right" if col not in ("direction", "source") else "left")
-        for name, f in (("sent", res.tx), ("received", res.rx)):
-            t.add_row(name, str(f.packets), str(f.lost), f"{f.loss_pct:.2f}", f"{f.jitter_ms:.2f}", _fmt(f.mos), f.source)
-        out.print(t)
-        out.print(f"round-trip audio delay {_fmt(res.rtt_ms, ' ms')} (correlation), RTCP round trip {_fmt(res.rtcp_rtt_ms, ' ms')}")
-    for p in res.problems:
-        out.print(f"[yellow]- {p}[/yellow]")
-    if res.findings:  # what `analyze` says of this call's own packets, as it prints findings
-        from rich.padding import Padding
-        from rich.text import Text
-
-        from ..report.terminal import finding_line
-        out.print(f"Findings ({len(res.findings)}, from the call's own packets as analyze reads them)")
-        for f in res.findings:
-            out.print(finding_line(f.severity, f.title, f.code))
-            if f.fix:
-                out.print(Padding(Text("fix: " + f.fix, style="green"), (0, 0, 0, 9)))
 
 
 def run(coro):
@@ -263,17 +170,6 @@ def run(coro):
         return asyncio.run(main())
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
-
-
-def render_summary(out, s) -> None:
-    out.print(f"\ncalls {s.attempted}, answered {s.answered}, passed {s.succeeded}, "
-              f"setup success {100 * s.setup_ratio:.1f}%")
-    if s.pdd_ms:
-        out.print("post-dial delay ms: " + ", ".join(f"{k} {v}" for k, v in s.pdd_ms.items()))
-    if s.mos:
-        out.print("MOS received: " + ", ".join(f"{k} {v}" for k, v in s.mos.items()))
-    for why, n in sorted(s.failures.items(), key=lambda kv: -kv[1]):
-        out.print(f"[red]{n} x {why}[/red]")
 
 
 def register(app: typer.Typer) -> None:

@@ -71,14 +71,17 @@ def note(message: str) -> None:
     typer.echo(f"siptool: {message}", err=True)
 
 
-def thresholds_from(loss: float, jitter: float, mos: float):
-    """--loss / --jitter / --mos, range-checked, as the Thresholds the Analyzer judges by."""
+def thresholds_from(loss: float, jitter: float, mos: float, response_ms: float = 800.0):
+    """--loss / --jitter / --mos (/ --response-ms), range-checked, as the Thresholds the Analyzer judges by."""
+    import dataclasses
+
     from ..analysis.thresholds import Thresholds
 
-    for name, value, low, high in (("--loss", loss, 0, 100), ("--jitter", jitter, 0, 10000), ("--mos", mos, 1, 5)):
+    for name, value, low, high in (("--loss", loss, 0, 100), ("--jitter", jitter, 0, 10000), ("--mos", mos, 1, 5),
+                                   ("--response-ms", response_ms, 0, 60000)):
         if not low <= value <= high:
             raise typer.BadParameter(f"use a value from {low} to {high}", param_hint=name)
-    return Thresholds.from_limits(loss, jitter, mos)
+    return dataclasses.replace(Thresholds.from_limits(loss, jitter, mos), response_ms=response_ms)
 
 
 def fail_on_findings(report, level) -> None:
@@ -96,8 +99,9 @@ SRTP_KEYS_HELP = ("SRTP keys the capture does not show, one sender a line: IP:PO
 
 
 def load_report(path: str, filters: list[str] | None = None, quiet: bool = False, thresholds=None, sizing=None,
-                tls_keylog: str | None = None, srtp_keys: list | None = None):
-    """Analyse a capture file and apply --filter; says so on stderr when no call is left."""
+                tls_keylog: str | None = None, srtp_keys: list | None = None, content: bool = False):
+    """Analyse a capture file and apply --filter; says so on stderr when no call is left.
+    content: decode the audio streams and find who spoke when (analysis/content.py)."""
     import gc
 
     from ..analysis.sizing import DEFAULT_PLAN
@@ -109,7 +113,7 @@ def load_report(path: str, filters: list[str] | None = None, quiet: bool = False
     # the capture is read (a full collection at 1M packets was ~20 ms of it).
     gc.freeze()
     report = analyze_file(path, progress=show, thresholds=thresholds or DEFAULT, sizing=sizing or DEFAULT_PLAN,
-                          tls_keylog=tls_keylog, srtp_keys=srtp_keys)
+                          tls_keylog=tls_keylog, srtp_keys=srtp_keys, content=content_options(content))
     return filtered(report, filters)
 
 
@@ -122,6 +126,40 @@ def filtered(report, filters: list[str] | None):
     if filters and not report.calls:
         note(no_match(filters, total))
     return report
+
+
+def call_with_media(report, call: str | None):
+    """--call's call (its number or Call-ID; of several sharing a Call-ID, the one with media), or
+    without --call the one call with media: else one line and exit 2."""
+    from ..analysis.select import find_call
+
+    if call is None:
+        chosen = [c for c in report.calls if c.streams]
+        if len(chosen) != 1:
+            nums = ", ".join(str(c.number) for c in chosen[:10])
+            fail(f"{len(chosen)} calls with media" + (f" ({nums}{' ...' if len(chosen) > 10 else ''})"
+                                                       if chosen else "") + "; pick one with --call N")
+        return chosen[0]
+    found = find_call(report, call)
+    return ([c for c in found if c.streams] or found)[0]  # a REGISTER sharing the Call-ID has none
+
+
+CONTENT_DEFAULT = False  # content analysis costs more than 1.3x analyze on a G.711 trunk (bench/run): asked for
+
+
+def content_option(what: str = "speech activity, levels, who spoke when and their findings"):
+    """The --content/--no-content option every capture command shares."""
+    return typer.Option(CONTENT_DEFAULT, "--content/--no-content",
+                        help=f"Decode the audio streams (content analysis): {what}.")
+
+
+def content_options(on: bool):
+    """--content: the content analysis settings, or None when off."""
+    if not on:
+        return None
+    from ..analysis.content import ContentOptions
+
+    return ContentOptions()
 
 
 def check_folder(path, option: str) -> None:

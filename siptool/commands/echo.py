@@ -61,6 +61,7 @@ def echo(
         from ..agent import inputs, mmsg
         from ..agent.echo import EchoServer
         from ..agent.transport import TlsOptions
+        from ..report.agent_view import echo_line
 
         host, port = inputs.host_port("--listen", listen, allow_zero=True)
         host = inputs.local_address("--listen", host) if host not in ("0.0.0.0", "::") else host
@@ -98,7 +99,7 @@ def echo(
         # agent's objects live as long as its calls.
         gc.set_threshold(50_000, 50, 100)
         asyncio.run(_serve(EchoServer((host, port), kind, user, password, codecs=codecs, ring=ring,
-                                      hangup_after=hangup_after, tls=tls, on_line=lambda s: typer.echo(s),
+                                      hangup_after=hangup_after, tls=tls, on_call=lambda c: typer.echo(echo_line(c)),
                                       media_port=media_port if shared else None, rate=rate,
                                       max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True))))
 

@@ -8,7 +8,8 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import TLS_KEYLOG_HELP, check_output, console, epilog, fail, guarded, load_report, writing
+from .common import (TLS_KEYLOG_HELP, check_output, console, content_option, epilog, fail, guarded, load_report,
+                     writing)
 
 EPILOG = epilog([
     ("every call, one ladder after another", "siptool ladder trunk.pcap"),
@@ -17,6 +18,7 @@ EPILOG = epilog([
     ("a page for a ticket: facts, ladder, streams, findings",
      "siptool ladder trunk.pcap --filter +4930123 --html ticket.html"),
     ("pictures", "siptool ladder trunk.pcap --call 4 --svg ladder.svg --png ladder.png"),
+    ("with each side's speech under the ladder", "siptool ladder call.pcap --content --html call.html"),
     ("a Mermaid sequence diagram for wikis", "siptool ladder trunk.pcap --call 4 --mermaid > flow.mmd"),
 ],  "Exit codes: 0 drawn; 2 unreadable capture, no such call, no calls in it, or an output file that "
     "cannot be written (checked before the capture is read).")
@@ -46,6 +48,7 @@ def ladder(
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also off when not a terminal)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     tls_keylog: Optional[str] = typer.Option(None, "--tls-keylog", metavar="FILE", help=TLS_KEYLOG_HELP),
+    content: bool = content_option("in the pictures, each side's speech on the call's time line"),
 ) -> None:
     """Draw the SIP call flow: hosts as columns, messages as arrows, RTP streams as bands."""
     with guarded():
@@ -55,7 +58,7 @@ def ladder(
         for path, option, suffix in ((svg_out, "--svg", None), (html_out, "--html", None), (png_out, "--png", ".png")):
             if path is not None:
                 check_output(path, option, suffix)
-        report = load_report(str(capture), filters, quiet=quiet or mermaid, tls_keylog=tls_keylog)
+        report = load_report(str(capture), filters, quiet=quiet or mermaid, tls_keylog=tls_keylog, content=content)
         chosen = pick_calls(report, call, include_other=all_methods or call is not None)
         if not chosen:
             fail(f"{capture}: no SIP calls " + ("left by --filter" if filters else "in this capture")

@@ -8,11 +8,12 @@ from typing import List, Optional
 import typer
 
 from ..analysis.select import FILTER_HELP
-from .common import check_output, epilog, fail, guarded, writing
+from .common import call_with_media, check_output, content_option, content_options, epilog, fail, guarded, writing
 
 EPILOG = epilog([
     ("call 4, as siptool analyze numbers it", "siptool plot trunk.pcap --call 4 -o call.png"),
     ("the one call with media left by a filter", "siptool plot trunk.pcap --filter +4930123 -o call.png --dpi 150"),
+    ("with who spoke when under jitter and loss", "siptool plot agent.pcap --call 1 --content -o call.png"),
     ("concurrency and failures over time (sizing)", "siptool plot day.pcap --sizing -o sizing.png"),
 ],  "Without --call, the capture (or what --filter keeps) must hold exactly one call with media. "
     "--sizing plots the whole capture (or the calls --filter keeps) instead: channels held, answered calls, "
@@ -28,6 +29,7 @@ def plot(
     output: Path = typer.Option(Path("siptool-plot.png"), "--output", "-o", help="PNG file to write."),
     dpi: int = typer.Option(100, "--dpi", help="Resolution of the PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    content: bool = content_option("a panel of each stream's speech under jitter and loss"),
     sizing: bool = typer.Option(False, "--sizing", help="Plot the capture's concurrency and failures over time "
                                 "instead of one call (analyze's sizing)."),
 ) -> None:
@@ -35,7 +37,7 @@ def plot(
     with guarded():
         import sys
 
-        from ..analysis.select import filter_report, find_call, no_match
+        from ..analysis.select import filter_report, no_match
         from ..drivers.files import analyze_file
         from ..report.plot import plot_call
 
@@ -46,22 +48,13 @@ def plot(
             plot_sizing_of(capture, filters, output, dpi, quiet)
             return
         series: dict = {}
-        report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series)
+        report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), series=series,
+                              content=content_options(content))
         total = len(report.calls)
         report = filter_report(report, filters or [])
-        if call is None:
-            chosen = [c for c in report.calls if c.streams]
-            if filters and not report.calls:
-                fail(no_match(filters, total))
-            if len(chosen) != 1:
-                nums = ", ".join(str(c.number) for c in chosen[:10])
-                fail(f"{len(chosen)} calls with media" + (f" ({nums}{' ...' if len(chosen) > 10 else ''})"
-                                                           if chosen else "")
-                     + "; pick one with --call N")
-        else:
-            found = find_call(report, call)
-            chosen = [c for c in found if c.streams] or found  # a REGISTER sharing the Call-ID has none
-        target = chosen[0]
+        if call is None and filters and not report.calls:
+            fail(no_match(filters, total))
+        target = call_with_media(report, call)
         if not target.streams:
             fail(f"call {target.call_id} has no RTP in this capture: nothing to plot")
         with writing(output):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -43,14 +42,12 @@ def register_aor(
 ) -> None:
     """REGISTER with digest auth, refreshed before expiry; shows whether the registrar sees you behind NAT."""
     with guarded():
-        from ..agent.register import Registration
-        from ..agent.sipmsg import parse_uri
-
         from ..agent import inputs
-        from ..agent.caller import CallOptions, _hop
+        from ..agent.options import CallOptions, _hop
+        from ..agent.register import Registration
 
         password = read_password(password_env, password_file)
-        u = parse_uri(aor)
+        u = inputs.sip_uri(aor)
         target = registrar or f"{u.scheme}:{u.host}" + (f":{u.port}" if u.port else "")
         _hop(CallOptions(uri=target, transport=transport))  # URI, port and transport, checked
         inputs.number("--expires", expires, 1, 2**32 - 1, unit="s")
@@ -59,15 +56,11 @@ def register_aor(
         if local_ip:
             inputs.local_address("--local-ip", local_ip)
         out = console(no_color)
+        from ..report import agent_view as view
 
         def show(ex) -> None:
-            if json_out:
-                return
-            what = f"{ex.status} {ex.reason}" if ex.status else f"no answer: {ex.error}"
-            extra = f", granted {ex.expires} s" if ex.expires else ""
-            auth = f", answered a {ex.challenged} challenge" if ex.challenged else ""
-            style = "green" if ex.status and ex.status < 300 else "red"
-            out.print(f"REGISTER {ex.contact or ''} -> [{style}]{what}[/]{extra}{auth} ({ex.rtt_ms} ms)")
+            if not json_out:
+                out.print(view.register_line(ex))
 
         async def run() -> Registration:
             reg = Registration(target, aor, user, password, expires, transport, local_ip, t1, on_event=show)
@@ -85,16 +78,9 @@ def register_aor(
         failed = [e for e in reg.history if e.status is None or e.status >= 300]
         success = bool(grants) and not [e for e in failed if e.at > grants[0].at]
         if json_out:
-            typer.echo(json.dumps({"aor": aor, "registrar": target, "registered": success,
-                                   "refreshes": reg.refreshes,
-                                   "public_address": f"{reg.public[0]}:{reg.public[1]}" if reg.public else None,
-                                   "exchanges": [asdict(e) for e in reg.history]}, indent=1))
+            typer.echo(json.dumps(view.register_json(aor, target, success, reg), indent=1))
         else:
-            if reg.public:
-                out.print(f"behind NAT: the registrar sees this client at {reg.public[0]}:{reg.public[1]} "
-                          f"(received/rport, RFC 3581); refreshes registered that address in Contact")
-            out.print(f"{'registered' if success else 'NOT registered'}: {reg.refreshes} refresh(es)"
-                      + ("" if keep or not grants else ", unregistered at the end"))
+            view.register_summary(out, reg, success, keep)
         if not success:
             raise typer.Exit(ExitStatus.FAILED)
 

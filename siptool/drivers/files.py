@@ -16,14 +16,15 @@ from ..report.model import Report
 def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
                  series: dict | None = None, thresholds: Thresholds = DEFAULT,
                  sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None, tls_keylog: str | None = None,
-                 srtp_keys: list | None = None) -> Report:
+                 srtp_keys: list | None = None, content=None) -> Report:
     """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
 
     series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
     sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer;
     tls_keylog: an NSS key log, the TLS it opens is analysed like clear SIP (capture/tls.py);
-    srtp_keys: SRTP keys the capture does not show (rtp/srtp_keys.KeyEntry), by sender."""
-    analyzer = Analyzer(media=_media_tracker(series, srtp_keys), thresholds=thresholds, sizing=sizing,
+    srtp_keys: SRTP keys the capture does not show (rtp/srtp_keys.KeyEntry), by sender;
+    content: analysis.content.ContentOptions to decode audio streams and find who spoke when."""
+    analyzer = Analyzer(media=_media_tracker(series, srtp_keys, content), thresholds=thresholds, sizing=sizing,
                         on_message=on_message)
     with open_capture(path) as source, plaintext(path, tls_keylog) as plain:
         if plain is not None:
@@ -73,14 +74,19 @@ def _feed_batches(source, analyzer: Analyzer, tick, shift: int = 0) -> None:
     decode = source.decoder.decode
     feed = analyzer.feed
     media = analyzer.media
-    for batch in _prefetched(iter_batches(source.capture)):
+    batches = iter_batches(source.capture)
+    if media.content is not None:  # G.711 content summarised in the reader's thread (analysis/content.py)
+        from ..analysis.content import summarised
+
+        batches = summarised(batches)
+    for batch in _prefetched(batches):
         if shift:
             batch.rtp.frame += shift
         for frame, time, data in batch.slow:
             pkt = decode(frame + shift, time, batch.linktype, data)
             if pkt is not None:
                 feed(pkt)
-        media.feed_batch(batch.rtp, batch.buf)
+        media.feed_batch(batch.rtp, batch.buf, getattr(batch, "g711", None))
         # Flat RSS: this batch's pages are done with (reader.Capture.release). Released here, by the
         # consumer, not by the reader thread, which runs a batch ahead.
         source.capture.release(batch.end)

@@ -18,11 +18,22 @@ _FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
 _PLAIN = (str, int, bool, type(None))
 
 
+_OMIT: dict[type, frozenset[str]] = {}  # classes with fields left out when None (model.OPTIONAL)
+
+
 def _names(cls) -> tuple[tuple[str, str], ...]:
     names = _FIELDS.get(cls)
     if names is None:
-        names = _FIELDS[cls] = tuple((f.name, RENAMED.get(f.name, f.name)) for f in dataclasses.fields(cls))
+        fields = dataclasses.fields(cls)
+        omit = frozenset(f.name for f in fields if f.metadata.get("optional"))
+        if omit:
+            _OMIT[cls] = omit
+        names = _FIELDS[cls] = tuple((f.name, RENAMED.get(f.name, f.name)) for f in fields)
     return names
+
+
+def _object(value, names, omit) -> dict:
+    return {key: _clean(v) for name, key in names if (v := getattr(value, name)) is not None or name not in omit}
 
 
 _EXACT_PLAIN = frozenset((str, int, bool, type(None)))
@@ -36,6 +47,9 @@ def _clean(value):
         return round(value, 6) if math.isfinite(value) else None
     names = _FIELDS.get(cls)
     if names is not None:
+        omit = _OMIT.get(cls)
+        if omit is not None:
+            return _object(value, names, omit)
         return {key: _clean(getattr(value, name)) for name, key in names}
     if isinstance(value, _PLAIN):
         return value
@@ -44,7 +58,8 @@ def _clean(value):
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     if dataclasses.is_dataclass(value):
-        return {key: _clean(getattr(value, name)) for name, key in _names(type(value))}
+        names = _names(type(value))
+        return _object(value, names, _OMIT.get(type(value), frozenset()))
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     if hasattr(value, "item"):  # numpy scalar

@@ -50,6 +50,25 @@ class Band:
     frame: int = 0  # the stream's first packet
 
 
+@dataclass(slots=True)
+class Lane:
+    """One side's speech (content analysis) on the call's time line, under the ladder."""
+
+    label: str  # "caller speech"
+    streams: str  # the streams it is drawn from, "src -> dst, ..."
+    spurts: list[tuple[float, float]]  # talk spurts, capture times
+    note: str = ""  # "silent", "not decoded (...)", level
+
+
+@dataclass(slots=True)
+class Mark:
+    """A SIP message marked on the lanes' time line (the answer, the hang-up), with its frame."""
+
+    time: float
+    label: str
+    frame: int
+
+
 @dataclass
 class Ladder:
     title: str
@@ -57,6 +76,9 @@ class Ladder:
     hosts: list[str]  # column titles, "ip:port"
     rows: list[Row] = field(default_factory=list)
     bands: list[Band] = field(default_factory=list)
+    lanes: list[Lane] = field(default_factory=list)  # speech per side (content analysis), when known
+    span: tuple[float, float] = (0.0, 0.0)  # the lanes' time line: first message to last message or speech
+    marks: list[Mark] = field(default_factory=list)
 
 
 def clock(t: float) -> str:
@@ -175,7 +197,36 @@ def build(call: Call) -> Ladder:
         facts.append(f"duration {call.duration_s:.1f} s")
     if call.end_reason:
         facts.append(call.end_reason)
-    return Ladder(title=title, subtitle=", ".join(facts), hosts=hosts, rows=rows, bands=bands)
+    ladder = Ladder(title=title, subtitle=", ".join(facts), hosts=hosts, rows=rows, bands=bands)
+    _lanes(call, ladder)
+    return ladder
+
+
+def _lanes(call: Call, ladder: Ladder) -> None:
+    """One lane per side whose audio was analysed, and the time line they share: from the call's first
+    message to its last message or speech, with the answer (2xx to the INVITE) and the BYE marked."""
+    lanes = []
+    for side in ("caller", "callee"):
+        mine = [s for s in call.streams if s.content is not None and s.content.side == side]
+        if not mine:
+            continue
+        spurts = sorted((x.start, x.end) for s in mine for x in s.content.talk_spurts)
+        notes = ["silent" if s.content.silent else "not decoded" if not s.content.decoded
+                 else f"{s.content.level_dbov:.0f} dBov" if s.content.level_dbov is not None else "" for s in mine]
+        lanes.append(Lane(label=f"{side} speech", streams=", ".join(f"{s.src} -> {s.dst}" for s in mine),
+                          spurts=spurts, note=", ".join(n for n in notes if n)))
+    if not lanes:
+        return
+    times = [r.time for r in ladder.rows] + [t for lane in lanes for sp in lane.spurts for t in sp]
+    times += [s.end for s in call.streams if s.content is not None]
+    ladder.lanes, ladder.span = lanes, (min(times), max(times))
+    for step in call.ladder:
+        if step.retransmission:
+            continue
+        if step.method == "INVITE" and step.status is not None and 200 <= step.status < 300:
+            ladder.marks.append(Mark(step.time, step.label, step.frame))
+        elif step.method == "BYE" and step.status is None:
+            ladder.marks.append(Mark(step.time, "BYE", step.frame))
 
 
 def _endpoint(ip: str, port: int) -> str:

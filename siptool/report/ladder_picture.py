@@ -165,7 +165,73 @@ def picture(ladder: Ladder) -> Picture:
         y = at + 10
     bottom = y + 8
     lifelines = [Stroke([(x, top + head_h), (x, bottom)], "#bbbbbb", 1, (4, 3)) for x in xs[:len(ladder.hosts)]]
+    if ladder.lanes:
+        lane_items, bottom, right = _lanes(ladder, xs[0] - col_w / 2 + 8, xs[-1] + col_w / 2 - 8, bottom + 14, right)
+        items += lane_items
     width = int(max(right + 10, 20 + width_of(ladder.title, 14), 20 + width_of(ladder.subtitle)) + 1)
     heading = [Text(10, 20, ladder.title, "#222", 14, bold=True, role="title"),
                Text(10, 38, ladder.subtitle, "#555", role="subtitle")]
     return Picture(width, int(bottom + 12), heading + lifelines + items)
+
+
+LANE_H, LANE_GAP = 18, 8
+SPEECH, SPEECH_EDGE = "#66bb6a", "#2e7d32"
+
+
+def _lanes(ladder: Ladder, x0: float, x1: float, y: float, right: float) -> tuple[list, float, float]:
+    """Speech per side under the ladder on a linear time line (seconds from the first message), the
+    answer and the BYE marked with their frame numbers; labels that would touch are left out.
+    Returns the items, the bottom and the right edge."""
+    t0, t1 = ladder.span
+    scale = (x1 - x0) / max(t1 - t0, 1e-3)
+
+    def at(t: float) -> float:
+        return x0 + (t - t0) * scale
+
+    items: list = [Text(10, y + 10, "speech activity (content analysis)", "#555", 11, role="lane-title")]
+    taken: list[tuple[float, float]] = []  # label spans already on the marks' row
+
+    def place(x: float, text: str, size: int) -> float | None:
+        w = width_of(text, size)
+        left = min(max(x - w / 2, x0), x1 - w)
+        if any(left < b + 6 and a < left + w + 6 for a, b in taken):
+            return None
+        taken.append((left, left + w))
+        return left + w / 2
+    marks_y = y + 28
+    top = marks_y + 8
+    bottom = top + len(ladder.lanes) * (LANE_H + LANE_GAP) - LANE_GAP
+    for m in ladder.marks:
+        x = at(m.time)
+        items.append(Stroke([(x, top - 4), (x, bottom + 4)], "#9e9e9e", 1, (3, 3)))
+        centre = place(x, f"{m.label} #{m.frame}", 10)
+        if centre is not None:
+            items.append(Text(centre, marks_y, f"{m.label} #{m.frame}", "#666", 10, "middle", role="mark"))
+    for i, lane in enumerate(ladder.lanes):
+        ly = top + i * (LANE_H + LANE_GAP)
+        group = Group("lane", f"{lane.label}: {lane.streams}" + (f" ({lane.note})" if lane.note else ""))
+        group.items.append(Box(x0, ly, x1 - x0, LANE_H, "#f4f4f4", "#dddddd"))
+        for a, b in lane.spurts:
+            spurt = Group("speech", f"{lane.label} {a - t0:.2f}-{b - t0:.2f} s")
+            spurt.items.append(Box(at(a), ly + 2, max(at(b) - at(a), 1.0), LANE_H - 4, SPEECH, SPEECH_EDGE))
+            group.items.append(spurt)
+        group.items.append(Text(10, ly + 13, lane.label, "#333", 11, role="lane"))
+        if lane.note:
+            group.items.append(Text(x1 + 8, ly + 13, lane.note, "#666", 10, role="note"))
+            right = max(right, x1 + 8 + width_of(lane.note, 10) + 10)
+        items.append(group)
+    step = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+                if s * scale >= 60 or s == 3600)
+    axis_y = bottom + 16
+    taken = []
+    k = 0
+    while t0 + k * step <= t1 + 1e-9:
+        x = at(t0 + k * step)
+        items.append(Stroke([(x, bottom + 2), (x, bottom + 6)], "#888888", 1))
+        label = f"{k * step:g} s"
+        centre = place(x, label, 10)
+        if centre is not None:
+            items.append(Text(centre, axis_y, label, "#666", 10, "middle", role="axis"))
+        k += 1
+    return items, axis_y + 8, right
+

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..sip.dialogs import CallState  # noqa: F401  (how a dialog ended: decided where SIP is tracked)
 
-SCHEMA_VERSION = "1.8"
+SCHEMA_VERSION = "1.10"
 
 
 class Severity(StrEnum):
@@ -30,6 +30,7 @@ class Severity(StrEnum):
 
 SEVERITIES = tuple(Severity)  # worst first
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
+OPTIONAL = {"optional": True}  # a field left out of the JSON when None (content analysis off: as before)
 
 
 @dataclass(slots=True)
@@ -139,6 +140,38 @@ class Srtp:
 
 
 @dataclass(slots=True)
+class Interval:
+    """A stretch of time on the capture clock (seconds)."""
+
+    start: float
+    end: float
+
+
+@dataclass(slots=True)
+class StreamContent:
+    """What a stream's audio held (content analysis: the stream decoded, speech activity per
+    rtp/speech.py). Times are capture times; levels relative to full scale (ITU-T G.100.1)."""
+
+    codec: str  # the codec decoded, "" when it could not be
+    decoded: bool  # False: see `error`; the figures below are then empty
+    side: str = ""  # who sent it: "caller" or "callee" (SIP dialog sides), "" when not known
+    error: str = ""  # why the audio could not be analysed
+    packets: int = 0  # audio packets decoded (comfort noise and RFC 4733 events are not audio)
+    dropped: int = 0  # duplicates and packets too late to put back in order
+    comfort_noise: int = 0  # RFC 3389 comfort noise packets: silence by design
+    audio_s: float = 0.0  # seconds of audio decoded
+    speech_s: float = 0.0  # seconds of talk spurts
+    talk_spurts: list[Interval] = field(default_factory=list)  # speech, start to end
+    level_dbov: float | None = None  # active speech level: mean power over the talk spurts
+    peak_dbfs: float | None = None  # loudest sample
+    noise_dbov: float | None = None  # median power of the pauses that carry sound; None: digital silence
+    clipped_pct: float = 0.0  # samples at full scale, % of the samples in talk spurts
+    silent: bool = False  # nothing reached -60 dBFS: digital silence, comfort noise or inaudible
+    digital_silence: list[Interval] = field(default_factory=list)  # runs of exact digital silence >= 1 s
+    speech_threshold_dbfs: float | None = None  # the peak a 10 ms frame needed to count as speech
+
+
+@dataclass(slots=True)
 class Stream:
     """One RTP stream (one SSRC, one direction) with the figures tshark's rtp,streams also gives."""
 
@@ -182,7 +215,122 @@ class Stream:
     source_file: str | None = None  # of a set of captures: the file of its first packet (null: the one capture)
     capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
     srtp: Srtp | None = None  # set when the stream is SRTP (or may be: signalling not readable)
-    past_limits: bool = False  # its loss, voice jitter or MOS is past the thresholds it was judged by (1.8)
+    effective_loss_pct: float = 0.0  # network loss plus what a 60 ms jitter buffer discards: the MOS's loss
+    past_limits: bool = False  # its loss, voice jitter or MOS is past the thresholds it was judged by (1.10)
+    content: StreamContent | None = field(default=None, metadata=OPTIONAL)  # audio content, when analysed
+
+
+@dataclass(slots=True)
+class Turn:
+    """One side stopped speaking and, after a silence, the other started (content analysis)."""
+
+    start: float  # when the silence began: the end of the first side's speech
+    gap_ms: float  # the silence
+    after: str  # who stopped: "caller" or "callee"
+    by: str  # who spoke next
+
+
+@dataclass(slots=True)
+class Overlap:
+    """Both sides speaking at once."""
+
+    start: float
+    duration_ms: float
+    speaking: str  # who had been speaking ("caller" or "callee")
+    interrupter: str  # who started while they spoke
+    lead_ms: float  # how long `speaking` had been speaking when the interrupter started
+
+
+@dataclass(slots=True)
+class Gaps:
+    """Response gaps of one side (its turns' silences): how many and their spread, ms."""
+
+    count: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass(slots=True)
+class Conversation:
+    """Who spoke when in an answered call, from its audio streams' talk spurts (content analysis).
+    Sides are the SIP dialog's: the caller sent the INVITE. Delays are from the 200 OK, ms."""
+
+    caller_first_rtp_ms: float | None = None  # answer to the caller's first RTP packet
+    callee_first_rtp_ms: float | None = None
+    caller_first_speech_ms: float | None = None  # answer to the caller's first talk spurt
+    callee_first_speech_ms: float | None = None  # the answering side's greeting latency
+    caller_speech_s: float = 0.0
+    callee_speech_s: float = 0.0
+    turns: list[Turn] = field(default_factory=list)
+    callee_responses: Gaps | None = None  # the callee's gaps after the caller stopped (its response time)
+    caller_responses: Gaps | None = None
+    overlaps: list[Overlap] = field(default_factory=list)
+    overlap_s: float = 0.0
+
+
+@dataclass(slots=True)
+class MediaFigures:
+    """One direction of a test call's audio as its verdict reads it (analysis/placed.py): received,
+    the Analyzer's stream of it with the packets due after the far end's media stopped counted as
+    lost; sent, the far end's last RTCP report about our stream (what it alone measured)."""
+
+    packets: int = 0
+    lost: int = 0
+    loss_pct: float = 0.0
+    missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
+    jitter_ms: float = 0.0  # mean RFC 3550 jitter (sent: the far end's last reported)
+    max_jitter_ms: float = 0.0  # the voice packets' maximum (received only): what the thresholds judge
+    mos: float | None = None
+    r: float | None = None
+    source: str = ""  # "measured" (the Analyzer's stream), "rtcp" (the far end's reports), "sent" (neither)
+
+    @property
+    def judged_jitter_ms(self) -> float:
+        """The jitter the thresholds judge: measured, the voice packets' maximum; else the far end's
+        RTCP figure, the only one there is for what we sent."""
+        return self.max_jitter_ms if self.source == "measured" else self.jitter_ms
+
+
+@dataclass(slots=True)
+class FarEndReport:
+    """The far end's last RTCP receiver report about the stream we sent (RFC 3550 6.4.1), as our
+    RTCP socket received it (the only measurement of what reached it)."""
+
+    loss_pct: float  # fraction lost over the report's interval
+    lost: int  # cumulative number of packets lost
+    jitter_ms: float  # interarrival jitter
+    rtt_ms: float | None  # round trip from the report's LSR and DLSR (6.4.1)
+    reports: int  # receiver reports about our stream
+
+
+@dataclass(slots=True)
+class AgentView:
+    """A call siptool placed or answered itself: what only its agent knows (set by `call`, `check`
+    and `echo`; null in `analyze`), and the verdict on the call read from the Analyzer's figures of
+    it with these facts (analysis/placed.py)."""
+
+    role: str = "caller"  # "caller" (call, check) or "callee" (echo)
+    media: str = ""  # ip:port our RTP used: which of the call's streams are ours
+    codec: str | None = None  # the codec we negotiated and sent
+    dtmf_asked: str = ""  # RFC 4733 digits we were asked to send ...
+    dtmf_sent: str = ""  # ... and sent
+    audio_rtt_ms: float | None = None  # round-trip audio delay by correlation of sent and echoed audio
+    far_end: FarEndReport | None = None  # what the far end's RTCP said of the stream we sent
+    media_gaps: list[list[float]] = field(default_factory=list)  # [start, end] s with no RTP from the far end
+    media_s: float | None = None  # from the start of our media to when we stopped expecting the far end's
+    missing_at_end: int = 0  # far end's packets due after its last one came (its media stopped early)
+    echoed: int | None = None  # echo: RTP packets sent back
+    held_s: float | None = None  # echo: answered, from the 200 OK to the end; else from the INVITE to the end
+    outcome: str = ""  # echo: ended, cancelled, rejected, unanswered; by whom in `ended_by`
+    ended_by: str = ""  # "local", "remote", "local (no ACK)", "shutdown" (the agent's own view)
+    nat: dict[str, Any] = field(default_factory=dict)  # the NAT situation the agent saw (`text` in words)
+    notes: list[str] = field(default_factory=list)  # what the agent itself could not do (no SDP answer, BYE unanswered)
+    # the verdict (analysis/placed.py): each direction as judged, one-way audio, every failed limit
+    tx: MediaFigures | None = None
+    rx: MediaFigures | None = None
+    one_way: str | None = None
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -230,6 +378,8 @@ class Call:
     # Call-ID seen at two capture points is two calls, one per leg, each with its capture point.
     source_file: str | None = None  # the file of its first message
     capture_point: str | None = None  # a HEP capture agent, or the timeline of files that saw it
+    conversation: Conversation | None = field(default=None, metadata=OPTIONAL)  # content analysis, when run
+    agent: AgentView | None = None  # a call siptool's own agent placed or answered (since 1.9)
 
 
 @dataclass(slots=True)

@@ -53,8 +53,12 @@ def plot_call(call: Call, series: dict, path: Path, dpi: int = 100):
     from matplotlib.ticker import MaxNLocator
 
     t0 = call.ladder[0].time if call.ladder else min(s.start for s in call.streams)
-    fig, axes = plt.subplots(3, 1, figsize=(11, 7.5), dpi=dpi, sharex=True)
-    ax_jit, ax_delta, ax_loss = axes
+    speech = [s for s in call.streams if s.content is not None]  # content analysis: a speech panel
+    rows = 4 if speech else 3
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 7.5 + 1.6 * (rows - 3)), dpi=dpi, sharex=True,
+                             gridspec_kw={"height_ratios": [3, 3, 3, 2][:rows]})
+    ax_jit, ax_delta, ax_loss = axes[:3]
+    colors: dict[int, str] = {}
     width = 0.8 / max(len(call.streams), 1)
     for i, s in enumerate(call.streams):
         m = series.get((s.src, s.dst, s.ssrc))
@@ -65,14 +69,16 @@ def plot_call(call: Call, series: dict, path: Path, dpi: int = 100):
         label = f"{s.src} -> {s.dst} {s.codec}{mos}"
         # RFC 3550 J holds its value until the next packet: steps, not a ramp across a gap.
         line, = ax_jit.plot(t, m.jitter_ms, lw=1.2, label=label, drawstyle="steps-post", gid="stream")
-        color = line.get_color()
+        color = colors[id(s)] = line.get_color()
         # One dot per packet: a 5.8 s gap is one dot at 5800 ms, not a line climbing to it.
         ax_delta.plot(t[1:], m.delta_ms[1:], ls="none", marker=".", ms=3, color=color, alpha=0.85, gid="stream")
         bins, lost = lost_per_second(t, m.sequence, min(0.0, t[0]), t[-1])
         extra = f" ({s.duplicates} dup)" if s.duplicates else ""
         ax_loss.bar(bins + 0.1 + i * width, lost, width=width, color=color, align="edge",
                     label=f"{int(lost.sum())} lost{extra}")
-    for ax in axes:  # before the event lines, which are no data
+    if speech:
+        _speech_panel(axes[3], speech, colors, t0)
+    for ax in axes[:3]:  # before the event lines, which are no data
         _floor_zero(ax)
     events: list[tuple[float, str]] = []  # SIP moments; labels of near-simultaneous ones are joined
     for step in call.ladder:
@@ -95,7 +101,7 @@ def plot_call(call: Call, series: dict, path: Path, dpi: int = 100):
     ax_loss.yaxis.set_major_locator(MaxNLocator(integer=True))
     if ax_loss.patches:
         ax_loss.legend(loc="upper right", fontsize=8)
-    ax_loss.set_xlabel(f"seconds since the first SIP message ({_clock(t0)} UTC)")
+    axes[-1].set_xlabel(f"seconds since the first SIP message ({_clock(t0)} UTC)")
     for ax in axes:
         ax.grid(True, alpha=0.3)
     if call.streams:
@@ -110,9 +116,28 @@ def plot_call(call: Call, series: dict, path: Path, dpi: int = 100):
     return fig
 
 
+def _speech_panel(ax, streams, colors: dict[int, str], t0: float) -> None:
+    """Talk spurts (content analysis), one row per stream, in its colour: who spoke when, beside the
+    network figures above."""
+    labels = []
+    for row, s in enumerate(streams):
+        c = s.content
+        spans = [(x.start - t0, x.end - x.start) for x in c.talk_spurts]
+        ax.broken_barh(spans, (row - 0.35, 0.7), color=colors.get(id(s), "#43a047"), gid="speech")
+        what = "silent" if c.silent else "not decoded" if not c.decoded else \
+            f"{c.level_dbov:.0f} dBov" if c.level_dbov is not None else "no speech"
+        labels.append(f"{c.side or s.src} ({what})")
+    ax.set_yticks(range(len(streams)), labels, fontsize=8)
+    ax.set_ylim(-0.6, len(streams) - 0.4)
+    ax.invert_yaxis()
+    ax.set_ylabel("speech")
+
+
 def _mark_findings(call: Call, times: dict[int, float], t0: float, axes) -> None:
     """A line at each moment a finding points at (its frames: the packet after a gap, the message
-    that failed...), its code written at the first."""
+    that failed...), its code written at the first; the codes of findings that start at the same
+    moment are written once, joined."""
+    labels: dict[float, tuple[list[str], str]] = {}
     for f in call.findings:
         when = sorted({times[x] for x in f.frames if x in times})[:MAX_MARKS]
         if not when:
@@ -121,7 +146,11 @@ def _mark_findings(call: Call, times: dict[int, float], t0: float, axes) -> None
         for x in when:
             for ax in axes:
                 ax.axvline(x - t0, color=color, lw=1.2, alpha=0.7)
-        axes[-1].annotate(f.code, (when[0] - t0, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+        codes, first_color = labels.setdefault(when[0], ([], color))
+        if f.code not in codes:
+            codes.append(f.code)
+    for x, (codes, color) in labels.items():
+        axes[-1].annotate(", ".join(codes), (x - t0, 1.0), xycoords=("data", "axes fraction"), rotation=90,
                           va="top", ha="left", fontsize=7, color=color)
 
 

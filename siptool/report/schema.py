@@ -45,15 +45,17 @@ def _type(tp, defs: dict) -> dict:
 
 def _object(cls, defs: dict) -> dict:
     hints = typing.get_type_hints(cls)
-    props = {}
+    props, optional = {}, set()
     for f in dataclasses.fields(cls):
+        if f.metadata.get("optional"):  # left out of the JSON when None (model.OPTIONAL)
+            optional.add(RENAMED.get(f.name, f.name))
         if f.name == "schema_version":
             props[f.name] = {"const": model.SCHEMA_VERSION}
             continue
         props[RENAMED.get(f.name, f.name)] = _type(hints[f.name], defs)
     doc = (cls.__doc__ or "").strip().splitlines()
     return {"type": "object", "description": doc[0] if doc else cls.__name__, "properties": props,
-            "required": sorted(props), "additionalProperties": False}
+            "required": sorted(set(props) - optional), "additionalProperties": False}
 
 
 def report_schema() -> dict:

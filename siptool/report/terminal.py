@@ -194,6 +194,50 @@ def streams_table(report: Report, width: int = 120) -> Table | None:
     return fit_table(columns, rows, width, host=1, title="Media streams (RTP)", title_justify="left")
 
 
+def _s(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms / 1000:.2f}"
+
+
+def _gaps(g) -> str:
+    return "-" if g is None else f"{g.p50_ms:.0f}/{g.p95_ms:.0f}/{g.max_ms:.0f} ({g.count})"
+
+
+def _level(call: Call, side: str) -> str:
+    levels = [s.content.level_dbov for s in call.streams
+              if s.content is not None and s.content.side == side and s.content.level_dbov is not None]
+    return f"{min(levels):.1f}" if levels else "-"
+
+
+def conversation_table(report: Report, width: int = 120) -> Table | None:
+    """Content analysis, per answered call: when each side first sent and spoke after the answer,
+    the response gaps of each side, the overlaps and the speech levels (analysis/conversation.py)."""
+    calls = [c for c in report.calls if c.conversation is not None]
+    if not calls:
+        return None
+    columns = [Column("call", "right", priority=9),
+               Column("callee first\nspeech s", "right", priority=8, label="callee first speech s"),
+               Column("first RTP s\ncaller/callee", "right", priority=3, label="first RTP s caller/callee"),
+               Column("callee responds\np50/p95/max ms", "right", priority=8, label="callee responds ms"),
+               Column("caller responds\np50/p95/max ms", "right", priority=4, label="caller responds ms"),
+               Column("overlap\ns", "right", priority=6, label="overlap s"),
+               Column("level dBov\ncaller/callee", "right", priority=7, label="level dBov caller/callee"),
+               Column("notes", fold=12, priority=2)]
+    rows = []
+    for call in calls:
+        v = call.conversation
+        notes = [f"{s.content.side or s.src}: {'silent' if s.content.silent else 'not decoded, ' + s.content.error}"
+                 for s in call.streams if s.content is not None and (s.content.silent or not s.content.decoded)]
+        notes += [f"{s.content.side}: clipped {s.content.clipped_pct:.1f}%" for s in call.streams
+                  if s.content is not None and s.content.clipped_pct >= 0.1]
+        overlap = f"{v.overlap_s:.1f} ({len(v.overlaps)})" if v.overlaps else "-"
+        rows.append([str(call.number), _s(v.callee_first_speech_ms),
+                     f"{_s(v.caller_first_rtp_ms)}/{_s(v.callee_first_rtp_ms)}", _gaps(v.callee_responses),
+                     _gaps(v.caller_responses), overlap, f"{_level(call, 'caller')}/{_level(call, 'callee')}",
+                     Text(", ".join(notes), style="dim")])
+    return fit_table(columns, rows, width, host=len(columns) - 1,  # notes: the column that folds
+                     title="Conversation (content analysis; from the 200 OK)", title_justify="left")
+
+
 KEYING = {"sdes": "SDES", "dtls-srtp": "DTLS-SRTP", "zrtp": "ZRTP", "unknown": "keys unknown"}
 
 
@@ -306,7 +350,8 @@ def render(report: Report, console: Console) -> None:
         console.print(calls_table(report, console.width))
     else:
         console.print(Text("No INVITE calls in this capture.", style="dim"))
-    for extra in (other_table(report, console.width), streams_table(report, console.width)):
+    for extra in (other_table(report, console.width), streams_table(report, console.width),
+                  conversation_table(report, console.width)):
         if extra is not None:
             console.print(extra)
     console.print(metrics_table(report))

@@ -13,6 +13,10 @@ Ie 15, Bpl 16.1; G.723.1 5.3 kbit/s Ie 19; G.729 Ie 10 (no Bpl given: G.729A's u
 GSM-EFR's 10.0 for GSM FR). Not in G.113 (approximations, stated as such): iLBC Ie 10, Bpl 32 (RFC 3951
 measurements as commonly quoted for the E-model); wideband codecs (G.722, Opus, AMR-WB, SILK) have no
 narrowband values: they are rated like G.711 with PLC (Ie 0, Bpl 25.1), capped at narrowband quality.
+G.726 at 16, 24 and 40 kbit/s: G.113 Table I.1 (Ie 50, 25, 2), with 32 kbit/s's Bpl.
+
+`rate` is the audio's sampling rate where it is not the RTP clock, and `decoder` names the FFmpeg
+decoder that rtp/audio.py decodes it with ("" when siptool cannot decode it: DVI4, LPC, MPA, SILK...).
 """
 
 from __future__ import annotations
@@ -31,26 +35,34 @@ class Codec:
     ie: float = 0.0  # G.113 equipment impairment
     bpl: float = 25.1  # G.113 packet-loss robustness
     named: bool = True  # False: a reserved static type that only has a clock (Wireshark's map)
+    rate: int = 0  # audio sampling rate when it differs from the RTP clock (0: the clock rate)
+    decoder: str = ""  # FFmpeg's decoder for its payloads (rtp/audio.py), "" when none
 
 
 UNKNOWN = (0.0, 25.1)  # an unknown codec is rated as G.711 with PLC (documented default)
 
 REGISTRY: tuple[Codec, ...] = (
-    Codec("PCMU", 8000, 0), Codec("reserved", 8000, 1, named=False), Codec("reserved", 8000, 2, named=False),
-    Codec("GSM", 8000, 3, ie=20.0, bpl=10.0), Codec("G723", 8000, 4, frame_ms=30, ie=15.0, bpl=16.1),
-    Codec("DVI4", 8000, 5), Codec("DVI4", 16000, 6), Codec("LPC", 8000, 7), Codec("PCMA", 8000, 8),
-    Codec("G722", 8000, 9), Codec("L16", 44100, 10, channels=2), Codec("L16", 44100, 11),
-    Codec("QCELP", 8000, 12), Codec("CN", 8000, 13), Codec("MPA", 90000, 14), Codec("G728", 8000, 15),
-    Codec("DVI4", 11025, 16), Codec("DVI4", 22050, 17), Codec("G729", 8000, 18, ie=11.0, bpl=19.0),
+    Codec("PCMU", 8000, 0, decoder="pcm_mulaw"), Codec("reserved", 8000, 1, named=False),
+    Codec("reserved", 8000, 2, named=False), Codec("GSM", 8000, 3, ie=20.0, bpl=10.0, decoder="gsm"),
+    Codec("G723", 8000, 4, frame_ms=30, ie=15.0, bpl=16.1, decoder="g723_1"),
+    Codec("DVI4", 8000, 5), Codec("DVI4", 16000, 6), Codec("LPC", 8000, 7), Codec("PCMA", 8000, 8, decoder="pcm_alaw"),
+    Codec("G722", 8000, 9, rate=16000, decoder="g722"), Codec("L16", 44100, 10, channels=2, decoder="pcm_s16be"),
+    Codec("L16", 44100, 11, decoder="pcm_s16be"), Codec("QCELP", 8000, 12, decoder="qcelp"), Codec("CN", 8000, 13),
+    Codec("MPA", 90000, 14), Codec("G728", 8000, 15, decoder="g728"),
+    Codec("DVI4", 11025, 16), Codec("DVI4", 22050, 17), Codec("G729", 8000, 18, ie=11.0, bpl=19.0, decoder="g729"),
     Codec("reserved", 8000, 19, named=False),
     Codec("CelB", 90000, 25, media="video"), Codec("JPEG", 90000, 26, media="video"),
     Codec("nv", 90000, 28, media="video"), Codec("H261", 90000, 31, media="video"),
     Codec("MPV", 90000, 32, media="video"), Codec("MP2T", 90000, 33, media="video"),
     Codec("H263", 90000, 34, media="video"),
-    # dynamic payload types (RFC 3551 4.5, RFC 7587, RFC 4867, RFC 3951, RFC 4733)
-    Codec("G726-32", 8000, ie=7.0, bpl=4.3), Codec("iLBC", 8000, frame_ms=30, ie=10.0, bpl=32.0),
-    Codec("opus", 48000, channels=2), Codec("AMR", 8000, ie=5.0, bpl=10.0), Codec("AMR-WB", 16000),
-    Codec("SILK", 16000), Codec("speex", 8000, ie=10.0, bpl=20.0), Codec("GSM-EFR", 8000, ie=5.0, bpl=10.0),
+    # dynamic payload types (RFC 3551 4.5, RFC 7587, RFC 4867, RFC 3951, RFC 5574, RFC 4733)
+    Codec("G726-32", 8000, ie=7.0, bpl=4.3, decoder="g726le"), Codec("G726-16", 8000, ie=50.0, bpl=4.3, decoder="g726le"),
+    Codec("G726-24", 8000, ie=25.0, bpl=4.3, decoder="g726le"), Codec("G726-40", 8000, ie=2.0, bpl=4.3, decoder="g726le"),
+    Codec("AAL2-G726-32", 8000, ie=7.0, bpl=4.3, decoder="g726"),
+    Codec("iLBC", 8000, frame_ms=30, ie=10.0, bpl=32.0, decoder="ilbc"),
+    Codec("opus", 48000, channels=2, decoder="libopus"), Codec("AMR", 8000, ie=5.0, bpl=10.0, decoder="amrnb"),
+    Codec("AMR-WB", 16000, decoder="amrwb"), Codec("SILK", 16000),
+    Codec("speex", 8000, ie=10.0, bpl=20.0, decoder="speex"), Codec("GSM-EFR", 8000, ie=5.0, bpl=10.0),
     Codec("telephone-event", 8000, media="event"),
 )
 
@@ -100,7 +112,7 @@ def impairment(name: str) -> tuple[float, float]:
 
 # What an encoding name says about the payload, for names the registry has no entry for as well.
 AUDIO = frozenset((
-    "pcmu", "pcma", "g722", "g723", "g726-16", "g726-24", "g726-32", "g726-40", "g726", "g728", "g729",
+    "pcmu", "pcma", "g722", "g723", "g726-16", "g726-24", "g726-32", "g726-40", "g726", "aal2-g726-32", "g728", "g729",
     "g729a", "g729b", "g729d", "g729e", "g7221", "g719", "gsm", "gsm-efr", "gsm-hr-08", "ilbc", "amr", "amr-wb",
     "opus", "speex", "silk", "l8", "l16", "l24", "dvi4", "lpc", "qcelp", "evrc", "evrc0", "evrcb", "evrcwb",
     "mpa", "g7291", "aac", "mp4a-latm", "evs", "isac", "red", "cn",

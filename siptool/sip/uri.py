@@ -183,6 +183,12 @@ class Via:
         value = self.params.get("rport")
         return _port(value) or None if value else None
 
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port else ""
+        params = "".join(f";{k}={v}" if v else f";{k}" for k, v in self.params.items())
+        return f"SIP/2.0/{self.transport} {host}{port}{params}"
+
 
 def parse_via(value: str) -> Via:
     """'SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bK1;rport' -> Via; UriError if malformed."""

@@ -10,6 +10,7 @@ import pytest
 
 from siptool.agent import CallOptions, EchoServer, TlsOptions, options_ping, place_call, place_calls
 from siptool.agent.caller import AgentError
+from siptool.report.agent_view import echo_line, event_text
 
 
 def run(coro):
@@ -18,7 +19,8 @@ def run(coro):
 
 async def _call(transport="udp", echo_kw=None, **kw):
     lines = []
-    async with EchoServer(("127.0.0.1", 0), transport=transport, on_line=lines.append, **(echo_kw or {})) as echo:
+    async with EchoServer(("127.0.0.1", 0), transport=transport, on_call=lambda c: lines.append(echo_line(c)),
+                          **(echo_kw or {})) as echo:
         scheme = "sips" if transport == "tls" else "sip"
         res = await place_call(CallOptions(uri=f"{scheme}:100@127.0.0.1:{echo.port}", transport=transport,
                                            **{"duration": 1.5, **kw}))
@@ -37,7 +39,7 @@ def test_call_with_digest_media_dtmf_and_rtt(transport, media_port):
     assert res.dtmf_sent == "1#" and res.ended_by == "local"
     assert res.rtt_ms is not None and 0 <= res.rtt_ms < 500  # loopback echo
     assert res.pdd_ms is not None and res.answer_ms >= res.pdd_ms
-    events = [e for _, e in res.events]
+    events = [event_text(e) for e in res.events]
     assert events[:2] == ["-> INVITE", "<- 100 Trying"] and "<- 401 Unauthorized" in events and "-> ACK" in events
     assert len(echo.finished) == 1 and echo.finished[0].packets_echoed == res.rx.packets
     assert "ended" in lines[0] and "PCMA" in lines[0]
@@ -73,7 +75,7 @@ def test_timer_b_on_silent_port():
 def test_cancel_while_ringing():
     res, lines, echo = run(_call("udp", {"ring": 5.0}, cancel_after=0.3))
     assert res.status == 487 and res.cancel_status == 200 and not res.ok
-    assert echo.finished[0].state == "cancelled" and "<- 180 Ringing" in [e for _, e in res.events]
+    assert echo.finished[0].state == "cancelled" and "<- 180 Ringing" in [event_text(e) for e in res.events]
 
 
 def test_far_end_hangs_up_and_hold_resume():
@@ -159,6 +161,6 @@ def test_pdd_is_one_measurement():
     """The post-dial delay is the time of the first 18x in the step list, not a second clock reading."""
     res, _, _ = run(_call("udp", {"ring": 0.2}, duration=0.5))
     assert res.ok
-    ringing = next(t for t, e in res.events if e == "<- 180 Ringing")
-    answered = next(t for t, e in res.events if e == "<- 200 OK")
+    ringing = next(e.t_ms for e in res.events if event_text(e) == "<- 180 Ringing")
+    answered = next(e.t_ms for e in res.events if event_text(e) == "<- 200 OK")
     assert res.pdd_ms == ringing and res.answer_ms == answered

@@ -58,13 +58,14 @@ def test_many_calls_log_lines_and_live_board(echo_proc):
     from rich.console import Console
 
     from siptool.agent.caller import CallResult
-    from siptool.commands.call import Board
+    from siptool.agent.events import Received, Sent
+    from siptool.report.agent_view import Board
 
     board = Board(3)
     for i, (status, pdd, mos) in enumerate([(200, 10.0, 4.4), (200, 30.0, 4.0), (503, None, None)]):
-        board.event(f"c{i}", 0.0, "-> INVITE")
+        board.event(Sent(f"c{i}", 0.0, method="INVITE", initial=True))
         if status == 200:
-            board.event(f"c{i}", 5.0, "<- 200 OK")
+            board.event(Received(f"c{i}", 5.0, method="INVITE", status=200, reason="OK"))
         res = CallResult(call_id=f"c{i}", status=status, pdd_ms=pdd)
         res.rx.mos = mos
         board.finished(res)

@@ -8,8 +8,9 @@ import asyncio
 import socket
 import struct
 
-from siptool.agent import EchoServer, sdp, sipmsg
-from siptool.agent.dialog import Dialog
+from siptool.agent import EchoServer, sdp
+from siptool.sip import build
+from siptool.sip.dialog import Dialog
 from siptool.agent.ua import UserAgent
 
 
@@ -23,8 +24,8 @@ def _udp() -> socket.socket:
 async def _invite(ua: UserAgent, target, announced_port: int):
     host = ua.local[0]
     uri = f"sip:echo@{target[0]}:{target[1]}"
-    inv = sipmsg.request("INVITE", uri, via_value=ua.via(), from_value=f"<sip:t@{host}>;tag={sipmsg.new_tag()}",
-                         to_value=f"<{uri}>", call_id=sipmsg.new_call_id(host), cseq=1, contact=ua.contact(),
+    inv = build.request("INVITE", uri, via_value=ua.via(), from_value=f"<sip:t@{host}>;tag={build.new_tag()}",
+                         to_value=f"<{uri}>", call_id=build.new_call_id(host), cseq=1, contact=ua.contact(),
                          body=sdp.build("127.0.0.1", announced_port, [0], dtmf_pt=None))
     resp = await ua.request(inv, target)
     assert resp.status == 200

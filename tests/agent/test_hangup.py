@@ -16,7 +16,8 @@ from support import REPO
 
 from siptool.agent import CallOptions, EchoServer, place_call
 from siptool.agent.caller import AgentError
-from siptool.agent.media import RtpSession
+from siptool.agent.rtpsession import RtpSession
+from siptool.report.agent_view import event_text
 from siptool.status import ExitStatus
 
 
@@ -51,7 +52,7 @@ def test_call_failure_after_answer_sends_bye_and_says_why(monkeypatch):
     _inject(monkeypatch, AgentError("injected failure"))
     res, finished = asyncio.run(_call_and_fail())
     assert not res.ok and res.status == 200 and res.error == "injected failure" and res.ended_by == "local"
-    events = [e for _, e in res.events]
+    events = [event_text(e) for e in res.events]
     assert events[-2:] == ["-> BYE", "<- 200 OK (BYE)"]
     assert finished[0].ended_by == "remote"
 

@@ -12,10 +12,10 @@ import pytest
 
 from siptool.agent import EchoServer
 from siptool.agent.limits import SourceLimiter
-from siptool.agent.transaction import Timers
+from siptool.sip.transaction import Timers
 from siptool.agent.transport import MAX_PER_HOST, TransportError, UdpTransport, sendable
 from siptool.agent.ua import UserAgent
-from siptool.agent import sipmsg
+from siptool.sip import build
 from siptool.sip.message import parse
 
 
@@ -74,7 +74,7 @@ def test_sendable_addresses():
 def test_a_send_error_never_closes_the_socket():
     async def go():
         got = []
-        t = await UdpTransport(lambda d, a: got.append(d)).open("127.0.0.1", 0)
+        t = await UdpTransport(lambda d, a, now: got.append(d)).open("127.0.0.1", 0)
         peer = Peer()
         for bad in [("127.0.0.1", 99999), ("127.0.0.1", 0), ("no.such.host", 5060), ("224.0.0.1", 5060)]:
             with pytest.raises(TransportError):
@@ -155,15 +155,15 @@ def test_a_response_to_our_own_request_teaches_the_public_address():
     async def go():
         peer = Peer()
         async with UserAgent("udp", "127.0.0.1", 0) as ua:
-            req = sipmsg.request("OPTIONS", f"sip:127.0.0.1:{peer.port}", via_value=ua.via(),
+            req = build.request("OPTIONS", f"sip:127.0.0.1:{peer.port}", via_value=ua.via(),
                                  from_value="<sip:a@127.0.0.1>;tag=1", to_value="<sip:b@127.0.0.1>",
                                  call_id="c1@x", cseq=1)
             task = asyncio.ensure_future(ua.request(req, ("127.0.0.1", peer.port)))
             (data,) = await peer.read(2.0)
             msg = parse(data)
             via = msg.get("via").replace(";rport", "") + ";received=198.51.100.9;rport=40000"
-            resp = sipmsg.response(msg, 200)
-            sipmsg.set_header(resp, "via", via)
+            resp = build.response(msg, 200)
+            build.set_header(resp, "via", via)
             peer.sock.sendto(resp.serialise(), ("127.0.0.1", ua.port))
             await task
             return ua.public, ua.contact("x")
@@ -178,7 +178,7 @@ def test_a_handler_fault_is_a_500_and_the_agent_goes_on():
     def handler(ua, txn, msg, addr):
         if msg.method == "MESSAGE":
             raise IndexError("boom")
-        ua.respond(txn, sipmsg.response(msg, 200))
+        ua.respond(txn, build.response(msg, 200))
 
     async def go():
         async with UserAgent("udp", "127.0.0.1", 0, handler=handler, on_error=errors.append) as ua:

@@ -10,6 +10,7 @@ import os
 import signal
 
 from siptool.agent import CallOptions, place_call
+from siptool.report.agent_view import event_text
 
 
 async def _call_while(port: int, duration: float, action) -> object:
@@ -56,7 +57,7 @@ def test_far_end_frozen_mid_call_fails_with_the_gap(echo_proc):
     assert 0.5 < start < 1.6 and 2.5 < end - start < 3.6  # the 3 s the far end was stopped
     assert any(p == f"no media from the far end for {end - start:.1f} s at {start:.1f}-{end:.1f} s"
                for p in res.problems), res.problems
-    events = [e for _, e in res.events]
+    events = [event_text(e) for e in res.events]
     assert "no RTP from the far end for 2 s" in events and "RTP from the far end again" in events
     assert events.index("no RTP from the far end for 2 s") < events.index("RTP from the far end again") \
         < events.index("-> BYE")  # said while the call ran, not only at the end

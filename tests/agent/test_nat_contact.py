@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from siptool.agent import sipmsg
+from siptool.sip import build
 from siptool.agent.ua import UserAgent
 from siptool.sip.message import parse
 
@@ -16,9 +16,9 @@ RESPONSE = ("SIP/2.0 401 Unauthorized\r\n"
 
 def test_public_address_from_top_via():
     resp = parse(RESPONSE.format(port=5060, rport=40123).encode())
-    assert sipmsg.public_address(resp) == ("198.51.100.20", 40123)
+    assert build.public_address(resp) == ("198.51.100.20", 40123)
     plain = parse(RESPONSE.replace(";rport={rport};received=198.51.100.20", "").format(port=5060).encode())
-    assert sipmsg.public_address(plain) is None
+    assert build.public_address(plain) is None
 
 
 def test_a_response_outside_our_transactions_teaches_nothing():

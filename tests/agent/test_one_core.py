@@ -26,20 +26,24 @@ def _has_ipv6_loopback() -> bool:
 
 
 def _place(host: str, path, **kw):
+    """A call through the echo agent, its pcap written; the result carries the Report the call's
+    own Analyzer made of it in memory."""
     async def go():
         async with EchoServer((host, 0)) as echo:
-            tap = AgentTap(str(path))
             where = f"[{host}]" if ":" in host else host
-            res = await place_call(CallOptions(uri=f"sip:echo@{where}:{echo.port}", local_ip=host, tap=tap, **kw))
-            return res, tap
+            return await place_call(CallOptions(uri=f"sip:echo@{where}:{echo.port}", local_ip=host,
+                                                pcap=str(path), **kw))
     return asyncio.run(asyncio.wait_for(go(), 60))
 
 
 def _judged(report) -> dict:
-    """Everything the Analyzer concluded, without the capture section (file name, format, size)."""
+    """Everything the Analyzer concluded, without the capture section (file name, format, size) and
+    the agent's own facts (call.agent: what the agent alone knows, set beside the Analyzer's figures)."""
     data = json.loads(json.dumps(report_dict(report), default=str))
     data.pop("capture", None)
     data.pop("generated", None)
+    for call in data["calls"]:
+        call.pop("agent")
     return data
 
 
@@ -47,9 +51,9 @@ def _judged(report) -> dict:
     not _has_ipv6_loopback(), reason="no IPv6 loopback"))])
 def test_a_placed_call_is_judged_as_its_capture_is(tmp_path, host):
     path = tmp_path / "call.pcap"
-    res, tap = _place(host, path, duration=2.0, dtmf="12")
+    res = _place(host, path, duration=2.0, dtmf="12")
     assert res.ok, res.error
-    memory, file = tap.report(), analyze_file(path)
+    memory, file = res.report, analyze_file(path)
     assert len(memory.calls) == 1 and memory.calls[0].call_id == res.call_id
     (call,) = memory.calls
     assert call.final_status == 200 and len(call.streams) == 2 and all(s.packets > 50 for s in call.streams)
@@ -61,13 +65,12 @@ def test_a_placed_call_is_judged_as_its_capture_is(tmp_path, host):
 def test_a_failed_call_is_judged_the_same_way(tmp_path):
     async def go():
         async with EchoServer(("127.0.0.1", 0), reject=486) as echo:
-            tap = AgentTap(str(tmp_path / "busy.pcap"))
-            res = await place_call(CallOptions(uri=f"sip:echo@127.0.0.1:{echo.port}", local_ip="127.0.0.1", tap=tap))
-            return res, tap
+            return await place_call(CallOptions(uri=f"sip:echo@127.0.0.1:{echo.port}", local_ip="127.0.0.1",
+                                                pcap=str(tmp_path / "busy.pcap")))
 
-    res, tap = asyncio.run(asyncio.wait_for(go(), 60))
+    res = asyncio.run(asyncio.wait_for(go(), 60))
     assert res.status == 486
-    memory, file = tap.report(), analyze_file(tmp_path / "busy.pcap")
+    memory, file = res.report, analyze_file(tmp_path / "busy.pcap")
     assert [f.code for f in memory.all_findings()] == [f.code for f in file.all_findings()]
     assert "sip.failed.486" in [f.code for f in memory.all_findings()]
     assert _judged(memory) == _judged(file)
@@ -75,16 +78,17 @@ def test_a_failed_call_is_judged_the_same_way(tmp_path):
     assert [(f.code, f.title) for f in res.findings] == [(f.code, f.title) for f in file.calls[0].findings]
 
 
-def test_no_file_unless_asked(tmp_path):
+def test_no_file_unless_asked(tmp_path, monkeypatch):
+    written = []
+    monkeypatch.setattr(AgentTap, "close", lambda self: written.append(self.writer))
+
     async def go():
         async with EchoServer(("127.0.0.1", 0)) as echo:
-            tap = AgentTap(None)
-            res = await place_call(CallOptions(uri=f"sip:echo@127.0.0.1:{echo.port}", local_ip="127.0.0.1",
-                                               duration=1.0, tap=tap))
-            return res, tap
+            return await place_call(CallOptions(uri=f"sip:echo@127.0.0.1:{echo.port}", local_ip="127.0.0.1",
+                                                duration=1.0))
 
-    res, tap = asyncio.run(asyncio.wait_for(go(), 60))
-    assert res.ok and tap.report().calls[0].final_status == 200 and tap.writer is None
+    res = asyncio.run(asyncio.wait_for(go(), 60))
+    assert res.ok and res.report.calls[0].final_status == 200 and written == [] and not list(tmp_path.iterdir())
 
 
 def test_call_json_carries_the_analyzers_findings(tmp_path):
@@ -110,7 +114,7 @@ def test_call_json_carries_the_analyzers_findings(tmp_path):
                 data = json.loads(out.stdout)
                 if data["status"] is not None:
                     break
-        assert data["schema"] == "siptool.call/1.1" and data["status"] == 488 and out.returncode == 1
+        assert data["schema"] == "siptool.call/1.2" and data["status"] == 488 and out.returncode == 1
         codes = [f["code"] for f in data["findings"]]
         assert codes == ["sip.failed.488", "codec.no_common"]
         analysed = json.loads(subprocess.run([sys.executable, "-m", "siptool", "analyze", str(tmp_path / "c.pcap"), "--json"],

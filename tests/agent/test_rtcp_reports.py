@@ -10,7 +10,9 @@ import random
 import socket
 import time
 
-from siptool.agent.media import RtpSession
+from siptool.agent.media import RtpDriver
+from siptool.agent.rtpsession import RtpSession
+from siptool.rtp import g711
 from siptool.rtp.packet import RTCP_BYE, RTCP_RR, RTCP_SR, build_rtp, parse_rtcp
 
 LOST = {7, 8, 30, 31, 32, 77}  # sequence offsets never sent
@@ -24,20 +26,21 @@ def test_receiver_reports_carry_the_agents_own_loss_and_jitter():
         far_rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         far_rtcp.bind(("127.0.0.1", far_rtp.getsockname()[1] + 1))
         far_rtcp.setblocking(False)
-        session = await RtpSession("127.0.0.1").open()
-        session.set_remote("127.0.0.1", far_rtp.getsockname()[1], "PCMU", 0, None)
-        session.start_rtcp()
+        session = RtpSession(g711.coder("PCMU"))
+        driver = await RtpDriver("127.0.0.1", session).open()
+        driver.set_remote("127.0.0.1", far_rtp.getsockname()[1], g711.coder("PCMU"), 0, None)
+        driver.start_rtcp()
         rng = random.Random(5)
         seq0, ts0, order = 65500, 1234, list(range(120))  # the sequence wraps at 65536 on the way
         order[LATE], order[LATE + 1] = order[LATE + 1], order[LATE]
-        to = ("127.0.0.1", session.port)
+        to = ("127.0.0.1", driver.port)
         for k in order:
             if k not in LOST:
                 far_rtp.sendto(build_rtp(0, (seq0 + k) & 0xFFFF, ts0 + 160 * k, 0xABCDEF01, b"\xff" * 160), to)
             await asyncio.sleep(0.02 + rng.uniform(-0.008, 0.008))  # uneven spacing: jitter
         await asyncio.sleep(0.1)
         measured = session.stats.finish()
-        session.close()  # the last report, with an RTCP BYE
+        driver.close()  # the last report, with an RTCP BYE
         await asyncio.sleep(0.1)
         reports = []
         while True:
@@ -72,9 +75,9 @@ def test_receiver_reports_carry_the_agents_own_loss_and_jitter():
 def test_received_audio_skips_extension_and_padding():
     """The agent reads RTP through the one header parser: a header extension (RFC 3550 5.3.1) and
     padding are not taken for audio; a malformed header is not counted."""
-    session = RtpSession("127.0.0.1")
+    session = RtpSession(g711.coder("PCMU"))
     audio = bytes(range(160))
     pkt = build_rtp(0, 1, 160, 0x1234, audio, extension=(0xBEDE, b"\x10\x01\x00\x00"), padding=4)
-    session._on_rtp(pkt, ("127.0.0.1", 4000))
-    session._on_rtp(b"\x90\x00" + bytes(10), ("127.0.0.1", 4000))  # says extension, has none: malformed
+    session.receive_rtp(pkt, ("127.0.0.1", 4000), 1000.0)
+    session.receive_rtp(b"\x90\x00" + bytes(10), ("127.0.0.1", 4000), 1000.02)  # says extension, has none: malformed
     assert session.rx_packets == 1 and session.rx_audio[0][3] == audio

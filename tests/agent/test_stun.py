@@ -9,7 +9,8 @@ import pytest
 from interop.peers import free_port
 
 from siptool.agent import stun
-from siptool.agent.media import RtpSession
+from siptool.agent.media import RtpDriver
+from siptool.agent.rtpsession import RtpSession
 from siptool.agent.transport import UdpTransport
 
 # RFC 5769 2.2/2.3: transaction id, and XOR-MAPPED-ADDRESS of 192.0.2.1:32853 / 2001:db8:1234:5678:11:2233:4455:6677
@@ -55,8 +56,8 @@ def test_sip_and_rtp_sockets_ask_coturn(stun_server):
     stun_server("127.0.0.1", port)
 
     async def go():
-        sip = await UdpTransport(lambda data, addr: None).open("127.0.0.1")
-        rtp = await RtpSession("127.0.0.1").open()
+        sip = await UdpTransport(lambda data, addr, now: None).open("127.0.0.1")
+        rtp = await RtpDriver("127.0.0.1", RtpSession()).open()
         try:
             for _ in range(20):  # until coturn listens
                 try:
@@ -77,7 +78,7 @@ def test_sip_and_rtp_sockets_ask_coturn(stun_server):
 def test_no_stun_server_is_a_clear_failure():
     with pytest.raises(stun.StunError, match=r"no STUN response from 127\.0\.0\.1:\d+ within 0\.7 s"):
         async def go():
-            sip = await UdpTransport(lambda data, addr: None).open("127.0.0.1")
+            sip = await UdpTransport(lambda data, addr, now: None).open("127.0.0.1")
             try:
                 import socket
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:

@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from linear import assert_linear
 
 from siptool import sdp as sdplib
-from siptool.agent import sipmsg
-from siptool.agent.auth import Authenticator, Challenge, parse_authorization, pick_challenge
+from siptool.agent import inputs
 from siptool.capture import hep
 from siptool.capture.decode import Decoder
 from siptool.errors import SiptoolError
 from siptool.rtp.packet import dtmf_digits, parse_rtcp, parse_rtp, parse_telephone_event
+from siptool.sip import build
+from siptool.sip.auth import Authenticator, Challenge, parse_authorization, pick_challenge
 from siptool.sip.framing import SipFramer
 from siptool.sip.message import SipParseError, parse
 from siptool.sip.uri import top_via, valid_host
@@ -81,9 +82,9 @@ def test_sip_parse_gives_a_message_or_its_error(data):
     _read_all(msg)
     sdplib.parse(msg.body)
     if msg.is_request:  # what the agent checks before any handler sees a request: a verdict, never a raise
-        problem = sipmsg.request_problem(msg, len(data))
+        problem = build.request_problem(msg, len(data))
         assert problem is None or (problem[0] in (400, 513) and problem[1].isprintable())
-        sipmsg.response_address(msg, ("127.0.0.1", 5060))
+        build.response_address(msg, ("127.0.0.1", 5060))
 
 
 @pytest.mark.parametrize("make", [
@@ -197,7 +198,7 @@ def test_digest_parsing_is_linear(make):
     lambda b: b.decode("utf-8", "replace"))))
 def test_uri_parse_gives_a_uri_or_its_error(text):
     try:
-        uri = sipmsg.parse_uri(text)
+        uri = inputs.sip_uri(text)
     except SiptoolError:
         return
     host, port = uri.hostport()
@@ -212,11 +213,11 @@ def test_via_addresses_are_valid_or_refused(data):
         msg = parse(data)
     except SipParseError:
         return
-    for fn in (lambda: sipmsg.response_address(msg, ("127.0.0.1", 5060)), lambda: sipmsg.public_address(msg)):
+    for fn in (lambda: build.response_address(msg, ("127.0.0.1", 5060)), lambda: build.public_address(msg)):
         addr = fn()
         if addr is not None:
             assert 0 < addr[1] <= 65535 and valid_host(addr[0])
-    sipmsg.top_via_received(msg, "127.0.0.1", 5060)
+    build.top_via_received(msg, "127.0.0.1", 5060)
     via = top_via(msg)
     if via is not None:
         assert via.port is None or 0 < via.port <= 65535
@@ -232,7 +233,7 @@ def test_via_addresses_are_valid_or_refused(data):
 def test_response_address_class(via, expect):
     msg = parse(message({"Via": via, "From": "<sip:a@b>;tag=1", "To": "<sip:x@y>", "Call-ID": "1",
                          "CSeq": "1 OPTIONS"}))
-    assert sipmsg.response_address(msg, ("192.0.2.9", 7000)) == expect
+    assert build.response_address(msg, ("192.0.2.9", 7000)) == expect
 
 
 # --- link layers --------------------------------------------------------------------------------

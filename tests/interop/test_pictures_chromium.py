@@ -181,3 +181,36 @@ window.results = null;
         assert lad.title.split("  ")[0] in " ".join(shown)  # "call 7: caller -> silent"
         assert {b.label for b in lad.bands} <= shown
         assert {row.text + (f" [{row.note}]" if row.note else "") for row in lad.rows} <= shown
+
+
+SPEECH_BOXES = """(() => [...document.querySelectorAll('g.speech')].map(g => {
+  const r = g.querySelector('rect').getBoundingClientRect();
+  return {title: g.querySelector('title').textContent, x0: r.left, x1: r.right};
+}))()"""
+
+
+@pytest.mark.parametrize("name", ["speech_faults.pcap", "speech_turns.pcap", "speech_opus.pcap"])
+def test_speech_lanes(browser, shots, tmp_path, name):
+    """ladder --content --html: one lane per side under the ladder, each talk spurt a box whose edges
+    sit on the lanes' time axis (seconds from the first message, one scale for both lanes), and
+    the layout as clean as the ladder's."""
+    import re
+
+    from siptool.analysis.content import ContentOptions
+    from siptool.drivers.files import analyze_file
+
+    page = tmp_path / f"{Path(name).stem}_lanes.html"
+    result = CliRunner().invoke(get_app(), ["ladder", str(FIXTURES / name), "--content", "--html", str(page), "-q"])
+    assert result.exit_code == 0, result.stderr
+    (call,) = analyze_file(FIXTURES / name, content=ContentOptions()).calls
+    check(browser, page, shots, 1, len(call.ladder) + len(call.streams))
+    boxes = browser.open(page, SPEECH_BOXES).value
+    spurts = sorted((x.start, x.end) for s in call.streams for x in s.content.talk_spurts)
+    assert len(boxes) == len(spurts) > 0
+    times = [tuple(float(v) for v in re.search(r"([\d.]+)-([\d.]+) s$", b["title"]).groups()) for b in boxes]
+    a0, a1 = min(t[0] for t in times), max(t[0] for t in times)
+    first, last = min(boxes, key=lambda b: b["x0"]), max(boxes, key=lambda b: b["x0"])
+    scale = (last["x0"] - first["x0"]) / (a1 - a0)
+    for (a, b), box in zip(times, boxes):  # every edge on the one linear axis, to a pixel
+        assert abs(first["x0"] + (a - a0) * scale - box["x0"]) <= 1.0
+        assert abs(first["x0"] + (b - a0) * scale - box["x1"]) <= 1.5

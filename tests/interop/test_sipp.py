@@ -11,6 +11,7 @@ import pytest
 from interop.peers import HERE, free_port
 
 from siptool.agent import CallOptions, EchoServer, place_call
+from siptool.report.agent_view import event_text
 
 
 def run(coro):
@@ -107,7 +108,7 @@ def test_call_through_kamailio_with_407_to_echo(kamailio, peers, tmp_path):
     res, calls = run(go("s3cret"))
     assert res.ok, (res.error, res.problems)
     assert res.auth == "407" and res.status == 200 and res.rx.packets > 50 and res.rtt_ms is not None
-    assert "<- 407 Proxy Authentication Required" in [e for _, e in res.events]
+    assert "<- 407 Proxy Authentication Required" in [event_text(e) for e in res.events]
     assert len(calls) == 1 and calls[0].remote[1] == kport  # the INVITE came through kamailio
     res, calls = run(go("wrong"))
     assert not res.ok and res.status == 407 and "authentication failed" in res.error and not calls

@@ -161,3 +161,24 @@ def test_unwritable_output_is_bad_input_before_any_work(tmp_path):
     out = runner.invoke(app, ["plot", str(FIXTURES / "media_ok.pcap"), "-o", str(tmp_path / "x.svg")])
     assert out.exit_code == ExitStatus.BAD_INPUT and "ending in .png" in out.stderr
     assert not (tmp_path / "x.svg").exists()
+
+
+def test_speech_panel_shows_each_streams_talk_spurts(tmp_path):
+    """plot --content: a fourth panel, one row per stream, its talk spurts as bars at their times."""
+    from siptool.analysis.content import ContentOptions
+    from siptool.drivers.files import analyze_file
+    from siptool.report.plot import plot_call
+
+    series: dict = {}
+    report = analyze_file(FIXTURES / "speech_faults.pcap", series=series, content=ContentOptions())
+    call = report.calls[0]
+    fig = plot_call(call, series, tmp_path / "p.png")
+    assert len(fig.axes) == 4 and (tmp_path / "p.png").stat().st_size > 10_000
+    t0 = call.ladder[0].time
+    bars = [c for c in fig.axes[3].collections if c.get_gid() == "speech"]
+    assert len(bars) == len(call.streams)
+    for s, bar in zip(call.streams, bars):
+        got = [(round(e.x0, 3), round(e.x1, 3)) for e in (p.get_extents() for p in bar.get_paths())]
+        want = [(round(x.start - t0, 3), round(x.end - t0, 3)) for x in s.content.talk_spurts]
+        assert got == want
+    assert [t.get_text().split(" (")[0] for t in fig.axes[3].get_yticklabels()] == [s.content.side for s in call.streams]

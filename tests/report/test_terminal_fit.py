@@ -82,3 +82,24 @@ def test_numbers_move_rather_than_shrink_when_space_runs_out():
     assert "1,234,567" in text.split() or "packets 1,234,567" in " ".join(text.split())
     assert "4.41" in text.split() and "…" not in text
     assert all(len(ln.rstrip()) <= 32 for ln in text.splitlines())
+
+
+@pytest.mark.parametrize("capture", sorted(FIXTURES.glob("speech_*.pcap")), ids=lambda p: p.name)
+def test_conversation_table_fits_and_keeps_its_figures(capture):
+    """analyze --content: the conversation figures (first speech, response gaps, levels) whole at every width."""
+    from siptool.analysis.content import ContentOptions
+    from siptool.report.terminal import _gaps, _level, _s
+
+    report = analyze_file(capture, content=ContentOptions())
+    figures = set()
+    for call in report.calls:
+        v = call.conversation
+        figures |= {_s(v.callee_first_speech_ms), f"{_level(call, 'caller')}/{_level(call, 'callee')}"}
+        if v.callee_responses:
+            figures.add(_gaps(v.callee_responses).split()[0])
+    for width in WIDTHS:
+        text = _rendered(report, width)
+        assert "Conversation" in text and "…" not in text
+        assert all(len(ln.rstrip()) <= width for ln in text.splitlines())
+        tokens = {t.rstrip(",") for t in re.split(r"[\s│┃]+", text)}
+        assert figures <= tokens, (width, figures - tokens)

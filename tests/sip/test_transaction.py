@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from siptool.agent import sipmsg
-from siptool.agent.transaction import (ClientTransaction, Deliver, Send, ServerTransaction, Terminated, Timeout,
+import pytest
+
+from siptool.sip import build
+from siptool.sip.transaction import (ClientTransaction, Deliver, Send, ServerTransaction, Terminated, Timeout,
                                        Timers)
 from siptool.sip.message import parse
 
@@ -11,7 +13,7 @@ T = Timers(t1=0.5, t2=4.0, t4=5.0)
 
 
 def invite(method="INVITE"):
-    return sipmsg.request(method, "sip:100@example.org", via_value="SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc",
+    return build.request(method, "sip:100@example.org", via_value="SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc",
                           from_value="<sip:a@x>;tag=f1", to_value="<sip:100@example.org>", call_id="c1", cseq=1,
                           routes=["<sip:proxy.example.org;lr>"])
 
@@ -51,10 +53,10 @@ def test_invite_client_provisional_stops_a_then_486_acked_and_retransmission_abs
     req = invite()
     txn = ClientTransaction(req, reliable=False, timers=T)
     txn.start(0.0)
-    ringing = sipmsg.response(req, 180, to_tag="t9")
+    ringing = build.response(req, 180, to_tag="t9")
     assert [type(e) for e in txn.receive(ringing, 0.2)] == [Deliver]
     assert txn.state == "proceeding" and txn.deadline is None  # A and B stopped
-    busy = parse(sipmsg.response(req, 486, to_tag="t9").serialise())
+    busy = parse(build.response(req, 486, to_tag="t9").serialise())
     evs = txn.receive(busy, 1.0)
     assert isinstance(evs[0], Send) and isinstance(evs[1], Deliver)
     ack = evs[0].msg
@@ -70,7 +72,7 @@ def test_invite_client_2xx_terminates_for_tu_ack():
     req = invite()
     txn = ClientTransaction(req, reliable=False, timers=T)
     txn.start(0.0)
-    evs = txn.receive(sipmsg.response(req, 200, to_tag="t"), 0.1)
+    evs = txn.receive(build.response(req, 200, to_tag="t"), 0.1)
     assert [type(e) for e in evs] == [Deliver, Terminated]
 
 
@@ -89,25 +91,25 @@ def test_non_invite_client_proceeding_uses_t2_and_k():
     req = invite("BYE")
     txn = ClientTransaction(req, reliable=False, timers=T)
     txn.start(0.0)
-    txn.receive(sipmsg.response(req, 100), 0.1)
+    txn.receive(build.response(req, 100), 0.1)
     evs = run_until(txn, 0.6)
     assert [t for t, e in evs if isinstance(e, Send)] == [0.5]
     assert txn.deadline == 0.5 + 4.0  # in Proceeding E = T2
-    txn.receive(sipmsg.response(req, 200), 1.0)
+    txn.receive(build.response(req, 200), 1.0)
     assert txn.state == "completed" and txn.deadline == 1.0 + 5.0  # timer K = T4
-    assert txn.receive(sipmsg.response(req, 200), 2.0) == []  # retransmission absorbed
+    assert txn.receive(build.response(req, 200), 2.0) == []  # retransmission absorbed
 
 
 def test_invite_server_non2xx_g_h_and_ack_i():
     req = invite()
     txn = ServerTransaction(req, reliable=False, timers=T)
     assert isinstance(txn.start(0.0)[0], Deliver)
-    busy = sipmsg.response(req, 486, to_tag="s1")
+    busy = build.response(req, 486, to_tag="s1")
     assert isinstance(txn.respond(busy, 0.0)[0], Send)
     evs = run_until(txn, 5.0)
     assert [t for t, e in evs if isinstance(e, Send)] == [0.5, 1.5, 3.5]  # G: T1 doubling, capped T2
     assert txn.receive(invite(), 5.0)[0].msg is busy  # retransmitted INVITE -> last response
-    ack = sipmsg.request("ACK", req.uri, via_value=req.get("via"), from_value=req.get("from"),
+    ack = build.request("ACK", req.uri, via_value=req.get("via"), from_value=req.get("from"),
                          to_value="<sip:100@example.org>;tag=s1", call_id="c1", cseq=1)
     assert txn.receive(ack, 5.2) == [] and txn.state == "confirmed"
     assert txn.deadline == 5.2 + 5.0  # timer I = T4
@@ -118,7 +120,7 @@ def test_invite_server_no_ack_timer_h():
     req = invite()
     txn = ServerTransaction(req, reliable=True, timers=T)
     txn.start(0.0)
-    txn.respond(sipmsg.response(req, 503, to_tag="s"), 0.0)
+    txn.respond(build.response(req, 503, to_tag="s"), 0.0)
     evs = run_until(txn, 100)
     assert [(t, type(e)) for t, e in evs] == [(32.0, Timeout), (32.0, Terminated)]  # no G on TCP
 
@@ -127,11 +129,11 @@ def test_invite_server_2xx_retransmitted_until_ack():
     req = invite()
     txn = ServerTransaction(req, reliable=False, timers=T)
     txn.start(0.0)
-    ok = sipmsg.response(req, 200, to_tag="s")
+    ok = build.response(req, 200, to_tag="s")
     txn.respond(ok, 0.0)
     evs = run_until(txn, 8.0)
     assert [t for t, e in evs if isinstance(e, Send)] == [0.5, 1.5, 3.5, 7.5]  # 13.3.1.4
-    ack = sipmsg.request("ACK", req.uri, via_value="SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKnew", from_value=req.get("from"),
+    ack = build.request("ACK", req.uri, via_value="SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKnew", from_value=req.get("from"),
                          to_value="<sip:100@example.org>;tag=s", call_id="c1", cseq=1)
     evs = txn.receive(ack, 8.0)
     assert [type(e) for e in evs] == [Deliver, Terminated]
@@ -141,10 +143,32 @@ def test_non_invite_server_j_and_retransmission():
     req = invite("OPTIONS")
     txn = ServerTransaction(req, reliable=False, timers=T)
     txn.start(0.0)
-    ok = sipmsg.response(req, 200)
+    ok = build.response(req, 200)
     txn.respond(ok, 0.1)
     assert txn.receive(req, 1.0)[0].msg is ok
     assert txn.deadline == 0.1 + 32.0  # J = 64*T1
     rel = ServerTransaction(req, reliable=True, timers=T)
     rel.start(0.0)
     assert [type(e) for e in rel.respond(ok, 0.0)] == [Send, Terminated]  # J = 0 on TCP
+
+
+def test_states_move_only_as_the_table_says():
+    """States are an Enum moved through one table (h11's habit): a move the table does not allow is
+    our bug, raised at once; a peer's out-of-place message is only absorbed."""
+    from siptool.sip.transaction import TRANSITIONS, Kind, LocalProtocolError, State
+
+    req = invite()
+    txn = ServerTransaction(req, reliable=False, timers=T)
+    txn.start(0.0)
+    txn.respond(build.response(req, 486, to_tag="s"), 0.0)
+    assert txn.state is State.COMPLETED and State.ACCEPTED not in TRANSITIONS[Kind.INVITE_SERVER][txn.state]
+    with pytest.raises(LocalProtocolError, match="INVITE server transaction: completed -> accepted"):
+        txn._go(State.ACCEPTED)
+    assert txn.respond(build.response(req, 200, to_tag="s"), 0.1) == []  # a second final: dropped
+    client = ClientTransaction(req, reliable=False, timers=T)
+    client.start(0.0)
+    assert client.receive(build.response(req, 200, to_tag="t"), 0.1)[-1] == Terminated()
+    assert client.receive(build.response(req, 180, to_tag="t"), 0.2) == []  # after the end: absorbed
+    for kind, table in TRANSITIONS.items():  # every state a transaction reaches is in its table
+        reached = {s for targets in table.values() for s in targets}
+        assert reached <= set(table), kind

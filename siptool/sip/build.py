@@ -1,4 +1,5 @@
-"""Building SIP messages for the user agent (RFC 3261 8.1.1, 8.2.6, 20): requests, responses, URIs, ids.
+"""Building SIP messages (RFC 3261 8.1.1, 8.2.6, 20): requests, responses, Via and tags, and the
+checks a received request must pass before a user agent handles it (8.2, 18.2).
 
 Parsing is siptool.sip.message (one parser for capture and agent); this module only builds.
 """
@@ -6,14 +7,14 @@ Parsing is siptool.sip.message (one parser for capture and agent); this module o
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 from ..digits import uint
-from ..errors import SiptoolError
-from ..sip.message import SipMessage, param
-from ..sip.uri import Uri, UriError, is_ip, name_addr
-from ..sip.uri import parse_uri as _parse_uri
-from ..sip.uri import response_address as _response_address
-from ..sip.uri import top_via
+from .message import SipMessage, param
+from .uri import UriError, Via, is_ip, name_addr, parse_via
+from .uri import parse_uri as _parse_uri
+from .uri import response_address as _response_address
+from .uri import top_via
 
 MAGIC = "z9hG4bK"  # RFC 3261 8.1.1.7 branch cookie
 REASONS = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 401: "Unauthorized",
@@ -36,18 +37,6 @@ def new_call_id(host: str) -> str:
     return f"{secrets.token_hex(10)}@{host}"
 
 
-def parse_uri(text: str) -> Uri:
-    """A URI the user gave (or the agent must route by): siptool.sip.uri's parse, its error as a
-    one-line SiptoolError."""
-    try:
-        uri = _parse_uri(text)
-    except UriError as exc:
-        raise SiptoolError(str(exc)) from None
-    if not uri.host:
-        raise SiptoolError(f"{text[:60]!r} has no host to send to: use sip:NUMBER@HOST")
-    return uri
-
-
 def host_ref(host: str) -> str:
     """A host as a SIP URI or Via writes it: an IPv6 address in brackets (RFC 3261 25.1)."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -55,8 +44,7 @@ def host_ref(host: str) -> str:
 
 def via(transport: str, host: str, port: int, branch: str) -> str:
     """Via with rport (RFC 3581) so responses come back to the port we sent from."""
-    host = host_ref(host)
-    return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
+    return str(Via(transport.upper(), host.strip("[]"), port, {"branch": branch, "rport": ""}))
 
 
 def request(method: str, uri: str, *, via_value: str, from_value: str, to_value: str, call_id: str, cseq: int,
@@ -107,18 +95,15 @@ def top_via_received(msg: SipMessage, host: str, port: int) -> None:
         if k != "via":
             continue
         first, sep, rest = v.partition(",")
-        if top_via(msg) is None:
+        try:
+            top = parse_via(first)
+        except UriError:
             return
-        parts = first.split(";")
-        out = [parts[0]]
-        for p in parts[1:]:
-            key = p.split("=", 1)[0].strip().lower()
-            if key == "rport":
-                out.append(f"rport={port}")
-            elif key != "received":
-                out.append(p)
-        out.append(f"received={host}")
-        msg.headers[i] = (k, ";".join(out) + (sep + rest if sep else ""))
+        params = {name: value for name, value in top.params.items() if name != "received"}
+        if "rport" in params:
+            params["rport"] = str(port)
+        params["received"] = host
+        msg.headers[i] = (k, str(replace(top, params=params)) + (sep + rest if sep else ""))
         return
 
 

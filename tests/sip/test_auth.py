@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from siptool.agent.auth import (Authenticator, Challenge, Credentials, parse_authorization, pick_challenge,
+from siptool.sip.auth import (Authenticator, Challenge, Credentials, parse_authorization, pick_challenge,
                                 response_value)
 
 RFC = dict(user="Mufasa", realm="http-auth@example.org", password="Circle of Life", method="GET",
@@ -68,8 +68,8 @@ def test_authenticator_round_trip():
 
 def test_digest_answer_loop_is_one_sans_io_object():
     """INVITE and REGISTER answer challenges through one DigestAnswer (issue 15)."""
-    from siptool.agent import sipmsg
-    from siptool.agent.auth import Authenticator, Credentials, DigestAnswer, DigestRefused
+    from siptool.sip import build
+    from siptool.sip.auth import Authenticator, Credentials, DigestAnswer, DigestRefused
     from siptool.sip.message import parse
 
     server = Authenticator("siptool", {"alice": "pw"})
@@ -80,7 +80,7 @@ def test_digest_answer_loop_is_one_sans_io_object():
         name = "www-authenticate" if status == 401 else "proxy-authenticate"
         values = server.challenges(stale=stale) if nonce is None else \
             [f'Digest realm="siptool", nonce="{nonce}", qop="auth", algorithm=MD5' + (", stale=true" if stale else "")]
-        return sipmsg.response(req, status, headers=[(name, c) for c in values])
+        return build.response(req, status, headers=[(name, c) for c in values])
 
     loop = DigestAnswer(Credentials("alice", "pw"), "REGISTER", "sip:127.0.0.1")
     name, value = loop.answer(challenge())
@@ -93,5 +93,5 @@ def test_digest_answer_loop_is_one_sans_io_object():
     assert DigestAnswer(Credentials("alice", "pw"), "INVITE", "sip:x").answer(challenge(407))[0] == "proxy-authorization"
     with pytest.raises(DigestRefused) as refused:
         DigestAnswer(Credentials("a", "b"), "INVITE", "sip:x").answer(
-            sipmsg.response(req, 401, headers=[("www-authenticate", 'Basic realm="x"')]))
+            build.response(req, 401, headers=[("www-authenticate", 'Basic realm="x"')]))
     assert refused.value.kind == "unsupported"

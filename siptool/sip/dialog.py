@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..sip.message import SipMessage
-from ..sip.uri import name_addr
-from . import sipmsg
+from . import build
+from .message import SipMessage
+from .uri import name_addr
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Dialog:
             self.local_seq += 1
             cseq = self.local_seq
         uri, routes = self._uri_and_routes()
-        return sipmsg.request(method, uri, via_value=via_value, from_value=f"{self.local_uri};tag={self.local_tag}",
+        return build.request(method, uri, via_value=via_value, from_value=f"{self.local_uri};tag={self.local_tag}",
                               to_value=f"{self.remote_uri};tag={self.remote_tag}", call_id=self.call_id, cseq=cseq,
                               contact=contact, routes=routes, headers=headers, body=body)
 
