@@ -86,6 +86,7 @@ class EchoServer:
                             on_event=self._event)
         self.core = EchoCore(self.ua.ep, policy, self._open_media)
         self.ua.ep.on_traffic = self._traffic
+        self._arriving: list[tuple[str, tuple]] = []  # (Call-ID, message) of the latest message in, no call yet
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
         self.on_call = on_call  # a call ended: the EchoCall, with the Analyzer's Call of it in `.call`
@@ -143,6 +144,7 @@ class EchoServer:
     def _open_media(self, session: UasSession) -> int:
         """A new call's media: the shared port, or a port pair of its own (OSError when none is left)."""
         record = EchoCall(session)
+        record.packets += [packet for call_id, packet in self._arriving if call_id == session.call_id]
         self.calls[session.call_id] = record
         rtp = RtpSession(g711.coder(session.codec[0]), echo=True, cname=f"siptool@{self.listen[0]}")
         driver = RtpDriver(self.listen[0], rtp, shared=self.shared)
@@ -163,12 +165,20 @@ class EchoServer:
             self._ended(record)
 
     def _traffic(self, direction: str, data: bytes, addr, call_id: str, now: float) -> None:
-        """A call's SIP messages, kept with it (as a tap takes them) for its analysis when it ends."""
+        """A call's SIP messages, kept with it (as a tap takes them) for its analysis when it ends. The
+        INVITE that opens a call arrives an instant before the call exists (the core opens it while
+        handling that INVITE): the latest message in is held until then."""
         record = self.calls.get(call_id)
-        if record is not None and len(record.packets) < MAX_KEPT:
+        if record is None and direction != "in":
+            return
+        if record is None or len(record.packets) < MAX_KEPT:
             ua = self.ua
             here = ua.transport.locals.get(addr, ua.local) if ua.transport.reliable else ua.local
-            record.packets.append((direction, here, addr, data, ua.kind, now))
+            packet = (direction, here, addr, data, ua.kind, now)
+            if record is None:
+                self._arriving = [(call_id, packet)]
+            else:
+                record.packets.append(packet)
 
     def _ended(self, record: EchoCall) -> None:
         if record.driver is not None:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import sys
 import signal
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +22,7 @@ EPILOG = epilog([
      "SIP_PW=pw siptool echo -l 0.0.0.0:5080 --user alice --password-env SIP_PW"),
     ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
+    ("Prometheus metrics at http://HOST:9466/metrics", "siptool echo -l 0.0.0.0:5060 --metrics 0.0.0.0:9466"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
     "For test suites (the one siptool check --init writes passes against it): the number \"ring\" "
@@ -55,6 +57,8 @@ def echo(
     rate: float = typer.Option(500.0, "--rate", help="SIP messages per second one source host may send "
                                "(bursts of 4x); beyond, its messages are dropped. 0: no limit."),
     max_calls: int = typer.Option(5000, "--max-calls", help="Calls in progress at once; more get 503."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", metavar="ADDR:PORT", help="Serve Prometheus "
+                                          "metrics at http://ADDR:PORT/metrics: calls, echoed packets, refusals."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
@@ -75,6 +79,7 @@ def echo(
         inputs.number("--media-port", media_port, 0, 65534)
         inputs.number("--rate", rate, 0, 1_000_000)
         inputs.number("--max-calls", max_calls, 1, 1_000_000)
+        served = inputs.host_port("--metrics", metrics, allow_zero=True) if metrics is not None else None
         if hangup_after is not None:
             inputs.number("--hangup-after", hangup_after, 0, 86400, above=True, unit="s")
         tls = None
@@ -101,21 +106,40 @@ def echo(
         asyncio.run(_serve(EchoServer((host, port), kind, user, password, codecs=codecs, ring=ring,
                                       hangup_after=hangup_after, tls=tls, on_call=lambda c: typer.echo(echo_line(c)),
                                       media_port=media_port if shared else None, rate=rate,
-                                      max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True))))
+                                      max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True)), served))
 
 
-async def _serve(server) -> None:
+async def _serve(server, metrics: tuple[str, int] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with server:
-        media = f", media on port {server.shared.port}" if server.shared else ", media on a port pair per call"
-        typer.echo(f"siptool echo: listening on {server.ua.kind.upper()} {server.ua.local[0]}:{server.port}{media} "
-                   "(Ctrl-C to stop)", err=True)
-        await stop.wait()
-        typer.echo(f"siptool echo: stopping, {len(server.calls)} call(s) in progress", err=True)
+    with _metrics(server, metrics) if metrics is not None else nullcontext():
+        async with server:
+            media = f", media on port {server.shared.port}" if server.shared else ", media on a port pair per call"
+            typer.echo(f"siptool echo: listening on {server.ua.kind.upper()} {server.ua.local[0]}:{server.port}"
+                       f"{media} (Ctrl-C to stop)", err=True)
+            await stop.wait()
+            typer.echo(f"siptool echo: stopping, {len(server.calls)} call(s) in progress", err=True)
     typer.echo(f"siptool echo: {len(server.finished)} call(s) handled", err=True)
+
+
+@contextmanager
+def _metrics(server, address: tuple[str, int]):
+    """--metrics: the echo's figures (agent/echo_metrics.py) served for Prometheus while it runs."""
+    from ..agent.echo_metrics import EchoMetrics
+    from ..report.prometheus import Exporter
+
+    exporter = Exporter(echo=True)
+    http = exporter.serve(*address)
+    ticks = asyncio.ensure_future(EchoMetrics(server, exporter.apply).run())
+    typer.echo(f"siptool echo: Prometheus metrics at http://{address[0]}:{http.server_port}/metrics", err=True)
+    try:
+        yield
+    finally:
+        ticks.cancel()
+        http.shutdown()
+        http.server_close()
 
 
 def register(app: typer.Typer) -> None:
