@@ -84,6 +84,11 @@ def test_two_agents_into_one_live_run_and_a_pcap(tmp_path):
         mine = [c for c in report.calls if c.capture_point == point]
         assert [facts(c) for c in mine] == [facts(c) for c in analyze_file(FIXTURES / name).calls], point
     assert not [f for f in report.findings if f.code.startswith("hep.")]
+    from siptool.report.terminal import sources_lines
+
+    grouping, *points = sources_lines(report)  # what the calls table's "at" column ([1], [2]) stands for
+    assert grouping == "[dim]2 HEP capture agent(s), each analysed apart[/]"
+    assert sorted(points) == ["  [1] 7", "  [2] sbc"]  # in the order of their first calls
     back = analyze_file(pcap)
     assert back.capture.link_types == ["rawip"] and back.capture.packets == len(udp) + len(tcp)
     assert sorted(facts(c) for c in back.calls) == sorted(facts(c) for c in report.calls)
