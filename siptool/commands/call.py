@@ -24,9 +24,16 @@ EPILOG = epilog([
      "siptool call sip:echo@127.0.0.1 --record heard.wav --pcap call.pcap --json"),
     ("capacity: 50 calls at 10 a second", "siptool call sip:100@127.0.0.1 --calls 50 --rate 10 -d 20"),
     ("behind NAT", "siptool call sip:+15551234567@trunk.example.com --stun stun.example.net"),
+    ("a trunk by its domain (RFC 3263); the next server after 2 s without an answer",
+     "siptool call sip:100@trunk.example --dns-server 10.0.0.53 --target-timeout 2"),
 ],  "The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind "
     "NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it. "
     "--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.",
+    "A trunk named by its domain is located as RFC 3263 says: NAPTR for the transport, SRV for the servers "
+    "(by priority, then drawn by weight for each call), A/AAAA for their addresses; an explicit port or an "
+    "address skips what does not apply. A server that gives a transport error, no response (timer B, or "
+    "--target-timeout) or 503 is left for the next (a 503's Retry-After keeps the run's calls off it); "
+    "every server tried is listed, with what happened and how long it took.",
     "Exit codes: 0 call answered and media met the thresholds; 1 call failed (no answer, rejected, timeout, "
     "nothing listening, one-way audio, media gaps, thresholds not met); 2 bad arguments (checked before "
     "anything is sent); 3 internal error. An answered call is always hung up (BYE), also on Ctrl-C, SIGTERM "
@@ -82,6 +89,11 @@ def call(
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS: client certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS: client key (PEM)."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer B = 64*T1)."),
+    dns_server: Optional[str] = typer.Option(None, "--dns-server", help="Ask this DNS server, ADDR[:PORT], for the "
+                                             "NAPTR, SRV and A/AAAA records that locate the trunk (RFC 3263; "
+                                             "default: the system's)."),
+    target_timeout: Optional[float] = typer.Option(None, "--target-timeout", help="Fail over to the next server "
+                                                   "after this many seconds without a response (default: timer B)."),
     mos: float = typer.Option(3.6, "--mos", "--mos-min", help="Fail below this E-model MOS (either direction)."),
     max_loss: float = typer.Option(1.0, "--loss", "--max-loss", help="Fail at this packet loss or more, percent."),
     max_jitter: float = typer.Option(30.0, "--jitter", "--max-jitter", help="Fail at this maximum RFC 3550 jitter "
@@ -105,7 +117,7 @@ def call(
                         password=read_password(password_env, password_file), proxy=proxy, codecs=codecs,
                         duration=duration, dtmf=dtmf.upper(), play=str(play) if play else None,
                         record=str(record) if record else None, local_ip=local_ip, public_ip=public_ip,
-                        stun=stun, t1=t1, insecure=insecure,
+                        stun=stun, t1=t1, insecure=insecure, dns_server=dns_server, target_timeout=target_timeout,
                         ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
                         key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
                         thresholds=Thresholds.from_limits(max_loss, max_jitter, mos, max_pdd, max_gap))

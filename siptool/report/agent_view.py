@@ -12,8 +12,8 @@ from ..agent.events import MediaResumed, MediaStarted, MediaStopped, Note, Recei
 from .jsonout import _clean, call_dict
 from .terminal import finding_line, streams_table
 
-CALL_SCHEMA = "siptool.call/1.2"  # docs/json-schema.md; 1.1 added findings, 1.2 `call` and the events' `type`
-CALLS_SCHEMA = "siptool.calls/1"
+CALL_SCHEMA = "siptool.call/1.3"  # docs/json-schema.md; 1.1 findings, 1.2 `call` and the events' `type`, 1.3 targets
+CALLS_SCHEMA = "siptool.calls/1.1"  # 1.1: served_by, failed_over
 SHOWN = ("critical", "error", "warning")  # an echoed call's findings printed under its line
 
 
@@ -49,9 +49,10 @@ def call_json(res) -> dict:
     d = {"schema": CALL_SCHEMA}
     for name in ("ok", "status", "reason", "call_id", "error", "events", "pdd_ms", "answer_ms", "codec", "ended_by",
                  "duration_s", "tx", "rx", "rtt_ms", "rtcp_rtt_ms", "one_way", "media_gaps", "dtmf_sent", "auth",
-                 "hold_status", "resume_status", "cancel_status", "nat", "problems", "findings"):
+                 "hold_status", "resume_status", "cancel_status", "nat", "problems", "findings", "targets"):
         d[name] = getattr(res, name)
     d["events"] = events_json(res.events)
+    d["targets"] = [_clean(t) for t in res.targets]
     d["tx"], d["rx"] = _clean(res.tx), _clean(res.rx)
     d["findings"] = [_clean(f) for f in res.findings]
     d["call"] = call_dict(res.call) if res.call is not None else None
@@ -83,6 +84,10 @@ def render_result(out, res) -> None:
     out.print(f"\n{verdict}  {head}  " + (f"call-id {res.call_id}" if res.call_id else "(no INVITE sent)"))
     if res.error:
         out.print(f"[red]{res.error}[/red]")
+    if len(res.targets) > 1 or any(t.found != "numeric" for t in res.targets):
+        out.print("servers tried (RFC 3263):")
+        for line in target_lines(res.targets):
+            out.print(line)
     answered = res.status is not None and 200 <= res.status < 300
     if answered:
         out.print(f"post-dial delay {_ms(res.pdd_ms)}, answer {_ms(res.answer_ms)}, "
@@ -116,6 +121,19 @@ def render_result(out, res) -> None:
             out.print(finding_line(f.severity, f.title, f.code))
             if f.fix:
                 out.print(Padding(Text("fix: " + f.fix, style="green"), (0, 0, 0, 9)))
+
+
+def target_lines(tries) -> list[str]:
+    """One line per server a request went to (report.model.TargetTry): name, address, transport,
+    what happened and how long it took."""
+    lines = []
+    for t in tries:
+        where = f"[{t.address}]:{t.port}" if ":" in t.address else f"{t.address}:{t.port}"
+        took = "" if t.ms is None else f"{t.ms:.0f} ms"
+        style = "green" if t.outcome == "served" else "red" if t.outcome != "skipped" else "yellow"
+        lines.append(f"  {t.name} {where} {t.transport.upper()}: [{style}]{t.outcome}[/] {took}"
+                     + (f"\n      {t.detail}" if t.detail else ""))
+    return lines
 
 
 def progress_line(done: int, total: int, res) -> str:
@@ -180,6 +198,10 @@ def render_summary(out, s) -> None:
         out.print("MOS received: " + ", ".join(f"{k} {v}" for k, v in s.mos.items()))
     for why, n in sorted(s.failures.items(), key=lambda kv: -kv[1]):
         out.print(f"[red]{n} x {why}[/red]")
+    if s.served_by and (len(s.served_by) > 1 or s.failed_over):
+        out.print(f"served by (RFC 3263; {s.failed_over} call(s) failed over):")
+        for server, n in s.served_by.items():
+            out.print(f"  {server}: {n}")
 
 
 def echo_line(record) -> str:
