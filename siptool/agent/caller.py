@@ -95,6 +95,7 @@ class Caller:
         self.local_ip = o.local_ip or route_source(self.addr[0])
         self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), self._tls() if kind == "tls" else None,
                             tap=pcap, on_event=self._event)
+        self.ua.unreachable = {tuple(a) for a in o.unreachable}
         self.ua.ep.on_request = answer_out_of_dialog(self.ua.ep, CALLER_ALLOW)
         self.calls: dict[UacSession, OutgoingCall] = {}
         self.on_event = on_event
@@ -110,13 +111,14 @@ class Caller:
         return tls
 
     def failover(self) -> Failover:
-        """The servers one call tries, in an order drawn for it."""
-        return Failover(self.servers.order(self.rng), self.backoff)
+        """The servers one call tries, in an order drawn for it (`only`: that one alone)."""
+        order = self.servers.order(self.rng)
+        return Failover([s for s in order if s.addr() == tuple(self.o.only)] if self.o.only else order, self.backoff)
 
     async def _connect(self) -> None:
         """TCP/TLS: connect first so Via and Contact carry the real local port: to the first server
         that takes the connection (each call still tries every server and says what happened)."""
-        servers = self.servers.servers
+        servers = [s for s in self.servers.servers if s.addr() not in self.ua.unreachable]
         for i, server in enumerate(servers):
             try:
                 await self.ua.connect(server.addr())

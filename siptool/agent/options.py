@@ -53,6 +53,8 @@ class CallOptions:
     no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
     dns_server: str | None = None  # ADDR[:PORT]: the DNS server RFC 3263's lookups ask (default: the system's)
     target_timeout: float | None = None  # fail over to the next server after this long without a response
+    only: tuple[str, int] | None = None  # of the servers located, send to this one only (a check of each)
+    unreachable: tuple[tuple[str, int], ...] = ()  # servers sent nothing, as if down (a failover check)
 
     def tls(self) -> TlsOptions:
         return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file)

@@ -229,7 +229,10 @@ def register_line(ex) -> str:
     extra = f", granted {ex.expires} s" if ex.expires else ""
     auth = f", answered a {ex.challenged} challenge" if ex.challenged else ""
     style = "green" if ex.status and ex.status < 300 else "red"
-    return f"REGISTER {ex.contact or ''} -> [{style}]{what}[/]{extra}{auth} ({ex.rtt_ms} ms)"
+    line = f"REGISTER {ex.contact or ''} -> [{style}]{what}[/]{extra}{auth} ({ex.rtt_ms} ms)"
+    if len(ex.targets) > 1 or any(t.found != "numeric" for t in ex.targets):
+        line += "\n" + "\n".join(target_lines(ex.targets))
+    return line
 
 
 def register_json(aor: str, registrar: str, registered: bool, reg) -> dict:
