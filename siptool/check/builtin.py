@@ -305,6 +305,31 @@ async def failover(ctx, spec, result):
                           f"{len(served)} calls went to {', '.join(sorted(set(served)))} within {slowest:.1f} s")
 
 
+@check("capacity", timeout=900, start=5, step=5, max=20, hold=5.0, cps=10.0, expect=0, codec="PCMU", uri="",
+       number="")
+async def capacity(ctx, spec, result):
+    """A capacity ramp: levels of concurrent calls with media (start, step, max), each held `hold` s;
+    passes when the highest level that passed (the CCC) reaches `expect` (default: max)."""
+    from ..agent.ramp import RampPlan
+
+    plan = RampPlan(int(spec.get("start")), int(spec.get("step")), int(spec.get("max")),
+                    float(spec.get("hold")), float(spec.get("cps")))
+    expect = int(spec.get("expect")) or plan.levels()[-1]
+    ramp = await ctx.ua.ramp(_uri(ctx, spec), plan, codecs=(spec.get("codec"),))
+    result.figures.update({"ccc": ramp.ccc, "expect": expect, "levels": [
+        {"calls": lv.calls, "verdict": lv.verdict, "setup_ratio": lv.setup_ratio, "pdd_p50_ms": lv.pdd_p50_ms,
+         "pdd_p95_ms": lv.pdd_p95_ms, "mos_p5": lv.mos_p5, "loss_pct": lv.loss_pct, "one_way": lv.one_way,
+         "rejected": lv.rejected, "late_ms": max(lv.lateness.start_max_ms, lv.lateness.loop_lag_max_ms)}
+        for lv in ramp.levels]})
+    stop = next((lv for lv in ramp.levels if lv.verdict != "pass"), None)
+    if stop is not None:
+        result.ladder = f"at {stop.calls} calls:\n" + "\n".join(f"  - {w}" for w in stop.why)
+    if ramp.ccc is None or ramp.ccc < expect:
+        result.fail(f"{ramp.answer}; expected {expect}")
+    else:
+        result.message = ramp.answer
+
+
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -318,4 +343,4 @@ def _tls_uri(uri: str) -> str:
 
 # Every built-in check, in the order `check --init` writes them.
 CHECKS = {c.name: c for c in (options, register, wrong_password, call, dtmf, hold, cancel, long_call, tls,
-                              concurrent, failover)}
+                              concurrent, failover, capacity)}

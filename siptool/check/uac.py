@@ -14,6 +14,7 @@ from typing import Any
 
 from ..agent.inputs import host_port, local_address
 from ..agent.nat import hostport
+from ..analysis.capacity import peak_concurrent
 from ..report.model import Finding, Report
 from .result import ladder_text
 
@@ -262,6 +263,11 @@ class Driver:
             out.ladder = "\n".join(f"+{e.t_ms / 1000:8.3f}s  {event_text(e)}" for e in res.events)
         return out
 
+    async def ramp(self, uri: str, plan, codecs=("PCMU",)):
+        """A capacity ramp (agent/ramp.py): report.capacity_model.CapacityRamp."""
+        from ..agent.ramp import run_ramp
+        return await run_ramp(self._options(uri, codecs, plan.hold, what="ramp"), plan)
+
     async def calls(self, uri: str, n: int, codecs=("PCMU",), duration: float = 5.0,
                     rate: float = 10.0) -> list[Outcome]:
         from ..agent.caller import place_calls
@@ -284,16 +290,3 @@ def _served(out: Outcome, targets: list) -> None:
     served = next((t for t in targets if t.outcome == "served"), None)
     if served is not None:
         out.figures["served_by"] = f"{served.name} {hostport((served.address, served.port))}"
-
-
-def peak_concurrent(calls: list) -> int:
-    """Most calls up at the same time (answer to end), from the analysed signalling of each."""
-    edges = []
-    for c in calls:
-        if c.kind == "call" and c.answer is not None:
-            edges += [(c.answer, 1), (c.end if c.end is not None else float("inf"), -1)]
-    peak = cur = 0
-    for _, d in sorted(edges, key=lambda e: (e[0], e[1])):
-        cur += d
-        peak = max(peak, cur)
-    return peak

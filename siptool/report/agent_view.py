@@ -143,50 +143,20 @@ def progress_line(done: int, total: int, res) -> str:
             f"MOS {res.rx.mos if res.rx.mos is not None else '-'} {mark}")
 
 
-class Board:
-    """The live view of a capacity run: started, answered, failed, active, PDD and MOS so far; fed the
-    calls' events (a call starts with its INVITE, is answered with the 2xx to it) and their results."""
+def board(f):
+    """The live view of a capacity run (report.capacity_model.LiveFigures, from agent/tally.py):
+    started, answered, failed, active, PDD and MOS so far."""
+    from rich.table import Table
 
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.ok = total, 0, 0
-        self.started: set[str] = set()
-        self.answered: set[str] = set()
-        self.failed = 0
-        self.pdd: list[float] = []
-        self.mos: list[float] = []
-
-    def event(self, e) -> None:
-        if isinstance(e, Sent) and e.initial:
-            self.started.add(e.call_id)
-        elif isinstance(e, Received) and e.method == "INVITE" and e.status is not None and 200 <= e.status < 300:
-            self.answered.add(e.call_id)
-
-    def finished(self, res) -> None:
-        self.done += 1
-        self.ok += bool(res.ok)
-        self.failed += not (res.status and 200 <= res.status < 300)
-        if res.pdd_ms is not None:
-            self.pdd.append(res.pdd_ms)
-        if res.rx.mos is not None:
-            self.mos.append(res.rx.mos)
-
-    def render(self):
-        import numpy as np
-        from rich.table import Table
-
-        t = Table.grid(padding=(0, 2))
-        active = len(self.started) - self.done
-        setup = 100.0 * (self.done - self.failed) / self.done if self.done else 0.0
-        t.add_row(f"[bold]calls[/] {self.done}/{self.total} done", f"started {len(self.started)}",
-                  f"answered {len(self.answered)}", f"active {max(active, 0)}",
-                  f"[red]failed {self.failed}[/]" if self.failed else "failed 0", f"setup {setup:.1f}%")
-        pdd = (f"PDD p50 {np.percentile(self.pdd, 50):.0f} ms, p95 {np.percentile(self.pdd, 95):.0f} ms"
-               if self.pdd else "PDD -")
-        mos = f"MOS min {min(self.mos):.2f}, median {np.median(self.mos):.2f}" if self.mos else "MOS -"
-        bar_w = 30
-        filled = int(bar_w * self.done / max(self.total, 1))
-        t.add_row("[green]" + "█" * filled + "[/][dim]" + "░" * (bar_w - filled) + "[/]", pdd, mos, "", "", "")
-        return t
+    t = Table.grid(padding=(0, 2))
+    t.add_row(f"[bold]calls[/] {f.done}/{f.total} done", f"started {f.started}", f"answered {f.answered}",
+              f"active {f.active}", f"[red]failed {f.failed}[/]" if f.failed else "failed 0", f"setup {f.setup_pct:.1f}%")
+    pdd = f"PDD p50 {f.pdd_p50_ms:.0f} ms, p95 {f.pdd_p95_ms:.0f} ms" if f.pdd_p50_ms is not None else "PDD -"
+    mos = f"MOS min {f.mos_min:.2f}, median {f.mos_median:.2f}" if f.mos_min is not None else "MOS -"
+    bar_w = 30
+    filled = int(bar_w * f.done / max(f.total, 1))
+    t.add_row("[green]" + "█" * filled + "[/][dim]" + "░" * (bar_w - filled) + "[/]", pdd, mos, "", "", "")
+    return t
 
 
 def render_summary(out, s) -> None:
