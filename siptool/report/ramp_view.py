@@ -8,7 +8,7 @@ from .capacity_model import CapacityLevel, CapacityRamp
 from .jsonout import _clean
 
 STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
-HEAD = "calls  setup   PDD p50/p95 ms  MOS p5  loss %  1-way  486/503/480  late ms  verdict"
+HEAD = "calls   setup PDD p50/p95 MOS p5 loss % 1-way 486/503/480 lag ms verdict"
 
 
 def _figure(v, fmt: str = "{:.2f}") -> str:
@@ -16,13 +16,14 @@ def _figure(v, fmt: str = "{:.2f}") -> str:
 
 
 def level_line(lv: CapacityLevel) -> str:
-    """One level in the table's columns (fits 80 columns)."""
-    pdd = f"{_figure(lv.pdd_p50_ms, '{:.0f}')} / {_figure(lv.pdd_p95_ms, '{:.0f}')}"
+    """One level in the table's columns (80 columns: PDD in ms; `lag ms`, the generator's lateness at
+    worst, calls sent late or its loop behind)."""
+    pdd = f"{_figure(lv.pdd_p50_ms, '{:.0f}')}/{_figure(lv.pdd_p95_ms, '{:.0f}')}"
     codes = "/".join(str(lv.rejected.get(c, 0)) for c in ("486", "503", "480"))
     late = max(lv.lateness.start_max_ms, lv.lateness.loop_lag_max_ms)
     style = STYLE.get(lv.verdict, "")
-    return (f"{lv.calls:5d}  {100 * lv.setup_ratio:5.1f}%  {pdd:>14}  {_figure(lv.mos_p5):>6}  "
-            f"{_figure(lv.loss_pct):>6}  {lv.one_way:5d}  {codes:>11}  {late:7.0f}  [{style}]{lv.verdict}[/]")
+    return (f"{lv.calls:5d} {100 * lv.setup_ratio:6.1f}% {pdd:>11} {_figure(lv.mos_p5):>6} "
+            f"{_figure(lv.loss_pct):>6} {lv.one_way:5d} {codes:>11} {late:6.0f} [{style}]{lv.verdict}[/]")
 
 
 def render(out, ramp: CapacityRamp, header: bool = True) -> None:
