@@ -220,6 +220,8 @@ password_env = "SIPTOOL_PASSWORD"  # the password is read from this environment 
 # tls_uri = "sips:echo@127.0.0.1:5061"  # target of the tls check (default: uri with sips: and port 5061)
 # ca_file = "carrier-ca.pem"       # TLS: trust this CA (default: the system store)
 # insecure = false                 # TLS: true skips certificate verification (test setups only)
+# dns_server = "10.0.0.53"         # the DNS server that locates the target (RFC 3263; default: the system's)
+# target_timeout = 2               # s without a response before the next server (default: timer B/F)
 
 [thresholds]                       # a call check fails when a figure is past its limit
 pdd_ms = 3000                      # post-dial delay, INVITE to first 18x/2xx (RFC 6076)
@@ -273,4 +275,16 @@ type = "concurrent"                # capacity: N calls at once, all must succeed
 calls = 10
 duration = 5
 # rate = 10                        # new calls per second while they start
+
+# [[check]]
+# type = "capacity"                # a ramp: 5, 10 ... 20 calls up together, 5 s each, with media;
+# start = 5                        # the highest level that passes (the CCC) must reach expect
+# step = 5
+# max = 20
+# expect = 20
+
+# [[check]]
+# type = "failover"                # a trunk named by its domain (RFC 3263: NAPTR, SRV): every server
+# calls = 3                        # answers OPTIONS, and with the primaries unreachable the calls go to
+# within = 5                       # a backup within 5 s (set target_timeout in [target], e.g. 2)
 '''
