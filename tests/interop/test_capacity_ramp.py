@@ -13,27 +13,20 @@ from pathlib import Path
 
 import pytest
 from check.lab import _echo, _wait_sip
-from interop.peers import Peer, free_port
-from support import REPO, require_binary
+from interop.certify_lab import LIMIT, kamailio_ccc
+from interop.peers import free_port
+from support import REPO
 
 pytestmark = pytest.mark.interop
-LIMIT = 4
 
 
 @pytest.fixture(scope="module")
 def trunk(tmp_path_factory):
-    kamailio = require_binary("kamailio")
     d = tmp_path_factory.mktemp("ccc")
     ports = {"kamailio": free_port(), "echo": free_port()}
-    cfg = (REPO / "fixtures" / "scenarios" / "kamailio_proxy.cfg").read_text()
-    for key, value in (("LISTEN", f"listen=udp:127.0.0.1:{ports['kamailio']}"), ("MHOMED", "0"),
-                       ("CALLEE", f"127.0.0.1:{ports['echo']}"), ("LIMIT", str(LIMIT))):
-        cfg = cfg.replace(f"@{key}@", value)
-    (d / "kamailio.cfg").write_text(cfg)
     peers = [_echo(ports["echo"])]
     try:
-        peers.append(Peer([kamailio, "-f", d / "kamailio.cfg", "-DD", "-E", "-m", "32", "-M", "8", "-Y", d,
-                           "-P", d / "kamailio.pid", "-A", "CCC_LIMIT"]))
+        peers.append(kamailio_ccc(d, ports["kamailio"], ports["echo"], LIMIT))
         _wait_sip(ports["echo"])
         _wait_sip(ports["kamailio"])  # kamailio answers OPTIONS 405: it is listening
         yield f"sip:100@127.0.0.1:{ports['kamailio']}", d
