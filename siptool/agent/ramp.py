@@ -1,7 +1,8 @@
 """The capacity ramp's asyncio driver (`call --ramp START:STEP:MAX --hold S --cps R`, the check type
 "capacity"): level by level, N calls on one user agent, sent R a second, each with media, lasting so
 that all N are up together for S seconds; then all hang up, and when the last has ended the next
-level begins. The first level that does not pass ends the ramp.
+level begins. The first level that does not pass ends the ramp; one that is inconclusive (its
+calls failed on media or delay while the generator itself ran late) is run again first.
 
 It measures its own lateness as it goes (when each INVITE left against the schedule, and how late
 a short timer fires on its event loop): analysis/capacity.py reads it so that a slow generator is
@@ -32,6 +33,7 @@ class RampPlan:
     hold: float = 5.0  # s all of a level's calls are up together
     cps: float = 10.0  # new calls per second
     late_ms: float = 100.0  # generator lateness above which media and delay failures are inconclusive
+    retries: int = 2  # an inconclusive level is run again, at most this many times
 
     @classmethod
     def parse(cls, text: str, hold: float, cps: float) -> "RampPlan":
@@ -116,7 +118,11 @@ async def run_ramp(o: CallOptions, plan: RampPlan, on_level: Callable[[CapacityL
     try:
         async with caller as c:
             for n in plan.levels():
-                lv = await run_level(c, o, n, plan, on_event)
+                for attempt in range(plan.retries + 1):  # a late generator: the level again
+                    lv = await run_level(c, o, n, plan, on_event)
+                    lv.tries = attempt + 1
+                    if lv.verdict != LevelVerdict.INCONCLUSIVE.value:
+                        break
                 ramp.levels.append(lv)
                 if on_level is not None:
                     on_level(lv)

@@ -70,6 +70,7 @@ class CapacityLevel:
     why: list[str] = field(default_factory=list)  # what broke it, one line per cause
     lateness: Lateness = field(default_factory=Lateness)
     duration_s: float = 0.0
+    tries: int = 1  # runs of this level: an inconclusive one is run again (agent/ramp.py)
 
 
 @dataclass(slots=True)

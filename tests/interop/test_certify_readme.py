@@ -60,9 +60,10 @@ def run(lab: CertifyLab, first: str, cwd) -> subprocess.CompletedProcess:
 
 
 def test_the_readme_shows_three_runs():
-    assert sorted(BLOCKS) == ["$ siptool call sip:100@degraded.trunk.test --dns-server 127.0.0.53 --target-timeout 1 -d 1",
+    assert sorted(BLOCKS) == ["$ siptool call sip:100@degraded.trunk.test --dns-server 127.0.0.53 --target-timeout 1 -d 1"
+                              " --jitter 300 --mos 2",
                               "$ siptool call sip:echo@sbc1.trunk.test --dns-server 127.0.0.53 --ramp 2:1:6 --hold 2"
-                              "   # on a 100-column terminal",
+                              " --jitter 300 --mos 2   # on a 100-column terminal",
                               "$ siptool check certify.toml   # on a 100-column terminal"]
 
 

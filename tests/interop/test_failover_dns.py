@@ -25,6 +25,7 @@ from interop.peers import free_port
 from support import REPO
 
 pytestmark = pytest.mark.interop
+LENIENT = ("--jitter", "500", "--mos", "1.5", "--loss", "20")  # media limits a loaded test machine still meets
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def siptool(*args, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def test_a_call_fails_over_past_a_stopped_agent_and_a_503(dns_lab):
-    run = siptool("call", "sip:100@fo.test", "--dns-server", dns_lab["dns"], "-d", "1", "--json")
+    run = siptool("call", "sip:100@fo.test", "--dns-server", dns_lab["dns"], "-d", "1", "--json", *LENIENT)
     assert run.returncode == 0, run.stdout + run.stderr
     data = json.loads(run.stdout)
     tries = [(t["name"], t["outcome"]) for t in data["targets"]]
@@ -78,7 +79,7 @@ def test_a_call_fails_over_past_a_stopped_agent_and_a_503(dns_lab):
 
 
 def test_the_terminal_lists_every_server_tried(dns_lab):
-    run = siptool("call", "sip:100@fo.test", "--dns-server", dns_lab["dns"], "-d", "1")
+    run = siptool("call", "sip:100@fo.test", "--dns-server", dns_lab["dns"], "-d", "1", *LENIENT)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
     at = lines.index("servers tried (RFC 3263):")
@@ -90,13 +91,13 @@ def test_the_terminal_lists_every_server_tried(dns_lab):
 
 
 def test_a_dead_trunk_is_one_clear_error_and_exit_1(dns_lab):
-    run = siptool("call", "sip:100@dead.test", "--dns-server", dns_lab["dns"], "-d", "1", "--json")
+    run = siptool("call", "sip:100@dead.test", "--dns-server", dns_lab["dns"], "-d", "1", "--json", *LENIENT)
     assert run.returncode == 1
     data = json.loads(run.stdout)
     assert data["error"].startswith(f"dead trunk: none of 2 servers took the call: a.fo.test 127.0.0.1:"
                                     f"{dns_lab['ports']['a']} UDP: nothing listens")
     assert [t["outcome"] for t in data["targets"]] == ["unreachable", "503"] and not data["ok"]
-    run = siptool("call", "sip:100@nowhere.test", "--dns-server", dns_lab["dns"], "-d", "1")
+    run = siptool("call", "sip:100@nowhere.test", "--dns-server", dns_lab["dns"], "-d", "1", *LENIENT)
     assert run.returncode == 1 and "nowhere.test: no server found" in run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
@@ -107,9 +108,9 @@ def test_equal_priorities_split_the_calls_by_weight(dns_lab):
     the test holds it within 4 standard deviations (a 50/50 split would fall outside)."""
     n = 60
     run = siptool("call", "sip:100@split.test", "--dns-server", dns_lab["dns"], "--calls", str(n), "--rate", "30",
-                  "-d", "0.3", "--json", timeout=180)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+                  "-d", "0.3", "--json", *LENIENT, timeout=180)
     data = json.loads(run.stdout)
+    assert run.returncode == 0, {k: v for k, v in data.items() if k != "results"}
     assert data["schema"] == "siptool.calls/1.1" and data["failed_over"] == 0
     port_c = dns_lab["ports"]["c"]
     heavy = data["served_by"].get(f"c.fo.test 127.0.0.1:{port_c}", 0)
@@ -119,7 +120,7 @@ def test_equal_priorities_split_the_calls_by_weight(dns_lab):
 
 
 def test_naptr_chooses_tcp(dns_lab):
-    run = siptool("call", "sip:100@tcp.test", "--dns-server", dns_lab["dns"], "-d", "1", "--json")
+    run = siptool("call", "sip:100@tcp.test", "--dns-server", dns_lab["dns"], "-d", "1", "--json", *LENIENT)
     assert run.returncode == 0, run.stdout + run.stderr
     (t,) = json.loads(run.stdout)["targets"]
     assert (t["transport"], t["found"], t["outcome"], t["port"]) == ("tcp", "NAPTR+SRV", "served", dns_lab["ports"]["t"])
