@@ -153,3 +153,45 @@ def test_a_zero_weight_is_drawn_first_now_and_then():
     zero_first = sum(res.order(rng)[0].name == "c.trunk.example" for _ in range(n))
     assert abs(zero_first - n * p) < 4 * math.sqrt(n * p * (1 - p))
 
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from siptool.agent.failover import retry_after  # noqa: E402
+from siptool.sip.message import parse  # noqa: E402
+
+NAMES = st.sampled_from(["a.example", "b.example", "", ".", "c.example"])
+SRVS = st.lists(st.builds(Srv, st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 65535), NAMES), max_size=6)
+NAPTRS = st.lists(st.builds(Naptr, st.integers(0, 65535), st.integers(0, 65535), st.sampled_from(["s", "S", "u", ""]),
+                            st.sampled_from(["SIP+D2U", "SIP+D2T", "SIPS+D2T", "SIP+D2S", "x"]), NAMES), max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(NAPTRS, SRVS, st.lists(st.sampled_from(["192.0.2.1", "2001:db8::1"]), max_size=3),
+       st.sampled_from(["sip:1@x.example", "sips:1@x.example", "sip:1@x.example;transport=tcp"]), st.integers(0, 99))
+def test_any_answers_give_servers_in_a_drawn_order(naptr, srv, addresses, uri, seed):
+    """Whatever a DNS server answers, location ends in a Resolution, and each draw orders every
+    server found exactly once."""
+    zone = {("x.example", "NAPTR"): naptr}
+    for name in ("a.example", "b.example", "c.example", "x.example"):
+        zone[(name, "A")] = [a for a in addresses if ":" not in a]
+        zone[(name, "AAAA")] = [a for a in addresses if ":" in a]
+
+    class Zone(dict):
+        def get(self, key, default=None):
+            return srv if key[1] == "SRV" else dict.get(self, key, default)
+
+    res, _ = run(uri, zone=Zone(zone))
+    order = res.order(random.Random(seed))
+    assert sorted(map(repr, order)) == sorted(map(repr, res.servers))
+    assert res.transport in ("udp", "tcp", "tls") and (not uri.startswith("sips") or res.transport == "tls")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30))
+def test_retry_after_reads_any_header_value(value):
+    msg = parse(f"SIP/2.0 503 Service Unavailable\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+                f"Call-ID: x\r\nCSeq: 1 INVITE\r\nRetry-After: {value}\r\nContent-Length: 0\r\n\r\n".encode())
+    got = retry_after(msg)
+    assert got is None or 0 <= got <= 3600
