@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 from capture.test_live import free_address, sipp_calls  # noqa: F401 - a fixture
+from check.lab import _wait_sip
 from interop.peers import HERE, free_port
 from interop.test_hep_sngrep import read_until, sip_packets
 from prometheus_client.parser import text_string_to_metric_families
@@ -159,6 +160,7 @@ def test_kamailio_siptrace_mirrors_a_proxied_call(peers, tmp_path):
         wait_metrics(proc, port)
         peers([kamailio, "-f", tmp_path / "k.cfg", "-DD", "-E", "-m", "32", "-M", "8", "-Y", tmp_path, "-P",
                tmp_path / "pid"])
+        _wait_sip(kport)  # until kamailio answers OPTIONS
         uas = peers([sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", uas_port, "-m", "2", "-nostdin", "-timeout", "30"],
                     cwd=tmp_path)
         uac = peers([sipp, "-sn", "uac", f"127.0.0.1:{kport}", "-s", "100", "-i", "127.0.0.1", "-p", uac_port,
