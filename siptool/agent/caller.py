@@ -18,7 +18,8 @@ import numpy as np
 from ..analysis.placed import judge
 from ..errors import SiptoolError
 from ..report.model import AgentView, Call, FarEndReport, MediaFigures
-from ..rtp import g711
+from ..rtp import codecs, g711
+from ..rtp.audio import resample
 from ..sip import build
 from ..sip.transaction import Timers
 from . import inputs, stun
@@ -89,7 +90,8 @@ class Caller:
         self.on_event = on_event
         self.learned_by = ""  # how the public address was learned (NatView.learned_by)
         self.stun_server: tuple[str, int] | None = None
-        self.signal = _signal(o, o.duration or 10.0)
+        self.signal = _signal(o, o.duration or 10.0)  # at 8 kHz
+        self._signals: dict[int, np.ndarray] = {8000: self.signal}
 
     async def __aenter__(self) -> "Caller":
         await self.ua.start()
@@ -109,6 +111,12 @@ class Caller:
         call = self.calls.get(owner)
         if call is not None:
             call.handle(event)
+
+    def signal_at(self, rate: int) -> np.ndarray:
+        """The signal every call sends, at a codec's audio rate (resampled once per rate)."""
+        if rate not in self._signals:
+            self._signals[rate] = resample(self.signal, 8000, rate)
+        return self._signals[rate]
 
     def _say(self, event) -> None:
         if self.on_event:
@@ -249,8 +257,9 @@ class OutgoingCall:
             return
         o = self.o
         try:
-            self.media.set_remote(ev.address, ev.port, g711.coder(ev.codec), ev.pt, ev.dtmf_pt, ev.ptime_ms)
-            self.media.start(self.caller.signal, o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration))
+            coder = codecs.coder(ev.codec, ev.fmtp)
+            self.media.set_remote(ev.address, ev.port, coder, ev.pt, ev.dtmf_pt, ev.ptime_ms)
+            self.media.start(self.caller.signal_at(coder.rate), o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration))
         except BaseException as exc:  # noqa: BLE001 - said after the BYE (run re-raises what is not ours)
             self.failure = exc
             now = stamp()
@@ -304,7 +313,8 @@ class OutgoingCall:
             # the correlation takes milliseconds: in a thread, so other calls' packets keep their timing
             facts.audio_rtt_ms = await asyncio.get_running_loop().run_in_executor(None, session_rtt_ms, self.rtp)
             if self.o.record:
-                save_wav(self.o.record, received_signal(self.rtp.rx_audio, self.rtp.pt, self.rtp.coder)[0])
+                save_wav(self.o.record, received_signal(self.rtp.rx_audio, self.rtp.pt, self.rtp.coder)[0],
+                         self.rtp.coder.rate if self.rtp.coder else 8000)
         if s is not None:
             res.events = list(s.log)
             res.status, res.reason = s.status, s.reason

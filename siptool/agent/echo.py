@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..report.model import AgentView, Call
-from ..rtp import g711
+from ..rtp import codecs as registry
 from ..sip.auth import Authenticator
 from ..sip.transaction import Timers
 from .echo_core import MAX_CALLS, EchoCore, EchoPolicy
@@ -72,7 +72,7 @@ class EchoCall:
 class EchoServer:
     def __init__(self, listen: tuple[str, int] = ("127.0.0.1", 5060), transport: str = "udp",
                  user: str | None = None, password: str | None = None, realm: str = "siptool",
-                 codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring: float = 0.0, hangup_after: float | None = None,
+                 codecs: tuple[str, ...] = registry.AGENT, ring: float = 0.0, hangup_after: float | None = None,
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
                  max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None) -> None:
@@ -144,7 +144,8 @@ class EchoServer:
         """A new call's media: the shared port, or a port pair of its own (OSError when none is left)."""
         record = EchoCall(session)
         self.calls[session.call_id] = record
-        rtp = RtpSession(g711.coder(session.codec[0]), echo=True, cname=f"siptool@{self.listen[0]}")
+        fmtp = session.formats[session.codec[1]][3]
+        rtp = RtpSession(registry.coder(session.codec[0], fmtp), echo=True, cname=f"siptool@{self.listen[0]}")
         driver = RtpDriver(self.listen[0], rtp, shared=self.shared)
         driver.bind()  # at once: the SDP answer needs the port
         offer = session.offer

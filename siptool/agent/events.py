@@ -77,6 +77,7 @@ class Answered(Event):
     dtmf_pt: int | None = None
     ptime_ms: int | None = None
     problem: str = ""
+    fmtp: str = ""  # the far end's fmtp for the payload type (RFC 7587: Opus FEC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from ..rtp.packet import DTMF_EVENTS
 from ..status import ExitStatus
 from ..sip import build
 from . import inputs, sdp, stun
-from .media import load_wav
+from .media import read_wav
 from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
 
@@ -60,8 +60,8 @@ class CallOptions:
         if self.from_uri:
             inputs.sip_uri(self.from_uri)
         for c in self.codecs:
-            if c.upper() not in sdp.STATIC:
-                raise SiptoolError(f"codec {c!r} is not supported: use PCMU and/or PCMA")
+            if c.upper() not in sdp.PT:
+                raise SiptoolError(f"codec {c!r} is not supported: use {', '.join(sdp.SUPPORTED)}")
         if self.duration is not None:
             inputs.number("--duration", self.duration, 0, 86400, above=True, unit="s")
         inputs.number("--t1", self.t1, 0, 30, above=True, unit="s")
@@ -94,7 +94,7 @@ class CallOptions:
                 raise SiptoolError("give --public-ip or --stun, not both")
             inputs.host_port("--stun", self.stun, stun.DEFAULT_PORT)
         if self.play:
-            load_wav(inputs.readable("--play", self.play))
+            read_wav(inputs.readable("--play", self.play))
         for name, path in (("--record", self.record), ("--pcap", self.pcap)):
             if path:
                 inputs.writable(name, path)

@@ -12,8 +12,10 @@ three times). Receiving is StreamStats (rtp/stats.py), the statistics `analyze` 
 the RTCP SR/RR (6.4) carry its figures: what the far end's SBC reads is what the agent measured.
 The source of the first RTP packet is where media and RTCP go from then on (symmetric RTP, RFC 4961).
 
-A codec is a coder object (rtp/g711.Coder: `name`, `clock_rate`, `encode(pcm)`, `decode(payload)`);
-another codec is another coder. `protect`/`unprotect`, when given, transform every RTP/RTCP packet
+A codec is a coder object (rtp/codecs.coder: `name`, `clock_rate` for timestamps, `rate` and
+`frame_samples` for audio, `frame_ticks`, `encode(pcm)`, `decode(payload)`): G.711, G.722 (16 kHz
+audio on an 8000 Hz clock, RFC 3551 4.5.2) and Opus (48 kHz, RFC 7587) alike. The signal to send is
+at the coder's audio rate. `protect`/`unprotect`, when given, transform every RTP/RTCP packet
 on its way out and in (where SRTP, RFC 3711, goes).
 """
 
@@ -90,6 +92,7 @@ class RtpSession:
         self._reported = (0, 0)  # (expected, received) at the last report, for its fraction lost (A.3)
         self._out: list[tuple[bytes, Addr, bool]] = []
         self._signal = np.zeros(0, np.int16)
+        self.source = None  # agent/speaker.Speaker when the sender plays prompts (start)
         self._next_send: float | None = None
         self._next_rtcp: float | None = None
         self._quiet = False
@@ -101,7 +104,13 @@ class RtpSession:
 
     @property
     def frame_samples(self) -> int:
-        return int(round((self.coder.clock_rate if self.coder else 8000) * PTIME))
+        """Audio samples per packet (at the coder's audio rate)."""
+        return self.coder.frame_samples if self.coder is not None else int(round(8000 * PTIME))
+
+    @property
+    def frame_ticks(self) -> int:
+        """RTP timestamp units per packet (the codec's clock)."""
+        return self.coder.frame_ticks if self.coder is not None else int(round(8000 * PTIME))
 
     # --- where media goes -----------------------------------------------------------------------
 
@@ -178,10 +187,13 @@ class RtpSession:
     # --- out --------------------------------------------------------------------------------------
 
     def start(self, now: float, signal: np.ndarray, duration: float | None, dtmf: str = "",
-              dtmf_at: float = 1.0) -> None:
-        """Start the paced sender (and RTCP): the signal repeats until `duration` (None: until close)."""
+              dtmf_at: float = 1.0, source=None) -> None:
+        """Start the paced sender (and RTCP): the signal (at the coder's audio rate) repeats until
+        `duration` (None: until close). `source`, when given, is read instead: an object whose
+        `samples(start, n)` gives the n samples from sample `start` on (agent/speaker.Speaker)."""
         n = self.frame_samples
         self.media_start = self.tx_start = now
+        self.source = source
         self._signal = signal if len(signal) >= n else np.zeros(n, np.int16)
         self._sender = {"t0": now, "k": 0, "total": None if duration is None else int(round(duration / PTIME)),
                         "seq": self.rng.getrandbits(16), "ts0": self.rng.getrandbits(32), "digits": list(dtmf),
@@ -195,15 +207,17 @@ class RtpSession:
 
     def sent_signal(self, samples: int) -> np.ndarray:
         """The first `samples` of the audio the sender sent (the signal, repeated)."""
+        if self.source is not None:
+            return self.source.samples(0, samples)
         if not len(self._signal):
             return np.zeros(0, np.int16)
         return np.take(self._signal, np.arange(samples) % len(self._signal))
 
     def _frame(self) -> None:
         """One ptime of media: a telephone-event packet while a digit is due, else an audio frame."""
-        s, n = self._sender, self.frame_samples
+        s, n, ticks = self._sender, self.frame_samples, self.frame_ticks
         k = s["k"]
-        ts = s["ts0"] + k * n
+        ts = (s["ts0"] + k * ticks) & 0xFFFFFFFF
         if self.remote is None:
             return
         if s["event"] is None and s["digits"] and self.dtmf_pt is not None and k >= s["dtmf_start"]:
@@ -212,7 +226,7 @@ class RtpSession:
             code, ets, count = s["event"]
             count += 1
             end = count >= DTMF_PACKETS  # 100 ms tone (5 packets of 20 ms), RFC 4733 2.5
-            body = build_telephone_event(code, end, 10, count * n)
+            body = build_telephone_event(code, end, 10, count * ticks)
             for _ in range(3 if end else 1):  # end packet sent three times (2.5.1.4)
                 self._send_rtp(build_rtp(self.dtmf_pt, s["seq"], ets, self.ssrc, body, marker=(count == 1)))
                 s["seq"] += 1
@@ -221,9 +235,15 @@ class RtpSession:
                 self.dtmf_sent += DTMF_EVENTS[code]
                 s["dtmf_start"] = k + 1 + DTMF_GAP  # audio before the next digit
             return
-        pcm = np.take(self._signal, np.arange(k * n, (k + 1) * n) % len(self._signal))
+        pcm = self.sent_signal_at(k * n, n)
         self._send_rtp(build_rtp(self.pt, s["seq"], ts, self.ssrc, self.coder.encode(pcm), marker=(k == 0)))
         s["seq"] += 1
+
+    def sent_signal_at(self, start: int, n: int) -> np.ndarray:
+        """The n samples the sender sends from sample `start` of its media on."""
+        if self.source is not None:
+            return self.source.samples(start, n)
+        return np.take(self._signal, np.arange(start, start + n) % len(self._signal))
 
     def _send_rtp(self, pkt: bytes) -> None:
         self.tx_packets += 1

@@ -6,13 +6,13 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..errors import SiptoolError
 from ..status import ExitStatus
-from .common import console, epilog, guarded
+from .common import codec_list, console, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool call sip:100@127.0.0.1:5060"),
@@ -61,7 +61,9 @@ def call(
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="Outbound proxy URI, e.g. sip:10.0.0.1:5060."),
-    codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs to offer, in order: PCMU,PCMA."),
+    codec: Optional[List[str]] = typer.Option(None, "--codec", help="Codec to offer: pcmu, pcma, g722 (RFC "
+                                              "3551) or opus (RFC 7587); repeat for more, in order (default: "
+                                              "pcmu, pcma)."),
     duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds of media after the answer."),
     dtmf: str = typer.Option("", "--dtmf", help="RFC 4733 digits to send 1 s after the answer (0-9*#A-D)."),
     play: Optional[Path] = typer.Option(None, "--play", help="8 kHz mono 16-bit WAV to send (default: speech-like signal)."),
@@ -96,9 +98,7 @@ def call(
         from ..agent import inputs
         from ..agent.caller import CallOptions, Thresholds, place_call, place_calls
 
-        codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
-        if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
-            raise SiptoolError(f"--codec {codec}: use PCMU and/or PCMA")
+        codecs = codec_list(codec, ("PCMU", "PCMA"))
         inputs.number("--calls", calls, 1, 100_000)
         inputs.number("--rate", rate, 0, 10_000, above=True, unit="calls/s")
         o = CallOptions(uri=uri, transport=transport, from_uri=from_uri, user=user,

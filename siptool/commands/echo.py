@@ -7,13 +7,13 @@ import gc
 import sys
 import signal
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..errors import SiptoolError
 from .call import read_password
-from .common import epilog, guarded
+from .common import codec_list, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool echo --listen 127.0.0.1:5060"),
@@ -43,7 +43,8 @@ def echo(
     user: Optional[str] = typer.Option(None, "--user", "-u", help="Challenge INVITEs and REGISTERs (401 digest) for this user."),
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
-    codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs accepted, in order of preference."),
+    codec: Optional[List[str]] = typer.Option(None, "--codec", help="Codec to accept: pcmu, pcma, g722, opus; "
+                                              "repeat for more (default: all four; the caller's order wins)."),
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
     ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
@@ -86,9 +87,9 @@ def echo(
                 tls.server_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 raise SiptoolError(f"TLS: cannot load --cert/--key: {exc}") from None
-        codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
-        if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
-            raise SiptoolError(f"--codec {codec}: use PCMU and/or PCMA")
+        from ..rtp.codecs import AGENT
+
+        codecs = codec_list(codec, AGENT)
         shared = not port_per_call and mmsg.available()  # recvmmsg/sendmmsg: Linux
         if shared:
             # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,

@@ -11,11 +11,11 @@ import random
 
 from siptool.agent.events import MediaResumed, MediaStopped
 from siptool.agent.rtpsession import RtpSession
-from siptool.rtp import g711
+from siptool.rtp import codecs, g711
 from siptool.rtp.packet import RTCP_BYE, parse_rtcp, parse_rtp, parse_telephone_event
 
 CALLER, ECHO = ("10.0.0.1", 40000), ("10.0.0.2", 40002)
-PCMU = g711.coder("PCMU")
+PCMU = codecs.coder("PCMU")
 
 
 def media(seconds: float, lost=lambda where, seq, t: False, dtmf: str = "", delay: float = 0.010):

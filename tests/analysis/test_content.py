@@ -168,7 +168,7 @@ def test_decode_follows_the_wav_baresip_played(case, codec, quality, tmp_path):
     assert {s: t[s]["spurts_ms"] for s in sides} == {s: committed[s]["spurts_ms"] for s in sides}, \
         "espeak-ng or sox speak differently here than when the fixture was made"
     from siptool.capture import open_capture
-    from siptool.rtp import audio
+    from siptool.rtp import codecs
     from siptool.rtp.packet import parse_rtp
 
     report = analyze_file(FIXTURES / f"{case}.pcap", content=ContentOptions())
@@ -180,7 +180,7 @@ def test_decode_follows_the_wav_baresip_played(case, codec, quality, tmp_path):
                 h = parse_rtp(pkt.payload) if pkt.transport == "udp" and (pkt.src, str(pkt.sport)) == src else None
                 if h is not None and h.payload_type == s.payload_type:
                     packets.append((h.sequence, pkt.payload[h.payload_offset:h.payload_offset + h.payload_length]))
-        dec = audio.decoder(codec, s.clock_rate, 2 if codec == "opus" else 1)
+        dec = codecs.decoder(codec, s.clock_rate, 2 if codec == "opus" else 1)
         got = np.concatenate([dec.decode(p) for _, p in sorted(packets)]).astype(float)
         played = sides[side].astype(float)
         n = min(len(got), len(played))
