@@ -17,13 +17,15 @@ import numpy as np
 
 from ..analysis.placed import judge
 from ..errors import SiptoolError
-from ..report.model import AgentView, Call, FarEndReport, MediaFigures
+from ..analysis.content import ContentOptions
+from ..report.model import AgentView, Call, FarEndReport, MediaFigures, Utterance
 from ..rtp import codecs, g711
 from ..rtp.audio import resample
 from ..sip import build
 from ..sip.transaction import Timers
 from . import inputs, stun
-from .events import LOGGED, Answered, Ended, Note, Received, Sent
+from .events import LOGGED, Answered, Ended, Note, PromptsDone, Received, Sent
+from .listener import Listener
 from .media import RtpDriver, load_wav, save_wav
 from .nat import NatView, hostport, is_loopback, route_source
 from .nat import resolve as _resolve
@@ -31,6 +33,8 @@ from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # no
 from .register import options_ping, register  # noqa: F401 - re-exported
 from .roundtrip import received_signal, session_rtt_ms
 from .rtpsession import RtpSession
+from .script import Script
+from .speaker import Speaker
 from .session import CALLER_ALLOW, UacSession, answer_out_of_dialog
 from .clock import stamp
 from .tap import AgentTap, Taps
@@ -178,7 +182,8 @@ class OutgoingCall:
     def __init__(self, caller: Caller, o: CallOptions, on_event: Callable | None) -> None:
         self.caller, self.o, self.on_event = caller, o, on_event
         self.ua = caller.ua
-        self.tap = AgentTap(None, o.thresholds)
+        self.tap = AgentTap(None, o.thresholds, content=ContentOptions() if o.content else None)
+        self.script: Script | None = None  # a voice test's prompts and listening (agent/script.py)
         self.done = asyncio.Event()
         self.failure: BaseException | None = None  # raised while starting the media: hang up, then report
         self.session: UacSession | None = None
@@ -259,7 +264,13 @@ class OutgoingCall:
         try:
             coder = codecs.coder(ev.codec, ev.fmtp)
             self.media.set_remote(ev.address, ev.port, coder, ev.pt, ev.dtmf_pt, ev.ptime_ms)
-            self.media.start(self.caller.signal_at(coder.rate), o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration))
+            if o.steps:  # a voice test: the script speaks and listens
+                self.rtp.listener = Listener(coder.decoder(), coder.clock_rate)
+                clips = {text: p.at_rate(coder.rate) for text, p in o.prompts.items()}
+                self.script = Script(o.steps, clips, Speaker(coder.rate), self.rtp.listener,
+                                     {text: p.label for text, p in o.prompts.items()})
+            self.media.start(self.caller.signal_at(coder.rate), o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration),
+                             source=self.script)
         except BaseException as exc:  # noqa: BLE001 - said after the BYE (run re-raises what is not ours)
             self.failure = exc
             now = stamp()
@@ -271,7 +282,10 @@ class OutgoingCall:
         if s is None or s.ended:
             return
         for when, ev in events:
-            s.add(when, type(ev), **{k: getattr(ev, k) for k in ev.__slots__})
+            if isinstance(ev, PromptsDone):
+                s.hang_up(stamp())
+            else:
+                s.add(when, type(ev), **{k: getattr(ev, k) for k in ev.__slots__})
         self.ua.pump()
 
     # --- the result ----------------------------------------------------------------------------------
@@ -293,6 +307,8 @@ class OutgoingCall:
                           codec=s.codec if s else None, dtmf_asked=o.dtmf, dtmf_sent=rtp.dtmf_sent,
                           ended_by=s.ended_by or "" if s else "", nat=self._nat().to_dict(),
                           notes=list(s.problems) if s else [])
+        if self.o.steps:  # a voice test: what we said, when (None: no media, nothing said)
+            facts.said = [Utterance(x.label, x.start, x.end) for x in self.script.said] if self.script else []
         if rtp.far_report is not None:
             b = rtp.far_report
             jitter_ms = b.jitter * 1000.0 / rtp.stats.clock_rate  # timestamp units to ms
@@ -310,8 +326,10 @@ class OutgoingCall:
         s = self.session
         facts = self._facts(s)
         if self.rtp.media_start is not None:
-            # the correlation takes milliseconds: in a thread, so other calls' packets keep their timing
-            facts.audio_rtt_ms = await asyncio.get_running_loop().run_in_executor(None, session_rtt_ms, self.rtp)
+            if not self.o.steps:  # (a voice agent answers, it does not echo)
+                # the correlation takes milliseconds: in a thread, so other calls' packets keep their timing
+                loop = asyncio.get_running_loop()
+                facts.audio_rtt_ms = await loop.run_in_executor(None, session_rtt_ms, self.rtp)
             if self.o.record:
                 save_wav(self.o.record, received_signal(self.rtp.rx_audio, self.rtp.pt, self.rtp.coder)[0],
                          self.rtp.coder.rate if self.rtp.coder else 8000)

@@ -139,9 +139,10 @@ class RtpDriver:
         if self.shared is not None and self.session.remote is not None:
             self.shared.announce(self.session, self.session.remote)
 
-    def start(self, signal: np.ndarray, duration: float | None, dtmf: str = "", dtmf_at: float = 1.0) -> None:
+    def start(self, signal: np.ndarray, duration: float | None, dtmf: str = "", dtmf_at: float = 1.0,
+              source=None) -> None:
         now = stamp()
-        self.session.start(now, signal, duration, dtmf, dtmf_at)
+        self.session.start(now, signal, duration, dtmf, dtmf_at, source)
         self.pump(now)
 
     def start_rtcp(self) -> None:

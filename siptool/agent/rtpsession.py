@@ -29,7 +29,7 @@ import numpy as np
 from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_bye, build_rr, build_rtp, build_sdes, build_sr,
                           build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, parse_rtp, round_trip_ms)
 from ..rtp.stats import StreamStats
-from .events import MediaResumed, MediaStopped
+from .events import MediaResumed, MediaStopped, PromptsDone, Said
 from .transport import sendable
 
 Addr = tuple[str, int]
@@ -92,7 +92,9 @@ class RtpSession:
         self._reported = (0, 0)  # (expected, received) at the last report, for its fraction lost (A.3)
         self._out: list[tuple[bytes, Addr, bool]] = []
         self._signal = np.zeros(0, np.int16)
-        self.source = None  # agent/speaker.Speaker when the sender plays prompts (start)
+        self.source = None  # a script or voice agent whose speaker the sender plays (start)
+        self.listener = None  # agent/listener.Listener following the far end's speech, when set
+        self._said = 0  # the source's clips already told as Said events
         self._next_send: float | None = None
         self._next_rtcp: float | None = None
         self._quiet = False
@@ -165,6 +167,8 @@ class RtpSession:
         if self.keep_audio_s is None or now - self.rx_first <= self.keep_audio_s:
             self.rx_audio.append((now, h.timestamp, h.payload_type,
                                   data[h.payload_offset:h.payload_offset + h.payload_length]))
+        if self.listener is not None and h.payload_type == self.pt:
+            self.listener.feed(now, h.timestamp, data[h.payload_offset:h.payload_offset + h.payload_length])
         if self._quiet:
             self._quiet = False
             self.events.append((now, MediaResumed("", None)))
@@ -189,11 +193,15 @@ class RtpSession:
     def start(self, now: float, signal: np.ndarray, duration: float | None, dtmf: str = "",
               dtmf_at: float = 1.0, source=None) -> None:
         """Start the paced sender (and RTCP): the signal (at the coder's audio rate) repeats until
-        `duration` (None: until close). `source`, when given, is read instead: an object whose
-        `samples(start, n)` gives the n samples from sample `start` on (agent/speaker.Speaker)."""
+        `duration` (None: until close). `source`, when given, is read instead: a script or voice
+        agent (agent/script.py, agent/voice_agent.py) whose `at_frame(now, start)` comes before each
+        frame and whose `samples(start, n)` gives its n samples from sample `start` on; PromptsDone
+        is said once it has `finished`."""
         n = self.frame_samples
         self.media_start = self.tx_start = now
         self.source = source
+        if source is not None:
+            source.speaker.t0 = now  # its sample 0 is the first one sent
         self._signal = signal if len(signal) >= n else np.zeros(n, np.int16)
         self._sender = {"t0": now, "k": 0, "total": None if duration is None else int(round(duration / PTIME)),
                         "seq": self.rng.getrandbits(16), "ts0": self.rng.getrandbits(32), "digits": list(dtmf),
@@ -213,10 +221,20 @@ class RtpSession:
             return np.zeros(0, np.int16)
         return np.take(self._signal, np.arange(samples) % len(self._signal))
 
-    def _frame(self) -> None:
-        """One ptime of media: a telephone-event packet while a digit is due, else an audio frame."""
+    def _frame(self, now: float) -> None:
+        """One ptime of media: a telephone-event packet while a digit is due, else an audio frame. A
+        source (a script, the voice agent) takes its steps first, at the frame's time."""
         s, n, ticks = self._sender, self.frame_samples, self.frame_ticks
         k = s["k"]
+        src = self.source
+        if src is not None and not src.finished:
+            src.at_frame(now, k * n)
+            for clip in src.placed[self._said:]:  # told at the time it starts playing
+                self.events.append((src.speaker.time(clip.start),
+                                    Said("", None, text=clip.label, seconds=(clip.end - clip.start) / src.speaker.rate)))
+            self._said = len(src.placed)
+            if src.finished:
+                self.events.append((now, PromptsDone("", None)))
         ts = (s["ts0"] + k * ticks) & 0xFFFFFFFF
         if self.remote is None:
             return
@@ -306,7 +324,7 @@ class RtpSession:
     def handle_timer(self, now: float) -> None:
         s = self._sender
         while self._next_send is not None and self._next_send <= now and not self.closed:
-            self._frame()
+            self._frame(now)
             s["k"] += 1
             self.tx_end = now
             total = s["total"]

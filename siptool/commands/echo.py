@@ -21,6 +21,8 @@ EPILOG = epilog([
      "SIP_PW=pw siptool echo -l 0.0.0.0:5080 --user alice --password-env SIP_PW"),
     ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
+    ("a voice agent for latency tests: greet 0.8 s after answering, reply 0.6 s after the caller stops",
+     "siptool echo --greeting hello.wav --greeting-delay 0.8 --reply answer.wav --reply-gap 0.6"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
     "For test suites (the one siptool check --init writes passes against it): the number \"ring\" "
@@ -56,6 +58,18 @@ def echo(
     rate: float = typer.Option(500.0, "--rate", help="SIP messages per second one source host may send "
                                "(bursts of 4x); beyond, its messages are dropped. 0: no limit."),
     max_calls: int = typer.Option(5000, "--max-calls", help="Calls in progress at once; more get 503."),
+    greeting: Optional[str] = typer.Option(None, "--greeting", metavar="WAV|WORDS", help="Be a voice agent, not "
+                                           "an echo: say this when answering (a .wav file, or words spoken by "
+                                           "espeak-ng), then reply to each thing the caller says."),
+    greeting_delay: float = typer.Option(0.5, "--greeting-delay", metavar="S", help="Voice agent: from the "
+                                         "answer to the greeting."),
+    reply: Optional[List[str]] = typer.Option(None, "--reply", metavar="WAV|WORDS", help="Voice agent: what it "
+                                              "says when the caller stops speaking (repeat: said in turn)."),
+    reply_gap: float = typer.Option(0.6, "--reply-gap", metavar="S", help="Voice agent: from the end of the "
+                                    "caller's speech to the reply (exact from 0.35 s: it takes 0.3 s of silence "
+                                    "to know the caller stopped)."),
+    talk_over: bool = typer.Option(False, "--talk-over", help="Voice agent: keep speaking when the caller barges "
+                                   "in (default: stop, as barge-in handling does)."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
@@ -90,7 +104,8 @@ def echo(
         from ..rtp.codecs import AGENT
 
         codecs = codec_list(codec, AGENT)
-        shared = not port_per_call and mmsg.available()  # recvmmsg/sendmmsg: Linux
+        plan = voice_plan(greeting, greeting_delay, reply or [], reply_gap, talk_over)
+        shared = not port_per_call and plan is None and mmsg.available()  # recvmmsg/sendmmsg: Linux
         if shared:
             # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,
             # so that an echoed batch never waits behind the loop for more than that.
@@ -102,7 +117,29 @@ def echo(
         asyncio.run(_serve(EchoServer((host, port), kind, user, password, codecs=codecs, ring=ring,
                                       hangup_after=hangup_after, tls=tls, on_call=lambda c: typer.echo(echo_line(c)),
                                       media_port=media_port if shared else None, rate=rate,
-                                      max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True))))
+                                      max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True),
+                                      agent=plan)))
+
+
+def voice_plan(greeting, delay: float, replies: list[str], gap: float, talk_over: bool):
+    """The voice agent's plan (agent/voice_agent.py), its WAVs read and its words spoken now; None
+    when it is an echo."""
+    from ..agent import inputs, prompts
+    from ..agent.voice_agent import AgentPlan
+
+    if greeting is None and not replies:
+        for name, given in (("--talk-over", talk_over), ("--greeting-delay", delay != 0.5), ("--reply-gap", gap != 0.6)):
+            if given:
+                raise SiptoolError(f"{name} is for the voice agent: give --greeting and/or --reply")
+        return None
+    inputs.number("--greeting-delay", delay, 0, 3600, unit="s")
+    inputs.number("--reply-gap", gap, 0, 3600, unit="s")
+    said = prompts.load_all([t for t in [greeting, *replies] if t is not None], "--greeting/--reply")
+    first = said[greeting] if greeting is not None else None
+    return AgentPlan(greeting=(first.samples, first.rate) if first else None,
+                     replies=tuple((said[t].samples, said[t].rate) for t in replies), delay_s=delay, gap_s=gap,
+                     talk_over=talk_over, names=(first.label if first else "",
+                                                 *(said[t].label for t in replies)))
 
 
 async def _serve(server) -> None:
