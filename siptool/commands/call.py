@@ -26,9 +26,9 @@ EPILOG = epilog([
     ("capacity: 50 calls at 10 a second", "siptool call sip:100@127.0.0.1 --calls 50 --rate 10 -d 20"),
     ("behind NAT", "siptool call sip:+15551234567@trunk.example.com --stun stun.example.net"),
     ("a voice agent: its greeting, then two prompts and how fast it answers each",
-     'siptool call sip:agent@trunk.example --codec opus --say hi.wav --say "Opening hours?" --json'),
+     'siptool call sip:bot@pbx --codec opus --say hi.wav --say "Opening hours?"'),
     ("the same as a CI gate, with a script file (docs/voice-agents.md)",
-     "siptool call sip:agent@trunk.example --script test.txt --max-response-ms 1200 --record heard.wav"),
+     "siptool call sip:bot@pbx --script test.txt --max-response-ms 1200 --json"),
 ],  "The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind "
     "NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it. "
     "--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.",

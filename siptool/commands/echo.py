@@ -21,8 +21,8 @@ EPILOG = epilog([
      "SIP_PW=pw siptool echo -l 0.0.0.0:5080 --user alice --password-env SIP_PW"),
     ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
-    ("a voice agent for latency tests: greet 0.8 s after answering, reply 0.6 s after the caller stops",
-     "siptool echo --greeting hello.wav --greeting-delay 0.8 --reply answer.wav --reply-gap 0.6"),
+    ("a voice agent (latency tests): greets 0.8 s after answering, replies 0.6 s (the default) after the caller stops",
+     "siptool echo --greeting hi.wav --greeting-delay 0.8 --reply ok.wav"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
     "For test suites (the one siptool check --init writes passes against it): the number \"ring\" "
