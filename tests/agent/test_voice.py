@@ -159,3 +159,46 @@ def test_voice_options_are_checked_before_anything_is_sent(tmp_path):
     out = subprocess.run([sys.executable, "-m", "siptool", "echo", "--talk-over"], cwd=REPO, capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 2 and "--talk-over is for the voice agent" in out.stderr
+
+
+def test_check_suite_voice_agent_type(tmp_path):
+    """A suite's voice_agent check (WAVs beside the suite file) against the voice agent: it passes
+    with the latencies as figures, and fails, saying why, when the limit is under the agent's gap."""
+    from siptool.check.runner import run_suite
+    from siptool.check.suite import parse_suite
+    from siptool.check.uac import Driver
+    import tomllib
+
+    save_wav(str(tmp_path / "q.wav"), sound(0.8, 8000, 230))
+    plan = AgentPlan(greeting=(sound(0.8), 8000), replies=((sound(0.5), 8000),), delay_s=0.4, gap_s=0.5)
+
+    async def go():
+        async with EchoServer(("127.0.0.1", 0), agent=plan) as agent:
+            text = f'''[target]
+uri = "sip:bot@127.0.0.1:{agent.port}"
+
+[[check]]
+type = "voice_agent"
+name = "quick"
+say = ["q.wav"]
+codec = "G722"
+
+[[check]]
+type = "voice_agent"
+name = "strict"
+say = ["q.wav"]
+max_response_ms = 300
+'''
+            suite = parse_suite(tomllib.loads(text), str(tmp_path / "suite.toml"))
+            ua = Driver(suite.target)
+            try:
+                return await run_suite(suite, ua)
+            finally:
+                ua.close()
+    result = asyncio.run(asyncio.wait_for(go(), 60))
+    r = {c.name: c for c in result.results}
+    assert r["quick"].status == "pass", r["quick"].message
+    f = r["quick"].figures
+    assert f["codec"] == "G722" and abs(f["greeting_ms"] - 400) <= TOLERANCE_MS
+    assert len(f["response_ms"]) == 1 and abs(f["response_ms"][0] - 500) <= TOLERANCE_MS
+    assert r["strict"].status == "fail" and "response latency to 'q.wav'" in r["strict"].message
