@@ -12,7 +12,7 @@ A voice test (the agent said prompts: call.agent.said) is judged on its latencie
 
 from __future__ import annotations
 
-from ..report.model import AgentView, Call, MediaFigures, Stream
+from ..report.model import AgentView, Call, MediaFigures, Severity, Stream
 from ..rtp.mos import mos_for_stream
 from .media import mos_delay_ms
 from . import voice
@@ -79,7 +79,7 @@ def judge(call: Call, th: Thresholds) -> bool:
     problems = a.problems = list(a.notes)
     if call.final_status is None or not 200 <= call.final_status < 300 or a.codec is None:
         return False
-    one_way = [f for f in call.findings if f.code in ONE_WAY and f.severity in ("error", "critical")]
+    one_way = [f for f in call.findings if f.code in ONE_WAY and f.severity.rank <= Severity.ERROR.rank]
     if one_way:
         a.one_way = ("no audio sent" if not a.tx.packets else
                      "no audio received (far end sent no RTP, or it did not reach us: check NAT/SDP address)"
@@ -106,7 +106,7 @@ def judge(call: Call, th: Thresholds) -> bool:
             why = f"the call ended after {call.duration_s or 0:g} s, before all digits were sent"
         problems.append(f"DTMF: sent {a.dtmf_sent!r} of {a.dtmf_asked!r}: {why}")
     for f in call.findings:
-        if f.code in FAILS_CALL and f.severity in ("error", "critical") and f.title not in problems:
+        if f.code in FAILS_CALL and f.severity.rank <= Severity.ERROR.rank and f.title not in problems:
             problems.append(f.title)
     a.voice = voice.voice_test(call)
     if a.voice is not None:

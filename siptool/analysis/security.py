@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..report.model import Call, Finding, Stream
+from ..report.model import Call, Finding, Severity, Stream
 from .addresses import address_kind
 from .context import Context
 
@@ -49,7 +49,7 @@ def stream_failures(stream: Stream, call: Call | None) -> Iterable[Finding]:
             explanation += (". The stream may have begun before the capture: a context that missed the sequence "
                             "wrap has the wrong rollover counter (RFC 3711 3.3.1), which fails every packet too")
         yield Finding(
-            code="srtp.auth_failed", severity="error" if one_way else "warning",
+            code="srtp.auth_failed", severity=Severity.ERROR if one_way else Severity.WARNING,
             title=(f"SRTP one-way audio: {hears or stream.dst} cannot decrypt {stream.src} (wrong key)" if one_way
                    else f"{srtp.auth_failures} SRTP packets fail authentication ({stream.src} -> {stream.dst})"),
             explanation=explanation + ".",
@@ -61,7 +61,7 @@ def stream_failures(stream: Stream, call: Call | None) -> Iterable[Finding]:
                       "suite": srtp.suite, "reason": srtp.reason})
     if srtp.replayed:
         yield Finding(
-            code="srtp.replay", severity="warning",
+            code="srtp.replay", severity=Severity.WARNING,
             title=f"{srtp.replayed} SRTP packets a receiver drops as replays ({stream.src} -> {stream.dst})",
             explanation=f"{srtp.replayed} packets of the stream repeat a packet index already received, or arrive "
                         "later than the replay window (RFC 3711 3.3.2, 128 packets in libsrtp): an SRTP receiver "
@@ -126,7 +126,7 @@ def digest_in_clear(call: Call, seen: list[tuple[int, str, str, bool]]) -> Findi
         return None
     frame, src, dst, _ = public[0]
     return Finding(
-        code="security.digest_cleartext", severity="warning",
+        code="security.digest_cleartext", severity=Severity.WARNING,
         title=f"Digest credentials sent in clear from {src} to {dst}",
         explanation=f"{len(public)} request(s) of this call carry an Authorization or Proxy-Authorization header over "
                     "a transport without TLS on a public path. Anyone on the path sees the user name, realm, nonce "
@@ -145,7 +145,7 @@ def srtp_keys_in_clear(call: Call, seen: list[tuple[int, str, str, bool]]) -> Fi
     public = any(w[3] for w in seen)
     frame, src, dst, _ = seen[0]
     return Finding(
-        code="security.srtp_keys_cleartext", severity="warning" if public else "info",
+        code="security.srtp_keys_cleartext", severity=Severity.WARNING if public else Severity.INFO,
         title=f"SRTP keys sent in clear SIP ({src} -> {dst})",
         explanation=f"{len(seen)} message(s) of this call carry a=crypto inline keys (SDES) over a transport "
                     f"without TLS{' on a public path' if public else ''}. The media is only as secret as the "
