@@ -250,6 +250,30 @@ def test_both_starting_together_is_no_talk_over(tmp_path):
     assert conv.overlaps and conv.overlaps[0].duration_ms > 2000 and not content_codes(report)
 
 
+def _said(report) -> list:
+    """Each call's conversation and its streams' talk spurts, as JSON (what content analysis found)."""
+    data = report_dict(report)
+    return [(c["conversation"], [s["content"]["talk_spurts"] for s in c["streams"]]) for c in data["calls"]]
+
+
+def test_content_of_a_set_of_captures(reports):
+    """`analyze DIR --content`: each capture's calls have the content they have when read alone."""
+    from siptool.drivers.many import analyze_files
+
+    report = analyze_files([str(FIXTURES / "speech_turns.pcap"), str(FIXTURES / "speech_faults.pcap")],
+                           "independent", workers=2, content=ContentOptions())
+    assert _said(report) == _said(reports["speech_turns"]) + _said(reports["speech_faults"])
+    assert {f.code for f in report.all_findings()} >= CONTENT_CODES - {"media.silent"}
+
+
+@pytest.mark.parametrize("case", ["speech_faults", "speech_opus"])
+def test_tshark_engine_finds_the_same_speech(reports, case):
+    """`analyze --engine tshark --content`: tshark's packets, decoded by the same content layer."""
+    require_binary("tshark")
+    report = files.tshark_report(FIXTURES / f"{case}.pcap", content=ContentOptions())
+    assert _said(report) == _said(reports[case])
+
+
 @pytest.mark.interop
 def test_script_regenerates_the_speech_cases(tmp_path):
     """make_pcaps.sh speech_turns and speech_g722 (SIPp, and baresip with G.722) into a temporary
