@@ -208,6 +208,15 @@ def _level(call: Call, side: str) -> str:
     return f"{min(levels):.1f}" if levels else "-"
 
 
+CONTENT_HINT = ("Content analysis is off: --content decodes the audio (who spoke when, greeting latency, "
+                "turn gaps, talk-over, silence, levels).")
+
+
+def content_off(report: Report) -> bool:
+    """Audio streams whose content was not analysed (analyze without --content): the hint says how."""
+    return any(s.media == "audio" and s.content is None for c in report.calls for s in c.streams)
+
+
 def conversation_table(report: Report, width: int = 120) -> Table | None:
     """Content analysis, per answered call: when each side first sent and spoke after the answer,
     the response gaps of each side, the overlaps and the speech levels (analysis/conversation.py)."""
@@ -354,6 +363,8 @@ def render(report: Report, console: Console) -> None:
                   conversation_table(report, console.width)):
         if extra is not None:
             console.print(extra)
+    if content_off(report):
+        console.print(Text(CONTENT_HINT, style="dim"))
     console.print(metrics_table(report))
     for table in sizing_view(report, console.width):
         console.print(table)

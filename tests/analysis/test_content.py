@@ -313,3 +313,18 @@ def test_script_regenerates_the_speech_cases(tmp_path):
             assert len(got) == len(want)
             assert all(abs(x - a) <= 0.02 and abs(y - b) <= 0.02 for (a, b), (x, y) in zip(want, got)), (side, want, got)
         assert not content_codes(report)
+
+
+def test_terminal_says_how_to_turn_content_analysis_on(reports):
+    """Off by default (its cost, docs/content.md): the summary says how to turn it on, and not when on."""
+    from rich.console import Console
+
+    from siptool.report.terminal import CONTENT_HINT, render
+
+    def shown(report) -> str:
+        console = Console(record=True, width=200, color_system=None)
+        render(report, console)
+        return console.export_text()
+
+    assert CONTENT_HINT in shown(analyze_file(FIXTURES / "speech_turns.pcap"))
+    assert CONTENT_HINT not in shown(reports["speech_turns"])
