@@ -37,6 +37,9 @@ PTIME = 0.020
 NTP_EPOCH = 2208988800
 DTMF_PACKETS = 5  # a digit: 100 ms of telephone-event (RFC 4733 2.5), then
 DTMF_GAP = 2  # 40 ms of audio before the next one
+# a digit's duration counts telephone-event/8000's clock (what agent/sdp.py offers, RFC 4733 2.3.5),
+# whatever the audio's: 160 per 20 ms packet; its timestamp is the audio's, as the stream's
+EVENT_TICKS = 160
 TAIL_GRACE = 0.2  # s: media may stop this long before the end of the call (packets in flight)
 RTCP_FIRST = 0.5  # s after the start: the first report
 ECHO_RTCP_S = 5.0  # an echo session's RTCP interval (RFC 3550 6.2, randomised 0.5-1.5)
@@ -244,7 +247,7 @@ class RtpSession:
             code, ets, count = s["event"]
             count += 1
             end = count >= DTMF_PACKETS  # 100 ms tone (5 packets of 20 ms), RFC 4733 2.5
-            body = build_telephone_event(code, end, 10, count * ticks)
+            body = build_telephone_event(code, end, 10, count * EVENT_TICKS)
             for _ in range(3 if end else 1):  # end packet sent three times (2.5.1.4)
                 self._send_rtp(build_rtp(self.dtmf_pt, s["seq"], ets, self.ssrc, body, marker=(count == 1)))
                 s["seq"] += 1
