@@ -178,6 +178,8 @@ def streams_table(report: Report, width: int = 120) -> Table | None:
             notes.append(f"DTMF {s.dtmf}")
         if s.rtcp_rtt_ms is not None:
             notes.append(f"RTT {s.rtcp_rtt_ms:.0f} ms")
+        if s.mos_model is not None:  # G.722, Opus: the wideband E-model with estimated codec values
+            notes.append("MOS: wideband estimate")
         if s.rtcp_xr is not None:  # what the receiver itself reported (RTCP XR VoIP Metrics)
             x = s.rtcp_xr
             said = [f"loss {x.loss_pct:.1f}%", f"discard {x.discard_pct:.1f}%"]
