@@ -83,11 +83,11 @@ class EchoServer:
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
                  max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None,
-                 agent: AgentPlan | None = None) -> None:
+                 retry_after: int | None = None, agent: AgentPlan | None = None) -> None:
         self.listen = listen
         self.agent = agent  # a voice agent instead of an echo (voice_agent.py): a port pair per call
         self._clips: dict[int, list] = {}  # the agent's greeting and replies at each codec rate
-        policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, ring=ring,
+        policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, retry_after=retry_after, ring=ring,
                             hangup_after=hangup_after, max_calls=max_calls,
                             auth=Authenticator(realm, {user: password}) if user and password is not None else None)
         # rate: messages per second one source host may send (None: the limiter's default; 0: no limit)

@@ -111,4 +111,11 @@ def judge(call: Call, th: Thresholds) -> bool:
     a.voice = voice.voice_test(call)
     if a.voice is not None:
         problems += voice.problems(a.voice, th)
-    return not problems
+    return passed(call)
+
+
+def passed(call: Call) -> bool:
+    """The verdict `judge` gave a call: answered, a codec agreed, no problem."""
+    a = call.agent
+    return (a is not None and call.final_status is not None and 200 <= call.final_status < 300
+            and a.codec is not None and not a.problems)

@@ -134,7 +134,7 @@ def test_cli_voice_agent_and_voice_test_with_spoken_words(tmp_path, echo_proc):
                           "--record", str(tmp_path / "heard.wav")], cwd=REPO, capture_output=True, text=True,
                          timeout=60)
     data = json.loads(out.stdout)
-    assert data["schema"] == "siptool.call/1.3" and data["codec"] == "G722", out.stderr
+    assert data["schema"] == "siptool.call/1.4" and data["codec"] == "G722", out.stderr
     voice = data["voice"]
     assert abs(voice["greeting_ms"] - 600) <= 40  # espeak-ng's first words start a few ms into its file
     (turn,) = voice["prompts"]
