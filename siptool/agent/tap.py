@@ -20,14 +20,16 @@ LINKTYPE_RAW = 101  # raw IPv4/IPv6, the version nibble tells which
 
 class AgentTap:
     """Callable tap(direction, local, remote, data, kind, now); `report()` is the Analyzer's Report of
-    everything tapped (`analyse=False`: a pcap writer only); `close()` ends the pcap when one is written."""
+    everything tapped (`analyse=False`: a pcap writer only; `content`: analysis.content.ContentOptions,
+    the audio decoded as `analyze --content` does); `close()` ends the pcap when one is written."""
 
-    def __init__(self, path: str | None = None, thresholds=None, analyse: bool = True) -> None:
+    def __init__(self, path: str | None = None, thresholds=None, analyse: bool = True, content=None) -> None:
         from ..analysis.session import Analyzer, _media_tracker
         from ..analysis.thresholds import DEFAULT
 
         self.path = path
-        self.analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT) if analyse else None
+        self.analyzer = Analyzer(media=_media_tracker(content=content), thresholds=thresholds or DEFAULT) \
+            if analyse else None
         self.info = CaptureInfo(path=path or "<agent>", format="agent", linktypes=["raw"])
         self.writer = PcapWriter(path, LINKTYPE_RAW) if path else None
         self._seq: dict[tuple, int] = {}

@@ -19,7 +19,7 @@ import numpy as np
 from .. import sdp as sdplib
 from ..capture.batch import take
 from ..report.model import Call, Report, RtcpXr, SdpEntry, Stream
-from ..rtp.mos import mos_for_stream
+from ..rtp.mos import NARROWBAND_MODEL, mos_for_stream, mos_model
 from ..rtp.packet import parse_rtcp
 from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
 from ..sip.dialogs import SipCall
@@ -626,6 +626,8 @@ class MediaTracker:
         if stream.codec.lower() != "telephone-event":
             r, mos = mos_for_stream(stream.codec, effective_loss_pct, mos_delay_ms(stream))
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
+            if (model := mos_model(stream.codec)) != NARROWBAND_MODEL:
+                stream.mos_model = model
 
 
 class CallMedia(NamedTuple):

@@ -13,8 +13,8 @@ from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
 from .capture import hep_key_env_option, hep_key_file_option, hep_listen_option, live_options, live_report, \
     metrics_option
-from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, content_option, epilog, fail_level, fail_on_findings,
-                     filtered, guarded, load_report, thresholds_from, writing)
+from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, content_option, content_options, epilog, fail_level,
+                     fail_on_findings, filtered, guarded, load_report, thresholds_from, writing)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -159,7 +159,7 @@ def analyze(
             from ..drivers.many import analyze_files
 
             mode = "rotated" if rotated else "independent" if independent else "auto"
-            report = analyze_files(captures, mode, workers, limits, dask)
+            report = analyze_files(captures, mode, workers, limits, dask, content_options(content))
             resize(report, plan)
             report = filtered(report, filters)
         elif engine == "native" and interface is None and hep_listen is None:
@@ -168,7 +168,8 @@ def analyze(
         elif engine == "tshark":
             from ..drivers.files import tshark_report
 
-            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan, tls_keylog, keys), filters)
+            report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan, tls_keylog, keys,
+                                            content_options(content)), filters)
         else:
             from ..analysis.sizing import resize
 

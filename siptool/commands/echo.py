@@ -8,13 +8,13 @@ import sys
 import signal
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..errors import SiptoolError
 from .call import read_password
-from .common import epilog, guarded
+from .common import codec_list, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool echo --listen 127.0.0.1:5060"),
@@ -23,6 +23,8 @@ EPILOG = epilog([
     ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
     ("a trunk that refuses every call (failover tests)", "siptool echo -l 127.0.0.1:5070 --reject 503 --retry-after 30"),
+    ("a voice agent (latency tests): greets 0.8 s after answering, replies 0.6 s (the default) after the caller stops",
+     "siptool echo --greeting hi.wav --greeting-delay 0.8 --reply ok.wav"),
     ("Prometheus metrics at http://HOST:9466/metrics", "siptool echo -l 0.0.0.0:5060 --metrics 0.0.0.0:9466"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
@@ -46,7 +48,8 @@ def echo(
     user: Optional[str] = typer.Option(None, "--user", "-u", help="Challenge INVITEs and REGISTERs (401 digest) for this user."),
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
-    codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs accepted, in order of preference."),
+    codec: Optional[List[str]] = typer.Option(None, "--codec", help="Codec to accept: pcmu, pcma, g722, opus; "
+                                              "repeat for more (default: all four; the caller's order wins)."),
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
     ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
@@ -58,6 +61,18 @@ def echo(
     rate: float = typer.Option(500.0, "--rate", help="SIP messages per second one source host may send "
                                "(bursts of 4x); beyond, its messages are dropped. 0: no limit."),
     max_calls: int = typer.Option(5000, "--max-calls", help="Calls in progress at once; more get 503."),
+    greeting: Optional[str] = typer.Option(None, "--greeting", metavar="WAV|WORDS", help="Be a voice agent, not "
+                                           "an echo: say this when answering (a .wav file, or words spoken by "
+                                           "espeak-ng), then reply to each thing the caller says."),
+    greeting_delay: float = typer.Option(0.5, "--greeting-delay", metavar="S", help="Voice agent: from the "
+                                         "answer to the greeting."),
+    reply: Optional[List[str]] = typer.Option(None, "--reply", metavar="WAV|WORDS", help="Voice agent: what it "
+                                              "says when the caller stops speaking (repeat: said in turn)."),
+    reply_gap: float = typer.Option(0.6, "--reply-gap", metavar="S", help="Voice agent: from the end of the "
+                                    "caller's speech to the reply (exact from 0.35 s: it takes 0.3 s of silence "
+                                    "to know the caller stopped)."),
+    talk_over: bool = typer.Option(False, "--talk-over", help="Voice agent: keep speaking when the caller barges "
+                                   "in (default: stop, as barge-in handling does)."),
     reject: Optional[int] = typer.Option(None, "--reject", help="Answer every INVITE with this final status "
                                          "(400-699), e.g. 503: a trunk that refuses calls (failover tests)."),
     retry_after: Optional[int] = typer.Option(None, "--retry-after", help="With --reject 503: the Retry-After "
@@ -102,10 +117,11 @@ def echo(
                 tls.server_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 raise SiptoolError(f"TLS: cannot load --cert/--key: {exc}") from None
-        codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
-        if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
-            raise SiptoolError(f"--codec {codec}: use PCMU and/or PCMA")
-        shared = not port_per_call and mmsg.available()  # recvmmsg/sendmmsg: Linux
+        from ..rtp.codecs import AGENT
+
+        codecs = codec_list(codec, AGENT)
+        plan = voice_plan(greeting, greeting_delay, reply or [], reply_gap, talk_over)
+        shared = not port_per_call and plan is None and mmsg.available()  # recvmmsg/sendmmsg: Linux
         if shared:
             # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,
             # so that an echoed batch never waits behind the loop for more than that.
@@ -118,7 +134,29 @@ def echo(
                                       hangup_after=hangup_after, tls=tls, on_call=lambda c: typer.echo(echo_line(c)),
                                       media_port=media_port if shared else None, rate=rate,
                                       max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True),
-                                      reject=reject, retry_after=retry_after), served))
+                                      reject=reject, retry_after=retry_after,
+                                      agent=plan), served))
+
+
+def voice_plan(greeting, delay: float, replies: list[str], gap: float, talk_over: bool):
+    """The voice agent's plan (agent/voice_agent.py), its WAVs read and its words spoken now; None
+    when it is an echo."""
+    from ..agent import inputs, prompts
+    from ..agent.voice_agent import AgentPlan
+
+    if greeting is None and not replies:
+        for name, given in (("--talk-over", talk_over), ("--greeting-delay", delay != 0.5), ("--reply-gap", gap != 0.6)):
+            if given:
+                raise SiptoolError(f"{name} is for the voice agent: give --greeting and/or --reply")
+        return None
+    inputs.number("--greeting-delay", delay, 0, 3600, unit="s")
+    inputs.number("--reply-gap", gap, 0, 3600, unit="s")
+    said = prompts.load_all([t for t in [greeting, *replies] if t is not None], "--greeting/--reply")
+    first = said[greeting] if greeting is not None else None
+    return AgentPlan(greeting=(first.samples, first.rate) if first else None,
+                     replies=tuple((said[t].samples, said[t].rate) for t in replies), delay_s=delay, gap_s=gap,
+                     talk_over=talk_over, names=(first.label if first else "",
+                                                 *(said[t].label for t in replies)))
 
 
 async def _serve(server, metrics: tuple[str, int] | None = None) -> None:
