@@ -44,6 +44,8 @@ class HepListener:
         self.receiver = receiver or HepReceiver()
         self.selector = selectors.DefaultSelector()
         self.udp = self.tcp = None
+        self._clients: dict[socket.socket, tuple[HepFramer, str]] = {}
+        self._drops = 0
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             if transport == "udp" or both:
@@ -63,9 +65,7 @@ class HepListener:
             self.close()
             raise SiptoolError(f"cannot listen for HEP on {address}: {exc.strerror or exc}") from None
         self.address = (self.udp or self.tcp).getsockname()[:2]
-        self._clients: dict[socket.socket, tuple[HepFramer, str]] = {}
         self.sink_errors = 0
-        self._drops = 0
         self.first_sink_error = ""
         self._stopped = False
 

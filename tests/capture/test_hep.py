@@ -264,3 +264,19 @@ def test_sender_counts_what_it_cannot_send():
     with HepSender(f"tcp:127.0.0.1:{free_port()}") as sender:  # nothing listens
         assert sender.send(fixture_sip("call_ok.pcap")[0]) is False
         assert (sender.sent, sender.failed) == (0, 1)
+
+
+@pytest.mark.parametrize("how", ["unresolvable", "taken"])
+def test_a_listener_that_cannot_listen_says_why(how):
+    """A host that does not resolve, or a port in use, is one clear error (the listener, half made,
+    closes what it opened), never an AttributeError from its close()."""
+    import socket
+
+    from siptool.capture.hep_listen import HepListener
+    from siptool.errors import SiptoolError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        address = "no-such-host.invalid:9060" if how == "unresolvable" else f"udp:127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(SiptoolError, match="cannot listen for HEP on"):
+            HepListener(address)
