@@ -262,4 +262,8 @@ type = "concurrent"                # capacity: N calls at once, all must succeed
 calls = 10
 duration = 5
 # rate = 10                        # new calls per second while they start
+
+# [[check]]
+# type = "fragments"               # does the path pass IP fragments? a large INVITE in fragments must be
+#                                  # answered (needs root or CAP_NET_RAW: raw sockets)
 '''

@@ -39,7 +39,8 @@ def check(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Ladders of passed checks too."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
-    """Run an interop suite: OPTIONS, REGISTER, calls per codec, DTMF, hold, CANCEL, long call, TLS, capacity."""
+    """Run an interop suite: OPTIONS, REGISTER, calls per codec, DTMF, hold, CANCEL, long call, TLS, capacity,
+    IP fragments."""
     with guarded():
         from ..check.suite import EXAMPLE, load_suite
 
