@@ -21,6 +21,7 @@ EPILOG = epilog([
      "SIP_PW=pw siptool echo -l 0.0.0.0:5080 --user alice --password-env SIP_PW"),
     ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
+    ("every packet to a file, each call analysed in full (media too)", "siptool echo --pcap echo.pcap"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
     "For test suites (the one siptool check --init writes passes against it): the number \"ring\" "
@@ -55,6 +56,9 @@ def echo(
     rate: float = typer.Option(500.0, "--rate", help="SIP messages per second one source host may send "
                                "(bursts of 4x); beyond, its messages are dropped. 0: no limit."),
     max_calls: int = typer.Option(5000, "--max-calls", help="Calls in progress at once; more get 503."),
+    pcap: Optional[Path] = typer.Option(None, "--pcap", help="Write every packet sent and received (SIP and RTP) "
+                                        "to this file, and analyse each call's media too (its line gets the "
+                                        "figures). Costs capacity: media then takes a port pair per call."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
@@ -89,7 +93,9 @@ def echo(
         codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
         if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
             raise SiptoolError(f"--codec {codec}: use PCMU and/or PCMA")
-        shared = not port_per_call and mmsg.available()  # recvmmsg/sendmmsg: Linux
+        if pcap:
+            inputs.writable("--pcap", pcap)
+        shared = not port_per_call and not pcap and mmsg.available()  # recvmmsg/sendmmsg: Linux
         if shared:
             # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,
             # so that an echoed batch never waits behind the loop for more than that.
@@ -101,7 +107,8 @@ def echo(
         asyncio.run(_serve(EchoServer((host, port), kind, user, password, codecs=codecs, ring=ring,
                                       hangup_after=hangup_after, tls=tls, on_call=lambda c: typer.echo(echo_line(c)),
                                       media_port=media_port if shared else None, rate=rate,
-                                      max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True))))
+                                      max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True),
+                                      pcap=str(pcap) if pcap else None)))
 
 
 async def _serve(server) -> None:
