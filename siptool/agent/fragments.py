@@ -107,11 +107,13 @@ class _FragmentingAgent(UserAgent):
 
 
 async def probe(uri: str, local_ip: str | None = None, size: int = 1400, fragment: int = 576, wait: float = 5.0,
-                t1: float = 0.5, from_uri: str | None = None, tap=None) -> Probe:
-    """The control call, then the fragmented one, to `uri` over UDP. SiptoolError (before anything is
-    sent) when the probe cannot be made: no raw socket, sizes that fragment nothing."""
-    o = CallOptions(uri=uri, transport="udp", from_uri=from_uri, codecs=("PCMU",), duration=None, t1=t1,
-                    local_ip=local_ip, no_answer_timeout=3600.0)
+                t1: float = 0.5, from_uri: str | None = None, proxy: str | None = None, tap=None) -> Probe:
+    """The control call, then the fragmented one, to `uri` over UDP (through `proxy`, the first hop,
+    when given: the path asked about is the one to the first hop). No credentials: a 401/407 is a
+    response like any other. SiptoolError (before anything is sent) when the probe cannot be made:
+    no raw socket (NoRawSocket), sizes that fragment nothing."""
+    o = CallOptions(uri=uri, transport="udp", from_uri=from_uri, proxy=proxy, codecs=("PCMU",), duration=None,
+                    t1=t1, local_ip=local_ip, no_answer_timeout=3600.0)
     o.check()
     hop, _kind = _hop(o)
     addr = await resolve(*hop.hostport())

@@ -269,7 +269,8 @@ class Driver:
 
         tap = self._tap("fragments")
         try:
-            p = await frag.probe(uri, self.local_ip, size, fragment, wait, self.t1, self._from(), tap)
+            p = await frag.probe(uri, self.local_ip, size, fragment, wait, self.t1, self._from(),
+                                 self.target.proxy or None, tap)
         except frag.NoRawSocket as exc:
             return Outcome(skipped=str(exc))
         finally:
