@@ -89,10 +89,10 @@ class EchoServer:
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
                  max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None,
-                 pcap: str | None = None) -> None:
+                 retry_after: int | None = None, pcap: str | None = None) -> None:
         self.listen = listen
         self.pcap = AgentTap(pcap, analyse=False) if pcap else None  # every packet of the run, written
-        policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, ring=ring,
+        policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, retry_after=retry_after, ring=ring,
                             hangup_after=hangup_after, max_calls=max_calls,
                             auth=Authenticator(realm, {user: password}) if user and password is not None else None)
         # rate: messages per second one source host may send (None: the limiter's default; 0: no limit)

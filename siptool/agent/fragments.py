@@ -21,6 +21,7 @@ The tap gets every packet, the fragments as they left (agent/tap.py).
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 
 from ..capture import craft
@@ -29,8 +30,9 @@ from ..sip.transaction import Timers
 from .clock import stamp
 from .events import Ended, Received
 from .media import _bind_pair
-from .nat import resolve, route_source
-from .options import CallOptions, _hop
+from .dns import locate_hop
+from .nat import route_source
+from .options import CallOptions
 from .session import UacSession
 from .ua import UserAgent
 
@@ -107,16 +109,18 @@ class _FragmentingAgent(UserAgent):
 
 
 async def probe(uri: str, local_ip: str | None = None, size: int = 1400, fragment: int = 576, wait: float = 5.0,
-                t1: float = 0.5, from_uri: str | None = None, proxy: str | None = None, tap=None) -> Probe:
-    """The control call, then the fragmented one, to `uri` over UDP (through `proxy`, the first hop,
-    when given: the path asked about is the one to the first hop). No credentials: a 401/407 is a
-    response like any other. SiptoolError (before anything is sent) when the probe cannot be made:
-    no raw socket (NoRawSocket), sizes that fragment nothing."""
+                t1: float = 0.5, from_uri: str | None = None, proxy: str | None = None, dns_server: str | None = None,
+                tap=None) -> Probe:
+    """The control call, then the fragmented one, to `uri` over UDP: to the first server a request
+    would try (RFC 3263, dns.py; `proxy`, the outbound proxy, when given: the path asked about is
+    the one to the first hop). No credentials: a 401/407 is a response like any other. SiptoolError
+    (before anything is sent) when the probe cannot be made: no raw socket (NoRawSocket), sizes that
+    fragment nothing, no server located."""
     o = CallOptions(uri=uri, transport="udp", from_uri=from_uri, proxy=proxy, codecs=("PCMU",), duration=None,
                     t1=t1, local_ip=local_ip, no_answer_timeout=3600.0)
     o.check()
-    hop, _kind = _hop(o)
-    addr = await resolve(*hop.hostport())
+    located = await locate_hop(uri, proxy, "udp", dns_server)
+    addr = located.order(random.Random())[0].addr()
     if size <= fragment:
         raise SiptoolError(f"an INVITE of {size} bytes fits in one packet of {fragment}: nothing is fragmented "
                            "(size must be larger than fragment)")
