@@ -135,6 +135,7 @@ EXPECTED_FINALS = {
     "speech_turns": {"1-speech_turns@127.0.0.1": [200]},  # the content fixtures (issue 16), SIPp ones
     "speech_faults": {"1-speech_faults@127.0.0.1": [200]},
     "speech_silent": {"1-speech_silent@127.0.0.1": [200]},
+    "speech_cut": {"1-speech_cut@127.0.0.1": [200]},
 }
 
 UAC, UAS = 0x1A2B3C4D, 0x5E6F7A8B

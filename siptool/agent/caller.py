@@ -18,15 +18,18 @@ import numpy as np
 
 from ..analysis.placed import judge
 from ..errors import SiptoolError
-from ..report.model import AgentView, Call, FarEndReport, MediaFigures
-from ..rtp import g711
+from ..analysis.content import ContentOptions
+from ..report.model import AgentView, Call, FarEndReport, MediaFigures, Utterance
+from ..rtp import codecs, g711
+from ..rtp.audio import resample
 from ..sip import build
 from ..sip.transaction import Timers
 from ..sip.locate import Resolution
 from . import inputs, stun
 from .dns import locate_hop
-from .events import LOGGED, Answered, Ended, Note, Received, Sent
+from .events import LOGGED, Answered, Ended, Note, PromptsDone, Received, Sent
 from .failover import Backoff, Failover
+from .listener import Listener
 from .media import RtpDriver, load_wav, save_wav
 from .nat import NatView, hostport, is_loopback, route_source
 from .nat import resolve as _resolve
@@ -34,6 +37,8 @@ from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # no
 from .register import options_ping, register  # noqa: F401 - re-exported
 from .roundtrip import received_signal, session_rtt_ms
 from .rtpsession import RtpSession
+from .script import Script
+from .speaker import Speaker
 from .session import CALLER_ALLOW, UacSession, answer_out_of_dialog
 from .clock import stamp
 from .tap import AgentTap, Taps
@@ -101,7 +106,8 @@ class Caller:
         self.on_event = on_event
         self.learned_by = ""  # how the public address was learned (NatView.learned_by)
         self.stun_server: tuple[str, int] | None = None
-        self.signal = _signal(o, o.duration or 10.0)
+        self.signal = _signal(o, o.duration or 10.0)  # at 8 kHz
+        self._signals: dict[int, np.ndarray] = {8000: self.signal}
 
     def _tls(self) -> TlsOptions:
         """TLS options; the server name verified is the URI's domain when it has one (RFC 5922 4.1)."""
@@ -145,6 +151,12 @@ class Caller:
         call = self.calls.get(owner)
         if call is not None:
             call.handle(event)
+
+    def signal_at(self, rate: int) -> np.ndarray:
+        """The signal every call sends, at a codec's audio rate (resampled once per rate)."""
+        if rate not in self._signals:
+            self._signals[rate] = resample(self.signal, 8000, rate)
+        return self._signals[rate]
 
     def _say(self, event) -> None:
         if self.on_event:
@@ -206,7 +218,8 @@ class OutgoingCall:
     def __init__(self, caller: Caller, o: CallOptions, on_event: Callable | None) -> None:
         self.caller, self.o, self.on_event = caller, o, on_event
         self.ua = caller.ua
-        self.tap = AgentTap(None, o.thresholds)
+        self.tap = AgentTap(None, o.thresholds, content=ContentOptions() if o.content else None)
+        self.script: Script | None = None  # a voice test's prompts and listening (agent/script.py)
         self.done = asyncio.Event()
         self.failure: BaseException | None = None  # raised while starting the media: hang up, then report
         self.session: UacSession | None = None
@@ -286,8 +299,15 @@ class OutgoingCall:
             return
         o = self.o
         try:
-            self.media.set_remote(ev.address, ev.port, g711.coder(ev.codec), ev.pt, ev.dtmf_pt, ev.ptime_ms)
-            self.media.start(self.caller.signal, o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration))
+            coder = codecs.coder(ev.codec, ev.fmtp)
+            self.media.set_remote(ev.address, ev.port, coder, ev.pt, ev.dtmf_pt, ev.ptime_ms)
+            if o.steps:  # a voice test: the script speaks and listens
+                self.rtp.listener = Listener(coder.decoder(), coder.clock_rate)
+                clips = {text: p.at_rate(coder.rate) for text, p in o.prompts.items()}
+                self.script = Script(o.steps, clips, Speaker(coder.rate), self.rtp.listener,
+                                     {text: p.label for text, p in o.prompts.items()})
+            self.media.start(self.caller.signal_at(coder.rate), o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration),
+                             source=self.script)
         except BaseException as exc:  # noqa: BLE001 - said after the BYE (run re-raises what is not ours)
             self.failure = exc
             now = stamp()
@@ -299,7 +319,10 @@ class OutgoingCall:
         if s is None or s.ended:
             return
         for when, ev in events:
-            s.add(when, type(ev), **{k: getattr(ev, k) for k in ev.__slots__})
+            if isinstance(ev, PromptsDone):
+                s.hang_up(stamp())
+            else:
+                s.add(when, type(ev), **{k: getattr(ev, k) for k in ev.__slots__})
         self.ua.pump()
 
     # --- the result ----------------------------------------------------------------------------------
@@ -322,6 +345,8 @@ class OutgoingCall:
                           ended_by=s.ended_by or "" if s else "", nat=self._nat().to_dict(),
                           notes=list(s.problems) if s else [],
                           targets=list(s.failover.tries) if s is not None and s.failover is not None else [])
+        if self.o.steps:  # a voice test: what we said, when (None: no media, nothing said)
+            facts.said = [Utterance(x.label, x.start, x.end) for x in self.script.said] if self.script else []
         if rtp.far_report is not None:
             b = rtp.far_report
             jitter_ms = b.jitter * 1000.0 / rtp.stats.clock_rate  # timestamp units to ms
@@ -339,10 +364,13 @@ class OutgoingCall:
         s = self.session
         facts = self._facts(s)
         if self.rtp.media_start is not None:
-            # the correlation takes milliseconds: in a thread, so other calls' packets keep their timing
-            facts.audio_rtt_ms = await asyncio.get_running_loop().run_in_executor(None, session_rtt_ms, self.rtp)
+            if not self.o.steps:  # (a voice agent answers, it does not echo)
+                # the correlation takes milliseconds: in a thread, so other calls' packets keep their timing
+                loop = asyncio.get_running_loop()
+                facts.audio_rtt_ms = await loop.run_in_executor(None, session_rtt_ms, self.rtp)
             if self.o.record:
-                save_wav(self.o.record, received_signal(self.rtp.rx_audio, self.rtp.pt, self.rtp.coder)[0])
+                save_wav(self.o.record, received_signal(self.rtp.rx_audio, self.rtp.pt, self.rtp.coder)[0],
+                         self.rtp.coder.rate if self.rtp.coder else 8000)
         if s is not None:
             res.events = list(s.log)
             res.status, res.reason = s.status, s.reason

@@ -24,16 +24,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..report.model import AgentView, Call
-from ..rtp import g711
+import numpy as np
+
+from ..report.model import AgentView, Call, Utterance
+from ..rtp.audio import resample
+from ..rtp import codecs as registry
 from ..sip.auth import Authenticator
 from ..sip.transaction import Timers
 from .echo_core import MAX_CALLS, EchoCore, EchoPolicy
 from .echo_port import EchoPort
 from .events import Answered, Ended
+from .listener import Listener
 from .limits import SourceLimiter
 from .media import RtpDriver
 from .rtpsession import RtpSession
+from .speaker import Speaker
+from .voice_agent import AgentPlan, VoiceAgent
 from .session import RING_LIMIT, UasSession, rings_unanswered  # noqa: F401 - re-exported
 from .clock import stamp
 from .tap import AgentTap, Taps
@@ -54,6 +60,7 @@ class EchoCall:
     started: float = field(default_factory=time.time)
     packets: list[tuple] = field(default_factory=list, repr=False)  # the tap's arguments, each message
     call: Call | None = None
+    agent: VoiceAgent | None = field(default=None, repr=False)  # the voice agent speaking on it, if any
     tap: AgentTap | None = field(default=None, repr=False)  # with --pcap: its own Analyzer, fed as packets pass
 
     def keep(self, packet: tuple) -> None:
@@ -85,12 +92,14 @@ class EchoCall:
 class EchoServer:
     def __init__(self, listen: tuple[str, int] = ("127.0.0.1", 5060), transport: str = "udp",
                  user: str | None = None, password: str | None = None, realm: str = "siptool",
-                 codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring: float = 0.0, hangup_after: float | None = None,
+                 codecs: tuple[str, ...] = registry.AGENT, ring: float = 0.0, hangup_after: float | None = None,
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
                  max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None,
-                 retry_after: int | None = None, pcap: str | None = None) -> None:
+                 retry_after: int | None = None, agent: AgentPlan | None = None, pcap: str | None = None) -> None:
         self.listen = listen
+        self.agent = agent  # a voice agent instead of an echo (voice_agent.py): a port pair per call
+        self._clips: dict[int, list] = {}  # the agent's greeting and replies at each codec rate
         self.pcap = AgentTap(pcap, analyse=False) if pcap else None  # every packet of the run, written
         policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, retry_after=retry_after, ring=ring,
                             hangup_after=hangup_after, max_calls=max_calls,
@@ -122,6 +131,9 @@ class EchoServer:
         return self.core.bindings
 
     async def start(self) -> "EchoServer":
+        if self.agent is not None:  # resampled now, not while a call waits for its answer
+            for rate in sorted({registry.by_name(c).rate or registry.by_name(c).clock_rate for c in registry.AGENT}):
+                self._agent_clips(rate)
         await self.ua.start()
         if self.media_port is not None:
             try:
@@ -166,8 +178,14 @@ class EchoServer:
         self._unclaimed = ("", [])
         for packet in early if call_id == session.call_id else ():
             record.keep(packet)
-        rtp = RtpSession(g711.coder(session.codec[0]), echo=True, cname=f"siptool@{self.listen[0]}")
-        driver = RtpDriver(self.listen[0], rtp, shared=self.shared,
+        fmtp = session.formats[session.codec[1]][3]
+        coder = registry.coder(session.codec[0], fmtp)
+        voice = self.agent is not None
+        rtp = RtpSession(coder, echo=not voice, cname=f"siptool@{self.listen[0]}", keep_audio_s=0.0)
+        if voice:
+            rtp.listener = Listener(coder.decoder(), coder.clock_rate)
+            record.agent = VoiceAgent(self.agent, self._agent_clips(coder.rate), Speaker(coder.rate), rtp.listener)
+        driver = RtpDriver(self.listen[0], rtp, shared=None if voice else self.shared,
                            tap=Taps(record.tap, self.pcap) if self.pcap is not None else None)
         driver.bind()  # at once: the SDP answer needs the port
         offer = session.offer
@@ -181,9 +199,19 @@ class EchoServer:
             return
         if isinstance(event, Answered):
             self.answer_body = owner.answer_body
-            record.driver.start_rtcp()
+            if record.agent is not None:  # the voice agent speaks (and RTCP starts with it)
+                record.driver.start(np.zeros(0, np.int16), None, source=record.agent)
+            else:
+                record.driver.start_rtcp()
         elif isinstance(event, Ended):
             self._ended(record)
+
+    def _agent_clips(self, rate: int) -> list:
+        """The voice agent's greeting (None when it has none) and replies at a codec's rate."""
+        if rate not in self._clips:
+            said = [self.agent.greeting, *self.agent.replies]
+            self._clips[rate] = [None if c is None else resample(c[0], c[1], rate) for c in said]
+        return self._clips[rate]
 
     def _traffic(self, direction: str, data: bytes, addr, call_id: str, now: float) -> None:
         """A call's SIP messages, kept with it (as a tap takes them) for its analysis when it ends. A
@@ -229,4 +257,7 @@ def analyse(record: EchoCall) -> Call | None:
         held = (s.ended_at or s.started_at or 0.0) - (s.answered_at or s.started_at or 0.0)
         call.agent = AgentView(role="callee", codec=s.codec[0], echoed=record.packets_echoed, outcome=s.outcome,
                                ended_by=s.ended_by or "", held_s=round(held, 1))
+        if record.agent is not None:  # what the voice agent said, when
+            sp = record.agent.speaker
+            call.agent.said = [Utterance(c.label, sp.time(c.start), sp.time(c.end)) for c in record.agent.placed]
     return call

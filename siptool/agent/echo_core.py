@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import sdp as sdplib
 from ..sip import build
 from ..sip.auth import Authenticator
 from . import sdp
@@ -25,7 +24,7 @@ MAX_CALLS = 5000  # calls in progress at once; beyond: 503 with Retry-After (mem
 class EchoPolicy:
     """How the echo agent answers (siptool echo's options)."""
 
-    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    codecs: tuple[str, ...] = tuple(c.upper() for c in sdp.SUPPORTED)  # what it accepts, by preference
     auth: Authenticator | None = None
     reject: int | None = None  # answer every INVITE with this status (failure-path tests)
     retry_after: int | None = None  # with it a rejecting 503 carries Retry-After (RFC 3261 21.5.4)
@@ -41,6 +40,7 @@ class EchoCore:
     def __init__(self, ep: Endpoint, policy: EchoPolicy, open_media: Callable[[UasSession], int]) -> None:
         self.ep, self.policy, self.open_media = ep, policy, open_media
         self.bindings = Bindings()  # REGISTER (bounded; answered, never used for routing)
+        self.over_limit = 0  # INVITEs refused (503) for max_calls
         ep.on_request = self.on_request
 
     def _respond(self, txn, msg, status: int, now: float, **kw) -> None:
@@ -72,10 +72,11 @@ class EchoCore:
             self._respond(txn, msg, p.reject, now, headers=retry)
             return
         if len(self.ep.dialogs) >= p.max_calls:
+            self.over_limit += 1
             self._respond(txn, msg, 503, now, headers=[("retry-after", "10")])
             return
         offer = sdp.parse(msg.body)
-        chosen = sdplib.negotiate(offer, list(p.codecs)) if offer else None
+        chosen = sdp.negotiate(offer, p.codecs) if offer else None
         if chosen is None:
             self._respond(txn, msg, 488, now, headers=[("warning", '304 siptool "no common codec"')])
             return

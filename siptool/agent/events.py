@@ -58,6 +58,19 @@ class MediaResumed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PromptsDone(Event):
+    """A test call's script (agent/script.py) has played and heard everything it was to: hang up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Said(Event):
+    """We started saying a prompt (or the echo's voice agent its greeting or a reply)."""
+
+    text: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Note(Event):
     """A step in words: a failure of the transport or of a transaction, what the NAT probe learned."""
 
@@ -77,6 +90,7 @@ class Answered(Event):
     dtmf_pt: int | None = None
     ptime_ms: int | None = None
     problem: str = ""
+    fmtp: str = ""  # the far end's fmtp for the payload type (RFC 7587: Opus FEC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,4 +98,4 @@ class Ended(Event):
     """The session is over: the driver stops its media and reads its figures."""
 
 
-LOGGED = (Sent, Received, MediaStarted, MediaStopped, MediaResumed, Note)
+LOGGED = (Sent, Received, MediaStarted, MediaStopped, MediaResumed, Said, Note)

@@ -13,36 +13,46 @@ from typing import Callable
 import numpy as np
 
 from ..errors import SiptoolError
+from ..rtp.audio import resample
 from .rtpsession import RtpSession
 from .stun import Binding
 from .clock import Deadline, stamp
 
-SAMPLES = 160  # 20 ms at 8 kHz: the shortest --play file
+MIN_PLAY_S = 0.02  # the shortest --play or --say file
 
 
-def load_wav(path: str) -> np.ndarray:
-    """8 kHz mono 16-bit PCM WAV -> int16 samples (other formats: a clear error)."""
+def read_wav(path: str) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV file (any rate, mono or stereo: channels averaged) -> (int16 samples, rate);
+    other formats: a clear error."""
     try:
         with wave.open(path, "rb") as w:
-            if w.getsampwidth() != 2 or w.getnchannels() != 1 or w.getframerate() != 8000:
-                raise SiptoolError(f"{path}: need 8 kHz mono 16-bit PCM WAV (got {w.getframerate()} Hz, "
-                                   f"{w.getnchannels()} ch, {8 * w.getsampwidth()} bit); convert with "
-                                   "sox in.wav -r 8000 -c 1 -b 16 out.wav")
-            samples = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
+            rate, channels = w.getframerate(), w.getnchannels()
+            if w.getsampwidth() != 2 or channels not in (1, 2):
+                raise SiptoolError(f"{path}: need 16-bit PCM WAV, mono or stereo (got {channels} ch, "
+                                   f"{8 * w.getsampwidth()} bit); convert with sox in.wav -b 16 out.wav")
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
     except OSError as exc:
         raise SiptoolError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (wave.Error, EOFError) as exc:
         raise SiptoolError(f"{path}: not a PCM WAV file ({str(exc) or 'too short'})") from None
-    if len(samples) < SAMPLES:
+    if channels == 2:
+        x = x[:len(x) // 2 * 2].reshape(-1, 2).mean(axis=1).astype(np.int16)
+    if len(x) < rate * MIN_PLAY_S:
         raise SiptoolError(f"{path}: less than 20 ms of audio")
-    return samples
+    return x, rate
 
 
-def save_wav(path: str, samples: np.ndarray) -> None:
+def load_wav(path: str, rate: int = 8000) -> np.ndarray:
+    """A WAV file's samples at `rate` (resampled when the file has another rate)."""
+    x, have = read_wav(path)
+    return resample(x, have, rate)
+
+
+def save_wav(path: str, samples: np.ndarray, rate: int = 8000) -> None:
     with wave.open(path, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(8000)
+        w.setframerate(rate)
         w.writeframes(np.asarray(samples, "<i2").tobytes())
 
 
@@ -129,9 +139,10 @@ class RtpDriver:
         if self.shared is not None and self.session.remote is not None:
             self.shared.announce(self.session, self.session.remote)
 
-    def start(self, signal: np.ndarray, duration: float | None, dtmf: str = "", dtmf_at: float = 1.0) -> None:
+    def start(self, signal: np.ndarray, duration: float | None, dtmf: str = "", dtmf_at: float = 1.0,
+              source=None) -> None:
         now = stamp()
-        self.session.start(now, signal, duration, dtmf, dtmf_at)
+        self.session.start(now, signal, duration, dtmf, dtmf_at, source)
         self.pump(now)
 
     def start_rtcp(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ..analysis.thresholds import Thresholds
@@ -9,9 +10,9 @@ from ..errors import SiptoolError
 from ..rtp.packet import DTMF_EVENTS
 from ..status import ExitStatus
 from ..sip import build
-from . import inputs, sdp, stun
+from . import inputs, prompts, script, sdp, stun
 from .dns import dns_server
-from .media import load_wav
+from .media import read_wav
 from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
 
@@ -51,6 +52,15 @@ class CallOptions:
     pcap: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
+    content: bool = True  # the call's Analyzer decodes its audio: who spoke when (docs/content.md)
+    # A voice test (agent/script.py): prompts to say (--say), a fixed pause between them (--pause), or a
+    # script file (--script); `voice` listens to the far end's greeting even without prompts.
+    says: tuple[str, ...] = ()
+    pause: float | None = None
+    script: str | None = None
+    voice: bool = False
+    steps: list = field(default_factory=list, init=False)  # agent/script.Step, read by check()
+    prompts: dict = field(default_factory=dict, init=False, repr=False)  # text -> agent/prompts.Prompt
     dns_server: str | None = None  # ADDR[:PORT]: the DNS server RFC 3263's lookups ask (default: the system's)
     target_timeout: float | None = None  # fail over to the next server after this long without a response
     only: tuple[str, int] | None = None  # of the servers located, send to this one only (a check of each)
@@ -65,8 +75,8 @@ class CallOptions:
         if self.from_uri:
             inputs.sip_uri(self.from_uri)
         for c in self.codecs:
-            if c.upper() not in sdp.STATIC:
-                raise SiptoolError(f"codec {c!r} is not supported: use PCMU and/or PCMA")
+            if c.upper() not in sdp.PT:
+                raise SiptoolError(f"codec {c!r} is not supported: use {', '.join(sdp.SUPPORTED)}")
         if self.duration is not None:
             inputs.number("--duration", self.duration, 0, 86400, above=True, unit="s")
         inputs.number("--t1", self.t1, 0, 30, above=True, unit="s")
@@ -102,7 +112,8 @@ class CallOptions:
                 raise SiptoolError("give --public-ip or --stun, not both")
             inputs.host_port("--stun", self.stun, stun.DEFAULT_PORT)
         if self.play:
-            load_wav(inputs.readable("--play", self.play))
+            read_wav(inputs.readable("--play", self.play))
+        self._voice_steps()
         for name, path in (("--record", self.record), ("--pcap", self.pcap)):
             if path:
                 inputs.writable(name, path)
@@ -114,6 +125,32 @@ class CallOptions:
                 self.tls().client_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 raise SiptoolError(f"TLS: cannot load --cert/--key/--ca-file: {exc}") from None
+
+
+    def _voice_steps(self) -> None:
+        """The voice test's steps and prompts (read and spoken now: before anything is sent)."""
+        if self.pause is not None:
+            inputs.number("--pause", self.pause, 0, 3600, unit="s")
+            if not self.says:
+                raise SiptoolError("--pause goes with --say (the pause between prompts)")
+        if self.script and (self.says or self.pause is not None):
+            raise SiptoolError("give --script or --say/--pause, not both")
+        if self.script:
+            path = inputs.readable("--script", self.script)
+            try:
+                text = open(path, encoding="utf-8").read()
+            except (OSError, ValueError) as exc:
+                raise SiptoolError(f"cannot read --script {path}: {exc}") from None
+            base = os.path.dirname(os.path.abspath(path))  # a script's WAV files are beside it
+            self.steps = [script.Step(st.kind, os.path.join(base, st.text), st.seconds)
+                          if st.kind is script.Kind.SAY and prompts.is_file(st.text) else st
+                          for st in script.parse(text, path)]
+        elif self.says or self.voice:
+            self.steps = script.from_options(list(self.says), self.pause)
+        if self.steps:
+            self.content = True  # the figures come from content analysis
+            where = "--script" if self.script else "--say"
+            self.prompts = prompts.load_all([s.text for s in self.steps if s.kind is script.Kind.SAY], where)
 
 
 def dtmf_start(duration: float | None) -> float:

@@ -8,24 +8,27 @@ import numpy as np
 
 
 def received_signal(rx_audio: list[tuple[float, int, int, bytes]], pt: int, coder) -> tuple[np.ndarray, float | None]:
-    """Received audio of payload type `pt` laid out by RTP timestamp (as a jitter buffer plays it),
-    and the time of its sample 0: the median of arrival minus media time over the packets."""
+    """Received audio of payload type `pt` laid out by RTP timestamp (as a jitter buffer plays it) at
+    the coder's audio rate (G.722: 16 kHz on its 8000 Hz clock), decoded in order by a decoder of
+    its own, and the time of its sample 0: the median of arrival minus media time over the packets."""
     audio = [(t, ts, p) for t, ts, kind, p in rx_audio if kind == pt and p]
     if not audio or coder is None:
         return np.zeros(0, np.int16), None
-    rate = coder.clock_rate
+    clock, rate = coder.clock_rate, coder.rate
     ts = np.array([a[1] for a in audio], np.int64)
     steps = (np.diff(ts) + (1 << 31)) % (1 << 32) - (1 << 31)
     off = np.concatenate(([0], np.cumsum(steps)))
     off -= off.min()
     arrival = np.array([a[0] for a in audio])
-    lens = np.array([len(a[2]) for a in audio])
-    t0 = float(np.median(arrival - off / rate))  # a packet leaves at its first sample's time (our sender)
-    if off.max() > rate * 3600:
+    t0 = float(np.median(arrival - off / clock))  # a packet leaves at its first sample's time (our sender)
+    if off.max() > clock * 3600:
         return np.zeros(0, np.int16), None
-    out = np.zeros(int((off + lens).max()), np.int16)
-    for (_, _, payload), o in zip(audio, off):
-        out[o:o + len(payload)] = coder.decode(payload)
+    decoder = coder.decoder()
+    pcm = [decoder.decode(payload) for _, _, payload in audio]
+    at = off * rate // clock  # sample positions
+    out = np.zeros(int(max(a + len(x) for a, x in zip(at.tolist(), pcm))), np.int16)
+    for a, x in zip(at.tolist(), pcm):
+        out[a:a + len(x)] = x
     return out, t0
 
 
@@ -57,5 +60,5 @@ def audio_rtt_ms(sent: np.ndarray, sent_at: float | None, got: np.ndarray, got_a
 def session_rtt_ms(session) -> float | None:
     """The round trip of an RTP session's own audio (agent/rtpsession.RtpSession)."""
     got, t0 = received_signal(session.rx_audio, session.pt, session.coder)
-    rate = session.coder.clock_rate if session.coder else 8000
+    rate = session.coder.rate if session.coder else 8000
     return audio_rtt_ms(session.sent_signal(rate * 8), session.tx_start, got, t0, rate)

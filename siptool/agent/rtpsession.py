@@ -12,8 +12,10 @@ three times). Receiving is StreamStats (rtp/stats.py), the statistics `analyze` 
 the RTCP SR/RR (6.4) carry its figures: what the far end's SBC reads is what the agent measured.
 The source of the first RTP packet is where media and RTCP go from then on (symmetric RTP, RFC 4961).
 
-A codec is a coder object (rtp/g711.Coder: `name`, `clock_rate`, `encode(pcm)`, `decode(payload)`);
-another codec is another coder. `protect`/`unprotect`, when given, transform every RTP/RTCP packet
+A codec is a coder object (rtp/codecs.coder: `name`, `clock_rate` for timestamps, `rate` and
+`frame_samples` for audio, `frame_ticks`, `encode(pcm)`, `decode(payload)`): G.711, G.722 (16 kHz
+audio on an 8000 Hz clock, RFC 3551 4.5.2) and Opus (48 kHz, RFC 7587) alike. The signal to send is
+at the coder's audio rate. `protect`/`unprotect`, when given, transform every RTP/RTCP packet
 on its way out and in (where SRTP, RFC 3711, goes).
 """
 
@@ -27,7 +29,7 @@ import numpy as np
 from ..rtp.packet import (DTMF_EVENTS, ReportBlock, build_bye, build_rr, build_rtp, build_sdes, build_sr,
                           build_telephone_event, is_rtcp, ntp_middle, parse_rtcp, parse_rtp, round_trip_ms)
 from ..rtp.stats import StreamStats
-from .events import MediaResumed, MediaStopped
+from .events import MediaResumed, MediaStopped, PromptsDone, Said
 from .transport import sendable
 
 Addr = tuple[str, int]
@@ -35,6 +37,9 @@ PTIME = 0.020
 NTP_EPOCH = 2208988800
 DTMF_PACKETS = 5  # a digit: 100 ms of telephone-event (RFC 4733 2.5), then
 DTMF_GAP = 2  # 40 ms of audio before the next one
+# a digit's duration counts telephone-event/8000's clock (what agent/sdp.py offers, RFC 4733 2.3.5),
+# whatever the audio's: 160 per 20 ms packet; its timestamp is the audio's, as the stream's
+EVENT_TICKS = 160
 TAIL_GRACE = 0.2  # s: media may stop this long before the end of the call (packets in flight)
 RTCP_FIRST = 0.5  # s after the start: the first report
 ECHO_RTCP_S = 5.0  # an echo session's RTCP interval (RFC 3550 6.2, randomised 0.5-1.5)
@@ -90,6 +95,9 @@ class RtpSession:
         self._reported = (0, 0)  # (expected, received) at the last report, for its fraction lost (A.3)
         self._out: list[tuple[bytes, Addr, bool]] = []
         self._signal = np.zeros(0, np.int16)
+        self.source = None  # a script or voice agent whose speaker the sender plays (start)
+        self.listener = None  # agent/listener.Listener following the far end's speech, when set
+        self._said = 0  # the source's clips already told as Said events
         self._next_send: float | None = None
         self._next_rtcp: float | None = None
         self._quiet = False
@@ -101,7 +109,13 @@ class RtpSession:
 
     @property
     def frame_samples(self) -> int:
-        return int(round((self.coder.clock_rate if self.coder else 8000) * PTIME))
+        """Audio samples per packet (at the coder's audio rate)."""
+        return self.coder.frame_samples if self.coder is not None else int(round(8000 * PTIME))
+
+    @property
+    def frame_ticks(self) -> int:
+        """RTP timestamp units per packet (the codec's clock)."""
+        return self.coder.frame_ticks if self.coder is not None else int(round(8000 * PTIME))
 
     # --- where media goes -----------------------------------------------------------------------
 
@@ -156,6 +170,8 @@ class RtpSession:
         if self.keep_audio_s is None or now - self.rx_first <= self.keep_audio_s:
             self.rx_audio.append((now, h.timestamp, h.payload_type,
                                   data[h.payload_offset:h.payload_offset + h.payload_length]))
+        if self.listener is not None and h.payload_type == self.pt:
+            self.listener.feed(now, h.timestamp, data[h.payload_offset:h.payload_offset + h.payload_length])
         if self._quiet:
             self._quiet = False
             self.events.append((now, MediaResumed("", None)))
@@ -178,10 +194,17 @@ class RtpSession:
     # --- out --------------------------------------------------------------------------------------
 
     def start(self, now: float, signal: np.ndarray, duration: float | None, dtmf: str = "",
-              dtmf_at: float = 1.0) -> None:
-        """Start the paced sender (and RTCP): the signal repeats until `duration` (None: until close)."""
+              dtmf_at: float = 1.0, source=None) -> None:
+        """Start the paced sender (and RTCP): the signal (at the coder's audio rate) repeats until
+        `duration` (None: until close). `source`, when given, is read instead: a script or voice
+        agent (agent/script.py, agent/voice_agent.py) whose `at_frame(now, start)` comes before each
+        frame and whose `samples(start, n)` gives its n samples from sample `start` on; PromptsDone
+        is said once it has `finished`."""
         n = self.frame_samples
         self.media_start = self.tx_start = now
+        self.source = source
+        if source is not None:
+            source.speaker.t0 = now  # its sample 0 is the first one sent
         self._signal = signal if len(signal) >= n else np.zeros(n, np.int16)
         self._sender = {"t0": now, "k": 0, "total": None if duration is None else int(round(duration / PTIME)),
                         "seq": self.rng.getrandbits(16), "ts0": self.rng.getrandbits(32), "digits": list(dtmf),
@@ -195,15 +218,27 @@ class RtpSession:
 
     def sent_signal(self, samples: int) -> np.ndarray:
         """The first `samples` of the audio the sender sent (the signal, repeated)."""
+        if self.source is not None:
+            return self.source.samples(0, samples)
         if not len(self._signal):
             return np.zeros(0, np.int16)
         return np.take(self._signal, np.arange(samples) % len(self._signal))
 
-    def _frame(self) -> None:
-        """One ptime of media: a telephone-event packet while a digit is due, else an audio frame."""
-        s, n = self._sender, self.frame_samples
+    def _frame(self, now: float) -> None:
+        """One ptime of media: a telephone-event packet while a digit is due, else an audio frame. A
+        source (a script, the voice agent) takes its steps first, at the frame's time."""
+        s, n, ticks = self._sender, self.frame_samples, self.frame_ticks
         k = s["k"]
-        ts = s["ts0"] + k * n
+        src = self.source
+        if src is not None and not src.finished:
+            src.at_frame(now, k * n)
+            for clip in src.placed[self._said:]:  # told at the time it starts playing
+                self.events.append((src.speaker.time(clip.start),
+                                    Said("", None, text=clip.label, seconds=(clip.end - clip.start) / src.speaker.rate)))
+            self._said = len(src.placed)
+            if src.finished:
+                self.events.append((now, PromptsDone("", None)))
+        ts = (s["ts0"] + k * ticks) & 0xFFFFFFFF
         if self.remote is None:
             return
         if s["event"] is None and s["digits"] and self.dtmf_pt is not None and k >= s["dtmf_start"]:
@@ -212,7 +247,7 @@ class RtpSession:
             code, ets, count = s["event"]
             count += 1
             end = count >= DTMF_PACKETS  # 100 ms tone (5 packets of 20 ms), RFC 4733 2.5
-            body = build_telephone_event(code, end, 10, count * n)
+            body = build_telephone_event(code, end, 10, count * EVENT_TICKS)
             for _ in range(3 if end else 1):  # end packet sent three times (2.5.1.4)
                 self._send_rtp(build_rtp(self.dtmf_pt, s["seq"], ets, self.ssrc, body, marker=(count == 1)))
                 s["seq"] += 1
@@ -221,9 +256,15 @@ class RtpSession:
                 self.dtmf_sent += DTMF_EVENTS[code]
                 s["dtmf_start"] = k + 1 + DTMF_GAP  # audio before the next digit
             return
-        pcm = np.take(self._signal, np.arange(k * n, (k + 1) * n) % len(self._signal))
+        pcm = self.sent_signal_at(k * n, n)
         self._send_rtp(build_rtp(self.pt, s["seq"], ts, self.ssrc, self.coder.encode(pcm), marker=(k == 0)))
         s["seq"] += 1
+
+    def sent_signal_at(self, start: int, n: int) -> np.ndarray:
+        """The n samples the sender sends from sample `start` of its media on."""
+        if self.source is not None:
+            return self.source.samples(start, n)
+        return np.take(self._signal, np.arange(start, start + n) % len(self._signal))
 
     def _send_rtp(self, pkt: bytes) -> None:
         self.tx_packets += 1
@@ -286,7 +327,7 @@ class RtpSession:
     def handle_timer(self, now: float) -> None:
         s = self._sender
         while self._next_send is not None and self._next_send <= now and not self.closed:
-            self._frame()
+            self._frame(now)
             s["k"] += 1
             self.tx_end = now
             total = s["total"]

@@ -148,7 +148,8 @@ class UacSession(CallSession):
         self.routes = [f"<{sip_uri(o.proxy).scheme}:{o.proxy.split(':', 1)[1]};lr>"] if o.proxy else []
         self.creds = Credentials(o.user or sip_uri(from_uri).user, o.password) if o.password is not None else None
         self.digest = DigestAnswer(self.creds, "INVITE", o.uri) if self.creds is not None else None
-        self.offer = sdp.build(self.sdp_addr, self.sdp_port, [sdp.STATIC[c.upper()] for c in o.codecs])
+        self.formats = sdp.formats(o.codecs)  # payload type -> what we offer on it
+        self.offer = sdp.build(self.sdp_addr, self.sdp_port, list(self.formats), formats=self.formats)
         self.sdp_version = 1
         self.cseq = 1
         self.invite: SipMessage | None = None
@@ -165,6 +166,7 @@ class UacSession(CallSession):
         self.auth: str | None = None
         self.codec: str | None = None
         self.pt: int | None = None
+        self.fmtp = ""  # the answer's fmtp for the chosen payload type
         self.dtmf_pt: int | None = None
         self.hold_status: int | None = None
         self.resume_status: int | None = None
@@ -228,7 +230,8 @@ class UacSession(CallSession):
             return
         direction = "sendonly" if on else "sendrecv"
         self.sdp_version += 1
-        body = sdp.build(self.sdp_addr, self.sdp_port, [self.pt], direction=direction, version=self.sdp_version)
+        body = sdp.build(self.sdp_addr, self.sdp_port, [self.pt], direction=direction, version=self.sdp_version,
+                         formats=self.formats)
         req = self.dialog.request("INVITE", self.ep.via(), contact=self.ep.contact(), body=body)
         self.reinvite_for = "hold" if on else "resume"
         self.add(now, Sent, method="INVITE", note=direction)
@@ -284,7 +287,7 @@ class UacSession(CallSession):
         elif method == "INVITE":  # the far end's re-INVITE: our media as it is
             self.sdp_version += 1
             body = sdp.build(self.sdp_addr, self.sdp_port, [self.pt if self.pt is not None else 0],
-                             version=self.sdp_version)
+                             version=self.sdp_version, formats=self.formats)
             self._respond(txn, msg, 200, now, to_tag=self.dialog.local_tag, body=body,
                           headers=[("contact", self.ep.contact())])
         else:
@@ -437,7 +440,7 @@ class UacSession(CallSession):
             self.hang_up(now)
             return
         answer = sdp.parse(msg.body)
-        chosen = sdplib.negotiate(answer, list(self.o.codecs)) if answer is not None and answer.port else None
+        chosen = sdp.negotiate(answer, self.o.codecs) if answer is not None and answer.port else None
         if answer is None or not answer.port:
             problem = "the 200 OK has no usable audio SDP answer"
         elif chosen is None:
@@ -445,6 +448,7 @@ class UacSession(CallSession):
         else:
             problem = ""
             self.codec, self.pt = chosen
+            self.fmtp = answer.fmtp.get(self.pt, "")
             self.dtmf_pt = answer.dtmf_pt
             self.add(now, MediaStarted, codec=self.codec, address=answer.connection, port=answer.port)
         if problem:
@@ -454,7 +458,7 @@ class UacSession(CallSession):
             return
         self.ep.emit(self, Answered(self.call_id, self.t_ms(now), codec=self.codec, pt=self.pt,
                                     address=answer.connection, port=answer.port, dtmf_pt=self.dtmf_pt,
-                                    ptime_ms=answer.ptime))
+                                    ptime_ms=answer.ptime, fmtp=self.fmtp))
         d = self.o.duration
         if d is not None:
             self._at("bye", now + d + MEDIA_TAIL)
@@ -515,6 +519,7 @@ class UasSession(CallSession):
         super().__init__(ep, txn.request.call_id or "")
         self.txn, self.invite, self.source = txn, txn.request, source
         self.offer, self.codec = offer, codec
+        self.formats = {codec[1]: sdp.chosen_format(offer, codec[1])}  # the answer repeats the offer's
         self.ring, self.hangup_after = ring, hangup_after
         self.media_port = 0
         self.outcome = ""  # ended, cancelled, rejected, unanswered
@@ -545,13 +550,14 @@ class UasSession(CallSession):
         name, pt = self.codec
         self.answer_body = sdp.build(self.ep.toward(self.source[0]), self.media_port, [pt],
                                      direction=sdplib.answer_direction(self.offer.direction),
-                                     dtmf_pt=self.offer.dtmf_pt)
+                                     dtmf_pt=self.offer.dtmf_pt, formats=self.formats)
         self._respond(self.txn, self.invite, 200, now, to_tag=self.dialog.local_tag, body=self.answer_body,
                       headers=[("contact", self.ep.contact("echo", self.source[0])), ("allow", ECHO_ALLOW)])
         self._go(State.ANSWERED)
         self.answered_at = now
         self.ep.emit(self, Answered(self.call_id, self.t_ms(now), codec=name, pt=pt, address=self.offer.connection,
-                                    port=self.offer.port, dtmf_pt=self.offer.dtmf_pt, ptime_ms=self.offer.ptime))
+                                    port=self.offer.port, dtmf_pt=self.offer.dtmf_pt, ptime_ms=self.offer.ptime,
+                                    fmtp=self.offer.fmtp.get(pt, "")))
 
     def reject(self, now: float, status: int, why: str) -> None:
         """A final failure before the answer (503 when no media port is left), the call ended by us."""
@@ -646,7 +652,7 @@ class UasSession(CallSession):
         direction = sdplib.answer_direction(offer.direction) if offer else "sendrecv"
         self.sdp_version += 1
         body = sdp.build(self.ep.toward(self.source[0]), self.media_port, [self.codec[1]], direction=direction,
-                         version=self.sdp_version)
+                         version=self.sdp_version, formats=self.formats)
         self._respond(txn, msg, 200, now, to_tag=self.dialog.local_tag, body=body,
                       headers=[("contact", self.ep.contact("echo", self.source[0]))])
 

@@ -10,10 +10,8 @@ side's own decoder, which joins fragments as it does for a file."""
 
 from __future__ import annotations
 
-import struct
-
 from ..capture import CaptureInfo, Decoder, Packet
-from ..capture.craft import IPPROTO_TCP, IPPROTO_UDP, ip_packet, udp_datagram
+from ..capture.craft import IPPROTO_TCP, IPPROTO_UDP, ip_packet, tcp_segment, udp_datagram
 from ..capture.writer import PcapWriter
 from .clock import stamp
 
@@ -22,14 +20,16 @@ LINKTYPE_RAW = 101  # raw IPv4/IPv6, the version nibble tells which
 
 class AgentTap:
     """Callable tap(direction, local, remote, data, kind, now); `report()` is the Analyzer's Report of
-    everything tapped (`analyse=False`: a pcap writer only); `close()` ends the pcap when one is written."""
+    everything tapped (`analyse=False`: a pcap writer only; `content`: analysis.content.ContentOptions,
+    the audio decoded as `analyze --content` does); `close()` ends the pcap when one is written."""
 
-    def __init__(self, path: str | None = None, thresholds=None, analyse: bool = True) -> None:
+    def __init__(self, path: str | None = None, thresholds=None, analyse: bool = True, content=None) -> None:
         from ..analysis.session import Analyzer, _media_tracker
         from ..analysis.thresholds import DEFAULT
 
         self.path = path
-        self.analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds or DEFAULT) if analyse else None
+        self.analyzer = Analyzer(media=_media_tracker(content=content), thresholds=thresholds or DEFAULT) \
+            if analyse else None
         self.info = CaptureInfo(path=path or "<agent>", format="agent", linktypes=["raw"])
         self.writer = PcapWriter(path, LINKTYPE_RAW) if path else None
         self._seq: dict[tuple, int] = {}
@@ -56,8 +56,8 @@ class AgentTap:
                                 frame, dont_fragment=True)
             else:
                 ack = self._seq.get((dst, src), 1000)
-                seg = struct.pack("!HHIIBBHHH", src[1], dst[1], pkt.tcp_seq, ack, 5 << 4, 0x18, 65535, 0, 0)
-                raw = ip_packet(src[0], dst[0], IPPROTO_TCP, seg + data, frame, dont_fragment=True)
+                seg = tcp_segment(src[0], src[1], dst[0], dst[1], pkt.tcp_seq, data, ack)
+                raw = ip_packet(src[0], dst[0], IPPROTO_TCP, seg, frame, dont_fragment=True)
             self._write(t, raw)
 
     def ip_packets(self, packets: list[bytes], now: float | None = None) -> None:

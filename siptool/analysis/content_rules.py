@@ -85,7 +85,7 @@ def late_audio(call: Call, ctx: Context) -> Iterable[Finding]:
     conv = call.conversation
     if conv is None or call.answer is None:
         return
-    limit_ms = ctx.thresholds.late_audio_s * 1000
+    limit_ms = ctx.thresholds.greeting_ms
     first = conv.callee_first_speech_ms
     if first is None:
         heard = [s for side, s in _sides(call) if side == "callee" and not s.content.silent]

@@ -19,7 +19,7 @@ import numpy as np
 from .. import sdp as sdplib
 from ..capture.batch import take
 from ..report.model import Call, Report, RtcpXr, SdpEntry, Stream
-from ..rtp.mos import mos_for_stream
+from ..rtp.mos import NARROWBAND_MODEL, mos_for_stream, mos_model
 from ..rtp.packet import parse_rtcp
 from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
 from ..sip.dialogs import SipCall
@@ -27,6 +27,7 @@ from ..sip.message import SipMessage
 from . import secure_media
 from .secure_media import KeyCandidate, StreamCheck
 from . import content
+from .kinds import classify
 from .reception import Reception
 
 _HDR = struct.Struct("!BBHII")
@@ -112,6 +113,7 @@ class MediaTracker:
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
         self._sr_order: deque[tuple[float, tuple[int, int]]] = deque()  # the same, oldest first
         self.reception = Reception()  # what receivers reported, by source SSRC and reporter
+        self.on_stream = None  # a live run's hook: each stream as it closes, rated (see _publish)
 
     # --- SIP side --------------------------------------------------------------------------
 
@@ -527,6 +529,15 @@ class MediaTracker:
             stream, eff = self._stream(state, m, *key)
             if stream is not None:
                 self._closed.append((stream, state, eff, key))
+                if self.on_stream is not None:
+                    self._publish(stream, state, eff, key)
+
+    def _publish(self, stream: Stream, state: _StreamState, effective_loss_pct: float, key: tuple) -> None:
+        """A stream just closed, to `on_stream`: rated and classified as the Report will have it, with
+        the RTCP seen so far (finish() rates it again, with any RTCP that came after)."""
+        self._rate(stream, state, effective_loss_pct, key)
+        classify(stream, state.call)
+        self.on_stream(stream)
 
     def live_figures(self, calls: list[Call], seconds: float) -> dict[int, "CallMedia"]:
         """For each call (keyed by id): the RTP packets of its open streams so far, and their loss and
@@ -614,6 +625,8 @@ class MediaTracker:
         if stream.codec.lower() != "telephone-event":
             r, mos = mos_for_stream(stream.codec, effective_loss_pct, mos_delay_ms(stream))
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
+            if (model := mos_model(stream.codec)) != NARROWBAND_MODEL:
+                stream.mos_model = model
 
 
 class CallMedia(NamedTuple):

@@ -5,7 +5,9 @@ gaps it saw live, the far end's packets due after its media stopped, the far end
 about our stream), and the one Thresholds object. Nothing here measures: each figure is the
 Analyzer's or the agent's.
 
-    judge(call, thresholds) -> bool   fills call.agent.tx, .rx, .one_way and .problems
+    judge(call, thresholds) -> bool   fills call.agent.tx, .rx, .one_way, .voice and .problems
+
+A voice test (the agent said prompts: call.agent.said) is judged on its latencies too (voice.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from ..report.model import AgentView, Call, MediaFigures, Severity, Stream
 from ..rtp.mos import mos_for_stream
 from .media import mos_delay_ms
+from . import voice
 from .thresholds import Thresholds
 
 # The Analyzer's findings that fail a test call whatever its figures say (as they fail a check).
@@ -43,7 +46,8 @@ def received_figures(s: Stream | None, missing_at_end: int) -> MediaFigures:
         r, mos = round(r, 1), round(mos, 2)
     return MediaFigures(packets=s.packets, lost=lost, loss_pct=round(lost * 100.0 / expected, 3),
                         missing_at_end=missing_at_end, jitter_ms=s.mean_jitter_ms,
-                        max_jitter_ms=s.max_voice_jitter_ms, mos=mos, r=r, source="measured")
+                        max_jitter_ms=s.max_voice_jitter_ms, mos=mos, r=r, source="measured",
+                        mos_model=s.mos_model)
 
 
 def sent_figures(s: Stream | None, a: AgentView) -> MediaFigures:
@@ -57,6 +61,7 @@ def sent_figures(s: Stream | None, a: AgentView) -> MediaFigures:
         f.lost, f.loss_pct, f.jitter_ms = max(far.lost, 0), round(far.loss_pct, 2), round(far.jitter_ms, 3)
         r, mos = mos_for_stream(s.codec, f.loss_pct, rtt / 2 if rtt else None)
         f.mos, f.r, f.source = round(mos, 2), round(r, 1), "rtcp"
+        f.mos_model = s.mos_model
     return f
 
 
@@ -103,6 +108,9 @@ def judge(call: Call, th: Thresholds) -> bool:
     for f in call.findings:
         if f.code in FAILS_CALL and f.severity.rank <= Severity.ERROR.rank and f.title not in problems:
             problems.append(f.title)
+    a.voice = voice.voice_test(call)
+    if a.voice is not None:
+        problems += voice.problems(a.voice, th)
     return passed(call)
 
 

@@ -26,7 +26,7 @@ class Thresholds:
     onset_pct: float = 50.0  # ... and at least this percent of the attempts from that level up
     # Content analysis (docs/findings.md says where each default comes from):
     response_ms: float = 800.0  # media.slow_turns: the far side's response gap above this
-    late_audio_s: float = 2.0  # media.late_audio: the answering side's first speech later than this
+    greeting_ms: float = 2000.0  # media.late_audio: the answering side's first speech (its greeting) later than this
     talk_over_s: float = 1.0  # media.talk_over: the answering side speaks this long over the caller
     silent_gap_s: float = 3.0  # media.silent: digital silence this long mid-call, in a stream whose pauses carry sound
     clipping_pct: float = 0.5  # media.clipping: this % of the speech samples at full scale

@@ -249,6 +249,21 @@ async def concurrent(ctx, spec, result):
         result.figures["pdd_ms_max"] = pdds[-1]
 
 
+@check("voice_agent", timeout=120, say=[], script="", codec="PCMU", max_greeting_ms=2000.0, max_response_ms=800.0,
+       uri="", number="")
+async def voice_agent(ctx, spec, result):
+    """A voice agent's latency: its greeting, then each prompt said and its answer timed."""
+    says, script = spec.get("say"), spec.get("script")
+    if not isinstance(says, list) or not all(isinstance(x, str) and x for x in says) or bool(says) == bool(script):
+        result.fail("give say = [\"prompt.wav\", \"words\", ...] or script = \"file\", not both")
+        return
+    limits = dataclasses.replace(ctx.thresholds, greeting_ms=float(spec.get("max_greeting_ms")),
+                                 response_ms=float(spec.get("max_response_ms")))
+    out = await ctx.ua.call(_uri(ctx, spec), codecs=(spec.get("codec"),), duration=None,
+                            voice={"says": tuple(says), "script": script or None}, thresholds=limits)
+    _absorb(result, out)
+    if _expect_status(result, out, range(200, 300), "INVITE"):
+        _judge_media(ctx, result, out, spec.get("codec"))
 @check("failover", timeout=240, calls=3, within=5.0, probe="options", duration=2.0, codec="PCMU", uri="",
        number="")
 async def failover(ctx, spec, result):
@@ -382,4 +397,4 @@ def _tls_uri(uri: str) -> str:
 
 # Every built-in check, in the order `check --init` writes them.
 CHECKS = {c.name: c for c in (options, register, wrong_password, call, dtmf, hold, cancel, long_call, tls,
-                              concurrent, failover, capacity, fragments)}
+                              concurrent, failover, capacity, voice_agent, fragments)}

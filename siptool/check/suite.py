@@ -170,6 +170,8 @@ def parse_suite(data: dict, path: str = "<suite>") -> Suite:
             _check_number(path, name, entry)
         if entry.get("uri"):
             _check_uri(path, f"check {name!r}: uri", entry["uri"])
+        if kind == "voice_agent":
+            _beside(path, entry)
         checks.append(CheckSpec(kind, name, {**allowed, **entry}, timeout))
     if not checks:
         raise SiptoolError(f"{path}: no [[check]] entries")
@@ -187,6 +189,16 @@ def _check_uri(path: str, what: str, value) -> None:
     if scheme not in ("sip", "sips"):
         raise SiptoolError(f"{path}: {what} must start with sip: or sips:, as in sip:user@host[:port] "
                            f"(got {value!r})")
+
+
+def _beside(path: str, entry: dict) -> None:
+    """A voice_agent check's WAV files and script are read beside the suite file when relative."""
+    base = Path(path).resolve().parent
+    if isinstance(entry.get("say"), list):
+        entry["say"] = [str(base / x) if isinstance(x, str) and x.lower().endswith(".wav") else x
+                        for x in entry["say"]]
+    if isinstance(entry.get("script"), str) and entry["script"]:
+        entry["script"] = str(base / entry["script"])
 
 
 def _check_number(path: str, name: str, entry: dict) -> None:
@@ -287,6 +299,14 @@ duration = 5
 # type = "failover"                # a trunk named by its domain (RFC 3263: NAPTR, SRV): every server
 # calls = 3                        # answers OPTIONS, and with the primaries unreachable the calls go to
 # within = 5                       # a backup within 5 s (set target_timeout in [target], e.g. 2)
+
+# [[check]]
+# type = "voice_agent"             # a voice agent's latency: its greeting, then each prompt's answer
+# number = "agent"                 # (siptool echo --greeting hi.wav --reply ok.wav plays one)
+# say = ["hours.wav", "What are your opening hours?"]   # WAV files beside this file, or words (espeak-ng)
+# codec = "opus"
+# max_greeting_ms = 2000           # answer to its first speech
+# max_response_ms = 800            # end of our prompt to its answer
 
 # [[check]]
 # type = "fragments"               # does the path pass IP fragments? a large INVITE in fragments must be

@@ -91,10 +91,12 @@ class Driver:
       await options(uri) -> Outcome                  figures: rtt_ms
       await register(password, expires) -> Outcome   status = final REGISTER response after the challenge
       await call(uri, codecs=("PCMU",), duration=5.0, dtmf="", hold=False, cancel_after=None,
-                 transport=None) -> Outcome          status = final INVITE response; figures: pdd_ms, codec,
+                 transport=None, voice=None, thresholds=None) -> Outcome
+                                                     status = final INVITE response; figures: pdd_ms, codec,
                  packets_tx/rx, mos_tx/rx, loss_pct_tx/rx, jitter_ms_tx/rx, duration_s, ended_by
                  ("local"/"remote"), dtmf_rx, telephone_event, hold_status, resume_status, cancel_status,
-                 answered_before_cancel, ok_retransmissions
+                 answered_before_cancel, ok_retransmissions; a voice test (voice: CallOptions' says/script)
+                 greeting_ms, response_ms (one per prompt), overlap_ms
       await calls(uri, n, codecs, duration) -> list[Outcome]   n concurrent calls
       await fragments(uri, size, fragment, wait) -> Outcome   figures: control_status, fragmented_status,
                  invite_bytes, fragments, fragment_bytes, sends (agent/fragments.py)
@@ -207,17 +209,19 @@ class Driver:
         absorb_report(out, tapped_report(tap))
         return out
 
-    def _options(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                 cancel_after: float | None = None, transport: str | None = None, what: str = "call", **route):
-        """A call's options; `route`: only (one server), unreachable (servers sent nothing)."""
+    def _options(self, uri: str, codecs=("PCMU",), duration: float | None = 5.0, dtmf: str = "",
+                 hold: bool = False, cancel_after: float | None = None, transport: str | None = None,
+                 what: str = "call", voice: dict | None = None, thresholds=None, **route):
+        """A call's options; `voice`: a voice test's says and script; `route`: only (one server),
+        unreachable (servers sent nothing)."""
         from ..agent.caller import CallOptions
         t = self.target
         kind = transport or t.transport or None
-        return CallOptions(
+        return CallOptions(**(voice or {}), voice=voice is not None,
             uri=uri, transport=kind, from_uri=self._from(), user=t.user or None, password=t.password,
             proxy=t.proxy or None, codecs=tuple(c.upper() for c in codecs if c), duration=duration, dtmf=dtmf,
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
-            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, thresholds=self.thresholds,
+            ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, thresholds=thresholds or self.thresholds,
             pcap=self._pcap(what) if self.keep else None,
             no_answer_timeout=max(30.0, (cancel_after or 0) + 5),  # the checks judge the figures themselves
             **self._locate(), **route)
@@ -251,14 +255,21 @@ class Driver:
             f["answered_before_cancel"] = res.status is not None and 200 <= res.status < 300
         if res.auth:
             f["challenge"] = res.auth
+        voice = res.call.agent.voice if res.call is not None and res.call.agent is not None else None
+        if voice is not None:  # a voice test's latencies
+            f["greeting_ms"] = voice.greeting_ms
+            f["response_ms"] = [p.response_ms for p in voice.prompts]
+            f["overlap_ms"] = voice.overlap_ms
         _served(out, res.targets)
         return out
 
-    async def call(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                   cancel_after: float | None = None, transport: str | None = None, **route) -> Outcome:
+    async def call(self, uri: str, codecs=("PCMU",), duration: float | None = 5.0, dtmf: str = "", hold: bool = False,
+                   cancel_after: float | None = None, transport: str | None = None, voice: dict | None = None,
+                   thresholds=None, **route) -> Outcome:
         from ..agent.caller import place_call
         from ..report.agent_view import event_text
-        res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, **route))
+        res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport,
+                                             voice=voice, thresholds=thresholds, **route))
         out = self._outcome(res, cancel_after)
         absorb_report(out, res.report, res.call_id or None)
         _media_analysis(out, res.report, res.call_id)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..errors import SiptoolError
 from ..status import ExitStatus
-from .common import console, epilog, guarded
+from .common import codec_list, console, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool call sip:100@127.0.0.1:5060"),
@@ -28,6 +29,10 @@ EPILOG = epilog([
     ("behind NAT", "siptool call sip:+15551234567@trunk.example.com --stun stun.example.net"),
     ("a trunk by its domain (RFC 3263); the next server after 2 s without an answer",
      "siptool call sip:100@trunk.example --dns-server 10.0.0.53 --target-timeout 2"),
+    ("a voice agent: its greeting, then two prompts and how fast it answers each",
+     'siptool call sip:bot@pbx --codec opus --say hi.wav --say "Opening hours?"'),
+    ("the same as a CI gate, with a script file (docs/voice-agents.md)",
+     "siptool call sip:bot@pbx --script test.txt --max-response-ms 1200 --json"),
 ],  "The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind "
     "NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it. "
     "--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.",
@@ -42,22 +47,25 @@ EPILOG = epilog([
     "or an error.")
 
 
-def read_password(env: str | None, file: Path | None) -> str | None:
-    """Password from an environment variable or a file (first line); never from the command line."""
+def read_password(env: str | None, file: Path | None,
+                  options: tuple[str, str] = ("--password-env", "--password-file")) -> str | None:
+    """Password from an environment variable or a file (first line); never from the command line.
+    `options` name the two options in messages (siptool's one reader of secrets: SIP and HEP)."""
+    env_option, file_option = options
     if env and file:
-        raise SiptoolError("give --password-env or --password-file, not both")
+        raise SiptoolError(f"give {env_option} or {file_option}, not both")
     if env:
         value = os.environ.get(env)
         if value is None:
-            raise SiptoolError(f"environment variable {env} (from --password-env) is not set")
+            raise SiptoolError(f"environment variable {env} (from {env_option}) is not set")
         return value
     if file:
         try:
             lines = file.read_text().splitlines()
         except OSError as exc:
-            raise SiptoolError(f"cannot read --password-file {file}: {exc.strerror}") from None
+            raise SiptoolError(f"cannot read {file_option} {file}: {exc.strerror}") from None
         except ValueError:
-            raise SiptoolError(f"--password-file {file}: not a text file") from None
+            raise SiptoolError(f"{file_option} {file}: not a text file") from None
         return lines[0] if lines else ""
     return None
 
@@ -70,10 +78,31 @@ def call(
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
     proxy: Optional[str] = typer.Option(None, "--proxy", help="Outbound proxy URI, e.g. sip:10.0.0.1:5060."),
-    codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs to offer, in order: PCMU,PCMA."),
-    duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds of media after the answer."),
+    codec: Optional[List[str]] = typer.Option(None, "--codec", help="Codec to offer: pcmu, pcma, g722 (RFC "
+                                              "3551) or opus (RFC 7587); repeat for more, in order (default: "
+                                              "pcmu, pcma)."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Seconds of media after the answer "
+                                             "(default 5; with --say or --script: until the script ends)."),
     dtmf: str = typer.Option("", "--dtmf", help="RFC 4733 digits to send 1 s after the answer (0-9*#A-D)."),
-    play: Optional[Path] = typer.Option(None, "--play", help="8 kHz mono 16-bit WAV to send (default: speech-like signal)."),
+    play: Optional[Path] = typer.Option(None, "--play", help="16-bit WAV to send, repeated (default: speech-like signal)."),
+    say: Optional[List[str]] = typer.Option(None, "--say", metavar="WAV|WORDS", help="A voice test: after the far "
+                                            "end's greeting, say this (a .wav file, or words spoken by espeak-ng) "
+                                            "and wait for its answer; repeat for more prompts."),
+    pause: Optional[float] = typer.Option(None, "--pause", metavar="S", help="With --say: S seconds between the "
+                                          "prompts instead of waiting for each answer."),
+    script: Optional[Path] = typer.Option(None, "--script", metavar="FILE", help="A voice test from a file: "
+                                          "lines say WAV|WORDS, pause S, wait [S] (docs/voice-agents.md)."),
+    max_greeting: Optional[float] = typer.Option(None, "--max-greeting-ms", "--greeting-ms", metavar="MS",
+                                                 help="Fail when the far end's first speech comes later than "
+                                                      "this after the answer (default 2000; a voice test)."),
+    max_response: Optional[float] = typer.Option(None, "--max-response-ms", "--response-ms", metavar="MS",
+                                                 help="Fail when the far end answers a prompt later than this "
+                                                      "after our speech ends (default 800; a voice test)."),
+    max_talk_over: Optional[float] = typer.Option(None, "--max-talk-over-s", "--talk-over-s", metavar="S",
+                                                  help="Fail when the far end keeps speaking this long over us "
+                                                       "(default 1; a voice test)."),
+    content: bool = typer.Option(True, "--content/--no-content", help="Decode the call's audio: who spoke when, "
+                                 "levels, greeting and turn gaps (docs/content.md)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Write the received audio to this WAV file."),
     pcap: Optional[Path] = typer.Option(None, "--pcap", help="Save the call's own SIP and RTP as a pcap (siptool analyze reads it)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -116,9 +145,16 @@ def call(
         from ..agent.caller import CallOptions, Thresholds, place_call, place_calls
         from ..agent.tally import Tally
 
-        codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
-        if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
-            raise SiptoolError(f"--codec {codec}: use PCMU and/or PCMA")
+        codecs = codec_list(codec, ("PCMU", "PCMA"))
+        voice = bool(say or script) or any(v is not None for v in (max_greeting, max_response, max_talk_over))
+        if duration is None and not voice:
+            duration = 5.0
+        limits = Thresholds.from_limits(max_loss, max_jitter, mos, max_pdd, max_gap)
+        for name, value, field, high in (("--max-greeting-ms", max_greeting, "greeting_ms", 600_000),
+                                         ("--max-response-ms", max_response, "response_ms", 600_000),
+                                         ("--max-talk-over-s", max_talk_over, "talk_over_s", 600)):
+            if value is not None:
+                limits = dataclasses.replace(limits, **{field: inputs.number(name, value, 0, high)})
         inputs.number("--calls", calls, 1, 100_000)
         inputs.number("--rate", rate, 0, 10_000, above=True, unit="calls/s")
         o = CallOptions(uri=uri, transport=transport, from_uri=from_uri, user=user,
@@ -128,7 +164,8 @@ def call(
                         stun=stun, t1=t1, insecure=insecure, dns_server=dns_server, target_timeout=target_timeout,
                         ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
                         key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
-                        thresholds=Thresholds.from_limits(max_loss, max_jitter, mos, max_pdd, max_gap))
+                        thresholds=limits, content=content, says=tuple(say or ()), pause=pause,
+                        script=str(script) if script else None, voice=voice)
         out = console(no_color)
         err = console(no_color, stderr=True)
         plan = None

@@ -216,3 +216,19 @@ def fail_level(fail_on: str | None) -> int | None:
     if fail_on not in levels:
         raise typer.BadParameter("use critical, error, warning or info", param_hint="--fail-on")
     return levels[fail_on]
+
+
+def codec_list(values: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """--codec, repeatable and comma-separated (`--codec opus --codec pcmu`, `--codec G722,PCMU`), in
+    order, as the agent names them (rtp/codecs.AGENT): one line and exit 2 for any other."""
+    from ..rtp.codecs import AGENT, by_name
+
+    names = [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+    out = []
+    for name in names:
+        c = by_name(name)
+        if c is None or c.name not in AGENT:
+            raise SiptoolError(f"--codec {name}: use {', '.join(a.lower() for a in AGENT)}")
+        if c.name not in out:
+            out.append(c.name)
+    return tuple(out) or default

@@ -164,11 +164,12 @@ def _progress(source, show: bool, on_progress):
 def tshark_report(capture=None, interface: str | None = None, bpf: str | None = None,
                   duration: float | None = None, thresholds: Thresholds | None = None,
                   sizing: SizingPlan | None = None, tls_keylog: str | None = None,
-                  srtp_keys: list | None = None) -> Report:
-    """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
+                  srtp_keys: list | None = None, content=None) -> Report:
+    """The Report of a capture file (or live interface) decoded by tshark (--engine tshark); content:
+    ContentOptions, the audio decoded from the payloads tshark hands over (packet by packet)."""
     from ..capture.tshark_engine import TsharkSource
 
-    analyzer = Analyzer(media=_media_tracker(srtp_keys=srtp_keys), thresholds=thresholds or DEFAULT,
+    analyzer = Analyzer(media=_media_tracker(srtp_keys=srtp_keys, content=content), thresholds=thresholds or DEFAULT,
                         sizing=sizing or DEFAULT_PLAN)
     with TsharkSource(capture, interface, bpf, duration) as source, plaintext(capture, tls_keylog) as plain:
         if plain is not None:

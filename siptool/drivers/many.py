@@ -115,10 +115,10 @@ def _first_packet_order(path: str):
     return (rec is None, rec.time if rec else 0.0, path)
 
 
-def analyze_timeline(timeline: Timeline, thresholds: Thresholds = DEFAULT) -> Report:
+def analyze_timeline(timeline: Timeline, thresholds: Thresholds = DEFAULT, content=None) -> Report:
     """One Analyzer over the timeline's files in order; the Report stamped with the capture point
-    and each call's file."""
-    analyzer = Analyzer(media=_media_tracker(), thresholds=thresholds)
+    and each call's file. content: analysis.content.ContentOptions (the audio decoded), or None."""
+    analyzer = Analyzer(media=_media_tracker(content=content), thresholds=thresholds)
     info = CaptureInfo(path=timeline.name)
     skipped: Counter[str] = Counter()
     incomplete: list[list[int]] = []
@@ -161,16 +161,16 @@ def _extend(info: CaptureInfo, part: CaptureInfo) -> None:
 
 
 def analyze_files(paths: list[str], mode: str = "auto", workers: int | None = None,
-                  thresholds: Thresholds = DEFAULT, dask: str | None = None) -> Report:
+                  thresholds: Thresholds = DEFAULT, dask: str | None = None, content=None) -> Report:
     """The combined Report of files and folders: timelines planned by `mode`, analysed in parallel
     (`workers` processes, default every core this process may use; or on the Dask cluster whose
-    scheduler is at `dask`)."""
+    scheduler is at `dask`). content: ContentOptions, each timeline's audio decoded (analyze --content)."""
     files, others = expand(paths)
     timelines = plan(files, mode)
     if dask is not None:
-        reports = run_dask(dask, timelines, thresholds)
+        reports = run_dask(dask, timelines, thresholds, content)
     else:
-        reports = run_local(timelines, thresholds, workers)
+        reports = run_local(timelines, thresholds, workers, content)
     name = paths[0] if len(paths) == 1 else f"{len(files)} files"
     words = grouping_words(mode, timelines, len(files))
     if others:
@@ -186,12 +186,13 @@ def local_workers() -> int:
         return os.cpu_count() or 1
 
 
-def run_local(timelines: list[Timeline], thresholds: Thresholds = DEFAULT, workers: int | None = None) -> list[Report]:
+def run_local(timelines: list[Timeline], thresholds: Thresholds = DEFAULT, workers: int | None = None,
+              content=None) -> list[Report]:
     """Each timeline's Report, in order: in this process for one timeline or one worker, else in
     a pool of processes (an Analyzer is pure Python: threads would share one core)."""
     workers = min(workers or local_workers(), len(timelines))
     if workers <= 1:
-        return [analyze_timeline(t, thresholds) for t in timelines]
+        return [analyze_timeline(t, thresholds, content) for t in timelines]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -199,10 +200,10 @@ def run_local(timelines: list[Timeline], thresholds: Thresholds = DEFAULT, worke
     # forkserver need); nothing else runs in this process while they start
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(analyze_timeline, timelines, [thresholds] * len(timelines)))
+        return list(pool.map(analyze_timeline, timelines, [thresholds] * len(timelines), [content] * len(timelines)))
 
 
-def run_dask(address: str, timelines: list[Timeline], thresholds: Thresholds = DEFAULT) -> list[Report]:
+def run_dask(address: str, timelines: list[Timeline], thresholds: Thresholds = DEFAULT, content=None) -> list[Report]:
     """Each timeline's Report, analysed on a Dask cluster (dask.distributed: its scheduler, workers
     and wire protocol; siptool only maps one function over the timelines). The workers need
     siptool installed and the files at the same paths (shared storage)."""
@@ -216,7 +217,7 @@ def run_dask(address: str, timelines: list[Timeline], thresholds: Thresholds = D
     except (OSError, TimeoutError, ValueError) as exc:
         raise SiptoolError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
     with client:
-        futures = client.map(analyze_timeline, timelines, thresholds=thresholds, pure=False)
+        futures = client.map(analyze_timeline, timelines, thresholds=thresholds, content=content, pure=False)
         return client.gather(futures)
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from ..agent.events import MediaResumed, MediaStarted, MediaStopped, Note, Received, Sent
+from ..agent.events import MediaResumed, MediaStarted, MediaStopped, Note, Received, Said, Sent
 from .jsonout import _clean, call_dict
 from .terminal import finding_line, streams_table
 
-CALL_SCHEMA = "siptool.call/1.3"  # docs/json-schema.md; 1.1 findings, 1.2 `call` and the events' `type`, 1.3 targets
+CALL_SCHEMA = "siptool.call/1.4"  # docs/json-schema.md; 1.1 findings, 1.2 `call` and the events' `type`, 1.3 targets, 1.4 `voice`
 CALLS_SCHEMA = "siptool.calls/1.1"  # 1.1: served_by, failed_over
 SHOWN = ("critical", "error", "warning")  # an echoed call's findings printed under its line
 
@@ -29,6 +29,8 @@ def event_text(e) -> str:
         return f"no RTP from the far end for {e.seconds:g} s" + (" after the answer: one-way audio" if e.never else "")
     if isinstance(e, MediaResumed):
         return "RTP from the far end again"
+    if isinstance(e, Said):
+        return f"-> says {e.text} ({e.seconds:.1f} s)"
     if isinstance(e, Note):
         return e.text
     return type(e).__name__
@@ -56,6 +58,8 @@ def call_json(res) -> dict:
     d["tx"], d["rx"] = _clean(res.tx), _clean(res.rx)
     d["findings"] = [_clean(f) for f in res.findings]
     d["call"] = call_dict(res.call) if res.call is not None else None
+    voice = res.call.agent.voice if res.call is not None and res.call.agent is not None else None
+    d["voice"] = _clean(voice) if voice is not None else None
     return d
 
 
@@ -113,6 +117,9 @@ def render_result(out, res) -> None:
         table = streams_table(res.report, out.width)
         if table is not None:
             out.print(table)
+    voice = res.call.agent.voice if res.call is not None and res.call.agent is not None else None
+    if voice is not None:
+        render_voice(out, voice, res.call.answer or 0.0)
     for p in res.problems:
         out.print(f"[yellow]- {p}[/yellow]")
     if res.findings:  # what `analyze` says of this call's own packets, as it prints findings
@@ -123,6 +130,22 @@ def render_result(out, res) -> None:
                 out.print(Padding(Text("fix: " + f.fix, style="green"), (0, 0, 0, 9)))
 
 
+def render_voice(out, v, answer: float) -> None:
+    """A voice test's figures: the greeting, each prompt's answer, overlap, the far end's level; times
+    from the answer (the 200 OK)."""
+    from rich.table import Table
+
+    level = f"{v.level_dbov:.1f} dBov" if v.level_dbov is not None else "-"
+    out.print(f"Voice test: greeting {_ms(v.greeting_ms)} after the answer; its speech level {level}; "
+              f"both speaking {v.overlap_ms / 1000:.1f} s" + ("; it talked over us" if v.talk_over else ""))
+    if v.prompts:
+        t = Table(box=None, pad_edge=False)
+        for col in ("prompt", "said at s", "speech ends s", "answer after", "overlap"):  # s since the 200 OK
+            t.add_column(col, justify="left" if col == "prompt" else "right", overflow="fold")
+        for p in v.prompts:
+            t.add_row(p.prompt, f"{p.start - answer:.2f}", f"{p.speech_end - answer:.2f}",
+                      _ms(p.response_ms) if p.response_ms is not None else "no answer", f"{p.overlap_ms:.0f} ms")
+        out.print(t)
 def target_lines(tries) -> list[str]:
     """One line per server a request went to (report.model.TargetTry): name, address, transport,
     what happened and how long it took."""
@@ -184,8 +207,10 @@ def echo_line(record) -> str:
     remote = call.caller if call is not None else f"{record.remote[0]}:{record.remote[1]}"
     outcome = a.outcome if a is not None else record.state
     ended_by = a.ended_by if a is not None else record.ended_by
+    media = (f"said {len(a.said)}" if a is not None and a.said is not None else
+             f"echoed {a.echoed if a else record.packets_echoed} pkts")  # a voice agent speaks, an echo echoes
     line = (f"{when} {outcome:<9} from {remote} {(a.codec if a else record.codec) or '-':<5} "
-            f"{(a.held_s if a else 0.0) or 0.0:6.1f} s  echoed {a.echoed if a else record.packets_echoed} pkts"
+            f"{(a.held_s if a else 0.0) or 0.0:6.1f} s  {media}"
             + (f"  ended by {ended_by}" if ended_by else "") + f"  call-id {record.call_id}")  # whole: to grep for
     for st in (call.streams if call is not None else []):  # with --pcap: its media as the Analyzer read it
         line += (f"\n  RTP {st.src} > {st.dst} {st.codec} {st.packets} pkts loss {st.loss_pct:.2f}% "

@@ -52,7 +52,7 @@ class Band:
 
 @dataclass(slots=True)
 class Lane:
-    """One side's speech (content analysis) on the call's time line, under the ladder."""
+    """One side's speech (content analysis) on the ladder's time axis, beside it."""
 
     label: str  # "caller speech"
     streams: str  # the streams it is drawn from, "src -> dst, ..."
@@ -62,7 +62,7 @@ class Lane:
 
 @dataclass(slots=True)
 class Mark:
-    """A SIP message marked on the lanes' time line (the answer, the hang-up), with its frame."""
+    """A SIP message marked across the lanes (the answer, the hang-up), with its frame."""
 
     time: float
     label: str
@@ -77,7 +77,7 @@ class Ladder:
     rows: list[Row] = field(default_factory=list)
     bands: list[Band] = field(default_factory=list)
     lanes: list[Lane] = field(default_factory=list)  # speech per side (content analysis), when known
-    span: tuple[float, float] = (0.0, 0.0)  # the lanes' time line: first message to last message or speech
+    span: tuple[float, float] = (0.0, 0.0)  # the lanes' time: first message to last message or speech
     marks: list[Mark] = field(default_factory=list)
 
 
@@ -203,7 +203,7 @@ def build(call: Call) -> Ladder:
 
 
 def _lanes(call: Call, ladder: Ladder) -> None:
-    """One lane per side whose audio was analysed, and the time line they share: from the call's first
+    """One lane per side whose audio was analysed, and the time they span: from the call's first
     message to its last message or speech, with the answer (2xx to the INVITE) and the BYE marked."""
     lanes = []
     for side in ("caller", "callee"):

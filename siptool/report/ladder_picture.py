@@ -4,6 +4,11 @@ Text is monospace, so its width is known from its length: columns are as wide as
 (within bounds), longer labels are folded onto more lines (never cut), and each row is as tall as its
 lines. Arrowheads have one size in pixels whatever the stroke. Every text box is kept clear of the
 others and of the arrowheads (tests/interop/test_pictures_chromium.py checks it in Chromium).
+
+With speech lanes (content analysis), the ladder's rows are its time axis: rows are spaced at least
+in proportion to the time between them (`seconds_px`), a time between two rows lies between them in
+proportion, and each side's talk spurts are boxes in a lane of its own beside the ladder, from the
+height of their start to the height of their end.
 """
 
 from __future__ import annotations
@@ -128,12 +133,17 @@ def picture(ladder: Ladder) -> Picture:
         items += [Text(x, top + 16 + k * LINE[12], line, "#222", anchor="middle", bold=True, role="host")
                   for k, line in enumerate(lines)]
     y = top + head_h + 14  # top of the next row's first line of text
+    px_s = seconds_px(ladder)  # with speech lanes, rows are spaced in time: at least this many px a second
+    axis: list[tuple[float, float]] = []  # (capture time, y) of each row's arrow: the lanes' time axis
     for row in ladder.rows:
         color = RETRANS if row.retransmission else COLORS[row.kind]
         chars_12, tx, anchor = room(row.src, row.dst, 12)
         lines = fold(row.text, chars_12)
         notes = fold(row.note, room(row.src, row.dst, 10)[0]) if row.note else []
         at = y + 20 + (len(lines) - 1) * LINE[12]
+        if axis and px_s:
+            at = max(at, axis[-1][1] + max(row.time - axis[-1][0], 0.0) * px_s)
+        axis.append((max(row.time, axis[-1][0]) if axis else row.time, at))
         group = Group("msg", f"frame {row.frame} {row.transport}: {row.text} {row.note}".strip())
         group.items.append(arrow(row.src, row.dst, at, color, 1.6 if row.src != row.dst else 1.4,
                                  (6, 4) if row.retransmission else (), 1.0,
@@ -164,74 +174,78 @@ def picture(ladder: Ladder) -> Picture:
         items += left_columns(at + 4, band.start, "", band.frame, "RTP")
         y = at + 10
     bottom = y + 8
-    lifelines = [Stroke([(x, top + head_h), (x, bottom)], "#bbbbbb", 1, (4, 3)) for x in xs[:len(ladder.hosts)]]
     if ladder.lanes:
-        lane_items, bottom, right = _lanes(ladder, xs[0] - col_w / 2 + 8, xs[-1] + col_w / 2 - 8, bottom + 14, right)
+        lane_items, bottom, right = _lanes(ladder, axis, px_s, right + 24, top, bottom)
         items += lane_items
+    lifelines = [Stroke([(x, top + head_h), (x, bottom)], "#bbbbbb", 1, (4, 3)) for x in xs[:len(ladder.hosts)]]
     width = int(max(right + 10, 20 + width_of(ladder.title, 14), 20 + width_of(ladder.subtitle)) + 1)
     heading = [Text(10, 20, ladder.title, "#222", 14, bold=True, role="title"),
                Text(10, 38, ladder.subtitle, "#555", role="subtitle")]
     return Picture(width, int(bottom + 12), heading + lifelines + items)
 
 
-LANE_H, LANE_GAP = 18, 8
+LANE_W = 22  # px: a lane's strip
+LANE_COL = 100  # px per lane: its strip and its title
 SPEECH, SPEECH_EDGE = "#66bb6a", "#2e7d32"
+LANES_PX = 900  # the call's time takes about this much height with lanes ...
+PX_S_MIN, PX_S_MAX = 8, 80  # ... at least and at most this many px a second
 
 
-def _lanes(ladder: Ladder, x0: float, x1: float, y: float, right: float) -> tuple[list, float, float]:
-    """Speech per side under the ladder on a linear time line (seconds from the first message), the
-    answer and the BYE marked with their frame numbers; labels that would touch are left out.
+def seconds_px(ladder: Ladder) -> float:
+    """Px per second of the ladder's time axis when it has speech lanes (0: rows as tall as their text)."""
+    if not ladder.lanes:
+        return 0.0
+    t0, t1 = ladder.span
+    return min(PX_S_MAX, max(PX_S_MIN, LANES_PX / max(t1 - t0, 1e-3)))
+
+
+def height_at(axis: list[tuple[float, float]], px_s: float, t: float) -> float:
+    """The height of capture time t on the rows' time axis: between the rows around it in proportion,
+    before the first row at its height, after the last at px_s a second."""
+    if t <= axis[0][0]:
+        return axis[0][1]
+    for (ta, ya), (tb, yb) in zip(axis, axis[1:]):
+        if t <= tb:
+            return ya + (yb - ya) * (t - ta) / (tb - ta) if tb > ta else yb
+    return axis[-1][1] + (t - axis[-1][0]) * px_s
+
+
+def _lanes(ladder: Ladder, axis: list[tuple[float, float]], px_s: float, x0: float, top: float,
+           bottom: float) -> tuple[list, float, float]:
+    """One lane per side beside the ladder (right of `x0`) on the rows' time axis: each talk spurt a
+    box from the height of its start to that of its end; the answer and the BYE as lines across
+    the lanes at their rows' heights; seconds from the first message marked right of the lanes.
     Returns the items, the bottom and the right edge."""
     t0, t1 = ladder.span
-    scale = (x1 - x0) / max(t1 - t0, 1e-3)
-
-    def at(t: float) -> float:
-        return x0 + (t - t0) * scale
-
-    items: list = [Text(10, y + 10, "speech activity (content analysis)", "#555", 11, role="lane-title")]
-    taken: list[tuple[float, float]] = []  # label spans already on the marks' row
-
-    def place(x: float, text: str, size: int) -> float | None:
-        w = width_of(text, size)
-        left = min(max(x - w / 2, x0), x1 - w)
-        if any(left < b + 6 and a < left + w + 6 for a, b in taken):
-            return None
-        taken.append((left, left + w))
-        return left + w / 2
-    marks_y = y + 28
-    top = marks_y + 8
-    bottom = top + len(ladder.lanes) * (LANE_H + LANE_GAP) - LANE_GAP
-    for m in ladder.marks:
-        x = at(m.time)
-        items.append(Stroke([(x, top - 4), (x, bottom + 4)], "#9e9e9e", 1, (3, 3)))
-        centre = place(x, f"{m.label} #{m.frame}", 10)
-        if centre is not None:
-            items.append(Text(centre, marks_y, f"{m.label} #{m.frame}", "#666", 10, "middle", role="mark"))
-    for i, lane in enumerate(ladder.lanes):
-        ly = top + i * (LANE_H + LANE_GAP)
+    y0, y1 = height_at(axis, px_s, t0), height_at(axis, px_s, t1)
+    strips = [x0 + i * LANE_COL + (LANE_COL - LANE_W) / 2 for i in range(len(ladder.lanes))]
+    right_of = x0 + len(ladder.lanes) * LANE_COL
+    items: list = []
+    for x, lane in zip(strips, ladder.lanes):
+        centre = x + LANE_W / 2
         group = Group("lane", f"{lane.label}: {lane.streams}" + (f" ({lane.note})" if lane.note else ""))
-        group.items.append(Box(x0, ly, x1 - x0, LANE_H, "#f4f4f4", "#dddddd"))
+        group.items.append(Text(centre, top + 14, lane.label, "#333", 11, "middle", role="lane"))
+        if lane.note:
+            group.items.append(Text(centre, top + 28, lane.note, "#666", 10, "middle", role="note"))
+        group.items.append(Box(x, y0, LANE_W, max(y1 - y0, 1.0), "#f4f4f4", "#dddddd"))
         for a, b in lane.spurts:
             spurt = Group("speech", f"{lane.label} {a - t0:.2f}-{b - t0:.2f} s")
-            spurt.items.append(Box(at(a), ly + 2, max(at(b) - at(a), 1.0), LANE_H - 4, SPEECH, SPEECH_EDGE))
+            ya = height_at(axis, px_s, a)
+            spurt.items.append(Box(x + 2, ya, LANE_W - 4, max(height_at(axis, px_s, b) - ya, 1.0), SPEECH, SPEECH_EDGE))
             group.items.append(spurt)
-        group.items.append(Text(10, ly + 13, lane.label, "#333", 11, role="lane"))
-        if lane.note:
-            group.items.append(Text(x1 + 8, ly + 13, lane.note, "#666", 10, role="note"))
-            right = max(right, x1 + 8 + width_of(lane.note, 10) + 10)
         items.append(group)
+    for m in ladder.marks:  # the answer and the BYE, on their rows' height
+        y = height_at(axis, px_s, m.time)
+        items.append(Group("mark", f"{m.label} #{m.frame}", [Stroke([(x0, y), (right_of, y)], "#9e9e9e", 1, (3, 3))]))
+    taken: list[tuple[float, float]] = []  # the seconds' labels' heights
     step = next(s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-                if s * scale >= 60 or s == 3600)
-    axis_y = bottom + 16
-    taken = []
+                if s * px_s >= 40 or s == 3600)
     k = 0
     while t0 + k * step <= t1 + 1e-9:
-        x = at(t0 + k * step)
-        items.append(Stroke([(x, bottom + 2), (x, bottom + 6)], "#888888", 1))
-        label = f"{k * step:g} s"
-        centre = place(x, label, 10)
-        if centre is not None:
-            items.append(Text(centre, axis_y, label, "#666", 10, "middle", role="axis"))
+        y = height_at(axis, px_s, t0 + k * step)
+        if not any(abs(y - h) < LINE[10] + 2 for h in taken):
+            taken.append(y)
+            items.append(Stroke([(right_of - 4, y), (right_of + 2, y)], "#888888", 1))
+            items.append(Text(right_of + 6, y + 4, f"{k * step:g} s", "#666", 10, role="axis"))
         k += 1
-    return items, axis_y + 8, right
-
+    return items, max(bottom, y1 + 12), right_of + 6 + width_of(f"{k * step:g} s", 10) + 10

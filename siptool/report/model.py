@@ -11,7 +11,7 @@ from typing import Any
 
 from ..sip.dialogs import CallState  # noqa: F401  (how a dialog ended: decided where SIP is tracked)
 
-SCHEMA_VERSION = "1.11"
+SCHEMA_VERSION = "1.12"
 
 
 class Severity(StrEnum):
@@ -199,6 +199,9 @@ class Stream:
     mean_bitrate_kbps: float = 0.0
     mos: float | None = None
     r_factor: float | None = None
+    # the E-model behind mos and r_factor when it is not G.107's narrowband one: "G.107.1-estimate" for
+    # G.722 and Opus (wideband scale, estimated codec values; rtp/mos.py); absent for the others
+    mos_model: str | None = field(default=None, metadata=OPTIONAL)
     from_sdp: bool = False
     start: float = 0.0
     end: float = 0.0
@@ -284,6 +287,7 @@ class MediaFigures:
     mos: float | None = None
     r: float | None = None
     source: str = ""  # "measured" (the Analyzer's stream), "rtcp" (the far end's reports), "sent" (neither)
+    mos_model: str | None = field(default=None, metadata=OPTIONAL)  # as Stream.mos_model
 
     @property
     def judged_jitter_ms(self) -> float:
@@ -302,6 +306,40 @@ class FarEndReport:
     jitter_ms: float  # interarrival jitter
     rtt_ms: float | None  # round trip from the report's LSR and DLSR (6.4.1)
     reports: int  # receiver reports about our stream
+
+
+@dataclass(slots=True)
+class Utterance:
+    """Something the agent said: a test call's prompt, or the echo's voice agent's greeting or reply."""
+
+    label: str  # the WAV file's name, or the words spoken
+    start: float  # when it began playing (capture clock)
+    end: float  # when it stopped (its end, or where it was cut off)
+
+
+@dataclass(slots=True)
+class PromptTurn:
+    """One prompt a test call said (`call --say`) and the far end's answer to it, from the call's
+    content analysis: our stream's talk spurts and the far end's."""
+
+    prompt: str
+    start: float  # when we began saying it (capture clock)
+    end: float  # when it finished playing
+    speech_end: float  # the end of our speech in it (our stream's last talk spurt in it; else `end`)
+    response_ms: float | None = None  # our speech's end to the far end's next talk spurt; None: no answer
+    overlap_ms: float = 0.0  # the far end spoke while we said it
+
+
+@dataclass(slots=True)
+class VoiceTest:
+    """A test call to a voice agent (`call --say`, `--script`, `check` type voice_agent): its
+    latencies, from the same speech activity analysis `analyze --content` runs (docs/content.md)."""
+
+    greeting_ms: float | None = None  # the 200 OK to the far end's first speech; None: it never spoke
+    prompts: list[PromptTurn] = field(default_factory=list)
+    overlap_ms: float = 0.0  # both speaking, over the whole call
+    talk_over: bool = False  # media.talk_over: it kept speaking over us
+    level_dbov: float | None = None  # the far end's active speech level
 
 
 @dataclass(slots=True)
@@ -346,6 +384,9 @@ class AgentView:
     rx: MediaFigures | None = None
     one_way: str | None = None
     problems: list[str] = field(default_factory=list)
+    # a voice test (prompts said, the far end listened to): what we said, and its figures (since 1.10)
+    said: list[Utterance] | None = field(default=None, metadata=OPTIONAL)
+    voice: VoiceTest | None = field(default=None, metadata=OPTIONAL)
 
 
 @dataclass(slots=True)

@@ -69,14 +69,17 @@ def point_numbers(report: Report) -> dict[str, int]:
 
 
 def sources_lines(report: Report, most: int = 8) -> list[str]:
-    """A set of captures: how its files were grouped, and each capture point's files."""
-    if not report.sources:
-        return []
+    """A set of captures: how its files were grouped, and each capture point's files; HEP agents
+    (capture points without files) by name when there are several."""
+    numbers = point_numbers(report)
     points: dict[str, list[str]] = {}
     for src in report.sources:
         points.setdefault(src.capture_point, []).append(src.file)
+    if not points and len(numbers) > 1:
+        points = {point: [] for point in numbers}
+    if not points:
+        return []
     lines = [f"[dim]{escape(report.grouping)}[/]"]
-    numbers = point_numbers(report)
     for point, files in list(points.items())[:most]:
         lines.append(escape(f"  [{numbers[point]}] {point}"
                             + (f": {len(files)} files, {files[0]} to {files[-1]}" if len(files) > 1 else "")))
@@ -178,6 +181,8 @@ def streams_table(report: Report, width: int = 120) -> Table | None:
             notes.append(f"DTMF {s.dtmf}")
         if s.rtcp_rtt_ms is not None:
             notes.append(f"RTT {s.rtcp_rtt_ms:.0f} ms")
+        if s.mos_model is not None:  # G.722, Opus: the wideband E-model with estimated codec values
+            notes.append("MOS: wideband estimate")
         if s.rtcp_xr is not None:  # what the receiver itself reported (RTCP XR VoIP Metrics)
             x = s.rtcp_xr
             said = [f"loss {x.loss_pct:.1f}%", f"discard {x.discard_pct:.1f}%"]
@@ -206,6 +211,15 @@ def _level(call: Call, side: str) -> str:
     levels = [s.content.level_dbov for s in call.streams
               if s.content is not None and s.content.side == side and s.content.level_dbov is not None]
     return f"{min(levels):.1f}" if levels else "-"
+
+
+CONTENT_HINT = ("Content analysis is off: --content decodes the audio (who spoke when, greeting latency, "
+                "turn gaps, talk-over, silence, levels).")
+
+
+def content_off(report: Report) -> bool:
+    """Audio streams whose content was not analysed (analyze without --content): the hint says how."""
+    return any(s.media == "audio" and s.content is None for c in report.calls for s in c.streams)
 
 
 def conversation_table(report: Report, width: int = 120) -> Table | None:
@@ -354,6 +368,8 @@ def render(report: Report, console: Console) -> None:
                   conversation_table(report, console.width)):
         if extra is not None:
             console.print(extra)
+    if content_off(report):
+        console.print(Text(CONTENT_HINT, style="dim"))
     console.print(metrics_table(report))
     for table in sizing_view(report, console.width):
         console.print(table)

@@ -5,7 +5,8 @@ captured streams with it and the agent can decode what it receives and encode wh
 G.711 and L16 are numpy (table lookups, rtp/g711.py); everything else goes through FFmpeg's
 decoders as PyAV's wheel bundles them (libopus, G.722, G.726, G.729, GSM, iLBC, AMR-NB/WB through
 opencore-amr, Speex, G.723.1, G.728, QCELP). PyAV is imported on first use only, so `analyze`
-starts without it. Output is always mono (channels averaged) at the codec's audio rate, which is
+starts without it. Which codec a name means is the registry's (rtp/codecs.py `decoder`, `coder`):
+this module holds the implementations and reads nothing from the registry module, which imports it. Output is always mono (channels averaged) at the codec's audio rate, which is
 not always its RTP clock: G.722 samples at 16 kHz on an 8000 Hz clock (RFC 3551 4.5.2), Opus
 decodes at 48 kHz (RFC 7587 4.1).
 
@@ -22,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import amr, codecs, g711
+from . import amr, g711
 
 
 class AudioError(Exception):
@@ -136,13 +137,10 @@ def _ilbc_mode(fmtp: dict[str, str]) -> int:
     return 20 if fmtp.get("mode") == "20" else 30  # RFC 3952 5: no mode means 30 ms
 
 
-def decoder(name: str, clock_rate: int = 0, channels: int = 1, fmtp: str = "") -> Decoder:
-    """The decoder for an SDP encoding name (as rtpmap writes it), its clock and channels, and its
-    fmtp. Raises AudioError for a codec siptool cannot decode."""
-    key = (name or "").strip().lower()
-    c = codecs.by_name(key)
-    if c is None or not c.decoder:
-        raise AudioError(f"no decoder for {name or 'an unknown codec'}")
+def make_decoder(c, clock_rate: int, channels: int = 1, fmtp: str = "") -> Decoder:
+    """The decoder for a registry entry `c` (rtp/codecs.Codec: name, decoder, clock_rate, rate), its
+    negotiated clock and channels, and its fmtp. rtp/codecs.decoder looks the entry up by name."""
+    key = c.name.lower()
     clock = clock_rate or c.clock_rate
     if key == "pcmu":
         return _Table("PCMU", g711.ULAW_DECODE)
@@ -254,3 +252,52 @@ def encoder(name: str, ptime_ms: int = 20, fmtp: str = "", bit_rate: int = 0) ->
         options = {"application": "voip", "fec": "1" if params.get("useinbandfec") == "1" else "0"}
         return _FFmpegEncoder("opus", "libopus", 48000, 48000, ptime_ms, rate, options)
     raise AudioError(f"no encoder for {name}")
+
+
+class Coder:
+    """A codec as the agent's RTP session (agent/rtpsession.py) takes one: `name`, `clock_rate` (RTP
+    timestamps), `rate` (audio samples per second; G.722: 16000 on an 8000 Hz clock), and per packet
+    `frame_samples` of audio and `frame_ticks` of timestamp; `encode(pcm)` one frame to a payload;
+    `decode(payload)` in arrival order through its own decoder; `decoder()` a fresh decoder (codecs
+    with state need one per reader). Encoder and decoder are made on first use: the echo agent's
+    sessions only read the clock. rtp/codecs.coder makes one from the registry."""
+
+    __slots__ = ("name", "clock_rate", "rate", "frame_samples", "frame_ticks", "fmtp", "_make_enc", "_new",
+                 "_enc", "_dec")
+
+    def __init__(self, name: str, clock_rate: int, rate: int, ptime_ms: int, new_encoder: Callable[[], Encoder],
+                 new_decoder: Callable[[], Decoder], fmtp: str = "") -> None:
+        self.name, self.clock_rate, self.rate, self.fmtp = name, clock_rate, rate, fmtp
+        self.frame_samples, self.frame_ticks = rate * ptime_ms // 1000, clock_rate * ptime_ms // 1000
+        self._make_enc, self._new = new_encoder, new_decoder
+        self._enc: Encoder | None = None
+        self._dec: Decoder | None = None
+
+    def encode(self, pcm) -> bytes:
+        if self._enc is None:
+            self._enc = self._make_enc()
+        return self._enc.encode(pcm)
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        if self._dec is None:
+            self._dec = self._new()
+        return self._dec.decode(payload)
+
+    def decoder(self) -> Decoder:
+        return self._new()
+
+
+def resample(samples: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """int16 mono samples from `rate` to `to` samples per second (FFmpeg's swresample through PyAV;
+    numpy alone for the same rate). For prompts and test signals before they are encoded."""
+    x = np.asarray(samples, np.int16)
+    if rate == to or not len(x):
+        return x.copy()
+    import av
+
+    r = av.AudioResampler(format="s16", layout="mono", rate=to)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, :]), format="s16", layout="mono")
+    frame.sample_rate = rate
+    out = [f.to_ndarray().reshape(-1) for f in r.resample(frame)]
+    out += [f.to_ndarray().reshape(-1) for f in r.resample(None)]
+    return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)

@@ -17,11 +17,21 @@ G.726 at 16, 24 and 40 kbit/s: G.113 Table I.1 (Ie 50, 25, 2), with 32 kbit/s's 
 
 `rate` is the audio's sampling rate where it is not the RTP clock, and `decoder` names the FFmpeg
 decoder that rtp/audio.py decodes it with ("" when siptool cannot decode it: DVI4, LPC, MPA, SILK...).
+
+Lookups by name, for everyone: `decoder(name, ...)` (content analysis) and `coder(name, fmtp)` (the
+agent's codecs, AGENT: encode and decode), built from rtp/audio.py's implementations, which read
+nothing from this module (so neither it nor rtp/g711.py imports the registry back).
+
+Wideband codecs (G.722, Opus) have a second rating: WIDEBAND holds their ITU-T G.107.1 wideband
+E-model values (Ie,wb, Bpl): rtp/mos.py rates them on that scale and the report marks the MOS as
+an estimate (docs/json-schema.md, `mos_model`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from . import audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +142,34 @@ def media_kind(codec: str, clock_rate: int = 0) -> str:
     if name in AUDIO:
         return "audio"
     return "video" if clock_rate == 90000 else "other"
+
+
+def decoder(name: str, clock_rate: int = 0, channels: int = 1, fmtp: str = "") -> audio.Decoder:
+    """The decoder for an SDP encoding name (as rtpmap writes it), its clock and channels, and its
+    fmtp (rtp/audio.py). Raises audio.AudioError for a codec siptool cannot decode."""
+    c = by_name(name)
+    if c is None or not c.decoder:
+        raise audio.AudioError(f"no decoder for {name or 'an unknown codec'}")
+    return audio.make_decoder(c, clock_rate, channels, fmtp)
+
+
+AGENT = ("PCMU", "PCMA", "G722", "opus")  # what the agent encodes and decodes: call --codec, echo --codec
+
+
+def coder(name: str, fmtp: str = "", ptime_ms: int = 20) -> audio.Coder | None:
+    """The agent's coder for an encoding name (one of AGENT, any case), None for others. `fmtp` is
+    the far end's for the payload type (RFC 7587 6.1: useinbandfec turns Opus FEC on)."""
+    c = by_name(name)
+    if c is None or c.name not in AGENT:
+        return None
+    return audio.Coder(c.name, c.clock_rate, c.rate or c.clock_rate, ptime_ms,
+                       lambda: audio.encoder(c.name, ptime_ms, fmtp),
+                       lambda: audio.make_decoder(c, c.clock_rate, c.channels, fmtp), fmtp)
+
+
+# ITU-T G.107.1 wideband E-model values (Ie,wb, Bpl) for the wideband codecs the agent sends. G.722
+# 64 kbit/s: Ie,wb 13, ITU-T G.113 Appendix IV (provisional planning value); G.113 gives no Bpl for
+# it, so siptool's estimate is 10 (ADPCM with packet loss concealment). Opus is not in G.113's
+# wideband tables: Ie,wb 10 and Bpl 20 (FEC and concealment) are siptool's estimates for Opus at
+# 24-32 kbit/s in wideband mode. Ratings from these are estimates and the report says so.
+WIDEBAND = {"g722": (13.0, 10.0), "opus": (10.0, 20.0)}

@@ -32,7 +32,8 @@ from typing import Callable
 import numpy as np
 
 from . import g711, speech
-from .audio import AudioError, Decoder, decoder
+from .audio import AudioError, Decoder
+from .codecs import decoder
 from .packet import parse_rtp
 
 POWER_EVERY = 8  # G.711: the power of one packet in this many (sequence number multiple) is measured

@@ -11,8 +11,6 @@ import functools
 
 import numpy as np
 
-from . import codecs
-
 _BIAS = 0x84
 _ULAW_CLIP = 8159  # 14-bit magnitude clip (32635 >> 2)
 _ULAW_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
@@ -159,26 +157,3 @@ def level_dbov(samples) -> float:
     x = np.asarray(samples, np.float64)
     rms = np.sqrt(np.mean(x * x)) if len(x) else 0.0
     return 20 * np.log10(rms / (32767 / np.sqrt(2))) if rms > 0 else float("-inf")
-
-
-class Coder:
-    """A G.711 coder as the agent's RTP session takes one: its name and RTP clock (from the codec
-    registry), a frame of 16-bit PCM in, a payload out, and back. Other codecs plug into the RTP
-    session behind the same four members."""
-
-    __slots__ = ("name", "clock_rate")
-
-    def __init__(self, name: str) -> None:
-        self.name = name.upper()
-        self.clock_rate = codecs.by_name(self.name).clock_rate
-
-    def encode(self, pcm) -> bytes:
-        return encode(self.name, pcm)
-
-    def decode(self, payload: bytes) -> np.ndarray:
-        return decode(self.name, payload)
-
-
-def coder(name: str) -> Coder | None:
-    """The coder for an encoding name, None for one G.711 is not."""
-    return Coder(name) if name.upper() in ("PCMU", "PCMA") else None

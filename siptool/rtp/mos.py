@@ -10,6 +10,13 @@ with no delay, R = 93.2 (MOS 4.41). What a capture tells us enters through two t
   - Id from the one-way mouth-to-ear delay T (Ta = T, round trip Tr = 2T, G.107 7.4).
 A passive capture cannot see mouth-to-ear delay; when none is given (no RTCP round trip) T = 0, the
 G.107 default, so a clean G.711 call rates the familiar 4.41 and the figure ranks media impairment.
+
+Wideband codecs (G.722, Opus: rtp/codecs.WIDEBAND) are rated by the ITU-T G.107.1 wideband E-model
+instead: R_wb = 129 - Id - Ie,eff,wb (Is and A are 0 in G.107.1; Id as above, G.107.1 7.4 keeping
+G.107's delay terms; Ie,eff,wb by eq. 7-29 with its constant 95), and MOS from R_wb / 1.29 by the
+G.107 Annex B polynomial (G.107.1 Annex A). Their Ie,wb and Bpl are provisional or siptool's own
+estimates (rtp/codecs.py says which), so such a MOS is reported with `mos_model` WIDEBAND_MODEL: an
+estimate, on another scale than the narrowband one (a clean G.722 call rates 4.34 there).
 """
 
 from __future__ import annotations
@@ -110,10 +117,33 @@ def r_to_mos(r: float) -> float:
     return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
 
 
+NARROWBAND_MODEL = "G.107"
+WIDEBAND_MODEL = "G.107.1-estimate"  # wideband E-model with estimated codec values (see above)
+R_WB = 129.0  # G.107.1: Ro,wb, the wideband scale's top
+
+
+def mos_model(codec: str) -> str:
+    """Which E-model rates a codec: the narrowband G.107, or for G.722 and Opus the wideband G.107.1
+    with estimated codec values."""
+    return WIDEBAND_MODEL if (codec or "").strip().lower() in codecs.WIDEBAND else NARROWBAND_MODEL
+
+
+def wideband_r(ie: float, bpl: float, ppl_pct: float = 0.0, delay_ms: float | None = None,
+               burst_r: float = 1.0) -> float:
+    """R_wb = Ro,wb - Id - Ie,eff,wb (ITU-T G.107.1 eq. 7-1; Is,wb = A = 0)."""
+    t = DEFAULT_DELAY_MS if delay_ms is None else max(0.0, float(delay_ms))
+    return R_WB - delay_impairment(t) - effective_equipment_impairment(ie, bpl, ppl_pct, burst_r)
+
+
 def mos_for_stream(codec: str, loss_pct_effective: float, delay_ms: float | None = None,
                    burst_r: float = 1.0) -> tuple[float, float]:
     """(R, MOS) for a stream: codec name, effective loss in percent, one-way delay in ms (None: unknown,
-    G.107 default 0 ms is used)."""
+    G.107 default 0 ms is used). For G.722 and Opus R is the wideband R_wb and the MOS is G.107.1
+    Annex A's (see mos_model)."""
+    wide = codecs.WIDEBAND.get((codec or "").strip().lower())
+    if wide is not None:
+        r = wideband_r(*wide, loss_pct_effective, delay_ms, burst_r)
+        return r, r_to_mos(r / 1.29)
     ie, bpl = codec_impairment(codec)
     r = r_factor(ie, bpl, loss_pct_effective, delay_ms, burst_r)
     return r, r_to_mos(r)

@@ -8,7 +8,7 @@ import pytest
 from siptool import sdp as sdplib
 from siptool.agent import inputs, roundtrip, sdp
 from siptool.errors import SiptoolError
-from siptool.rtp import g711
+from siptool.rtp import codecs, g711
 from siptool.sip import build
 from siptool.sip.dialog import Dialog
 from siptool.sip.message import parse
@@ -76,7 +76,7 @@ def test_audio_rtt_by_correlation_offline():
     payload = g711.encode("PCMU", sig)
     rx = [(1000.0 + k * 0.02 + 0.0375 + (k % 3) * 0.002, 5000 + 160 * k, 0, payload[160 * k:160 * k + 160])
           for k in range(len(sig) // 160)]
-    pcmu = g711.coder("PCMU")
+    pcmu = codecs.coder("PCMU")
     assert abs(roundtrip.audio_rtt_ms(sig, 1000.0, *roundtrip.received_signal(rx, 0, pcmu)) - 37.5) < 2.5
     noise = np.random.default_rng(2).integers(-3000, 3000, len(sig)).astype(np.int16)
     rx = [(t, ts, 0, g711.encode("PCMU", noise[160 * k:160 * k + 160])) for k, (t, ts, _, _) in enumerate(rx)]

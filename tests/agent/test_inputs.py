@@ -52,7 +52,7 @@ CALL = [
     (["--max-gap", "0"], "--max-gap 0 s: must be at least 0.1 s"),
     (["--calls", "0"], "--calls 0: must be at least 1"),
     (["--calls", "2", "--rate", "0"], "--rate 0 calls/s: must be more than 0"),
-    (["--codec", "G729"], "use PCMU and/or PCMA"),
+    (["--codec", "G729"], "use pcmu, pcma, g722, opus"),
     (["--local-ip", "192.0.2.77"], "--local-ip 192.0.2.77: not an address of this host"),
     (["--public-ip", "not-an-ip"], "--public-ip 'not-an-ip': not an IP address"),
     (["--stun", "127.0.0.1:99999"], "--stun: port 99999 is out of range"),
@@ -75,7 +75,7 @@ ECHO = [
     (["--ring", "-1"], "--ring -1 s: must be at least 0 s"),
     (["--hangup-after", "0"], "--hangup-after 0 s: must be more than 0 s"),
     (["--media-port", "70000"], "--media-port 70000: must be at most 65534"),
-    (["--codec", "G729"], "use PCMU and/or PCMA"),
+    (["--codec", "G729"], "use pcmu, pcma, g722, opus"),
     (["--user", "a"], "--user needs --password-env or --password-file"),
     (["--user", "a", "--password-file", "{d}/missing"], "cannot read --password-file"),
 ]

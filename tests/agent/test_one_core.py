@@ -12,6 +12,7 @@ import pytest
 
 from siptool.agent import CallOptions, EchoServer, place_call
 from siptool.agent.tap import AgentTap
+from siptool.analysis.content import ContentOptions
 from siptool.drivers.files import analyze_file
 from siptool.report.jsonout import report_dict
 
@@ -53,7 +54,7 @@ def test_a_placed_call_is_judged_as_its_capture_is(tmp_path, host):
     path = tmp_path / "call.pcap"
     res = _place(host, path, duration=2.0, dtmf="12")
     assert res.ok, res.error
-    memory, file = res.report, analyze_file(path)
+    memory, file = res.report, analyze_file(path, content=ContentOptions())  # a placed call's audio is analysed
     assert len(memory.calls) == 1 and memory.calls[0].call_id == res.call_id
     (call,) = memory.calls
     assert call.final_status == 200 and len(call.streams) == 2 and all(s.packets > 50 for s in call.streams)
@@ -126,7 +127,7 @@ def test_call_json_carries_the_analyzers_findings(tmp_path):
                 data = json.loads(out.stdout)
                 if data["status"] is not None:
                     break
-        assert data["schema"] == "siptool.call/1.3" and data["status"] == 488 and out.returncode == 1
+        assert data["schema"] == "siptool.call/1.4" and data["status"] == 488 and out.returncode == 1
         codes = [f["code"] for f in data["findings"]]
         assert codes == ["sip.failed.488", "codec.no_common"]
         analysed = json.loads(subprocess.run([sys.executable, "-m", "siptool", "analyze", str(tmp_path / "c.pcap"), "--json"],

@@ -12,7 +12,7 @@ import time
 
 from siptool.agent.media import RtpDriver
 from siptool.agent.rtpsession import RtpSession
-from siptool.rtp import g711
+from siptool.rtp import codecs
 from siptool.rtp.packet import RTCP_BYE, RTCP_RR, RTCP_SR, build_rtp, parse_rtcp
 
 LOST = {7, 8, 30, 31, 32, 77}  # sequence offsets never sent
@@ -26,9 +26,9 @@ def test_receiver_reports_carry_the_agents_own_loss_and_jitter():
         far_rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         far_rtcp.bind(("127.0.0.1", far_rtp.getsockname()[1] + 1))
         far_rtcp.setblocking(False)
-        session = RtpSession(g711.coder("PCMU"))
+        session = RtpSession(codecs.coder("PCMU"))
         driver = await RtpDriver("127.0.0.1", session).open()
-        driver.set_remote("127.0.0.1", far_rtp.getsockname()[1], g711.coder("PCMU"), 0, None)
+        driver.set_remote("127.0.0.1", far_rtp.getsockname()[1], codecs.coder("PCMU"), 0, None)
         driver.start_rtcp()
         rng = random.Random(5)
         seq0, ts0, order = 65500, 1234, list(range(120))  # the sequence wraps at 65536 on the way
@@ -75,7 +75,7 @@ def test_receiver_reports_carry_the_agents_own_loss_and_jitter():
 def test_received_audio_skips_extension_and_padding():
     """The agent reads RTP through the one header parser: a header extension (RFC 3550 5.3.1) and
     padding are not taken for audio; a malformed header is not counted."""
-    session = RtpSession(g711.coder("PCMU"))
+    session = RtpSession(codecs.coder("PCMU"))
     audio = bytes(range(160))
     pkt = build_rtp(0, 1, 160, 0x1234, audio, extension=(0xBEDE, b"\x10\x01\x00\x00"), padding=4)
     session.receive_rtp(pkt, ("127.0.0.1", 4000), 1000.0)

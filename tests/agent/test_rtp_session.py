@@ -11,11 +11,11 @@ import random
 
 from siptool.agent.events import MediaResumed, MediaStopped
 from siptool.agent.rtpsession import RtpSession
-from siptool.rtp import g711
+from siptool.rtp import codecs, g711
 from siptool.rtp.packet import RTCP_BYE, parse_rtcp, parse_rtp, parse_telephone_event
 
 CALLER, ECHO = ("10.0.0.1", 40000), ("10.0.0.2", 40002)
-PCMU = g711.coder("PCMU")
+PCMU = codecs.coder("PCMU")
 
 
 def media(seconds: float, lost=lambda where, seq, t: False, dtmf: str = "", delay: float = 0.010):
@@ -70,6 +70,28 @@ def test_packetiser_paces_by_the_codecs_clock_and_sends_digits():
     assert [h.marker for _, h, _ in events][::7] == [True, True] and caller.dtmf_sent == "12"
     assert events[0][0] - audio[0][0] == 0.5  # at dtmf_at
     assert echo.echoed == caller.tx_packets == caller.rx_packets == len(out)
+
+
+def test_opus_and_g722_frames_advance_their_clocks_and_digits_count_8_khz():
+    """Opus (RFC 7587): 960 samples and 960 timestamp units a 20 ms packet; G.722: 320 samples on its
+    8000 Hz clock (RFC 3551 4.5.2); each payload decodes to a packet's samples. An RFC 4733 digit's
+    duration counts telephone-event/8000's clock (what the agent offers), its timestamp the stream's."""
+    for name, samples, ticks in (("opus", 960, 960), ("G722", 320, 160)):
+        coder = codecs.coder(name)
+        s = RtpSession(coder, rng=random.Random(3))
+        s.set_remote("127.0.0.1", 4000, coder, 96, 101)
+        s.start(10.0, g711.speech_like(1.0, coder.rate), 0.6, "5", dtmf_at=0.2)
+        s.handle_timer(11.0)
+        sent = [(parse_rtp(d), d) for d, _, rtcp in s.datagrams_to_send() if not rtcp]
+        audio = [(h, d) for h, d in sent if h.payload_type == 96]
+        events = [(h, parse_telephone_event(d[h.payload_offset:])) for h, d in sent if h.payload_type == 101]
+        assert (s.frame_samples, s.frame_ticks) == (samples, ticks) and len(audio) + 5 == 30
+        ts0 = audio[0][0].timestamp
+        assert all((h.timestamp - ts0) % ticks == 0 for h, _ in audio + events)
+        assert events[0][0].timestamp - ts0 == 10 * ticks  # the digit starts at 0.2 s, in the stream's clock
+        assert [e.duration for _, e in events][:5] == [160, 320, 480, 640, 800] and events[-1][1].end
+        decoder = coder.decoder()
+        assert [len(decoder.decode(d[h.payload_offset:])) for h, d in audio[:5]] == [samples] * 5
 
 
 def test_losses_reach_the_statistics_and_the_receiver_report():

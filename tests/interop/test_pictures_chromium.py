@@ -183,18 +183,26 @@ window.results = null;
         assert {row.text + (f" [{row.note}]" if row.note else "") for row in lad.rows} <= shown
 
 
-SPEECH_BOXES = """(() => [...document.querySelectorAll('g.speech')].map(g => {
-  const r = g.querySelector('rect').getBoundingClientRect();
-  return {title: g.querySelector('title').textContent, x0: r.left, x1: r.right};
-}))()"""
+SPEECH_BOXES = """(() => ({
+  boxes: [...document.querySelectorAll('g.speech')].map(g => {
+    const r = g.querySelector('rect').getBoundingClientRect();
+    return {title: g.querySelector('title').textContent, x: r.left, y0: r.top, y1: r.bottom};
+  }),
+  rows: [...document.querySelectorAll('g.msg')].map(g => {
+    const r = g.querySelector('line, path').getBoundingClientRect();
+    return {title: g.querySelector('title').textContent, y: r.top + r.height / 2, right: r.right};
+  })}))()"""
 
 
-@pytest.mark.parametrize("name", ["speech_faults.pcap", "speech_turns.pcap", "speech_opus.pcap"])
+@pytest.mark.parametrize("name", ["speech_faults.pcap", "speech_turns.pcap", "speech_opus.pcap", "speech_cut.pcap"])
 def test_speech_lanes(browser, shots, tmp_path, name):
-    """ladder --content --html: one lane per side under the ladder, each talk spurt a box whose edges
-    sit on the lanes' time axis (seconds from the first message, one scale for both lanes), and
-    the layout as clean as the ladder's."""
+    """ladder --content --html: one lane per side beside the ladder, on the ladder's time axis: each
+    talk spurt a box from the height of its start to the height of its end, where those times lie
+    between the message rows around them (in proportion), so speech lines up with the SIP
+    messages sent while it was said; and the layout as clean as the ladder's."""
     import re
+
+    import numpy as np
 
     from siptool.analysis.content import ContentOptions
     from siptool.drivers.files import analyze_file
@@ -204,13 +212,16 @@ def test_speech_lanes(browser, shots, tmp_path, name):
     assert result.exit_code == 0, result.stderr
     (call,) = analyze_file(FIXTURES / name, content=ContentOptions()).calls
     check(browser, page, shots, 1, len(call.ladder) + len(call.streams))
-    boxes = browser.open(page, SPEECH_BOXES).value
+    drawn = browser.open(page, SPEECH_BOXES).value
+    boxes, t0 = drawn["boxes"], call.ladder[0].time
     spurts = sorted((x.start, x.end) for s in call.streams for x in s.content.talk_spurts)
     assert len(boxes) == len(spurts) > 0
-    times = [tuple(float(v) for v in re.search(r"([\d.]+)-([\d.]+) s$", b["title"]).groups()) for b in boxes]
-    a0, a1 = min(t[0] for t in times), max(t[0] for t in times)
-    first, last = min(boxes, key=lambda b: b["x0"]), max(boxes, key=lambda b: b["x0"])
-    scale = (last["x0"] - first["x0"]) / (a1 - a0)
-    for (a, b), box in zip(times, boxes):  # every edge on the one linear axis, to a pixel
-        assert abs(first["x0"] + (a - a0) * scale - box["x0"]) <= 1.0
-        assert abs(first["x0"] + (b - a0) * scale - box["x1"]) <= 1.5
+    when = {step.frame: step.time - t0 for step in call.ladder}
+    rows = [(when[int(re.match(r"frame (\d+)", r["title"]).group(1))], r["y"]) for r in drawn["rows"]]
+    row_t, row_y = np.array([t for t, _ in rows]), np.array([y for _, y in rows])
+    assert (np.diff(row_y) > 0).all() and max(r["right"] for r in drawn["rows"]) < min(b["x"] for b in boxes)
+    for box in boxes:  # every edge where the rows around its time put it, to a pixel or so
+        a, b = (float(v) for v in re.search(r"([\d.]+)-([\d.]+) s$", box["title"]).groups())
+        assert row_t[0] <= a and b <= row_t[-1]  # speech within the call's messages here
+        assert abs(np.interp(a, row_t, row_y) - box["y0"]) <= 1.5, (box, a)
+        assert abs(np.interp(b, row_t, row_y) - box["y1"]) <= 1.5, (box, b)

@@ -41,21 +41,21 @@ def speech(rate: int, seconds: float = 2.0) -> np.ndarray:
 @pytest.mark.parametrize("codec", [c for c in codecs.REGISTRY if c.decoder], ids=lambda c: c.name)
 def test_every_registry_decoder_is_in_the_wheel(codec):
     """PyAV 18.1's FFmpeg (the pinned wheel) has each decoder the registry names."""
-    d = audio.decoder(codec.name, codec.clock_rate, codec.channels)
+    d = codecs.decoder(codec.name, codec.clock_rate, codec.channels)
     assert d.rate == (codec.rate or codec.clock_rate)
 
 
 def test_unknown_codecs_say_so():
     for name in ("DVI4", "LPC", "SILK", "telephone-event", "nonsense"):
         with pytest.raises(audio.AudioError):
-            audio.decoder(name, 8000)
+            codecs.decoder(name, 8000)
 
 
 @pytest.mark.parametrize("name,rate,quality", [("PCMU", 8000, 0.99), ("PCMA", 8000, 0.99), ("G722", 16000, 0.95),
                                                ("opus", 48000, 0.8)])
 def test_encode_then_decode_round_trip(name, rate, quality):
     enc = audio.encoder(name)
-    dec = audio.decoder(name, enc.clock_rate, 2 if name == "opus" else 1)
+    dec = codecs.decoder(name, enc.clock_rate, 2 if name == "opus" else 1)
     assert (enc.rate, dec.rate) == (rate, rate) and enc.frame_samples == rate // 50
     assert enc.frame_ticks == enc.clock_rate // 50  # G.722: 160 ticks of its 8000 Hz clock per 20 ms
     x = speech(rate)
@@ -78,7 +78,7 @@ def test_g726_payloads_decode():
     frame = av.AudioFrame.from_ndarray(x[None, :], format="s16", layout="mono")
     frame.sample_rate = 8000
     stream = b"".join(bytes(p) for p in enc.encode(frame)) + b"".join(bytes(p) for p in enc.encode(None))
-    dec = audio.decoder("G726-32", 8000)
+    dec = codecs.decoder("G726-32", 8000)
     y = np.concatenate([dec.decode(stream[i:i + 80]) for i in range(0, len(stream), 80)])
     assert len(y) == len(stream) * 2
     r, _ = best_correlation(y[:len(x)].astype(float), x.astype(float), 40)
@@ -114,7 +114,7 @@ def test_amr_rtp_payloads(aligned):
     for per in (1, 3):
         payloads = [amr.pack(frames[i:i + per], octet_aligned=aligned) for i in range(0, len(frames), per)]
         assert all(amr.unpack(p, octet_aligned=aligned) == frames[i * per:i * per + per] for i, p in enumerate(payloads))
-        dec = audio.decoder("AMR", 8000, fmtp="octet-align=1" if aligned else "")
+        dec = codecs.decoder("AMR", 8000, fmtp="octet-align=1" if aligned else "")
         got = np.concatenate([dec.decode(p) for p in payloads])
         assert np.array_equal(got, want)
 
@@ -122,12 +122,12 @@ def test_amr_rtp_payloads(aligned):
 def test_amr_garbage_gives_nothing():
     for junk in (b"", b"\xf0", b"\xff" * 3, bytes(range(40))):
         assert isinstance(amr.unpack(junk), list)
-    assert audio.decoder("AMR", 8000).decode(b"\xff\xff\xff").size == 0
+    assert codecs.decoder("AMR", 8000).decode(b"\xff\xff\xff").size == 0
 
 
 def test_damaged_payloads_never_raise():
     for name in ("G722", "opus", "G729", "GSM", "iLBC", "speex", "AMR-WB"):
-        dec = audio.decoder(name, 0, 2 if name == "opus" else 1)
+        dec = codecs.decoder(name, 0, 2 if name == "opus" else 1)
         for junk in (b"", b"\x00", bytes(range(256)), b"\xff" * 7):
             assert dec.decode(junk).dtype == np.int16
 
@@ -148,7 +148,7 @@ def test_speex_from_its_reference_encoder(tmp_path):
 
     with av.open(str(tmp_path / "out.spx")) as c:
         packets = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
-    dec = audio.decoder("speex", 8000)
+    dec = codecs.decoder("speex", 8000)
     y = np.concatenate([dec.decode(p) for p in packets])
     r, _ = best_correlation(envelope(y, 8000), envelope(x, 8000), 10)
     assert len(y) >= len(x) - 320 and r > 0.9
@@ -163,7 +163,7 @@ SAMPLES = {"wsc_sip-rtp-g711.pcap": ("PCMU", 8000, 1), "wsc_sip-rtp-g722.pcap": 
 
 def decode_capture(path, name: str, clock: int, channels: int) -> tuple[np.ndarray, int]:
     """The first stream of `name`'s RTP in the capture, decoded in sequence order."""
-    dec = audio.decoder(name, clock, channels)
+    dec = codecs.decoder(name, clock, channels)
     packets = []
     with open_capture(path) as source:
         for pkt in source:
