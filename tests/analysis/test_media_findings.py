@@ -341,3 +341,19 @@ def test_a_report_belongs_to_the_stream_its_reporter_receives(tmp_path):
     # from a third address (a receiver behind NAT, RTCP from elsewhere): it stands in
     other = caller_stream([rr("127.0.0.9", "127.0.0.1", 0, 5)])
     assert other.rtcp_lost == 5
+
+
+def test_a_relayed_call_reports_its_receivers_jitter(shared_pcaps):
+    """A call through a media relay (200.57.7.196) whose far end (200.57.7.204) puts a block about its
+    own SSRC, jitter 0, in each of its SRs: the stream 204 -> 196 takes the reports the relay sends
+    from its own RTCP port (40377, the stream's destination port + 1), as tshark decodes them, not
+    the sender's report on itself (the report said 0.0 ms before analysis/reception.py)."""
+    from agent.helpers import rtcp_blocks
+
+    path = shared_pcaps / "wsc_SIP_CALL_RTP_G711.pcap"
+    stream = next(s for c in analyze_file(path).calls for s in c.streams if s.src == "200.57.7.204:8000")
+    assert stream.dst == "200.57.7.196:40376"
+    received = [b for b in rtcp_blocks(path, 40377) if b[0] == stream.ssrc]
+    assert received and received[-1][3] > 0
+    assert stream.rtcp_jitter_ms == round(received[-1][3] * 1000 / stream.clock_rate, 3)
+    assert stream.rtcp_lost == received[-1][2]
