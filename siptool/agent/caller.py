@@ -30,6 +30,7 @@ from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # no
 from .register import options_ping, register  # noqa: F401 - re-exported
 from .roundtrip import received_signal, session_rtt_ms
 from .rtpsession import RtpSession
+from .sdes import Protection
 from .session import CALLER_ALLOW, UacSession, answer_out_of_dialog
 from .clock import stamp
 from .tap import AgentTap, Taps
@@ -180,6 +181,7 @@ class OutgoingCall:
         self.sdp_addr = (self.ua.public or (caller.local_ip, 0))[0]
         self.sdp_port = 0
         self.stun_rtp: tuple[str, int] | None = None
+        self.protection: Protection | None = None  # SRTP, once the answer agreed keys
 
     async def run(self) -> CallResult:
         """The call from INVITE to BYE. Once answered, every way out (a failure, an internal error,
@@ -249,6 +251,9 @@ class OutgoingCall:
             return
         o = self.o
         try:
+            if ev.srtp is not None:  # SRTP (RFC 3711): our key protects what we send, theirs opens what comes
+                self.protection = Protection(ev.srtp)
+                self.rtp.protect, self.rtp.unprotect = self.protection.protect, self.protection.unprotect
             self.media.set_remote(ev.address, ev.port, g711.coder(ev.codec), ev.pt, ev.dtmf_pt, ev.ptime_ms)
             self.media.start(self.caller.signal, o.duration, o.dtmf, dtmf_at=dtmf_start(o.duration))
         except BaseException as exc:  # noqa: BLE001 - said after the BYE (run re-raises what is not ours)

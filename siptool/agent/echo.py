@@ -29,6 +29,7 @@ from .events import Answered, Ended
 from .limits import SourceLimiter
 from .media import RtpDriver
 from .rtpsession import RtpSession
+from .sdes import Protection
 from .session import RING_LIMIT, UasSession, rings_unanswered  # noqa: F401 - re-exported
 from .clock import stamp
 from .tap import AgentTap
@@ -49,6 +50,7 @@ class EchoCall:
     started: float = field(default_factory=time.time)
     packets: list[tuple] = field(default_factory=list, repr=False)  # the tap's arguments, each message
     call: Call | None = None
+    protection: Protection | None = field(default=None, repr=False)  # SRTP: decrypted and protected again
 
     call_id = property(lambda self: self.session.call_id)
     remote = property(lambda self: self.session.source)
@@ -144,8 +146,11 @@ class EchoServer:
         """A new call's media: the shared port, or a port pair of its own (OSError when none is left)."""
         record = EchoCall(session)
         self.calls[session.call_id] = record
-        rtp = RtpSession(g711.coder(session.codec[0]), echo=True, cname=f"siptool@{self.listen[0]}")
-        driver = RtpDriver(self.listen[0], rtp, shared=self.shared)
+        record.protection = Protection(session.srtp) if session.srtp is not None else None
+        hooks = {"protect": record.protection.protect, "unprotect": record.protection.unprotect} \
+            if record.protection is not None else {}
+        rtp = RtpSession(g711.coder(session.codec[0]), echo=True, cname=f"siptool@{self.listen[0]}", **hooks)
+        driver = RtpDriver(self.listen[0], rtp, shared=self.shared, secure=record.protection)
         driver.bind()  # at once: the SDP answer needs the port
         offer = session.offer
         driver.set_remote(offer.connection, offer.port, rtp.coder, session.codec[1], offer.dtmf_pt)

@@ -42,6 +42,7 @@ class MediaStarted(Event):
     codec: str = ""
     address: str = ""
     port: int = 0
+    srtp: str = ""  # the SRTP suite agreed (RFC 4568), "" for plain RTP
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class Answered(Event):
     dtmf_pt: int | None = None
     ptime_ms: int | None = None
     problem: str = ""
+    srtp: object = None  # agent/sdes.Keys when the media is SRTP
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from ..analysis.thresholds import Thresholds
 from ..errors import SiptoolError
 from ..rtp.packet import DTMF_EVENTS
+from ..rtp.srtp import SUITES
 from ..status import ExitStatus
 from ..sip import build
-from . import inputs, sdp, stun
+from . import inputs, sdes, sdp, stun
 from .media import load_wav
 from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
@@ -50,9 +51,12 @@ class CallOptions:
     pcap: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     no_answer_timeout: float = 60.0  # CANCEL when no final response after this long
+    srtp: str = "off"  # mandatory, optional (best effort) or off (agent/sdes.py)
+    srtp_suites: tuple[str, ...] = sdes.OFFERED  # SDES suites offered, in order of preference
+    tls_keylog: str | None = None  # TLS session keys to this file (NSS key log; SSLKEYLOGFILE when None)
 
     def tls(self) -> TlsOptions:
-        return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file)
+        return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file, self.tls_keylog)
 
     def check(self) -> None:
         """Every input checked before anything is sent (SiptoolError, exit 2, on the first bad one)."""
@@ -83,6 +87,7 @@ class CallOptions:
             if need > self.duration:
                 raise SiptoolError(f"--dtmf {self.dtmf}: {len(self.dtmf)} digits need {need:.2f} s of media, "
                                    f"more than --duration {self.duration:g} s")
+        srtp_options(self.srtp, self.srtp_suites)
         if self.local_ip:
             inputs.local_address("--local-ip", self.local_ip)
         if self.public_ip:
@@ -106,6 +111,17 @@ class CallOptions:
                 self.tls().client_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 raise SiptoolError(f"TLS: cannot load --cert/--key/--ca-file: {exc}") from None
+
+
+def srtp_options(mode: str, suites: tuple[str, ...]) -> None:
+    """--srtp and --srtp-suites (SiptoolError, exit 2, when either is not known)."""
+    if mode not in tuple(sdes.SrtpMode):
+        raise SiptoolError(f"--srtp {mode}: use mandatory, optional or off")
+    if not suites:
+        raise SiptoolError("--srtp-suites: name at least one suite")
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise SiptoolError(f"--srtp-suites: unknown suite {unknown[0][:40]!r} (known: {', '.join(SUITES)})")
 
 
 def dtmf_start(duration: float | None) -> float:

@@ -14,7 +14,9 @@ The source of the first RTP packet is where media and RTCP go from then on (symm
 
 A codec is a coder object (rtp/g711.Coder: `name`, `clock_rate`, `encode(pcm)`, `decode(payload)`);
 another codec is another coder. `protect`/`unprotect`, when given, transform every RTP/RTCP packet
-on its way out and in (where SRTP, RFC 3711, goes).
+on its way out and in (where SRTP, RFC 3711, goes: agent/sdes.Protection); an echo session with them
+decrypts each packet and protects it again with its own key (a key per direction), never sending
+the caller's cipher text back.
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ class RtpSession:
             return
         self.latch(addr)
         if self.echo:
+            if self.unprotect is not None and (data := self.unprotect(data)) is not None:
+                data = self.protect(data)
+            if data is None:
+                return  # SRTP that fails authentication or replays: dropped (counted by the context)
             if not self.closed:
                 self._out.append((data, addr, False))
             self.echoed += 1
@@ -161,7 +167,7 @@ class RtpSession:
             self.events.append((now, MediaResumed("", None)))
 
     def receive_rtcp(self, data: bytes, addr: Addr, now: float) -> None:
-        if self.unprotect is not None and not self.echo and (data := self.unprotect(data)) is None:
+        if self.unprotect is not None and (data := self.unprotect(data)) is None:
             return
         self.rtcp_rx += 1
         for p in parse_rtcp(data):

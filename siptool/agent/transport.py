@@ -3,7 +3,9 @@ with the capture side's SipFramer. Each transport hands whole messages to `on_me
 now)`; `send(data, addr, now)` opens a stream connection on demand. `now` is the time the tap
 records (a message's one clock: what the agent logs and what the Analyzer reads are one reading).
 TLS verifies certificates and host names by default (RFC 5922); `insecure=True` turns that off;
-`sni` overrides the server name sent."""
+`sni` overrides the server name sent; `keylog` (else the SSLKEYLOGFILE variable) names a file the
+TLS session keys are appended to in the NSS key log format (Python ssl's keylog_filename), made
+readable by its owner only: it decrypts the sessions."""
 
 from __future__ import annotations
 
@@ -97,9 +99,22 @@ class TlsOptions:
     sni: str | None = None
     cert_file: str | None = None  # client certificate (or server certificate for listeners)
     key_file: str | None = None
+    keylog: str | None = None  # NSS key log file (None: $SSLKEYLOGFILE, if set)
+
+    @property
+    def keylog_path(self) -> str | None:
+        return self.keylog or os.environ.get("SSLKEYLOGFILE") or None
+
+    def _keylog(self, ctx: ssl.SSLContext) -> None:
+        path = self.keylog_path
+        if path:
+            private_file(path)
+            ctx.keylog_filename = path
 
     def client_context(self) -> ssl.SSLContext:
+        private_file(self.keylog_path)  # before ssl opens $SSLKEYLOGFILE by itself, with the umask's mode
         ctx = ssl.create_default_context(cafile=self.ca_file)
+        self._keylog(ctx)
         if self.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -112,7 +127,20 @@ class TlsOptions:
             raise SiptoolError("TLS listening needs a certificate (--cert FILE --key FILE)")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert_file, self.key_file)
+        self._keylog(ctx)
         return ctx
+
+
+def private_file(path: str | None) -> None:
+    """Create `path` (or keep it, appending) readable and writable by its owner only (mode 0600): a
+    TLS key log decrypts every session it holds. OSError when it cannot be made so."""
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 class Transport:

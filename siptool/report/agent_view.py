@@ -24,7 +24,7 @@ def event_text(e) -> str:
         what = e.method if e.status is None else f"{e.status} {e.reason}"
         return f"{arrow} {what}" + (f" ({e.note})" if e.note else "")
     if isinstance(e, MediaStarted):
-        return f"media {e.codec} to {e.address}:{e.port}"
+        return f"media {e.codec} to {e.address}:{e.port}" + (f", SRTP {e.srtp}" if e.srtp else "")
     if isinstance(e, MediaStopped):
         return f"no RTP from the far end for {e.seconds:g} s" + (" after the answer: one-way audio" if e.never else "")
     if isinstance(e, MediaResumed):
