@@ -131,7 +131,8 @@ class MediaTracker:
                 codecs=[f"{pt} {name}/{rate}" for pt, (name, rate) in codecs.items()],
                 direction=sdplib.direction(desc, media), ptime=media.ptime, rtcp_mux=media.rtcp_mux,
                 encrypted="DTLS" if media.fingerprint else "SDES" if media.crypto else "",
-                ice=bool(media.candidates), side=call.ladder[-1].side if call.ladder else "")
+                ice=bool(media.candidates), side=call.ladder[-1].side if call.ladder else "",
+                crypto=[c.suite for c in media.crypto])
             call.sdp.append(entry)
             rtp = _carries_rtp(media.proto)
             kind = secure_media.keying(media.proto, media.fingerprint, media.attributes)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.9"
+SCHEMA_VERSION = "1.10"
 SEVERITIES = ("critical", "error", "warning", "info")
 OPTIONAL = {"optional": True}  # a field left out of the JSON when None (content analysis off: as before)
 
@@ -93,6 +93,7 @@ class SdpEntry:
     encrypted: str = ""  # "SDES", "DTLS" or ""
     ice: bool = False
     side: str = ""  # whose media description: "caller" or "callee" (from the SIP message's tags)
+    crypto: list[str] = field(default_factory=list)  # SDES suites of its a=crypto lines, in order (keys never)
 
 
 @dataclass(slots=True)
@@ -267,6 +268,7 @@ class MediaFigures:
     lost: int = 0
     loss_pct: float = 0.0
     missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
+    srtp_dropped: int = 0  # SRTP packets that came but fail authentication or replay: a receiver drops them
     jitter_ms: float = 0.0  # mean RFC 3550 jitter (sent: the far end's last reported)
     max_jitter_ms: float = 0.0  # the voice packets' maximum (received only): what the thresholds judge
     mos: float | None = None
@@ -293,6 +295,18 @@ class FarEndReport:
 
 
 @dataclass(slots=True)
+class AgentSrtp:
+    """The agent's own SRTP (RFC 3711): the suite SDES agreed (RFC 4568) and what its receiver's
+    context did with the far end's packets (the echo's only view of them)."""
+
+    suite: str
+    received: int = 0  # SRTP packets given to our receiving context
+    authenticated: int = 0
+    auth_failures: int = 0  # dropped: the far end's key does not authenticate them
+    replayed: int = 0  # dropped by the replay window (RFC 3711 3.3.2)
+
+
+@dataclass(slots=True)
 class AgentView:
     """A call siptool placed or answered itself: what only its agent knows (set by `call`, `check`
     and `echo`; null in `analyze`), and the verdict on the call read from the Analyzer's figures of
@@ -314,6 +328,7 @@ class AgentView:
     ended_by: str = ""  # "local", "remote", "local (no ACK)", "shutdown" (the agent's own view)
     nat: dict[str, Any] = field(default_factory=dict)  # the NAT situation the agent saw (`text` in words)
     notes: list[str] = field(default_factory=list)  # what the agent itself could not do (no SDP answer, BYE unanswered)
+    srtp: AgentSrtp | None = None  # the media was SRTP (since 1.10)
     # the verdict (analysis/placed.py): each direction as judged, one-way audio, every failed limit
     tx: MediaFigures | None = None
     rx: MediaFigures | None = None
