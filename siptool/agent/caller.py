@@ -289,6 +289,8 @@ class OutgoingCall:
                           codec=s.codec if s else None, dtmf_asked=o.dtmf, dtmf_sent=rtp.dtmf_sent,
                           ended_by=s.ended_by or "" if s else "", nat=self._nat().to_dict(),
                           notes=list(s.problems) if s else [])
+        if self.protection is not None:
+            facts.srtp = self.protection.facts()
         if rtp.far_report is not None:
             b = rtp.far_report
             jitter_ms = b.jitter * 1000.0 / rtp.stats.clock_rate  # timestamp units to ms

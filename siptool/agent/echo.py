@@ -29,7 +29,7 @@ from .events import Answered, Ended
 from .limits import SourceLimiter
 from .media import RtpDriver
 from .rtpsession import RtpSession
-from .sdes import Protection
+from .sdes import OFFERED, Protection, SrtpMode
 from .session import RING_LIMIT, UasSession, rings_unanswered  # noqa: F401 - re-exported
 from .clock import stamp
 from .tap import AgentTap
@@ -77,10 +77,12 @@ class EchoServer:
                  codecs: tuple[str, ...] = ("PCMU", "PCMA"), ring: float = 0.0, hangup_after: float | None = None,
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
-                 max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None) -> None:
+                 max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None,
+                 srtp: str = "optional", srtp_suites: tuple[str, ...] = OFFERED) -> None:
         self.listen = listen
         policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, ring=ring,
-                            hangup_after=hangup_after, max_calls=max_calls,
+                            hangup_after=hangup_after, max_calls=max_calls, srtp=SrtpMode(srtp),
+                            srtp_suites=tuple(srtp_suites),
                             auth=Authenticator(realm, {user: password}) if user and password is not None else None)
         # rate: messages per second one source host may send (None: the limiter's default; 0: no limit)
         limiter = None if rate == 0 else SourceLimiter() if rate is None else SourceLimiter(rate)
@@ -201,5 +203,6 @@ def analyse(record: EchoCall) -> Call | None:
         s = record.session
         held = (s.ended_at or s.started_at or 0.0) - (s.answered_at or s.started_at or 0.0)
         call.agent = AgentView(role="callee", codec=s.codec[0], echoed=record.packets_echoed, outcome=s.outcome,
-                               ended_by=s.ended_by or "", held_s=round(held, 1))
+                               ended_by=s.ended_by or "", held_s=round(held, 1),
+                               srtp=record.protection.facts() if record.protection is not None else None)
     return call

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .. import sdp as sdplib
+from ..report.model import AgentSrtp
 from ..rtp.packet import is_rtcp
 from ..rtp.srtp import SUITES, CryptoContext, MasterKey, Outcome, new_master_key, strongest
 
@@ -70,6 +71,7 @@ def secure(proto: str) -> bool:
 def offer(mode: SrtpMode, suites=OFFERED) -> tuple[str, list[sdplib.Crypto]]:
     """The m= line's transport and a=crypto lines of an offer: one line per suite, tags from 1, a
     fresh key each (RFC 4568 6.1: keys from a cryptographically strong source)."""
+    mode = SrtpMode(mode)
     if mode is SrtpMode.OFF:
         return "RTP/AVP", []
     lines = [sdplib.Crypto(tag, suite, [MasterKey(new_master_key(suite))]) for tag, suite in enumerate(suites, 1)]
@@ -84,6 +86,7 @@ def usable(lines: list[sdplib.Crypto]) -> list[sdplib.Crypto]:
 
 def answer(offered: sdplib.Media, mode: SrtpMode, suites=OFFERED) -> Keys | Refusal | None:
     """The answerer's side: Keys (answer in SRTP with `keys.local`), a Refusal, or None (plain RTP)."""
+    mode = SrtpMode(mode)
     proto = offered.proto.upper()
     if "TLS" in proto or offered.fingerprint:
         return Refusal(302, "DTLS-SRTP is not supported (SDES keys only)")
@@ -105,6 +108,7 @@ def accept(offered: list[sdplib.Crypto], proto: str, answered: sdplib.Media, mod
     """The offerer's side, reading the answer: Keys, None (plain RTP: we offered none, or the best-
     effort offer was declined), or what is wrong with it in words (the call then ends before any
     media: our keys must not protect nothing, nor our audio go in clear when SRTP is mandatory)."""
+    mode = SrtpMode(mode)
     if not offered:
         if secure(answered.proto):
             return f"the answer is {answered.proto} to an RTP/AVP offer (RFC 3264 6: it keeps the offer's transport)"
@@ -137,6 +141,12 @@ class Protection:
     @property
     def suite(self) -> str:
         return self.keys.suite
+
+    def facts(self) -> AgentSrtp:
+        """What our receiving context did with the far end's SRTP, for the report (call.agent.srtp)."""
+        c = self.rx.counts
+        return AgentSrtp(self.suite, received=c.total, authenticated=c.ok, auth_failures=c.auth_failed,
+                         replayed=c.replayed)
 
     def protect(self, packet: bytes) -> bytes:
         """RTP -> SRTP, RTCP -> SRTCP (told apart by the packet type, RFC 5761 4)."""

@@ -194,11 +194,19 @@ def echo_line(record) -> str:
     ended_by = a.ended_by if a is not None else record.ended_by
     line = (f"{when} {outcome:<9} from {remote} {(a.codec if a else record.codec) or '-':<5} "
             f"{(a.held_s if a else 0.0) or 0.0:6.1f} s  echoed {a.echoed if a else record.packets_echoed} pkts"
+            + (f"  {srtp_text(a.srtp)}" if a is not None and a.srtp is not None else "")
             + (f"  ended by {ended_by}" if ended_by else "") + f"  call-id {record.call_id}")  # whole: to grep for
     for f in (call.findings if call is not None else []):
         if f.severity in SHOWN:
             line += "\n  " + finding_line(f.severity, f.title, f.code).plain
     return line
+
+
+def srtp_text(s) -> str:
+    """The agent's SRTP in a few words: the suite, and what its receiver dropped."""
+    dropped = [f"{n} {what}" for n, what in ((s.auth_failures, "failed authentication"), (s.replayed, "replayed"))
+               if n]
+    return f"SRTP {s.suite}" + (f" ({', '.join(dropped)}: dropped)" if dropped else "")
 
 
 def register_line(ex) -> str:
