@@ -110,8 +110,9 @@ class RtpSession:
     def latch(self, addr: Addr) -> None:
         """Symmetric RTP (RFC 4961): answer where the packets come from."""
         if self.remote != addr:
-            self.remote, self.latched = addr, True
+            self.remote = addr
             self.remote_rtcp = (addr[0], addr[1] + 1)
+        self.latched = True  # media came from there (also when that is where the SDP said)
 
     def set_remote(self, address: str, port: int, coder, pt: int, dtmf_pt: int | None,
                    ptime_ms: int | None = None) -> None:
