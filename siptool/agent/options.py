@@ -100,7 +100,9 @@ class CallOptions:
             inputs.host_port("--stun", self.stun, stun.DEFAULT_PORT)
         if self.play:
             load_wav(inputs.readable("--play", self.play))
-        for name, path in (("--record", self.record), ("--pcap", self.pcap)):
+        if self.tls_keylog and kind != "tls":
+            raise SiptoolError(f"--tls-keylog: the call uses {kind.upper()}, not TLS: there are no TLS keys to log")
+        for name, path in (("--record", self.record), ("--pcap", self.pcap), ("--tls-keylog", self.tls_keylog)):
             if path:
                 inputs.writable(name, path)
         for name, path in (("--ca-file", self.ca_file), ("--cert", self.cert_file), ("--key", self.key_file)):

@@ -159,6 +159,8 @@ def parse_suite(data: dict, path: str = "<suite>") -> Suite:
             _check_number(path, name, entry)
         if entry.get("uri"):
             _check_uri(path, f"check {name!r}: uri", entry["uri"])
+        if "suites" in entry:
+            _check_suites(path, name, entry["suites"])
         checks.append(CheckSpec(kind, name, {**allowed, **entry}, timeout))
     if not checks:
         raise SiptoolError(f"{path}: no [[check]] entries")
@@ -176,6 +178,19 @@ def _check_uri(path: str, what: str, value) -> None:
     if scheme not in ("sip", "sips"):
         raise SiptoolError(f"{path}: {what} must start with sip: or sips:, as in sip:user@host[:port] "
                            f"(got {value!r})")
+
+
+def _check_suites(path: str, name: str, suites) -> None:
+    """An srtp check's suites: a non-empty list of SDES suite names siptool knows (RFC 4568, RFC 7714)."""
+    from ..rtp.srtp import SUITES
+
+    if not isinstance(suites, list) or not suites or not all(isinstance(x, str) for x in suites):
+        raise SiptoolError(f"{path}: check {name!r}: suites must be a list of SRTP suite names, "
+                           f"e.g. [\"AES_CM_128_HMAC_SHA1_80\"]")
+    unknown = [x for x in suites if x not in SUITES]
+    if unknown:
+        raise SiptoolError(f"{path}: check {name!r}: unknown SRTP suite {unknown[0][:40]!r} "
+                           f"(known: {', '.join(SUITES)})")
 
 
 def _check_number(path: str, name: str, entry: dict) -> None:
@@ -253,6 +268,11 @@ duration = 35
 
 # [[check]]
 # type = "tls"                     # the same call over TLS to tls_uri
+
+# [[check]]
+# type = "srtp"                    # a call that requires SRTP (RTP/SAVP, SDES keys), media both ways
+# suites = ["AES_CM_128_HMAC_SHA1_80"]  # what the trunk must accept (default: AES-GCM, then the _80 and _32 tags)
+# tls = true                       # over TLS to tls_uri: SDES keys must not travel in clear SIP
 
 [[check]]
 type = "wrong_password"            # a wrong password must be refused (401/403), never accepted

@@ -102,9 +102,11 @@ class Driver:
     NNN-NAME-2.pcap for its second operation), else NNN-OPERATION.pcap.
     """
 
-    def __init__(self, target, keep: str | None = None, t1: float = 0.5, thresholds=None) -> None:
+    def __init__(self, target, keep: str | None = None, t1: float = 0.5, thresholds=None,
+                 tls_keylog: str | None = None) -> None:
         from ..analysis.thresholds import DEFAULT
         self.target = target
+        self.tls_keylog = tls_keylog  # --tls-keylog: every TLS session's keys (NSS key log)
         self.thresholds = thresholds or DEFAULT  # the suite's: media_gap_s reaches the calls
         self.t1 = t1
         self.keep = keep  # --pcap-dir: each operation's packets are also written there
@@ -144,7 +146,7 @@ class Driver:
     def _tls(self):
         from ..agent.transport import TlsOptions
         t = self.target
-        return TlsOptions(insecure=bool(t.insecure), ca_file=t.ca_file or None)
+        return TlsOptions(insecure=bool(t.insecure), ca_file=t.ca_file or None, keylog=self.tls_keylog)
 
     def _domain(self) -> str:
         return self.target.domain or self.target.host
@@ -190,7 +192,7 @@ class Driver:
         return out
 
     def _options(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                 cancel_after: float | None = None, transport: str | None = None, what: str = "call"):
+                 cancel_after: float | None = None, transport: str | None = None, what: str = "call", **srtp):
         from ..agent.caller import CallOptions
         t = self.target
         kind = transport or t.transport
@@ -200,6 +202,7 @@ class Driver:
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
             ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, thresholds=self.thresholds,
             pcap=self._pcap(what) if self.keep else None,
+            tls_keylog=self.tls_keylog if kind == "tls" else None, **srtp,
             no_answer_timeout=max(30.0, (cancel_after or 0) + 5))  # the checks judge the figures themselves
 
     @staticmethod
@@ -231,13 +234,18 @@ class Driver:
             f["answered_before_cancel"] = res.status is not None and 200 <= res.status < 300
         if res.auth:
             f["challenge"] = res.auth
+        srtp = res.call.agent.srtp if res.call is not None and res.call.agent is not None else None
+        if srtp is not None:  # what our receiver did with the far end's SRTP
+            f.update({"srtp_suite": srtp.suite, "srtp_auth_failures_rx": srtp.auth_failures,
+                      "srtp_replayed_rx": srtp.replayed})
         return out
 
     async def call(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                   cancel_after: float | None = None, transport: str | None = None) -> Outcome:
+                   cancel_after: float | None = None, transport: str | None = None, **srtp) -> Outcome:
+        """`srtp`: the call's srtp and srtp_suites (agent/options.CallOptions)."""
         from ..agent.caller import place_call
         from ..report.agent_view import event_text
-        res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport))
+        res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, **srtp))
         out = self._outcome(res, cancel_after)
         absorb_report(out, res.report, res.call_id or None)
         _media_analysis(out, res.report, res.call_id)

@@ -24,9 +24,17 @@ EPILOG = epilog([
      "siptool call sip:echo@127.0.0.1 --record heard.wav --pcap call.pcap --json"),
     ("capacity: 50 calls at 10 a second", "siptool call sip:100@127.0.0.1 --calls 50 --rate 10 -d 20"),
     ("behind NAT", "siptool call sip:+15551234567@trunk.example.com --stun stun.example.net"),
+    ("TLS and SRTP required; TLS keys kept for analyze --tls-keylog",
+     "siptool call sips:100@sbc.example --srtp mandatory --tls-keylog keys.log"),
 ],  "The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind "
     "NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it. "
     "--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.",
+    "SRTP (RFC 3711) keyed by SDES (RFC 4568): --srtp mandatory offers RTP/SAVP and hangs up on an answer in "
+    "RTP/AVP (a downgrade) before any media; --srtp optional offers best-effort SRTP (RTP/AVP with a=crypto: "
+    "SRTP when the far end answers with a key, else plain RTP). --srtp-suites lists the suites offered, "
+    "strongest first. A failure says which: no suite in common (488), a downgrade, packets that fail "
+    "authentication (a wrong key: one-way audio), replays. A TLS key log (--tls-keylog, or the SSLKEYLOGFILE "
+    "variable) is made readable by its owner only: it decrypts the signalling, and with it the SRTP keys.",
     "Exit codes: 0 call answered and media met the thresholds; 1 call failed (no answer, rejected, timeout, "
     "nothing listening, one-way audio, media gaps, thresholds not met); 2 bad arguments (checked before "
     "anything is sent); 3 internal error. An answered call is always hung up (BYE), also on Ctrl-C, SIGTERM "
@@ -51,6 +59,11 @@ def read_password(env: str | None, file: Path | None) -> str | None:
             raise SiptoolError(f"--password-file {file}: not a text file") from None
         return lines[0] if lines else ""
     return None
+
+
+def suite_list(text: str | None) -> dict:
+    """--srtp-suites A,B as the agent's srtp_suites (upper case; checked with the other options)."""
+    return {} if text is None else {"srtp_suites": tuple(s.strip().upper() for s in text.split(",") if s.strip())}
 
 
 def call(
@@ -81,6 +94,12 @@ def call(
     sni: Optional[str] = typer.Option(None, "--sni", help="TLS: server name to send and verify (default: host)."),
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS: client certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS: client key (PEM)."),
+    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help="TLS: append the session keys to this "
+                                              "file (NSS key log, mode 0600; default $SSLKEYLOGFILE)."),
+    srtp: str = typer.Option("off", "--srtp", help="SRTP with SDES keys: mandatory (RTP/SAVP), optional "
+                             "(best effort: RTP/AVP with a=crypto) or off."),
+    srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites", help="SDES suites to offer, in order "
+                                              "(default AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80,_32)."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer B = 64*T1)."),
     mos: float = typer.Option(3.6, "--mos", "--mos-min", help="Fail below this E-model MOS (either direction)."),
     max_loss: float = typer.Option(1.0, "--loss", "--max-loss", help="Fail at this packet loss or more, percent."),
@@ -108,6 +127,8 @@ def call(
                         stun=stun, t1=t1, insecure=insecure,
                         ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
                         key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
+                        srtp=srtp.lower(), **suite_list(srtp_suites),
+                        tls_keylog=str(tls_keylog) if tls_keylog else None,
                         thresholds=Thresholds.from_limits(max_loss, max_jitter, mos, max_pdd, max_gap))
         out = console(no_color)
         err = console(no_color, stderr=True)
