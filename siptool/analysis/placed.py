@@ -33,19 +33,23 @@ def ours(call: Call) -> tuple[Stream | None, Stream | None]:
 def received_figures(s: Stream | None, missing_at_end: int) -> MediaFigures:
     """What came to us: the Analyzer's stream; packets due after the far end's media stopped (the
     agent's count) are lost too, as a listener lost them (RFC 3550 counts loss only up to the last
-    sequence number received), and so are SRTP packets that came but that a receiver drops (they
-    fail authentication or replay, RFC 3711 3.3: the Analyzer checked each with the SDP's keys)."""
+    sequence number received). Of an SRTP stream a receiver hears only the packets that authenticate
+    (RFC 3711 3.3: the Analyzer checked each with the SDP's keys): those that came but fail, or come
+    again past the replay window, are lost too (`srtp_dropped`); a duplicate's copy is not."""
     if s is None:
         return MediaFigures(source="measured")
-    dropped = s.srtp.auth_failures + s.srtp.replayed if s.srtp is not None else 0
+    packets, dropped = s.packets, 0
+    if s.srtp is not None and s.srtp.packets:
+        packets = s.srtp.authenticated
+        dropped = max(max(s.expected - packets, 0) - max(s.lost, 0), 0)
     expected = max(s.expected, 1) + missing_at_end
     lost = max(s.lost, 0) + missing_at_end + dropped
     mos, r = s.mos, s.r_factor
     if missing_at_end or dropped:
         effective = (s.effective_loss_pct * max(s.expected, 1) / 100.0 + missing_at_end + dropped) * 100.0 / expected
         r, mos = mos_for_stream(s.codec, min(effective, 100.0), mos_delay_ms(s))
-        r, mos = (round(r, 1), round(mos, 2)) if s.packets > dropped else (None, None)  # none heard: one-way
-    return MediaFigures(packets=s.packets - dropped, lost=lost, loss_pct=round(min(lost * 100.0 / expected, 100.0), 3),
+        r, mos = (round(r, 1), round(mos, 2)) if packets else (None, None)  # nothing heard: one-way audio
+    return MediaFigures(packets=packets, lost=lost, loss_pct=round(min(lost * 100.0 / expected, 100.0), 3),
                         missing_at_end=missing_at_end, srtp_dropped=dropped, jitter_ms=s.mean_jitter_ms,
                         max_jitter_ms=s.max_voice_jitter_ms, mos=mos, r=r, source="measured")
 
@@ -99,7 +103,8 @@ def judge(call: Call, th: Thresholds) -> bool:
         if f.packets and th.too_lossy(f.loss_pct):
             why = "".join(f" ({text})" for n, text in (
                 (f.missing_at_end, f"{f.missing_at_end} due after the far end's media stopped"),
-                (f.srtp_dropped, f"{f.srtp_dropped} SRTP packets dropped: failed authentication or replayed"))
+                (f.srtp_dropped, f"{f.srtp_dropped} SRTP packets that came were dropped: failed authentication or "
+                                  "past the replay window"))
                 if n)
             problems.append(f"loss {name} {f.loss_pct:.2f}% >= {th.loss_pct:g}%{why}")
         if f.packets and th.too_jittery(f.judged_jitter_ms):

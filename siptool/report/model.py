@@ -268,7 +268,7 @@ class MediaFigures:
     lost: int = 0
     loss_pct: float = 0.0
     missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
-    srtp_dropped: int = 0  # SRTP packets that came but fail authentication or replay: a receiver drops them
+    srtp_dropped: int = 0  # lost as SRTP: came but fail authentication or come past the replay window
     jitter_ms: float = 0.0  # mean RFC 3550 jitter (sent: the far end's last reported)
     max_jitter_ms: float = 0.0  # the voice packets' maximum (received only): what the thresholds judge
     mos: float | None = None
