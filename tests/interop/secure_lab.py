@@ -13,6 +13,7 @@ callee listens on 5062: the namespace is new, so they are free. tcpdump captures
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -62,8 +63,8 @@ class SecureLab:
         cert, key = self.dir / "cert.pem", self.dir / "key.pem"
         if not cert.exists():
             subprocess.run([require_binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                            key, "-out", cert, "-days", "2", "-subj", "/CN=sip.example.test"], check=True,
-                           capture_output=True)
+                            key, "-out", cert, "-days", "2", "-subj", "/CN=sip.example.test", "-addext",
+                            "subjectAltName=DNS:sip.example.test"], check=True, capture_output=True)
         return cert, key
 
     def kamailio(self, *defines: str, callee: int = CALLEE) -> Peer:
@@ -107,8 +108,9 @@ class SecureLab:
         (conf / "accounts").write_text(account + "\n")
         return conf, [require_binary("baresip"), "-f", conf, *extra]
 
-    def capture(self, name: str) -> "Capture":
-        return Capture(self, self.dir / f"{name}.pcap")
+    def capture(self, name: str, bpf: str = "") -> "Capture":
+        """tcpdump on the loopback (`bpf`: a filter, e.g. to leave out a proxy's other leg)."""
+        return Capture(self, self.dir / f"{name}.pcap", bpf)
 
     def close(self) -> None:
         for p in self.peers:
@@ -120,15 +122,15 @@ class Capture:
     """tcpdump on the namespace's loopback, from `start()` (once it listens) to `stop()` (every packet
     written, none dropped by the kernel)."""
 
-    def __init__(self, lab: SecureLab, path: Path) -> None:
-        self.lab, self.path = lab, path
+    def __init__(self, lab: SecureLab, path: Path, bpf: str = "") -> None:
+        self.lab, self.path, self.bpf = lab, path, bpf
         self.log = path.with_suffix(".tcpdump.log")
         self.peer: Peer | None = None
 
     def start(self) -> "Capture":
         tcpdump = require_binary("tcpdump")
         self.peer = Peer([*self.lab.prefix, "sh", "-c", f"exec {tcpdump} -i lo -s 0 -U --immediate-mode -n -Z root "
-                          f"-w {self.path} 2>{self.log}"])
+                          f"-w {self.path} {shlex.quote(self.bpf)} 2>{self.log}"])
         deadline = time.time() + 15
         while time.time() < deadline and "listening on" not in (self.log.read_text() if self.log.exists() else ""):
             time.sleep(0.05)
