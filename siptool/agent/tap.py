@@ -4,7 +4,9 @@ only when asked (`--pcap FILE`, `check --pcap-dir`).
 
 Each packet becomes a `capture.Packet` (UDP, or TCP with running sequence numbers for TCP/TLS; TLS as
 the cleartext SIP it carried), IPv4 or IPv6, timed to the nanosecond as the pcap records it, so the
-Report from memory and the Report of the written file are the same."""
+Report from memory and the Report of the written file are the same, but for one thing a pcap cannot
+say: the Analyzer in memory reads TLS as decrypted TLS (transport TLS: no finding about secrets in
+clear SIP), while the written file shows that cleartext as TCP."""
 
 from __future__ import annotations
 
@@ -53,7 +55,10 @@ class AgentTap:
         info.first_time = t if info.first_time is None else info.first_time
         info.last_time = t
         if self.analyzer is not None:
-            self.analyzer.feed(pkt)
+            if kind == "tls":
+                self.analyzer.feed_tls(frame, t, (src[0], src[1], dst[0], dst[1]), data)
+            else:
+                self.analyzer.feed(pkt)
         if self.writer is not None:  # the IP packet is built only for the file
             if kind == "udp":
                 seg = struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0)
