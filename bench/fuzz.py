@@ -220,7 +220,7 @@ def run_case(path: Path, mutation: str, timeout: float, memory_mb: float) -> Out
     """Analyse `path` as `siptool analyze --json` does, and render the terminal view."""
     from rich.console import Console
 
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
     from siptool.errors import SiptoolError
     from siptool.report.jsonout import write
     from siptool.report.terminal import render

@@ -10,6 +10,9 @@ drops and the capture process's CPU time per packet.
 Engines:
   siptool      AF_PACKET TPACKET_V3 ring (capture/live.py) + Decoder + Analyzer with media (the real path)
   ring-only    the same ring, records only (what the capture itself costs)
+  siptool-libpcap  the fallback: libpcap through ctypes (capture/pcap_live.py) + Decoder + Analyzer
+  libpcap-only the same libpcap capture, records only
+  scapy-libpcap-raw  scapy's libpcap socket read raw (recv_raw: no dissection), scapy's best case
   scapy        scapy.sendrecv.sniff(store=False) with a counting callback (scapy's native AF_PACKET socket)
   scapy+anal.  scapy's sniff feeding raw bytes to the same Decoder + Analyzer
   scapy-libpcap  scapy's sniff through libpcap (conf.use_pcap = True)
@@ -75,16 +78,15 @@ def run_engine(engine: str, seconds: float, iface: str, bpf: str) -> dict:
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     captured = drops = kernel = 0
     stop_at = time.monotonic() + seconds
-    if engine in ("siptool", "ring-only"):
-        from siptool.analysis.session import Analyzer
+    if engine in ("siptool", "ring-only", "siptool-libpcap", "libpcap-only"):
+        from siptool.analysis.session import Analyzer, _media_tracker
         from siptool.capture import Decoder
-        from siptool.capture.live import LiveCapture
-        from siptool.commands.capture import _media_tracker
+        from siptool.capture.interface import open_interface
 
         decoder, analyzer = Decoder(), Analyzer(media=_media_tracker())
         decode, feed = decoder.decode, analyzer.feed
-        full = engine == "siptool"
-        with LiveCapture(iface, bpf) as cap:
+        full = engine in ("siptool", "siptool-libpcap")
+        with open_interface(iface, bpf, method="libpcap" if "libpcap" in engine else "af_packet") as cap:
             n = 0
             for rec in cap:
                 if rec is not None:
@@ -127,13 +129,29 @@ def run_engine(engine: str, seconds: float, iface: str, bpf: str) -> dict:
         from scapy.all import sniff
 
         count = [0]
+        if engine == "scapy-libpcap-raw":  # no sniff loop and no dissection: raw bytes as they come
+            sock = conf.L2listen(iface=iface, filter=bpf)
+            end = time.monotonic() + seconds
+            import select
+
+            while time.monotonic() < end:
+                if not select.select([sock.fileno()], [], [], 0.1)[0]:
+                    continue  # libpcap's next_ex would block for good once the blaster stops
+                _cls, data, _ts = sock.recv_raw()
+                if data is not None:
+                    count[0] += 1
+            kernel, drops = sock.stats()[:2] if hasattr(sock, "stats") else (-1, -1)
+            sock.close()
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+            return {"engine": engine, "captured": count[0], "kernel_drops": drops, "kernel_packets": kernel,
+                    "cpu_s": round(cpu, 2), "us_per_packet": round(1e6 * cpu / max(count[0], 1), 1), "streams": None}
         if engine in ("scapy", "scapy-libpcap"):
             def prn(p):
                 count[0] += 1
         else:
-            from siptool.analysis.session import Analyzer
+            from siptool.analysis.session import Analyzer, _media_tracker
             from siptool.capture import Decoder
-            from siptool.commands.capture import _media_tracker
 
             decoder, analyzer = Decoder(), Analyzer(media=_media_tracker())
 
@@ -183,7 +201,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--engines", default="siptool,ring-only,scapy,scapy+analysis,scapy-libpcap,tcpdump")
+    ap.add_argument("--engines", default="siptool,ring-only,siptool-libpcap,libpcap-only,scapy,scapy+analysis,"
+                                         "scapy-libpcap,scapy-libpcap-raw,tcpdump")
     ap.add_argument("--lo", action="store_true", help="use the host loopback instead of a new netns")
     ap.add_argument("--inner-capture")
     ap.add_argument("--inner-blast", action="store_true")

@@ -2,7 +2,7 @@
 """Many independent captures: one worker, every local worker, a Dask LocalCluster; ratios only.
 
 N captures are generated (bench/generate.py, different seeds: N probes' traffic), then analysed as a
-set of independent captures (`siptool.analysis.files.analyze_files(..., "independent")`):
+set of independent captures (`siptool.drivers.many.analyze_files(..., "independent")`):
 
 - `1 worker`: every capture in this process, one after another (the baseline);
 - `N local`: a pool of processes, one per local core (`--workers`, default all);
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_FILES = 200
 sys.path.insert(0, str(REPO))
 
-from siptool.analysis.files import analyze_files, local_workers  # noqa: E402
+from siptool.drivers.many import analyze_files, local_workers  # noqa: E402
 from siptool.report.jsonout import report_dict  # noqa: E402
 
 

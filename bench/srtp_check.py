@@ -17,7 +17,7 @@ from pathlib import Path
 from unittest import mock
 
 from siptool.analysis import media
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pcaps"
 CASES = [("srtp_call.pcap", None), ("srtp_wrong_key.pcap", None), ("tls_calls.pcap", "tls_calls.keys")]

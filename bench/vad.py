@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from siptool.analysis.content import ContentOptions  # noqa: E402
-from siptool.analysis.recording import tracks  # noqa: E402
-from siptool.analysis.session import analyze_file  # noqa: E402
+from siptool.drivers.files import analyze_file  # noqa: E402
+from siptool.drivers.recording import tracks  # noqa: E402
 from siptool.rtp import speech  # noqa: E402
 
 FIXTURES = REPO / "fixtures" / "pcaps"

@@ -27,21 +27,12 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """SIP trunk diagnostics."""
 
 
-_registered = False
-
-
-def _register_subcommands() -> None:
-    global _registered
-    if not _registered:
+def get_app() -> typer.Typer:
+    """The app with every subcommand (for typer.testing.CliRunner and embedding)."""
+    if not app.registered_commands:  # registered once, whoever asks first
         from .commands import register_all
 
         register_all(app)
-        _registered = True
-
-
-def get_app() -> typer.Typer:
-    """The app with every subcommand (for typer.testing.CliRunner and embedding)."""
-    _register_subcommands()
     return app
 
 
@@ -55,5 +46,5 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in MODULES:  # the root has flags only: argv[1] is the command
         register_one(app, sys.argv[1])
     else:
-        _register_subcommands()
+        get_app()
     app()

@@ -11,6 +11,7 @@ import binascii
 import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .digits import port as _port
 from .digits import uint
@@ -317,6 +318,26 @@ def audio_in_force(desc: SessionDescription) -> Media | None:
         if m.media == "audio":
             return dataclasses.replace(m, connection=connection_address(desc, m), direction=direction(desc, m))
     return None
+
+
+class Role(StrEnum):
+    """The part an SDP body plays in an offer/answer exchange (RFC 3264 4)."""
+
+    OFFER = "offer"
+    ANSWER = "answer"
+
+
+def role(is_request: bool, method: str | None, cseq_method: str, status: int | None,
+         invite_offered: bool | None) -> Role:
+    """Offer or answer, by where the body travels in an INVITE transaction (RFC 3261 13.2.1, RFC 3264):
+    SDP in a request is an offer, except in an ACK, which answers an offer made in the 2xx; SDP in a
+    response is an answer, except in a 2xx to an INVITE that carried none (`invite_offered` False),
+    which makes the offer itself. `invite_offered` None: no INVITE seen."""
+    if is_request:
+        return Role.ANSWER if method == "ACK" else Role.OFFER
+    if cseq_method == "INVITE" and 200 <= (status or 0) < 300 and invite_offered is False:
+        return Role.OFFER
+    return Role.ANSWER
 
 
 def negotiate(offer: Media, supported: list[str]) -> tuple[str, int] | None:

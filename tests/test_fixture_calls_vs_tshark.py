@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from support import FIXTURES, require_binary
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 
 PCAPS = sorted(FIXTURES.glob("*.pcap"))
 

@@ -392,7 +392,7 @@ def test_script_regenerates_captures(tmp_path):
 
 def nat_verdicts(inside: Path, outside: Path) -> None:
     """What each side of the NAT must be told: the caller (behind the NAT) hears nothing."""
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
 
     for path in (inside, outside):
         report = analyze_file(path)
@@ -430,7 +430,7 @@ def test_script_makes_the_nat_case_with_a_real_nat(tmp_path):
 
 def verdict(path: Path, keylog: Path | None = None) -> tuple:
     """What a capture says, without what changes on every run (Call-IDs, keys, times)."""
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
 
     report = analyze_file(path, tls_keylog=str(keylog) if keylog else None)
     calls = [(c.final_status, c.messages, c.transport, len(c.streams),

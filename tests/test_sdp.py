@@ -82,6 +82,43 @@ def test_one_sdp_model_serialises_and_negotiates():
     assert held.direction == "sendonly"  # RFC 3264 8.4: c=0.0.0.0 is hold
 
 
+def test_offer_answer_roles():
+    """RFC 3261 13.2.1: the offer is in the INVITE, or (late offer) in the 2xx, answered in the ACK."""
+    role = sdp.role
+    assert role(True, "INVITE", "INVITE", None, True) == sdp.Role.OFFER
+    assert role(False, None, "INVITE", 183, True) == role(False, None, "INVITE", 200, True) == sdp.Role.ANSWER
+    assert role(False, None, "INVITE", 200, False) == sdp.Role.OFFER  # the INVITE carried none
+    assert role(False, None, "INVITE", 183, False) == sdp.Role.ANSWER  # only a 2xx (reliable) makes one
+    assert role(True, "ACK", "ACK", None, False) == sdp.Role.ANSWER
+    assert role(False, None, "UPDATE", 200, False) == sdp.Role.ANSWER
+    assert role(False, None, "INVITE", 200, None) == sdp.Role.ANSWER  # no INVITE captured: read as usual
+    assert sdp.Role.OFFER == "offer"  # the Report's SdpEntry.role, as JSON shows it
+
+
+def test_passive_roles_of_a_late_offer_call():
+    """The Analyzer labels a late-offer call through sdp.role: 2xx offer, ACK answer."""
+    from siptool.analysis.session import Analyzer, _media_tracker
+    from siptool.capture import CaptureInfo, Packet
+
+    body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+
+    def msg(first: str, cseq: str, sdp_body: bytes = b"") -> bytes:
+        head = (f"{first}\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=a\r\n"
+                f"To: <sip:b@y>{';tag=b' if not first.startswith('INVITE') else ''}\r\nCall-ID: late\r\n"
+                f"CSeq: {cseq}\r\n")
+        if sdp_body:
+            head += "Content-Type: application/sdp\r\n"
+        return (head + f"Content-Length: {len(sdp_body)}\r\n\r\n").encode() + sdp_body
+
+    analyzer = Analyzer(media=_media_tracker())
+    for n, data in enumerate([msg("INVITE sip:b@y SIP/2.0", "1 INVITE"),
+                              msg("SIP/2.0 200 OK", "1 INVITE", body),
+                              msg("ACK sip:b@y SIP/2.0", "1 ACK", body)], 1):
+        analyzer.feed(Packet(n, float(n), "192.0.2.1", 5060, "192.0.2.2", 5060, "udp", data))
+    call = analyzer.finish(CaptureInfo(path="-")).calls[0]
+    assert [(e.message, e.role) for e in call.sdp] == [("200 OK", "offer"), ("ACK", "answer")]
+
+
 # --- SDES (RFC 4568) ------------------------------------------------------------------------
 
 KEY30 = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"  # RFC 4568 9.1's example key

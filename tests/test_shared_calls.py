@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 from siptool.errors import SiptoolError
 
 from support import SHARED, load_reference, shared_references

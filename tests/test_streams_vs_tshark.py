@@ -10,7 +10,7 @@ import pytest
 from support import FIXTURES, SHARED, load_reference, require_binary, shared_references
 from tshark_rtp import tshark_streams as _tshark_streams
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 
 REFUSED = {"protos_c07-sip-r2.cap"}  # NetMon 2.x (see test_shared_calls.REFUSED)
 

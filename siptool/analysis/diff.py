@@ -21,7 +21,7 @@ import numpy as np
 from .. import __version__
 from ..report.diff_model import CallPair, CaptureDiff, DiffSide, MessagePair, Rewrite, StreamPair
 from ..report.model import Call, LadderStep, Report, Stream
-from .diff_facts import MessageFacts, collect, differences, message_facts
+from .diff_facts import MessageFacts, collect, differences
 
 MAX_SKEW_S = 10.0  # a call's INVITE on b at most this long before or after a's (B2BUA routing time)
 SEQ_SHOWN = 10  # sequence numbers listed per kind of loss
@@ -36,20 +36,6 @@ class Side:
     report: Report
     facts: dict[int, list[MessageFacts]] = field(default_factory=dict)  # id(call) -> one per ladder step
     series: dict = field(default_factory=dict)  # (src, dst, ssrc) -> StreamMetrics
-
-
-def read(path: str) -> Side:
-    """Analyse one capture for diff. Raises SiptoolError for unreadable input."""
-    from .session import analyze_file
-
-    facts: dict[int, list[MessageFacts]] = {}
-    series: dict = {}
-
-    def on_message(msg, hop, call) -> None:
-        facts.setdefault(id(call), []).append(message_facts(msg))
-
-    report = analyze_file(path, series=series, on_message=on_message)
-    return Side(path, report, facts, series)
 
 
 def compare(a: Side, b: Side, max_skew_s: float = MAX_SKEW_S) -> CaptureDiff:

@@ -3,7 +3,7 @@ count and the calls, not 1,148 paragraphs. Each call keeps its own findings in t
 
 from __future__ import annotations
 
-from ..report.model import SEVERITIES, FindingGroup, Report
+from ..report.model import FindingGroup, Report
 
 
 def group_findings(report: Report) -> list[FindingGroup]:
@@ -24,4 +24,4 @@ def group_findings(report: Report) -> list[FindingGroup]:
         g.calls = sorted(set(g.calls))
         if len(titles[key]) > 1:
             g.title = f"{g.first.title} (and {g.count - 1} more like it)"
-    return sorted(groups.values(), key=lambda g: SEVERITIES.index(g.severity))
+    return sorted(groups.values(), key=lambda g: g.severity.rank)

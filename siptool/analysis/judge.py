@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..report.model import Call, Finding, Stream
 from . import content_rules, findings, media_rules, quality, security
 from .context import Context
+from .thresholds import Thresholds
 
 CALL_RULES = (
     findings.failed_call,
@@ -33,6 +34,13 @@ CALL_RULES = (
 
 def judge_call(call: Call, ctx: Context) -> list[Finding]:
     return [f for rule in CALL_RULES for f in rule(call, ctx)]
+
+
+def mark_streams(streams: list[Stream], thresholds: Thresholds) -> None:
+    """Each stream says whether it was judged past a limit, so a renderer (the ladder's band colour)
+    shows the verdict without judging again."""
+    for s in streams:
+        s.past_limits = quality.past_limits(s, thresholds)
 
 
 def judge_stream(stream: Stream, ctx: Context) -> list[Finding]:

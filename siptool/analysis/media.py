@@ -12,6 +12,7 @@ import socket
 import struct
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ..report.model import Call, Report, RtcpXr, SdpEntry, Stream
 from ..rtp.mos import mos_for_stream
 from ..rtp.packet import parse_rtcp
 from ..rtp.stats import RECORD_DTYPE, StreamMetrics, StreamStats, finish_many
+from ..sip.dialogs import SipCall
 from ..sip.message import SipMessage
 from . import secure_media
 from .secure_media import KeyCandidate, StreamCheck
@@ -105,7 +107,6 @@ class MediaTracker:
         self._bye: dict[str, float] = {}  # call_id -> time of its first BYE
         self._closed: list[tuple[Stream, _StreamState, float]] = []  # finished early (memory), with loss
         self._next_sweep = 0.0
-        self._offer_pending: dict[str, bool] = {}  # call_id -> an INVITE without SDP awaits an offer in 2xx
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
         self._sr_order: deque[tuple[float, tuple[int, int]]] = deque()  # the same, oldest first
@@ -114,41 +115,42 @@ class MediaTracker:
 
     # --- SIP side --------------------------------------------------------------------------
 
-    def sip(self, msg: SipMessage, hop, call: Call) -> None:
+    def sip(self, msg: SipMessage, record: SipCall, call: Call) -> None:
+        """An SDP body in the message just added to `record` (its last hop); `call` is its Call in the Report."""
         ctype = (msg.get("content-type") or "").lower()
         if "sdp" not in ctype:
             return
+        seen = record.hops[-1]
         desc = sdplib.parse(msg.body)
-        role = self._role(msg, call)
+        role = sdplib.role(msg.is_request, msg.method, msg.cseq[1], msg.status, record.invite_sdp)
         keys = self._call_keys.setdefault(call.call_id, [])
         for media in desc.media:
             address = sdplib.connection_address(desc, media) or ""
             formats = sdplib.codecs(media)
             codecs = {pt: (name, rate) for pt, name, rate, _ch in formats}
             entry = SdpEntry(
-                frame=hop.frame, time=hop.time, sender=hop.source, message=msg.label, role=role,
+                frame=seen.frame, time=seen.time, sender=seen.src, message=msg.label, role=role,
                 media=media.media, address=address, port=media.port, protocol=media.proto,
                 codecs=[f"{pt} {name}/{rate}" for pt, (name, rate) in codecs.items()],
                 direction=sdplib.direction(desc, media), ptime=media.ptime, rtcp_mux=media.rtcp_mux,
                 encrypted="DTLS" if media.fingerprint else "SDES" if media.crypto else "",
-                ice=bool(media.candidates), side=call.ladder[-1].side if call.ladder else "",
-                crypto=[c.suite for c in media.crypto])
+                ice=bool(media.candidates), side=seen.side, crypto=[c.suite for c in media.crypto])
             call.sdp.append(entry)
             rtp = _carries_rtp(media.proto)
             kind = secure_media.keying(media.proto, media.fingerprint, media.attributes)
             best_effort = not kind and bool(media.crypto) and bool(rtp)
             if best_effort and role == "answer":
                 kind = self._best_effort_taken(call)
-            source = "sdp-tls" if hop.transport in ("TLS", "WSS") else "sdp"
-            keys += [KeyCandidate(c.suite, tuple(c.keys), source, hop.frame) for c in media.crypto]
+            source = "sdp-tls" if seen.transport in ("TLS", "WSS") else "sdp"
+            keys += [KeyCandidate(c.suite, tuple(c.keys), source, seen.frame) for c in media.crypto]
             if media.port and address and rtp is not None:
                 announced = [self._announce((address, media.port), _Endpoint(
-                    call, codecs, frame=hop.frame, rtp=rtp, keying=kind, keys=keys, fmtp=dict(media.fmtp),
+                    call, codecs, frame=seen.frame, rtp=rtp, keying=kind, keys=keys, fmtp=dict(media.fmtp),
                     channels={pt: ch for pt, _n, _r, ch in formats}))]
                 if rtp and not media.rtcp_mux:
                     rtcp_port = media.rtcp_port or media.port + 1
                     announced.append(self._announce((address, rtcp_port), _Endpoint(
-                        call, codecs, rtcp=True, frame=hop.frame, keying=kind, keys=keys)))
+                        call, codecs, rtcp=True, frame=seen.frame, keying=kind, keys=keys)))
                 if best_effort and role == "offer":
                     self._best_effort.setdefault(call.call_id, []).extend(announced)
 
@@ -236,23 +238,6 @@ class MediaTracker:
             if ep.frame <= frame:
                 return ep
         return None
-
-    def _role(self, msg: SipMessage, call: Call) -> str:
-        """RFC 3264: SDP in a request is an offer, except in ACK (answer to an offer in the 2xx);
-        SDP in a response is an answer, except a 2xx to an INVITE that carried none (then an offer)."""
-        _, method = msg.cseq
-        if msg.is_request:
-            if msg.method == "ACK":
-                return "answer"
-            return "offer"
-        if method == "INVITE" and 200 <= (msg.status or 0) < 300 and self._invite_without_sdp(call):
-            return "offer"
-        return "answer"
-
-    @staticmethod
-    def _invite_without_sdp(call: Call) -> bool:
-        invites = [s for s in call.ladder if s.method == "INVITE" and s.status is None]
-        return bool(invites) and not invites[-1].sdp
 
     # --- packets ---------------------------------------------------------------------------
 
@@ -563,6 +548,20 @@ class MediaTracker:
             if stream is not None:
                 self._closed.append((stream, state, eff))
 
+    def live_figures(self, calls: list[Call], seconds: float) -> dict[int, "CallMedia"]:
+        """For each call (keyed by id): the RTP packets of its open streams so far, and their loss and
+        voice jitter over the last `seconds` of each stream, from the same statistics the Report's
+        figures come from (StreamStats.recent, finish_many): a live view's current figures."""
+        wanted = {id(c) for c in calls}
+        states = [state for _, flow in self._retired + list(self._flows.items())
+                  for state in flow.streams.values() if state.call is not None and id(state.call) in wanted]
+        out: dict[int, CallMedia] = {}
+        for state, m in zip(states, finish_many(state.stats.recent(seconds) for state in states)):
+            was = out.get(id(state.call), CallMedia())
+            out[id(state.call)] = CallMedia(was.packets + len(state.stats), was.expected + m.expected,
+                                            was.lost + max(m.lost, 0), max(was.jitter_ms, m.max_voice_jitter_ms))
+        return out
+
     # --- end -------------------------------------------------------------------------------
 
     def finish(self, report: Report) -> None:
@@ -633,6 +632,15 @@ class MediaTracker:
         if stream.codec.lower() != "telephone-event":
             r, mos = mos_for_stream(stream.codec, effective_loss_pct, mos_delay_ms(stream))
             stream.r_factor, stream.mos = round(r, 1), round(mos, 2)
+
+
+class CallMedia(NamedTuple):
+    """A call's media as a live view shows it (MediaTracker.live_figures)."""
+
+    packets: int = 0  # RTP packets so far, every open stream of the call
+    expected: int = 0  # over the recent window
+    lost: int = 0  # over the recent window
+    jitter_ms: float = 0.0  # the highest voice jitter (RFC 3550) over the recent window
 
 
 def mos_delay_ms(stream: Stream) -> float | None:
@@ -760,14 +768,9 @@ def _plausible_rtp(m, dst: str, dport: int) -> bool:
     return bool(len(steps)) and np.count_nonzero((steps >= 0) & (steps < 1000)) >= 0.8 * len(steps)
 
 
-_IPV4_NAMES: dict[int, str] = {}
-
-
 def _ipv4(value: int) -> str:
-    name = _IPV4_NAMES.get(value)
-    if name is None:
-        name = _IPV4_NAMES[value] = socket.inet_ntoa(struct.pack("!I", value))
-    return name
+    """Dotted quad of an integer IPv4 address (a flow's key, made once per new flow)."""
+    return socket.inet_ntoa(struct.pack("!I", value))
 
 
 def _ipv4_int(name: str) -> int | None:

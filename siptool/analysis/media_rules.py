@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..report.model import Call, Finding, SdpEntry, Stream
+from ..report.model import Call, Finding, SdpEntry, Severity, Stream
 from ..sip.uri import top_via, uri_host
 from .addresses import UNREACHABLE, address_kind, host, split
 from .context import Context
@@ -121,7 +121,7 @@ def one_way_audio(call: Call, ctx: Context) -> Iterable[Finding]:
     if designed:
         if designed == "one-way" and not any(e.direction in ("sendonly", "recvonly") for e in call.sdp[:1]) \
                 and call.reinvites:
-            yield Finding(code="media.hold", severity="info", title="Call put on hold (re-INVITE)",
+            yield Finding(code="media.hold", severity=Severity.INFO, title="Call put on hold (re-INVITE)",
                           explanation="A re-INVITE made the media one-way (sendonly/recvonly): this is hold, "
                                       "not a one-way audio fault.",
                           call_id=call.call_id, frames=[e.frame for e in call.sdp if e.direction != "sendrecv"][:4])
@@ -143,7 +143,7 @@ def one_way_audio(call: Call, ctx: Context) -> Iterable[Finding]:
 
 def _no_audio(call: Call) -> Finding:
     return Finding(
-        code="media.none", severity="error", title="No audio at all on an answered call",
+        code="media.none", severity=Severity.ERROR, title="No audio at all on an answered call",
         explanation="The call was answered and SDP was exchanged, but no RTP was seen in either direction. "
                     "Either the capture does not include the media path (capture filter, or media "
                     "flows through another interface), or both sides send to addresses that do not "
@@ -176,7 +176,7 @@ def _one_way(call: Call, deaf: str, paths: Paths, sides: dict) -> Finding:
         seen = (f" The {deaf}'s own RTP comes from {deaf_media[0]}: that is where it can be reached (its NAT)."
                 if deaf_media else "")
         return Finding(
-            code="media.one_way", severity="error",
+            code="media.one_way", severity=Severity.ERROR,
             title=f"One-way audio: the {deaf} hears nothing (RTP sent to {kind} {s.dst})",
             explanation=f"The {talker} sends its RTP to {s.dst}, the {kind} address in the {deaf}'s SDP, and "
                         f"nothing ever came from that address. A {kind} address cannot be reached across the "
@@ -189,7 +189,7 @@ def _one_way(call: Call, deaf: str, paths: Paths, sides: dict) -> Finding:
         s = from_talker[0]
         evidence.update(cause="misdirected", sent_to=s.dst)
         return Finding(
-            code="media.one_way", severity="error",
+            code="media.one_way", severity=Severity.ERROR,
             title=f"One-way audio: the {deaf} hears nothing (RTP goes to {s.dst}, not {_ep(said)})",
             explanation=f"The {talker}'s RTP goes from {s.src} to {s.dst}, but the {deaf}'s SDP asked for media at "
                         f"{_ep(said)} and its own RTP does not come from {s.dst} either, so nothing is sent "
@@ -217,7 +217,7 @@ def _one_way(call: Call, deaf: str, paths: Paths, sides: dict) -> Finding:
         fix = (f"Check the {talker}'s media: firewall rules for its RTP ports, that it sends at all, and that "
                "the capture point sees both directions of the media.")
     return Finding(
-        code="media.one_way", severity="error",
+        code="media.one_way", severity=Severity.ERROR,
         title=f"One-way audio: the {deaf} hears nothing (no RTP from the {talker})",
         explanation=explanation, fix=fix, call_id=call.call_id, frames=frames, evidence=evidence)
 
@@ -229,7 +229,7 @@ def nat_addresses(call: Call, ctx: Context) -> Iterable[Finding]:
         sender_kind = address_kind(host(e.sender))
         if kind in UNREACHABLE and sender_kind == "public":
             yield Finding(
-                code="nat.private_sdp", severity="warning",
+                code="nat.private_sdp", severity=Severity.WARNING,
                 title=f"SDP advertises {kind} address {e.address} from public {host(e.sender)}",
                 explanation=f"The {e.message} (frame {e.frame}) came from {host(e.sender)} but its SDP asks for "
                             f"media at {e.address}:{e.port}, a {kind} address that is unreachable from the "
@@ -258,7 +258,7 @@ def rtp_source_mismatch(call: Call, ctx: Context) -> Iterable[Finding]:
                       "nothing rewrote its SDP, so media sent to what it announced will not reach it."
                       if kind in UNREACHABLE else "")
             yield Finding(
-                code="nat.rtp_source", severity="warning",
+                code="nat.rtp_source", severity=Severity.WARNING,
                 title=f"RTP from {s.src}, but the {sender}'s SDP said {_ep(announced)}",
                 explanation="Media arrives from a different address or port than the sender announced in its "
                             "SDP. " + ("This is what NAT does" if paths.crosses_public else
@@ -280,7 +280,7 @@ def codec_problems(call: Call, ctx: Context) -> Iterable[Finding]:
     offer, answer = _negotiated(call)
     if call.final_status in (488, 415, 606) and offer is not None and not _srtp_offer(offer):
         yield Finding(
-            code="codec.no_common", severity="error", title="No common codec: the offer was refused",
+            code="codec.no_common", severity=Severity.ERROR, title="No common codec: the offer was refused",
             explanation=f"The far end answered {call.final_status}: none of the offered codecs "
                         f"({', '.join(offer.codecs) or 'none'}) or SDP options was acceptable.",
             fix="Offer G.711 (PCMU/PCMA) at least; remove SRTP/video/unsupported attributes the trunk does not take.",
@@ -291,7 +291,7 @@ def codec_problems(call: Call, ctx: Context) -> Iterable[Finding]:
     for s in call.streams:
         if s.packets and str(s.payload_type) not in allowed and s.from_sdp:
             yield Finding(
-                code="codec.unexpected_pt", severity="warning",
+                code="codec.unexpected_pt", severity=Severity.WARNING,
                 title=f"RTP payload type {s.payload_type} ({s.codec}) is not in the answer",
                 explanation=f"The stream {s.src} -> {s.dst} uses payload type {s.payload_type}, but the SDP "
                             f"answer allowed only {', '.join(answer.codecs)}. The receiver may drop it.",
@@ -300,14 +300,14 @@ def codec_problems(call: Call, ctx: Context) -> Iterable[Finding]:
     codecs = {s.codec for s in call.streams if s.packets and s.codec != "telephone-event"}
     if len(codecs) > 1 and len([s for s in call.streams if s.packets]) >= 2:
         yield Finding(
-            code="codec.asymmetric", severity="info", title=f"Different codecs per direction: {', '.join(sorted(codecs))}",
+            code="codec.asymmetric", severity=Severity.INFO, title=f"Different codecs per direction: {', '.join(sorted(codecs))}",
             explanation="The two directions use different codecs. RFC 3264 allows it, but some gateways "
                         "mis-handle it and transcoding may reduce quality.",
             fix="Put the same preferred codec first on both sides.", call_id=call.call_id)
     ptimes = {e.ptime for e in (offer, answer) if e is not None and e.ptime}
     if len(ptimes) > 1:
         yield Finding(
-            code="codec.ptime_mismatch", severity="info", title=f"ptime differs between offer and answer: {sorted(ptimes)}",
+            code="codec.ptime_mismatch", severity=Severity.INFO, title=f"ptime differs between offer and answer: {sorted(ptimes)}",
             explanation="Offer and answer ask for different packetisation times; receivers must cope with "
                         "both, and some jitter buffers do not.",
             fix="Align ptime (20 ms is the common choice for G.711).", call_id=call.call_id)
@@ -315,7 +315,7 @@ def codec_problems(call: Call, ctx: Context) -> Iterable[Finding]:
     has_te = any("telephone-event" in c for e in (offer, answer) if e for c in e.codecs)
     if dtmf and not has_te:
         yield Finding(
-            code="codec.dtmf_without_te", severity="warning", title="DTMF events sent without telephone-event in SDP",
+            code="codec.dtmf_without_te", severity=Severity.WARNING, title="DTMF events sent without telephone-event in SDP",
             explanation="RFC 4733 DTMF events were sent, but the SDP did not negotiate telephone-event; the far "
                         "end may ignore the digits.",
             fix="Offer telephone-event/8000 in the SDP, or use the DTMF mode the trunk expects.",
@@ -334,7 +334,7 @@ def ssrc_change(call: Call, ctx: Context) -> Iterable[Finding]:
         streams.sort(key=lambda s: s.start)
         later = streams[1]
         yield Finding(
-            code="media.ssrc_change", severity="info",
+            code="media.ssrc_change", severity=Severity.INFO,
             title=f"SSRC changed on {src} -> {dst} ({len(streams)} sources)",
             explanation=f"The media from {src} switched from SSRC {streams[0].ssrc:#010x} to {later.ssrc:#010x} "
                         f"at frame {later.first_frame} without new SDP. Usually a B2BUA or media server "
@@ -363,7 +363,7 @@ def sip_header_nat(msg, hop, call: Call) -> Finding | None:
         kind = address_kind(addr)
         if kind in UNREACHABLE:
             return Finding(
-                code="nat.private_contact", severity="warning",
+                code="nat.private_contact", severity=Severity.WARNING,
                 title=f"{header} has {kind} address {addr} in a message from public {hop.src}",
                 explanation=f"The {msg.label} in frame {hop.frame} came from {hop.src}:{hop.sport} but its {header} "
                             f"says {addr}, a {kind} address. The sender is behind NAT and its SIP stack did not "

@@ -10,7 +10,7 @@ Analyzer's or the agent's.
 
 from __future__ import annotations
 
-from ..report.model import AgentView, Call, MediaFigures, Stream
+from ..report.model import AgentView, Call, MediaFigures, Severity, Stream
 from ..rtp.mos import mos_for_stream
 from .media import mos_delay_ms
 from .thresholds import Thresholds
@@ -83,7 +83,7 @@ def judge(call: Call, th: Thresholds) -> bool:
     if call.final_status is None or not 200 <= call.final_status < 300 or a.codec is None:
         problems += [f.title for f in call.findings if f.code in REFUSED and f.title not in problems]
         return False
-    one_way = [f for f in call.findings if f.code in ONE_WAY and f.severity in ("error", "critical")]
+    one_way = [f for f in call.findings if f.code in ONE_WAY and f.severity.rank <= Severity.ERROR.rank]
     srtp = next((f for f in one_way if f.code == "srtp.auth_failed"), None)
     if srtp is not None:  # packets came, but the far end's key does not open them
         a.one_way = srtp.title
@@ -117,6 +117,6 @@ def judge(call: Call, th: Thresholds) -> bool:
             why = f"the call ended after {call.duration_s or 0:g} s, before all digits were sent"
         problems.append(f"DTMF: sent {a.dtmf_sent!r} of {a.dtmf_asked!r}: {why}")
     for f in call.findings:
-        if f.code in FAILS_CALL and f.severity in ("error", "critical") and f.title not in problems:
+        if f.code in FAILS_CALL and f.severity.rank <= Severity.ERROR.rank and f.title not in problems:
             problems.append(f.title)
     return not problems

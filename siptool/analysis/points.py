@@ -10,7 +10,7 @@ arrive (capture.hep.HepReceiver gives both); `finish()` merges the points' Repor
 from __future__ import annotations
 
 from ..capture import CaptureInfo, Packet
-from ..report.model import Finding, Report
+from ..report.model import Finding, Report, Severity
 from . import combine
 from .session import Analyzer, _media_tracker
 from .thresholds import DEFAULT, Thresholds
@@ -69,7 +69,7 @@ def hep_findings(receiver) -> list[Finding]:
     if receiver.malformed:
         number, reason, sender = bad[0] if bad else (0, "", "")
         out.append(Finding(
-            code="hep.malformed", severity="warning",
+            code="hep.malformed", severity=Severity.WARNING,
             title=f"{receiver.malformed} HEP message(s) could not be read (first: #{number}, {reason})",
             explanation=f"Of {receiver.messages} HEP messages received, {receiver.malformed} are not valid HEP v3 "
                         f"(HEP3 specification rev. 37): the first, #{number} from {sender or 'a TCP stream'}: "
@@ -81,7 +81,7 @@ def hep_findings(receiver) -> list[Finding]:
     if receiver.refused:
         refused = [r for r in receiver.rejects if r[1] == "wrong or missing auth key"]
         out.append(Finding(
-            code="hep.auth_refused", severity="error",
+            code="hep.auth_refused", severity=Severity.ERROR,
             title=f"{receiver.refused} HEP message(s) refused: wrong or missing auth key",
             explanation=f"{receiver.refused} of {receiver.messages} HEP messages did not carry the auth key this "
                         "collector was given, so they were dropped unread: calls from those agents are missing.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..report.model import Call, Finding, SdpEntry, Stream
+from ..report.model import Call, Finding, SdpEntry, Severity, Stream
 from .addresses import address_kind
 from .context import Context
 
@@ -54,7 +54,7 @@ def srtp_refused(call: Call, ctx: Context) -> Iterable[Finding]:
         return
     suites = ", ".join(offer.crypto) or "no a=crypto key"
     yield Finding(
-        code="srtp.refused", severity="error",
+        code="srtp.refused", severity=Severity.ERROR,
         title=f"SRTP offer refused ({call.final_status}): no crypto suite, or no codec, in common",
         explanation=f"The offer was {offer.protocol} (SRTP keyed by SDES, RFC 4568) with {suites}, and codecs "
                     f"{', '.join(c.split()[-1] for c in offer.codecs) or 'none'}; the far end answered "
@@ -75,7 +75,7 @@ def srtp_downgrade(call: Call, ctx: Context) -> Iterable[Finding]:
             continue
         if answer.port and answer.protocol.upper() not in SECURE_PROFILES:
             yield Finding(
-                code="srtp.downgrade", severity="error",
+                code="srtp.downgrade", severity=Severity.ERROR,
                 title=f"SRTP downgraded: {offer.protocol} offer answered {answer.protocol}",
                 explanation=f"The {offer.message} offered {offer.protocol} (SRTP, {', '.join(offer.crypto) or 'no key'}) "
                             f"and the {answer.message} answered {answer.protocol}"
@@ -121,7 +121,7 @@ def stream_failures(stream: Stream, call: Call | None) -> Iterable[Finding]:
             explanation += (". The stream may have begun before the capture: a context that missed the sequence "
                             "wrap has the wrong rollover counter (RFC 3711 3.3.1), which fails every packet too")
         yield Finding(
-            code="srtp.auth_failed", severity="error" if one_way else "warning",
+            code="srtp.auth_failed", severity=Severity.ERROR if one_way else Severity.WARNING,
             title=(f"SRTP one-way audio: {hears or stream.dst} cannot decrypt {stream.src} (wrong key)" if one_way
                    else f"{srtp.auth_failures} SRTP packets fail authentication ({stream.src} -> {stream.dst})"),
             explanation=explanation + ".",
@@ -133,7 +133,7 @@ def stream_failures(stream: Stream, call: Call | None) -> Iterable[Finding]:
                       "suite": srtp.suite, "reason": srtp.reason})
     if srtp.replayed:
         yield Finding(
-            code="srtp.replay", severity="warning",
+            code="srtp.replay", severity=Severity.WARNING,
             title=f"{srtp.replayed} SRTP packets a receiver drops as replays ({stream.src} -> {stream.dst})",
             explanation=f"{srtp.replayed} packets of the stream repeat a packet index already received, or arrive "
                         "later than the replay window (RFC 3711 3.3.2, 128 packets in libsrtp): an SRTP receiver "
@@ -198,7 +198,7 @@ def digest_in_clear(call: Call, seen: list[tuple[int, str, str, bool]]) -> Findi
         return None
     frame, src, dst, _ = public[0]
     return Finding(
-        code="security.digest_cleartext", severity="warning",
+        code="security.digest_cleartext", severity=Severity.WARNING,
         title=f"Digest credentials sent in clear from {src} to {dst}",
         explanation=f"{len(public)} request(s) of this call carry an Authorization or Proxy-Authorization header over "
                     "a transport without TLS on a public path. Anyone on the path sees the user name, realm, nonce "
@@ -217,7 +217,7 @@ def srtp_keys_in_clear(call: Call, seen: list[tuple[int, str, str, bool]]) -> Fi
     public = any(w[3] for w in seen)
     frame, src, dst, _ = seen[0]
     return Finding(
-        code="security.srtp_keys_cleartext", severity="warning" if public else "info",
+        code="security.srtp_keys_cleartext", severity=Severity.WARNING if public else Severity.INFO,
         title=f"SRTP keys sent in clear SIP ({src} -> {dst})",
         explanation=f"{len(seen)} message(s) of this call carry a=crypto inline keys (SDES) over a transport "
                     f"without TLS{' on a public path' if public else ''}. The media is only as secret as the "

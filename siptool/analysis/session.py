@@ -1,8 +1,8 @@
 """The streaming analyser: packets -> SIP calls (and media) -> Report.
 
-`Analyzer` is sans-I/O: `feed(packet)` for each decoded packet, `finish()` for the Report. The file
-driver `analyze_file()` and the live driver both just move packets into it. State kept is per call
-and per flow, never per packet.
+`Analyzer` is sans-I/O: `feed(packet)` for each decoded packet, `finish()` for the Report. The
+drivers (siptool/drivers: capture files, live runs; agent/tap.py for placed calls) just move packets
+into it. State kept is per call and per flow, never per packet.
 """
 
 from __future__ import annotations
@@ -10,34 +10,42 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import __version__
-from ..capture import CaptureInfo, Packet, open_capture
-from ..capture.batch import batches_supported, iter_batches
+from ..capture import CaptureInfo, Packet
 from ..report.model import Call, CaptureSummary, Finding, Report
-from ..sip.dialogs import CallTracker, Hop
-from ..sip.message import SipParseError, looks_like_sip, parse
+from ..sip.dialogs import CallTracker, Hop, SipCall
+from ..sip.message import SipMessage, SipParseError, looks_like_sip, parse
 from . import findings as rules
 from . import secure_media, transport_findings
-from .security import Exposure
+from .calls import fill, new_call
 from .context import Context
 from .conversation import conversation
 from .groups import group_findings
-from .judge import judge_call, judge_stream
+from .judge import judge_call, judge_stream, mark_streams
 from .kinds import classify_streams
 from .media_rules import sip_header_nat
 from .metrics import compute_metrics
 from .sizing import DEFAULT_PLAN, SizingPlan, compute_sizing, concurrency_limit
+from .security import Exposure
 from .streams import Streams
 from .thresholds import DEFAULT, Thresholds
 
 class Analyzer:
-    """Feed packets in capture order; `finish()` returns the Report."""
+    """Feed packets in capture order; `finish()` returns the Report.
+
+    Two hooks let observers follow along without reading the state back: after each SIP message
+    `on_message(msg, record, call)` (the parsed message, SIP's record of its call with this message
+    last in its hops, and its Call in the Report: a live board, metrics, `diff` reading headers), and
+    for each finding made while reading (a malformed message, a NAT address...) `on_finding(finding)`."""
 
     def __init__(self, media=None, thresholds: Thresholds = DEFAULT, sizing: SizingPlan = DEFAULT_PLAN,
-                 on_message: Callable | None = None) -> None:
+                 on_message: Callable[[SipMessage, SipCall, Call], None] | None = None,
+                 on_finding: Callable[[Finding], None] | None = None) -> None:
         self.thresholds = thresholds
         self.sizing = sizing
-        self.on_message = on_message  # (msg, hop, call) after each SIP message is tracked: `diff` reads headers
+        self.on_message = on_message
+        self.on_finding = on_finding
         self.tracker = CallTracker()
+        self._calls: dict[int, Call] = {}  # id(SipCall record) -> its Call in the Report
         self._last_sip: tuple[int, float] | None = None  # frame and time of the latest SIP message
         self._clock_jumps: list[tuple[int, int, float]] = []  # (frame, previous frame, seconds moved)
         self._large: dict[int, tuple[Call, list]] = {}  # id(call) -> requests over UDP_LIMIT sent on UDP
@@ -106,16 +114,17 @@ class Analyzer:
             msg = parse(raw, stream=stream)
         except SipParseError as exc:
             self._malformed += 1
-            self.findings.append(rules.malformed(frame, str(exc), pkt, raw))
+            self._found(rules.malformed(frame, str(exc), pkt, raw))
             return
         hop = Hop(frame, pkt.time, pkt.src, pkt.sport, pkt.dst, pkt.dport, transport)
         self._clock(frame, pkt.time)
-        call = self.tracker.add(msg, hop)
+        record = self.tracker.add(msg, hop)
+        call = self._calls.get(id(record))
+        if call is None:
+            call = self._calls[id(record)] = new_call(record)
         self.exposure.message(msg, hop, call)
-        if self.on_message is not None:
-            self.on_message(msg, hop, call)
         if msg.problems:
-            call.findings.append(rules.message_problems(frame, msg, call.call_id))
+            self._found(rules.message_problems(frame, msg, call.call_id), call)
         if not stream and msg.is_request and len(raw) > rules.UDP_LIMIT:
             sent = self._large.setdefault(id(call), (call, []))[1]
             if len(sent) < 20:
@@ -124,12 +133,20 @@ class Analyzer:
             nat = sip_header_nat(msg, hop, call)
             if nat is not None:
                 self._nat_reported.add(call.call_id)
-                call.findings.append(nat)
+                self._found(nat, call)
         if self.media is not None:
             if msg.body:
-                self.media.sip(msg, hop, call)
+                self.media.sip(msg, record, call)
             if msg.method == "BYE":
                 self.media.ended(call, hop.time)
+        if self.on_message is not None:
+            self.on_message(msg, record, call)
+
+    def _found(self, finding: Finding, call: Call | None = None) -> None:
+        """A finding made while reading: the call's own, or capture-wide."""
+        (self.findings if call is None else call.findings).append(finding)
+        if self.on_finding is not None:
+            self.on_finding(finding)
 
     def _clock(self, frame: int, time: float) -> None:
         """Note where the capture's clock jumps between SIP messages (back, or forward by a week)."""
@@ -141,7 +158,10 @@ class Analyzer:
                 self._clock_jumps.append((frame, last[0], moved))
 
     def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
-               incomplete_fragments: list[list[int]] | None = None) -> Report:
+               incomplete_fragments: list[list[int]] | None = None,
+               source_findings: list[Finding] | None = None) -> Report:
+        """The Report. `source_findings`: what the driver's source found about the capture itself
+        (a live run's kernel drops, an interface that was down), listed first."""
         if self._plain is not None:
             self._decrypted(float("inf"))
         self._deliver(self.streams.finish())
@@ -153,7 +173,9 @@ class Analyzer:
         if info.first_time is not None and info.last_time is not None:
             summary.duration_s = round(info.last_time - info.first_time, 6)
         report = Report(capture=summary, version=__version__)
-        report.calls = sorted(self.tracker.calls(info.last_time), key=lambda c: c.start)
+        calls = self._calls
+        report.calls = sorted((fill(calls[id(r)], r, info.last_time) for r in self.tracker.calls(info.last_time)),
+                              key=lambda c: c.start)
         number_calls(report)
         if self.media is not None:
             self.media.finish(report)
@@ -161,7 +183,7 @@ class Analyzer:
         if self.media is not None and self.media.content is not None:
             for call in report.calls:
                 call.conversation = conversation(call)
-        report.findings = list(self.findings) + self.streams.findings()
+        report.findings = list(source_findings or ()) + self.findings + self.streams.findings()
         report.findings += rules.capture_findings(summary, incomplete_fragments or [], self.streams.tcp_gaps)
         tls = transport_findings.tls_unread(self.streams, report, self._plain is not None)
         if tls is not None:
@@ -177,8 +199,10 @@ class Analyzer:
             call.findings += self.exposure.findings(call)
         for call in report.calls:
             call.findings += judge_call(call, ctx)
+            mark_streams(call.streams, self.thresholds)
         for stream in report.streams:
             report.findings += judge_stream(stream, ctx)
+        mark_streams(report.streams, self.thresholds)
         if self.media is not None and not self.media.rtcp_packets:
             rules.media_not_captured(report)
         for call in report.calls:
@@ -218,155 +242,7 @@ def number_calls(report: Report) -> None:
         call.number = n
 
 
-def analyze_file(path, progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
-                 series: dict | None = None, thresholds: Thresholds = DEFAULT,
-                 sizing: SizingPlan = DEFAULT_PLAN, on_message: Callable | None = None, tls_keylog: str | None = None,
-                 srtp_keys: list | None = None, content=None) -> Report:
-    """Read a capture file and return its Report. Raises SiptoolError for unreadable input.
-
-    series: a dict to fill with each stream's per-packet StreamMetrics, keyed (src, dst, ssrc);
-    sizing: the grade of service and headroom the sizing figures are for; on_message: see Analyzer;
-    tls_keylog: an NSS key log, the TLS it opens is analysed like clear SIP (capture/tls.py);
-    srtp_keys: SRTP keys the capture does not show (rtp/srtp_keys.KeyEntry), by sender;
-    content: analysis.content.ContentOptions to decode audio streams and find who spoke when."""
-    analyzer = Analyzer(media=_media_tracker(series, srtp_keys, content), thresholds=thresholds, sizing=sizing,
-                        on_message=on_message)
-    with open_capture(path) as source, plaintext(path, tls_keylog) as plain:
-        if plain is not None:
-            analyzer.decrypt(plain)
-        tick = _progress(source, progress, on_progress)
-        feed_source(analyzer, source, tick)
-        if tick:
-            tick(done=True)
-        return analyzer.finish(source.info, source.decoder.skipped, source.decoder.fragments.incomplete)
-
-
-def plaintext(path, tls_keylog: str | None):
-    """The decrypted TLS of a capture file (a context manager), or a null one without a key log."""
-    import contextlib
-
-    if tls_keylog is None:
-        return contextlib.nullcontext()
-    from ..capture.tls import Plaintext
-
-    return Plaintext(path, tls_keylog)
-
-
-def feed_source(analyzer: Analyzer, source, tick=None, first_frame: int = 1) -> None:
-    """Feed every packet of an open capture file to the Analyzer. `first_frame`: the number its
-    first packet gets (a file after others in one timeline continues their count)."""
-    if analyzer.media is not None and batches_supported(source.capture):
-        _feed_batches(source, analyzer, tick, first_frame - 1)
-        return
-    feed, decode = analyzer.feed, source.decoder.decode
-    shift = first_frame - 1
-    for i, rec in enumerate(source.capture):
-        pkt = decode(rec.frame + shift, rec.time, rec.linktype, rec.data)
-        if pkt is not None:
-            feed(pkt)
-        if not i & 0x3FFF and tick:
-            tick()
-    source.decoder.fragments.flush()
-
-
-def _feed_batches(source, analyzer: Analyzer, tick, shift: int = 0) -> None:
-    """Fast path: RTP in bulk per batch, everything else per packet in capture order.
-
-    Within a batch the per-packet records go first; RTP flows are classified by the frame of their
-    first packet against SDP announcements stamped with frame numbers, so the outcome is the same
-    as feeding every packet in order. `shift` is added to every frame number.
-    """
-    decode = source.decoder.decode
-    feed = analyzer.feed
-    media = analyzer.media
-    batches = iter_batches(source.capture)
-    if media.content is not None:  # G.711 content summarised in the reader's thread (analysis/content.py)
-        from .content import summarised
-
-        batches = summarised(batches)
-    for batch in _prefetched(batches):
-        if shift:
-            batch.rtp.frame += shift
-        for frame, time, data in batch.slow:
-            pkt = decode(frame + shift, time, batch.linktype, data)
-            if pkt is not None:
-                feed(pkt)
-        media.feed_batch(batch.rtp, batch.buf, getattr(batch, "g711", None))
-        # Flat RSS: this batch's pages are done with (reader.Capture.release). Released here, by the
-        # consumer, not by the reader thread, which runs a batch ahead.
-        source.capture.release(batch.end)
-        if tick:
-            tick(position=batch.end)
-    source.decoder.fragments.flush()
-
-
-_DONE = object()
-
-
-def _prefetched(batches):
-    """The batches, the next one read and classified by a thread while this one is analysed: numpy
-    releases the GIL for most of that work, so a second core takes it. The reader starts on a batch
-    only once the previous one is taken, so at most two are in memory."""
-    import queue
-    import threading
-
-    ready: queue.Queue = queue.Queue()
-    turn = threading.Semaphore(1)  # the reader may read one batch
-    stop = threading.Event()
-
-    def read() -> None:
-        it = iter(batches)
-        try:
-            while True:
-                while not turn.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                batch = next(it, _DONE)
-                ready.put(batch)
-                if batch is _DONE:
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            ready.put(exc)
-
-    reader = threading.Thread(target=read, name="siptool-read", daemon=True)
-    reader.start()
-    try:
-        while (item := ready.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            turn.release()  # read the next one while this one is analysed
-            yield item
-    finally:
-        stop.set()
-        reader.join()
-
-
 def _media_tracker(series: dict | None = None, srtp_keys: list | None = None, content=None):
     from .media import MediaTracker
 
     return MediaTracker(series, srtp_keys, content)
-
-
-def _progress(source, show: bool, on_progress):
-    """A callable that updates a progress display from the reader's position, or None."""
-    if not (show or on_progress):
-        return None
-    total = source.info.size_bytes or 1
-    tell = source.capture.tell
-    if not show:
-        def tick(done: bool = False, position: int | None = None) -> None:
-            on_progress(total if done else position or tell(), total)
-        return tick
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True)
-    task = bar.add_task("read", total=total)
-    bar.start()
-
-    def tick(done: bool = False, position: int | None = None) -> None:
-        bar.update(task, completed=total if done else position or tell())
-        if done:
-            bar.stop()
-    return tick

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..report.model import (Call, CallState, ConcurrencyBand, FailureOnset, Finding, LadderStep, Report, Sizing,
-                            SizingSeries)
+from ..report.model import (Call, CallState, ConcurrencyBand, FailureOnset, Finding, LadderStep, Report, Severity,
+                            Sizing, SizingSeries)
 from .thresholds import Thresholds
 
 TIMER_B_S = 32.0  # 64*T1: an INVITE with no response at all is given up (RFC 3261 17.1.1.2)
@@ -313,7 +313,7 @@ def concurrency_limit(sizing: Sizing | None, limits: Thresholds) -> list[Finding
             continue
         failed_from = round(o.attempts_from * o.failure_pct_from / 100)
         out.append(Finding(
-            code="capacity.concurrency_limit", severity="warning",
+            code="capacity.concurrency_limit", severity=Severity.WARNING,
             title=f"{o.status}s begin above {o.level} concurrent calls: a CCC limit near {o.level}",
             explanation=f"None of the {o.attempts_below:,} INVITEs that came while fewer than {o.level} calls "
                         f"held a channel got a {o.status}; from {o.level} up, {failed_from:,} of "

@@ -5,7 +5,7 @@ Analyzer call them with what they saw."""
 from __future__ import annotations
 
 from ..capture.websocket import CLOSE_CODES, Close, Handshake
-from ..report.model import Finding
+from ..report.model import Finding, Severity
 
 
 def _flow(key: tuple) -> str:
@@ -24,7 +24,7 @@ def websocket_handshake(client: tuple, shake: Handshake) -> Finding:
     refused = shake.response is not None and not shake.accepted
     frames = [shake.request_frame] + ([shake.response_frame] if shake.response is not None else [])
     return Finding(
-        code="ws.subprotocol", severity="warning",
+        code="ws.subprotocol", severity=Severity.WARNING,
         title=("WebSocket Upgrade refused" if refused else "WebSocket without the sip subprotocol")
         + f" ({client[0]}:{client[1]} -> {client[2]}:{client[3]})",
         explanation=f"On {_flow(client)}: {'; '.join(problems)}. A SIP WebSocket client must ask for the sip "
@@ -44,7 +44,7 @@ def websocket_closed(key: tuple, close: Close, transport: str) -> Finding:
     meaning = CLOSE_CODES.get(close.code, "a code the application defines" if close.code and close.code >= 3000
                               else "no defined meaning")
     return Finding(
-        code="ws.closed", severity="warning",
+        code="ws.closed", severity=Severity.WARNING,
         title=f"WebSocket closed with {close.code} ({meaning}) by {key[0]}:{key[1]}",
         explanation=f"On {_flow(key)} ({transport}) the WebSocket was closed with status {close.code} ({meaning})"
                     + (f", reason {close.reason!r}" if close.reason else "")
@@ -59,7 +59,7 @@ def websocket_malformed(key: tuple, problems: list[tuple[int, str]]) -> Finding:
     """Frames of one WebSocket direction that break RFC 6455 (each skipped by its own length)."""
     frames = sorted({f for f, _ in problems if f})
     return Finding(
-        code="ws.malformed", severity="warning",
+        code="ws.malformed", severity=Severity.WARNING,
         title=f"{len(problems)} WebSocket frame problem(s) from {key[0]}:{key[1]}",
         explanation=f"On {_flow(key)}: {_what(problems)}. A peer that follows RFC 6455 closes the connection "
                     "on such frames (status 1002); the SIP messages in well-formed frames were analysed.",
@@ -72,7 +72,7 @@ def sctp_malformed(key: tuple, problems: list[tuple[int, str]]) -> Finding:
     """SCTP chunks that cannot be read, or user messages never completed (RFC 9260 3.2, 6.9)."""
     frames = sorted({f for f, _ in problems if f})
     return Finding(
-        code="sctp.malformed", severity="warning",
+        code="sctp.malformed", severity=Severity.WARNING,
         title=f"SCTP from {key[0]}:{key[1]}: {len(problems)} problem(s) with chunks or user messages",
         explanation=f"On {_flow(key)}: {_what(problems)}. SIP messages in the chunks that could be read were "
                     "analysed; a message whose fragments did not all arrive is missing.",
@@ -103,7 +103,7 @@ def tls_unread(streams, report, keylog: bool) -> Finding | None:
                         f"to those calls: {', '.join(unexplained[:4])}{' ...' if len(unexplained) > 4 else ''}; "
                         "their figures come from their headers alone.")
     return Finding(
-        code="sip.tls", severity="info",
+        code="sip.tls", severity=Severity.INFO,
         title=f"{packets} TLS packets (encrypted SIP?) not decoded"
               + (": the key log does not open them" if keylog else ""),
         explanation=explanation,

@@ -1,7 +1,7 @@
 """Live capture from a network interface: AF_PACKET with a TPACKET_V3 memory-mapped ring (Linux).
 
-Why not scapy or libpcap: both end up on the same kernel socket, and bench/live_capture.py measures
-them. The TPACKET_V3 ring (packet(7), kernel Documentation/networking/packet_mmap.rst) lets the
+Why not scapy or libpcap first: both end up on the same kernel socket, and bench/live_capture.py
+measures them. libpcap (pcap_live.py) takes over where no ring can be had (interface.py). The TPACKET_V3 ring (packet(7), kernel Documentation/networking/packet_mmap.rst) lets the
 kernel fill whole blocks of frames, with nanosecond timestamps, without a system call per packet;
 the ring (32 MB by default) absorbs bursts while Python is busy. Kernel counters
 (PACKET_STATISTICS: packets seen, packets dropped because the ring was full) are read at the end.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import mmap
 import select
@@ -50,6 +51,10 @@ _U32 = struct.Struct("=I")
 
 NO_PRIVILEGE = ("capturing on {iface} needs root or the CAP_NET_RAW capability: run it with sudo, or grant "
                 "the capability once: sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which python3))")
+
+
+class RingUnavailable(SiptoolError):
+    """This system gives no AF_PACKET TPACKET_V3 ring (not Linux, an old kernel, a sandbox): libpcap may."""
 
 
 @dataclass(slots=True)
@@ -128,11 +133,13 @@ class LiveCapture:
     ...     for rec in cap: ...
     """
 
+    method = "af_packet"
+    version = TPACKET_V3
+
     def __init__(self, iface: str, bpf: str | None = None, buffer_mb: int = 32, block_kb: int = 1024,
                  tick: float = 0.1) -> None:
         if not hasattr(socket, "AF_PACKET"):
-            raise SiptoolError("live capture needs Linux (AF_PACKET); on other systems capture with tcpdump "
-                               "and run siptool analyze on the file")
+            raise RingUnavailable("live capture through AF_PACKET needs Linux")
         self.iface = iface
         self.filter = bpf
         self.tick = tick
@@ -198,7 +205,10 @@ class LiveCapture:
             insns = ctypes.create_string_buffer(code, len(code))
             fprog = struct.pack("HL", len(code) // 8, ctypes.addressof(insns))  # struct sock_fprog
             sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, self.version)
+        except OSError as exc:
+            raise RingUnavailable(f"no TPACKET_V3 ring on this system: {exc.strerror}") from None
         # struct tpacket_req3: block size, blocks, frame size, frames, retire timeout ms, priv, features
         frames = self.block_size // 2048 * self.block_nr
         req = struct.pack("=7I", self.block_size, self.block_nr, 2048, frames, 50, 0, 0)
@@ -206,10 +216,15 @@ class LiveCapture:
             sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
         except OSError as exc:
             self.close()
-            raise SiptoolError(f"cannot set up a {self.block_size * self.block_nr >> 20} MB capture ring: "
-                               f"{exc.strerror} (try a smaller --buffer)") from None
-        self._map = mmap.mmap(sock.fileno(), self.block_size * self.block_nr, mmap.MAP_SHARED,
-                              mmap.PROT_READ | mmap.PROT_WRITE)
+            if exc.errno == errno.ENOMEM:
+                raise SiptoolError(f"cannot set up a {self.block_size * self.block_nr >> 20} MB capture ring: "
+                                   f"{exc.strerror} (try a smaller --buffer)") from None
+            raise RingUnavailable(f"no capture ring on this system: {exc.strerror}") from None
+        try:
+            self._map = mmap.mmap(sock.fileno(), self.block_size * self.block_nr, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            raise RingUnavailable(f"the capture ring cannot be mapped: {exc.strerror}") from None
         try:
             if iface != "any":
                 sock.bind((iface, ETH_P_ALL))
@@ -287,7 +302,8 @@ class LiveCapture:
         """Add the kernel's counters since the last call (reading resets them) and return the totals."""
         if self._sock is not None:
             raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)  # struct tpacket_stats_v3
-            packets, drops, freeze = struct.unpack("=III", raw)
+            # (struct tpacket_stats, 8 bytes, before the socket is TPACKET_V3)
+            packets, drops, freeze = struct.unpack("=III", raw.ljust(12, b"\0"))
             self.stats.packets += packets
             self.stats.drops += drops
             self.stats.freeze_queue += freeze
@@ -316,5 +332,5 @@ class LiveCapture:
         self.close()
 
 
-__all__ = ["LiveCapture", "LiveRecord", "KernelStats", "compile_bpf", "interfaces", "NO_PRIVILEGE",
-           "LINKTYPE_ETHERNET", "LINKTYPE_LINUX_SLL"]
+__all__ = ["LiveCapture", "LiveRecord", "KernelStats", "RingUnavailable", "compile_bpf", "interfaces",
+           "NO_PRIVILEGE", "LINKTYPE_ETHERNET", "LINKTYPE_LINUX_SLL"]

@@ -66,6 +66,11 @@ class PcapWriter:
             raise SiptoolError(f"cannot write {self.path}: no such directory {directory}")
         self._open_next()
 
+    @property
+    def current_file(self) -> str:
+        """The file records are going to now (its .part until it is finished)."""
+        return self._name
+
     def _name_for(self, seq: int) -> str:
         if not self.ring:
             return self.path

@@ -132,8 +132,8 @@ def analyze(
         plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
         if many:
-            from ..analysis.files import analyze_files
             from ..analysis.sizing import resize
+            from ..drivers.many import analyze_files
 
             mode = "rotated" if rotated else "independent" if independent else "auto"
             report = analyze_files(captures, mode, workers, limits, dask)
@@ -143,13 +143,14 @@ def analyze(
             report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan,
                                  tls_keylog=tls_keylog, srtp_keys=keys, content=content)
         elif engine == "tshark":
+            from ..drivers.files import tshark_report
+
             report = filtered(tshark_report(capture, interface, bpf, duration, limits, plan, tls_keylog, keys), filters)
         else:
             from ..analysis.sizing import resize
-            from .capture import run_live
+            from .capture import live_report
 
-            report = run_live(interface, bpf, duration, None, 0, "100MB", 32,
-                              show=not (quiet or json_out) and sys.stderr.isatty(), thresholds=limits)
+            report = live_report(interface, bpf, duration, not (quiet or json_out) and sys.stderr.isatty(), limits)
             resize(report, plan)
             report = filtered(report, filters)
         if parquet is not None:
@@ -180,28 +181,8 @@ def sizing_plan(gos: float, headroom: float):
     return SizingPlan(gos=gos, headroom_pct=headroom)
 
 
-def tshark_report(capture=None, interface: Optional[str] = None, bpf: Optional[str] = None,
-                  duration: Optional[float] = None, thresholds=None, sizing=None, tls_keylog: Optional[str] = None,
-                  srtp_keys: Optional[list] = None):
-    """The Report of a capture file (or live interface) decoded by tshark (--engine tshark)."""
-    from ..analysis.media import MediaTracker
-    from ..analysis.session import Analyzer, plaintext
-    from ..analysis.sizing import DEFAULT_PLAN
-    from ..analysis.thresholds import DEFAULT
-    from ..capture.tshark_engine import TsharkSource
-
-    analyzer = Analyzer(media=MediaTracker(srtp_keys=srtp_keys), thresholds=thresholds or DEFAULT,
-                        sizing=sizing or DEFAULT_PLAN)
-    with TsharkSource(capture, interface, bpf, duration) as source, plaintext(capture, tls_keylog) as plain:
-        if plain is not None:
-            analyzer.decrypt(plain)
-        for pkt in source:
-            analyzer.feed(pkt)
-    return analyzer.finish(source.info, source.skipped, source.incomplete)
-
-
 def register(app: typer.Typer) -> None:
     app.command("analyze", epilog=EPILOG)(analyze)
 
 
-__all__ = ["analyze", "register", "tshark_report", "fail_level", "ExitStatus"]
+__all__ = ["analyze", "register", "fail_level", "ExitStatus"]

@@ -39,8 +39,8 @@ def audio(
     with guarded():
         import sys
 
-        from ..analysis.recording import on_timeline, stereo, tracks
-        from ..analysis.session import analyze_file
+        from ..drivers.recording import on_timeline, stereo, tracks
+        from ..drivers.files import analyze_file
         from ..report import wav
 
         check_output(output, "-o", ".wav")

@@ -39,14 +39,15 @@ def diff(
 ) -> None:
     """Compare two captures of the same calls: pairing, hop delays, rewrites and where loss began."""
     with guarded():
-        from ..analysis.diff import compare, read
+        from ..analysis.diff import compare
         from ..analysis.select import find_call
+        from ..drivers.files import diff_side
 
         if not 0 < max_skew <= 3600:
             raise typer.BadParameter("use seconds above 0, at most 3600", param_hint="--max-skew")
         if html_out is not None:
             check_output(html_out, "--html")
-        side_a, side_b = read(str(a)), read(str(b))
+        side_a, side_b = diff_side(str(a)), diff_side(str(b))
         result = compare(side_a, side_b, max_skew)
         if call is not None:
             numbers = {c.number for c in find_call(side_a.report, call)}

@@ -38,7 +38,7 @@ def plot(
         import sys
 
         from ..analysis.select import filter_report, no_match
-        from ..analysis.session import analyze_file
+        from ..drivers.files import analyze_file
         from ..report.plot import plot_call
 
         check_output(output, "-o", ".png")
@@ -69,7 +69,7 @@ def plot_sizing_of(capture: Path, filters: Optional[List[str]], output: Path, dp
     import sys
 
     from ..analysis.select import filter_report, no_match
-    from ..analysis.session import analyze_file
+    from ..drivers.files import analyze_file
     from ..report.sizing_plot import plot_sizing
 
     report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty())

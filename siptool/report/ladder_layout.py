@@ -46,7 +46,7 @@ class Band:
     label: str  # "RTP PCMU 196 pkts, 4 lost (2.0%), MOS 4.24, jitter 14.1 ms"
     start: float
     end: float
-    bad: bool  # loss, jitter or MOS past the usual thresholds
+    bad: bool  # judged past a limit by the analysis (Stream.past_limits)
     frame: int = 0  # the stream's first packet
 
 
@@ -251,5 +251,4 @@ def _band(s: Stream, hosts: list[str], column, announced: dict[str, str]) -> Ban
     mos = f", MOS {s.mos:.2f}" if s.mos is not None else ""
     label = (f"RTP {s.codec} {s.packets} pkts, {s.lost} lost ({s.loss_pct:.1f}%){mos}, "
              f"jitter {s.max_jitter_ms:.1f} ms")
-    bad = s.loss_pct >= 1 or s.max_voice_jitter_ms >= 30 or (s.mos is not None and s.mos < 3.6)
-    return Band(src=src, dst=dst, label=label, start=s.start, end=s.end, bad=bad, frame=s.first_frame)
+    return Band(src=src, dst=dst, label=label, start=s.start, end=s.end, bad=s.past_limits, frame=s.first_frame)

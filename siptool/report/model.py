@@ -9,8 +9,27 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1.10"
-SEVERITIES = ("critical", "error", "warning", "info")
+from ..sip.dialogs import CallState  # noqa: F401  (how a dialog ended: decided where SIP is tracked)
+
+SCHEMA_VERSION = "1.11"
+
+
+class Severity(StrEnum):
+    """How bad a finding is, worst first. A str: JSON, filters and --fail-on see the value."""
+
+    CRITICAL = "critical"  # the trunk does not work (e.g. a registrar that takes any password)
+    ERROR = "error"  # calls fail or audio is lost
+    WARNING = "warning"  # something users may notice, or a risk
+    INFO = "info"  # worth knowing, not a fault (busy, hold, asymmetric codecs)
+
+    @property
+    def rank(self) -> int:
+        """0 for critical .. 3 for info: lower is worse."""
+        return _RANK[self]
+
+
+SEVERITIES = tuple(Severity)  # worst first
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 OPTIONAL = {"optional": True}  # a field left out of the JSON when None (content analysis off: as before)
 
 
@@ -19,7 +38,7 @@ class Finding:
     """One diagnosis: what is wrong, the evidence, and what to do about it."""
 
     code: str  # stable identifier, e.g. "sip.malformed", "call.failed.486"
-    severity: str  # one of SEVERITIES
+    severity: Severity
     title: str  # one line
     explanation: str  # plain words: what happened and the likely cause
     fix: str = ""  # suggested action
@@ -30,16 +49,8 @@ class Finding:
     source_file: str | None = None  # of a set of captures: the file it was found in (null: the one capture)
     capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
 
-
-class CallState(StrEnum):
-    """Where a dialog stood when the capture (or the test call) ended. A str: JSON and filters see the value."""
-
-    ANSWERED = "answered"  # a 2xx and still up
-    COMPLETED = "completed"  # answered and ended by BYE (a non-INVITE: a 2xx final response)
-    FAILED = "failed"  # a 3xx-6xx final response
-    CANCELLED = "cancelled"  # CANCEL before the final response (487)
-    IN_PROGRESS = "in-progress"  # no final response yet (ringing)
-    NO_RESPONSE = "no-response"  # a non-INVITE request that got no final response
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)  # a plain "warning" becomes the enum; a typo raises
 
 
 @dataclass(slots=True)
@@ -47,7 +58,7 @@ class FindingGroup:
     """The findings of one code and severity across the report, shown once with the calls they cover."""
 
     code: str
-    severity: str
+    severity: Severity
     title: str  # the findings' title when they all share it, else the first one's and how many more
     count: int  # findings in the group
     calls: list[int] = field(default_factory=list)  # numbers of the calls they belong to (none: capture-wide)
@@ -206,6 +217,7 @@ class Stream:
     capture_point: str | None = None  # of a set of captures or HEP agents: where it was seen
     srtp: Srtp | None = None  # set when the stream is SRTP (or may be: signalling not readable)
     effective_loss_pct: float = 0.0  # network loss plus what a 60 ms jitter buffer discards: the MOS's loss
+    past_limits: bool = False  # its loss, voice jitter or MOS is past the thresholds it was judged by (1.10)
     content: StreamContent | None = field(default=None, metadata=OPTIONAL)  # audio content, when analysed
 
 
@@ -527,4 +539,4 @@ class Report:
         out = list(self.findings)
         for call in self.calls:
             out.extend(call.findings)
-        return sorted(out, key=lambda f: SEVERITIES.index(f.severity))
+        return sorted(out, key=lambda f: f.severity.rank)

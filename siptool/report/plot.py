@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import Call
+from .model import Call, Severity
 
-SEVERITY_COLORS = {"critical": "#b71c1c", "error": "#c62828", "warning": "#ef6c00", "info": "#607d8b"}
+SEVERITY_COLORS = {Severity.CRITICAL: "#b71c1c", Severity.ERROR: "#c62828", Severity.WARNING: "#ef6c00",
+                   Severity.INFO: "#607d8b"}
 SIP_EVENTS = ("INVITE", "ACK", "BYE", "CANCEL")
 MAX_MARKS = 40  # lines per finding (a loss finding may list every packet after a gap)
 

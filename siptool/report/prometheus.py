@@ -1,6 +1,6 @@
 """Prometheus metrics (prometheus-client, the official library), fed by typed events.
 
-A renderer: it counts the events analysis/events.py makes, from a finished Report
+A renderer: it counts the events of report/events.py, from a finished Report
 (`observe_report`) or from a live capture as it goes (`apply`), and computes nothing else. Each
 Exporter has a registry of its own (no module state), served by `serve()` or written out by
 `exposition()`.
@@ -23,7 +23,7 @@ registry is "other"; finding codes are siptool's own catalogue (docs/findings.md
 
 from __future__ import annotations
 
-from ..analysis import events as ev
+from . import events as ev
 
 PDD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)  # seconds
 MOS_BUCKETS = (1.0, 2.0, 2.5, 3.0, 3.1, 3.6, 4.0, 4.2, 4.3, 4.4, 4.5)  # G.107 bands, 3.1/3.6: siptool's limits
@@ -53,7 +53,7 @@ class Exporter:
                              registry=registry)
 
     def apply(self, event: ev.Event) -> None:
-        """Count one event (analysis/events.py)."""
+        """Count one event (report/events.py)."""
         match event:
             case ev.CallEnded(status=status, pdd_ms=pdd_ms):
                 self.calls.labels(*ev.status_labels(status)).inc()

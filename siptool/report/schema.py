@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -23,6 +24,8 @@ def _type(tp, defs: dict) -> dict:
         return dict(_SCALARS[tp])
     if tp is Any:
         return {}
+    if isinstance(tp, type) and issubclass(tp, enum.StrEnum):  # Severity: a string, one of its values
+        return {"type": "string", "enum": [m.value for m in tp]}
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):

@@ -14,12 +14,13 @@ from rich.text import Text
 
 from .clock import clock, stamp
 from .fit import Column, fit_table
-from .model import Call, Finding, Report
+from .model import Call, CallState, Finding, Report, Severity
 from .sizing_view import sizing_view
 
-SEVERITY_STYLE = {"critical": "bold white on red", "error": "bold red", "warning": "yellow", "info": "cyan"}
-STATE_STYLE = {"completed": "green", "answered": "green", "failed": "red", "cancelled": "yellow",
-               "in-progress": "blue", "no-response": "red"}
+SEVERITY_STYLE = {Severity.CRITICAL: "bold white on red", Severity.ERROR: "bold red", Severity.WARNING: "yellow",
+                  Severity.INFO: "cyan"}
+STATE_STYLE = {CallState.COMPLETED: "green", CallState.ANSWERED: "green", CallState.FAILED: "red",
+               CallState.CANCELLED: "yellow", CallState.IN_PROGRESS: "blue", CallState.NO_RESPONSE: "red"}
 
 
 def _ms(v: float | None) -> str:
@@ -286,9 +287,8 @@ def metrics_table(report: Report) -> Table:
     return table
 
 
-def _worst(findings: list[Finding]) -> str | None:
-    order = ("critical", "error", "warning", "info")
-    return min((f.severity for f in findings), key=order.index, default=None)
+def _worst(findings: list[Finding]) -> Severity | None:
+    return min((f.severity for f in findings), key=lambda s: s.rank, default=None)
 
 
 def findings_view(report: Report, limit: int = 50) -> Group | None:
@@ -323,7 +323,7 @@ def findings_view(report: Report, limit: int = 50) -> Group | None:
     return Group(*parts)
 
 
-def finding_line(severity: str, title: str, tag: str) -> Text:
+def finding_line(severity: Severity, title: str, tag: str) -> Text:
     """A finding's first line, as analyze and call print it: severity, title, [where; code]."""
     return Text.assemble((f"{severity.upper():8}", SEVERITY_STYLE.get(severity, "")), " ", (title, "bold"),
                          (f"  [{tag}]", "dim"))

@@ -132,6 +132,35 @@ class StreamStats:
         """The raw per-packet records as a numpy structured array, in arrival order."""
         return np.frombuffer(b"".join(self.pieces()), dtype=_DTYPE)
 
+    def recent(self, seconds: float) -> "StreamStats":
+        """The same stream over its last `seconds` of arrivals (a live view's current figures), read
+        from the end of the records only: the cost follows the window, not the stream's length."""
+        out = StreamStats.__new__(StreamStats)
+        out.clock_rate, out.rates, out.events = self.clock_rate, self.rates, self.events
+        out._buf, out._pack, out._chunks = bytearray(), _REC.pack, []
+        size = _REC.size
+        tail: list[np.ndarray] = []
+        cutoff = None
+        for piece in reversed([*self._chunks, self._buf]):  # the buffer itself: no copy of the whole stream
+            n = len(piece) // size
+            while n:
+                take = min(n, 256)  # records from the end of this piece, a few at a time
+                rec = np.frombuffer(piece, dtype=_DTYPE, count=take, offset=(n - take) * size)
+                if cutoff is None:
+                    cutoff = float(rec["time"][-1]) - seconds
+                tail.append(rec)
+                n -= take
+                if float(rec["time"][0]) < cutoff:
+                    break
+            else:
+                continue
+            break
+        if tail:
+            rec = np.concatenate(tail[::-1])  # a copy: the views on the live buffer end here
+            del tail
+            out.extend(rec[rec["time"] >= cutoff])
+        return out
+
     def finish(self, jitter_buffer_ms: float = JITTER_BUFFER_MS) -> StreamMetrics:
         return next(finish_many([self], jitter_buffer_ms))
 

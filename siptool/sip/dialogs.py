@@ -1,15 +1,16 @@
 """Passive call tracking: SIP messages seen on the wire -> calls, dialogs, transactions (RFC 3261 12, 17).
 
-A `CallTracker` takes (message, hop) events in capture order and keeps one `Call` per Call-ID:
-the usual unit for people (sngrep and tshark group the same way). Inside a call, forked early
-dialogs are told apart by To-tag and transactions by CSeq; retransmissions are flagged.
+A `CallTracker` takes (message, hop) events in capture order and keeps one `SipCall` record per
+Call-ID: the usual unit for people (sngrep and tshark group the same way). Inside a call, forked
+early dialogs are told apart by To-tag and transactions by CSeq; retransmissions are flagged.
+The records are SIP's own (`SipCall`, `MessageHop`); analysis/calls.py maps them into the Report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from ..report.model import Call, CallState, LadderStep
 from .message import SipMessage
 from .uri import name_addr, uri_user
 
@@ -17,6 +18,17 @@ from .uri import name_addr, uri_user
 # Requests that make a transaction of their own outside any dialog (RFC 3261 10, 11; RFC 3903; RFC 3428)
 STANDALONE = frozenset(("REGISTER", "OPTIONS", "PUBLISH", "MESSAGE"))
 ACK_DUE_S = 0.5  # T1: a UAS without the ACK re-sends its 2xx after this long (RFC 3261 13.3.1.4)
+
+
+class CallState(StrEnum):
+    """Where a dialog stood when the capture (or the test call) ended. A str: JSON and filters see the value."""
+
+    ANSWERED = "answered"  # a 2xx and still up
+    COMPLETED = "completed"  # answered and ended by BYE (a non-INVITE: a 2xx final response)
+    FAILED = "failed"  # a 3xx-6xx final response
+    CANCELLED = "cancelled"  # CANCEL before the final response (487)
+    IN_PROGRESS = "in-progress"  # no final response yet (ringing)
+    NO_RESPONSE = "no-response"  # a non-INVITE request that got no final response
 
 
 @dataclass(slots=True)
@@ -33,31 +45,83 @@ class Hop:
 
     @property
     def source(self) -> str:
-        return _addr(self.src, self.sport)
+        """"ip:port" ("[ip]:port" for IPv6)."""
+        return _endpoint(self.src, self.sport)
 
     @property
     def destination(self) -> str:
-        return _addr(self.dst, self.dport)
+        return _endpoint(self.dst, self.dport)
 
 
-_ADDRS: dict[tuple[str, int], str] = {}
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def _addr(ip: str, port: int) -> str:
-    """"ip:port" ("[ip]:port" for IPv6), one string per address however many messages carry it."""
-    text = _ADDRS.get((ip, port))
-    if text is None:
-        if len(_ADDRS) > 65536:
-            _ADDRS.clear()
-        text = _ADDRS[(ip, port)] = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-    return text
+@dataclass(slots=True)
+class MessageHop:
+    """One message of a call as it passed: where and when it was seen, and what it was."""
+
+    frame: int
+    time: float
+    src: str  # "ip:port" ("[ip]:port" for IPv6)
+    dst: str
+    transport: str  # UDP, TCP
+    label: str  # "INVITE" or "180 Ringing"
+    method: str | None  # request method, or the CSeq method of a response
+    status: int | None  # response code, None for requests
+    cseq: int
+    retransmission: bool
+    sdp: bool  # carries an SDP body
+    summary: str  # Retry-After or Reason, worth showing beside the message
+    side: str  # who sent it: "caller" or "callee" (from the dialog's tags), "" when unknown
+
+
+@dataclass(slots=True)
+class SipCall:
+    """Messages sharing a Call-ID (an INVITE session or a non-INVITE exchange: REGISTER, OPTIONS...), as
+    SIP tells them: who, the messages, the times of the events that matter, and once `finish`ed, how it
+    ended (RFC 3261 13, 15, 17)."""
+
+    call_id: str
+    kind: str  # "call" for INVITE sessions, else the first method in lower case ("register", ...)
+    method: str  # first request method seen
+    from_uri: str
+    to_uri: str
+    from_user: str
+    to_user: str
+    caller: str  # ip:port that sent the first request
+    callee: str  # ip:port it went to
+    transport: str
+    start: float  # the first message; once finished, the INVITE when there is one
+    hops: list[MessageHop] = field(default_factory=list)
+    messages: int = 0
+    retransmissions: int = 0
+    reinvites: int = 0
+    auth_challenges: int = 0
+    dialogs: list[str] = field(default_factory=list)  # to-tags of the (early) dialogs, forks
+    requests: dict[str, int] = field(default_factory=dict)
+    responses: dict[str, int] = field(default_factory=dict)  # "180 INVITE" -> count
+    first_provisional: float | None = None
+    ringing: float | None = None
+    answer: float | None = None
+    end: float | None = None
+    ended_by: str | None = None  # caller, callee, or None
+    invite_sdp: bool | None = None  # the latest INVITE request carried SDP (None: no INVITE seen)
+    # How it ended, set by CallTracker.calls():
+    final_status: int | None = None
+    final_reason: str = ""
+    state: CallState | None = None
+    invite_time: float | None = None  # the first INVITE request
+    end_reason: str = ""
+    ack_missing: bool = False  # a 2xx to the INVITE was never ACKed in the capture
+    ok_retransmissions: int = 0  # 2xx to the INVITE sent again (a sign the ACK is not arriving)
 
 
 @dataclass
 class _Track:
-    """Per-call bookkeeping that the report does not carry."""
+    """Per-call bookkeeping that the record does not carry."""
 
-    call: Call
+    call: SipCall
     from_tag: str | None = None  # the caller's tag, from the first request
     initial_cseqs: set[int] = field(default_factory=set)  # CSeq numbers of out-of-dialog INVITEs
     invite_finals: list[int] = field(default_factory=list)  # final codes to INVITEs, in order
@@ -65,17 +129,26 @@ class _Track:
     invite_2xx_frames: list[int] = field(default_factory=list)
     invite_2xx_cseqs: set[int] = field(default_factory=set)  # CSeq numbers the 2xx answered
     ack_after_2xx: bool = False
-    ok_retransmissions: int = 0
     cancel_time: float | None = None
     bye_reason: str = ""
 
 
 class CallTracker:
-    """Feed `add(msg, hop)` in capture order, then `calls()` for the finished Call records."""
+    """Feed `add(msg, hop)` in capture order, then `calls()` for the finished SipCall records."""
 
     def __init__(self) -> None:
         self._tracks: dict[tuple[str, str], _Track] = {}  # (Call-ID, standalone method or "") -> track
         self._last: dict[tuple, list] = {}  # per direction and Call-ID: [cseq, method, seen, code]
+        self._addrs: dict[tuple[str, int], str] = {}  # one "ip:port" string per address
+
+    def _addr(self, ip: str, port: int) -> str:
+        """"ip:port" ("[ip]:port" for IPv6), one string per address however many messages carry it."""
+        text = self._addrs.get((ip, port))
+        if text is None:
+            if len(self._addrs) > 65536:
+                self._addrs.clear()
+            text = self._addrs[(ip, port)] = _endpoint(ip, port)
+        return text
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -89,7 +162,8 @@ class CallTracker:
             return call_id, cseq_method
         return call_id, ""
 
-    def add(self, msg: SipMessage, hop: Hop) -> Call:
+    def add(self, msg: SipMessage, hop: Hop) -> SipCall:
+        """Take one message; returns the record of its call, its MessageHop last in `hops`."""
         call_id = msg.call_id or "<no Call-ID>"
         cseq_num, cseq_method = msg.cseq
         if not cseq_method and msg.is_request:
@@ -106,10 +180,10 @@ class CallTracker:
         if retrans:
             call.retransmissions += 1
         sdp = bool(msg.body) and "sdp" in (msg.get("content-type") or "").lower()
-        call.ladder.append(LadderStep(
-            frame=hop.frame, time=hop.time, src=hop.source, dst=hop.destination, transport=hop.transport,
-            label=msg.label, method=msg.method if msg.is_request else cseq_method, status=msg.status,
-            cseq=cseq_num, retransmission=retrans, sdp=sdp, summary=_summary(msg), side=_side(track, msg)))
+        call.hops.append(MessageHop(
+            hop.frame, hop.time, self._addr(hop.src, hop.sport), self._addr(hop.dst, hop.dport), hop.transport,
+            msg.label, msg.method if msg.is_request else cseq_method, msg.status, cseq_num, retrans, sdp,
+            _summary(msg), _side(track, msg)))
         if msg.is_request:
             call.requests[msg.method] = call.requests.get(msg.method, 0) + 1
             self._request(track, msg, hop, cseq_num, retrans)
@@ -123,14 +197,12 @@ class CallTracker:
         _, from_uri = name_addr(msg.get("from") or "")
         _, to_uri = name_addr(msg.get("to") or "")
         first = msg.method if msg.is_request else cseq_method
-        call = Call(call_id=call_id, kind="call" if first == "INVITE" else (first or "unknown").lower(),
-                    method=msg.method or "", from_uri=from_uri, to_uri=to_uri,
-                    from_user=uri_user(from_uri), to_user=uri_user(to_uri), start=hop.time,
-                    transport=hop.transport)
-        if msg.is_request:
-            call.caller, call.callee = hop.source, hop.destination
-        else:
-            call.caller, call.callee = hop.destination, hop.source
+        source, destination = self._addr(hop.src, hop.sport), self._addr(hop.dst, hop.dport)
+        caller, callee = (source, destination) if msg.is_request else (destination, source)
+        call = SipCall(call_id=call_id, kind="call" if first == "INVITE" else (first or "unknown").lower(),
+                       method=msg.method or "", from_uri=from_uri, to_uri=to_uri, from_user=uri_user(from_uri),
+                       to_user=uri_user(to_uri), caller=caller, callee=callee, transport=hop.transport,
+                       start=hop.time)
         return _Track(call=call, from_tag=msg.from_tag)
 
     def _is_retransmission(self, call_id, msg, hop, cseq_num, cseq_method) -> bool:
@@ -169,6 +241,7 @@ class CallTracker:
         method = msg.method
         if method == "INVITE":
             self._become_call(track)
+            call.invite_sdp = call.hops[-1].sdp
             if msg.to_tag is None:  # out of dialog: the first INVITE, or a retry after 401/407/3xx
                 track.initial_cseqs.add(cseq)
             elif not retrans:
@@ -217,7 +290,7 @@ class CallTracker:
                     if call.answer is None:
                         call.answer = hop.time
                     elif retrans:
-                        track.ok_retransmissions += 1
+                        call.ok_retransmissions += 1
                     track.invite_2xx_frames.append(hop.frame)
                     track.invite_2xx_cseqs.add(cseq)
                 elif status in (401, 407):
@@ -225,11 +298,15 @@ class CallTracker:
         elif status >= 200 and method == (call.method or method):
             track.first_finals.append(status)
 
-    def calls(self, capture_end: float | None = None) -> list[Call]:
-        """Finish every call: final status, state, PDD, duration."""
+    def calls(self, capture_end: float | None = None) -> list[SipCall]:
+        """Finish every call: final status, state, how it ended."""
         return [self._finish(t, capture_end) for t in self._tracks.values()]
 
-    def _finish(self, track: _Track, capture_end: float | None) -> Call:
+    def in_progress(self) -> list[SipCall]:
+        """The records so far, unfinished (a live view reads them)."""
+        return [t.call for t in self._tracks.values()]
+
+    def _finish(self, track: _Track, capture_end: float | None) -> SipCall:
         call = track.call
         if call.kind == "call":
             finals = track.invite_finals
@@ -241,23 +318,12 @@ class CallTracker:
         if call.kind != "call":
             call.state = (CallState.COMPLETED if final and final < 300
                           else CallState.FAILED if final else CallState.NO_RESPONSE)
-            call.end = call.ladder[-1].time if call.ladder else call.start
+            call.end = call.hops[-1].time if call.hops else call.start
             return call
-        invite_time = next((s.time for s in call.ladder if s.method == "INVITE" and s.status is None), None)
-        if invite_time is not None:
-            call.start = invite_time
-        # RFC 6076 4.2 session request delay: INVITE to first non-100 provisional, else the final response.
-        # Without the INVITE in the capture there is nothing to measure it from.
-        reply = call.first_provisional
-        if reply is None:
-            reply = next((s.time for s in call.ladder if s.status and s.status >= 200 and s.method == "INVITE"
-                          and s.status not in (401, 407)), None)
-        call.pdd_ms = round((reply - invite_time) * 1000, 3) if reply is not None and invite_time is not None \
-            else None
+        call.invite_time = next((s.time for s in call.hops if s.method == "INVITE" and s.status is None), None)
+        if call.invite_time is not None:
+            call.start = call.invite_time
         if call.answer is not None:
-            call.answer_ms = round((call.answer - invite_time) * 1000, 3) if invite_time is not None else None
-            stop = call.end if call.end is not None else capture_end
-            call.duration_s = round(stop - call.answer, 3) if stop is not None else None
             if call.end is None:
                 call.state = CallState.ANSWERED
                 call.end_reason = "still up when the capture ended"
@@ -270,18 +336,17 @@ class CallTracker:
             call.end_reason = "no final response in the capture"
         elif final == 487 or track.cancel_time is not None:
             call.state = CallState.CANCELLED
-            call.end = call.ladder[-1].time
+            call.end = call.hops[-1].time
             call.end_reason = "CANCEL before answer" if track.cancel_time is not None else "487 Request Terminated"
         else:
             call.state = CallState.FAILED
-            call.end = call.ladder[-1].time
+            call.end = call.hops[-1].time
             call.end_reason = f"{final} {call.final_reason}".strip()
         # A verdict needs its evidence: the ACK is due at once, and a UAS that has none re-sends the 2xx
         # after T1 (RFC 3261 13.3.1.4). Only a capture that runs that long past the 2xx can say it is missing.
         covered = capture_end is not None and call.answer is not None and capture_end - call.answer >= ACK_DUE_S
         call.ack_missing = bool(track.invite_2xx_frames) and not track.ack_after_2xx and \
-            (covered or track.ok_retransmissions > 0 or call.end is not None)
-        call.ok_retransmissions = track.ok_retransmissions
+            (covered or call.ok_retransmissions > 0 or call.end is not None)
         return call
 
 
@@ -296,10 +361,10 @@ def _side(track: _Track, msg: SipMessage) -> str:
     return ("caller" if ours else "callee") if msg.is_request else ("callee" if ours else "caller")
 
 
-def _reason(call: Call, final: int | None) -> str:
+def _reason(call: SipCall, final: int | None) -> str:
     if final is None:
         return ""
-    for step in call.ladder:
+    for step in call.hops:
         if step.status == final:
             return step.label.partition(" ")[2]
     return ""

@@ -127,7 +127,7 @@ def test_tls_verification(certs):
 
 
 def test_pcap_of_own_call_reads_back(tmp_path):
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
 
     path = tmp_path / "call.pcap"
     res, _, _ = run(_call("udp", None, duration=1.0, pcap=str(path)))

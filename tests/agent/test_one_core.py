@@ -12,7 +12,7 @@ import pytest
 
 from siptool.agent import CallOptions, EchoServer, place_call
 from siptool.agent.tap import AgentTap
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 from siptool.report.jsonout import report_dict
 
 

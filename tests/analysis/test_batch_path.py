@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support import FIXTURES, SHARED
 
-from siptool.analysis import session
+from siptool.drivers import files
 from siptool.report.jsonout import report_dict
 
 CAPTURES = sorted(FIXTURES.glob("*.pcap"))
@@ -16,9 +16,9 @@ if SHARED.is_dir():
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_batch_path_equals_packet_path(path, monkeypatch):
-    fast = report_dict(session.analyze_file(path))
-    monkeypatch.setattr(session, "batches_supported", lambda capture: False)
-    slow = report_dict(session.analyze_file(path))
+    fast = report_dict(files.analyze_file(path))
+    monkeypatch.setattr(files, "batches_supported", lambda capture: False)
+    slow = report_dict(files.analyze_file(path))
     assert fast == slow
 
 
@@ -31,9 +31,9 @@ def test_flows_split_in_slices_change_nothing(path, monkeypatch):
 
     from siptool.analysis import media
 
-    grouped = report_dict(session.analyze_file(path))
+    grouped = report_dict(files.analyze_file(path))
     monkeypatch.setattr(media, "_flow_order", lambda a_end, b_end: np.arange(len(a_end)))
-    assert report_dict(session.analyze_file(path)) == grouped
+    assert report_dict(files.analyze_file(path)) == grouped
 
 
 def test_uncommon_shapes_take_the_general_path(tmp_path, monkeypatch):
@@ -60,9 +60,9 @@ def test_uncommon_shapes_take_the_general_path(tmp_path, monkeypatch):
     frames.append(tail)
     out = tmp_path / "shapes.pcap"
     wrpcap(str(out), frames)
-    fast = report_dict(session.analyze_file(out))
-    monkeypatch.setattr(session, "batches_supported", lambda capture: False)
-    slow = report_dict(session.analyze_file(out))
+    fast = report_dict(files.analyze_file(out))
+    monkeypatch.setattr(files, "batches_supported", lambda capture: False)
+    slow = report_dict(files.analyze_file(out))
     assert fast == slow
     assert sum(s["packets"] for c in fast["calls"] for s in c["streams"]) == 400  # every RTP packet of media_ok
 
@@ -78,7 +78,7 @@ def test_prefetch_hands_over_errors_and_stops_with_the_consumer():
 
     got = []
     with pytest.raises(SiptoolError, match="frame 2"):
-        for item in session._prefetched(failing()):
+        for item in files._prefetched(failing()):
             got.append(item)
     assert got == [1]
 
@@ -91,7 +91,7 @@ def test_prefetch_hands_over_errors_and_stops_with_the_consumer():
             produced.append(n)
             yield n
 
-    for item in session._prefetched(endless()):
+    for item in files._prefetched(endless()):
         if item == 3:
             break
     assert not any(t.name == "siptool-read" for t in threading.enumerate())  # the reader has ended

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from support import FIXTURES, REPO, SHARED, require_binary
 
-from siptool.analysis import session
 from siptool.analysis.content import ContentOptions
-from siptool.analysis.session import analyze_file
+from siptool.drivers import files
+from siptool.drivers.files import analyze_file
 from siptool.report.jsonout import report_dict
 
 CASES = ["speech_turns", "speech_faults", "speech_silent", "speech_opus", "speech_g722"]
@@ -144,9 +144,9 @@ SHARED_CAPTURES = [SHARED / n for n in ("wsc_sip-rtp-g722.pcap", "wsc_sip-rtp-op
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.pcap")) + [p for p in SHARED_CAPTURES if p.exists()],
                          ids=lambda p: p.name)
 def test_fast_path_equals_packet_path(path, monkeypatch):
-    fast = report_dict(session.analyze_file(path, content=ContentOptions()))
-    monkeypatch.setattr(session, "batches_supported", lambda capture: False)
-    assert report_dict(session.analyze_file(path, content=ContentOptions())) == fast
+    fast = report_dict(files.analyze_file(path, content=ContentOptions()))
+    monkeypatch.setattr(files, "batches_supported", lambda capture: False)
+    assert report_dict(files.analyze_file(path, content=ContentOptions())) == fast
 
 
 def gen_speech():

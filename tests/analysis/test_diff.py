@@ -12,8 +12,9 @@ from functools import lru_cache
 import pytest
 from support import FIXTURES, REPO, require_binary
 
-from siptool.analysis.diff import compare, match_calls, match_messages, read, same_number
+from siptool.analysis.diff import compare, match_calls, match_messages, same_number
 from siptool.analysis.diff_facts import _list_note, codec_note
+from siptool.drivers.files import diff_side as read
 from siptool.report.model import Call, LadderStep
 
 SCRIPT = (REPO / "fixtures" / "make_pcaps.sh").read_text()

@@ -10,8 +10,8 @@ from crafted_calls import A, B, T0, Dialog, audio, rtp, sdp, write
 from support import require_binary
 from tshark_rtp import tshark_streams
 
-from siptool.analysis.session import analyze_file
 from siptool.analysis.thresholds import Thresholds
+from siptool.drivers.files import analyze_file
 
 
 def voice_then_digits(digit_s: float, digits: int, late: dict[int, float] | None = None):

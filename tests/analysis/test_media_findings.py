@@ -7,7 +7,7 @@ import json
 import pytest
 from support import FIXTURES
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 
 
 def report_of(name):

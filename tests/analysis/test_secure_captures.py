@@ -14,8 +14,8 @@ from scapy.all import IP, TCP, Ether, Raw, rdpcap, wrpcap
 from support import FIXTURES, require_binary
 
 from siptool.analysis.secure_media import KeyCandidate, StreamCheck
-from siptool.analysis.session import analyze_file
 from siptool.capture import open_capture
+from siptool.drivers.files import analyze_file
 from siptool.rtp import srtp_keys
 from siptool.rtp.g711 import ulaw_decode
 from siptool.rtp.srtp import CryptoContext, MasterKey

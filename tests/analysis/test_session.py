@@ -6,7 +6,7 @@ import pytest
 from scapy.all import IP, TCP, UDP, Ether, wrpcap
 from support import FIXTURES
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 
 INVITE = (
     "INVITE sip:+15551230000@198.51.100.7 SIP/2.0\r\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from support import FIXTURES
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 from siptool.analysis.sizing import (MAX_STEPS, SizingPlan, channels_for, compute_sizing, concurrency_limit,
                                      erlang_b)
 from siptool.analysis.thresholds import DEFAULT

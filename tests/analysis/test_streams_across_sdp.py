@@ -14,8 +14,8 @@ from crafted_calls import A, B, T0, Dialog, audio, image, rtp, sdp, udptl, write
 from support import FIXTURES, require_binary
 from tshark_rtp import tshark_streams
 
-from siptool.analysis import session
-from siptool.analysis.session import analyze_file
+from siptool.drivers import files
+from siptool.drivers.files import analyze_file
 from siptool.report.jsonout import report_dict
 
 PUBLIC = "192.0.2.44"  # the caller's address after NAT (its SDP says 10.1.2.3)
@@ -149,7 +149,7 @@ def test_fax_counts_only_rtp_while_sdp_says_rtp(captures):
 @pytest.mark.parametrize("name", list(CASES))
 def test_batch_path_equals_packet_path(captures, name, monkeypatch):
     fast = report_dict(analyze_file(captures[name]))
-    monkeypatch.setattr(session, "batches_supported", lambda capture: False)
+    monkeypatch.setattr(files, "batches_supported", lambda capture: False)
     assert report_dict(analyze_file(captures[name])) == fast
 
 

@@ -8,7 +8,7 @@ from crafted import A, B, rtp, sdp, sip, udp, write
 from support import SHARED
 
 from siptool.analysis.addresses import address_kind
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 
 T0 = 1700000000.0
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/pcaps is not present")

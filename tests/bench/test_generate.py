@@ -11,7 +11,7 @@ import pytest
 
 from support import REPO
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 
 
 def _generator():

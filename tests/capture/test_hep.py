@@ -6,10 +6,10 @@ import pytest
 from support import FIXTURES
 
 from siptool.analysis.points import CapturePoints
-from siptool.analysis.session import analyze_file
 from siptool.capture import open_capture
 from siptool.capture.hep import (AF_INET6, HepError, HepFramer, HepMessage, HepReceiver, ProtocolType, decode,
                                  encode, from_packet, parse_address)
+from siptool.drivers.files import analyze_file
 from siptool.sip.message import looks_like_sip
 
 # The example packet of the HEP3 specification (rev. 37, "Example HEP3 packet"): 113 octets.

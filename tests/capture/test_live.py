@@ -20,8 +20,8 @@ import time
 import pytest
 from support import REPO, require_binary
 
-from siptool.analysis.session import analyze_file
 from siptool.capture.reader import Capture
+from siptool.drivers.files import analyze_file
 from siptool.errors import SiptoolError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root (CAP_NET_RAW)")
@@ -37,6 +37,16 @@ def free_address() -> tuple[str, int]:
         if port < 65000:
             return host, port
     raise RuntimeError("no free port")
+
+
+def live_run(iface: str, bpf: str, method: str = "auto", write: str | None = None, duration: float | None = None,
+             buffer_mb: int = 32, observers=()):
+    """A LiveRun on an interface (drivers/live.py) and its source."""
+    from siptool.analysis.session import Analyzer, _media_tracker
+    from siptool.drivers.live import InterfaceSource, LiveRun
+
+    source = InterfaceSource(iface, bpf, buffer_mb=buffer_mb, write=write, method=method)
+    return LiveRun(source, Analyzer(media=_media_tracker()), observers, duration), source
 
 
 def run_in_thread(run):
@@ -107,16 +117,19 @@ def sipp_calls(tmp_path):
             p.wait()
 
 
-def test_live_report_equals_analyze_of_written_pcap(sipp_calls, tmp_path):
-    from siptool.commands.capture import LiveRun
+@pytest.mark.parametrize("method", ["af_packet", "libpcap"])
+def test_live_report_equals_analyze_of_written_pcap(sipp_calls, tmp_path, method):
+    from siptool.report.live import board
 
     host, place = sipp_calls(2, media=True)
     pcap = tmp_path / "live.pcap"
-    run = LiveRun("lo", f"host {host}", write=str(pcap), watch=True)
+    snapshots = []
+    run, source = live_run("lo", f"host {host}", method, write=str(pcap), observers=[Recorder(snapshots)])
+    assert source.cap.method == method
     thread, out = run_in_thread(run)
     place()
     time.sleep(0.3)  # the last BYE/200 reach the ring (blocks retire after 50 ms)
-    view = run.view()  # the live view renders from the running state
+    view = board(run.snapshot())  # the live board renders a snapshot of the running state
     run.stop()
     thread.join(timeout=10)
     live = out["report"]
@@ -129,7 +142,7 @@ def test_live_report_equals_analyze_of_written_pcap(sipp_calls, tmp_path):
     assert live.capture.packets > 2 * 8 * 50  # 8 s of 20 ms RTP per call (and its echo)
     assert streams(live) == streams(offline)
     assert live.capture.file == "live:lo" and live.capture.link_types == ["ether"]
-    assert run.cap.stats.drops == 0 and run.cap.stats.packets == live.capture.packets
+    assert source.cap.stats.drops == 0 and source.cap.stats.packets == live.capture.packets
     import io
 
     from rich.console import Console
@@ -138,6 +151,20 @@ def test_live_report_equals_analyze_of_written_pcap(sipp_calls, tmp_path):
     screen.print(view)
     text = screen.file.getvalue()
     assert "active calls" in text and "recent failures" in text and f"host {host}" in text
+    assert snapshots and snapshots[0].packets == 0 and snapshots[-1] is not None
+    assert Recorder.finished[-1] is live
+
+
+class Recorder:
+    """An observer of a live run that keeps what it is given."""
+
+    finished: list = []
+
+    def __init__(self, into: list) -> None:
+        self.update = into.append
+
+    def finish(self, report) -> None:
+        Recorder.finished.append(report)
 
 
 def test_cli_json_and_sigterm_closes_the_pcap(sipp_calls, tmp_path):
@@ -213,11 +240,10 @@ def test_bad_interface_and_filter():
     assert len(compile_bpf("udp port 5060")) % 8 == 0
 
 
-def test_duration_stops_and_kernel_counts(tmp_path):
-    from siptool.commands.capture import LiveRun
-
+@pytest.mark.parametrize("method", ["af_packet", "libpcap"])
+def test_duration_stops_and_kernel_counts(tmp_path, method):
     host, port = free_address()
-    run = LiveRun("lo", f"udp and dst host {host}", duration=1.0)
+    run, source = live_run("lo", f"udp and dst host {host}", method, duration=1.0)
     thread, out = run_in_thread(run)
     time.sleep(0.2)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -226,7 +252,7 @@ def test_duration_stops_and_kernel_counts(tmp_path):
     thread.join(timeout=15)
     assert not thread.is_alive()
     report = out["report"]
-    assert report.capture.packets == 500 and run.cap.stats.packets == 500
+    assert report.capture.packets == 500 and source.cap.stats.packets == 500
     assert report.capture.skipped == {} or sum(report.capture.skipped.values()) == 0
 
 
@@ -280,16 +306,80 @@ def _has_packet_socket(pid: int) -> bool:
 
 def test_kernel_drops_are_counted_and_reported():
     """A 2 MB ring that nobody reads while 6 MB arrive: the kernel drops, and the report says so."""
-    from siptool.commands.capture import LiveRun
-
     host, port = free_address()
-    run = LiveRun("lo", f"udp and dst host {host}", duration=1.0, buffer_mb=2)
+    run, source = live_run("lo", f"udp and dst host {host}", "af_packet", duration=1.0, buffer_mb=2)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for i in range(5000):
             s.sendto(struct.pack("!I", i) + bytes(1196), (host, port))
     report = run.run()
-    stats = run.cap.stats
+    stats = source.cap.stats
     assert stats.drops > 0 and stats.packets == 5000
     assert report.capture.packets + stats.drops == 5000
     found = [f for f in report.findings if f.code == "capture.kernel_drops"]
     assert len(found) == 1 and found[0].evidence["kernel_drops"] == stats.drops
+
+
+def _capture_datagrams(method: str, n: int = 200) -> tuple[object, object]:
+    """A 2 s live run with `method` on a fresh loopback address while n datagrams go to it."""
+    host, port = free_address()
+    run, source = live_run("lo", f"udp and dst host {host}", method, duration=2.0)
+    thread, out = run_in_thread(run)
+    time.sleep(0.3)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(n):
+            s.sendto(b"x%d" % i, (host, port))
+    thread.join(timeout=20)
+    return out["report"], source
+
+
+def test_auto_takes_libpcap_where_the_kernel_refuses_a_ring(monkeypatch):
+    """A kernel without TPACKET_V3 (an old one, a sandbox) refuses PACKET_VERSION: the ring is not
+    to be had, and `auto` captures through libpcap instead; `af_packet` says why it cannot."""
+    from siptool.capture.interface import open_interface
+    from siptool.capture.live import LiveCapture, RingUnavailable
+
+    monkeypatch.setattr(LiveCapture, "version", 99)  # no kernel knows it: EINVAL, as without V3
+    with pytest.raises(RingUnavailable, match="no TPACKET_V3 ring"):
+        open_interface("lo", method="af_packet")
+    report, source = _capture_datagrams("auto")
+    assert source.cap.method == "libpcap"
+    assert report.capture.packets == 200 and source.cap.stats.drops == 0
+
+
+def test_without_af_packet_auto_takes_libpcap(monkeypatch):
+    """Where Python has no AF_PACKET (macOS, the BSDs), `auto` is libpcap."""
+    monkeypatch.delattr(socket, "AF_PACKET")
+    report, source = _capture_datagrams("auto")
+    assert source.cap.method == "libpcap" and report.capture.packets == 200
+
+
+def test_no_ring_and_no_libpcap_says_what_to_do(monkeypatch):
+    from siptool.capture import interface
+
+    monkeypatch.delattr(socket, "AF_PACKET")
+    monkeypatch.setattr(interface, "load_libpcap", lambda: None)
+    with pytest.raises(SiptoolError, match="libpcap is not installed.*tcpdump -w"):
+        interface.open_interface("lo")
+
+
+def test_cli_method_libpcap_and_a_bad_method(tmp_path):
+    host, port = free_address()
+    pcap = tmp_path / "p.pcap"
+    proc = subprocess.Popen([sys.executable, "-m", "siptool", "capture", "-i", "lo", "-f", f"udp and dst host {host}",
+                             "--method", "libpcap", "--duration", "3", "--json", "-w", str(pcap)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the file is begun once the filter is set (libpcap drops what it held when it sets one)
+        _wait_for((tmp_path / "p.pcap.part").exists)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(100):
+                s.sendto(b"y%d" % i, (host, port))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["capture"]["packets"] == 100 == analyze_file(pcap).capture.packets
+    bad = subprocess.run([sys.executable, "-m", "siptool", "capture", "-i", "lo", "--method", "bpf"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "af_packet" in bad.stderr and "Traceback" not in bad.stderr

@@ -18,8 +18,8 @@ import time
 import pytest
 from support import FIXTURES, require_binary
 
-from siptool.analysis.session import analyze_file
-from siptool.commands.analyze import tshark_report
+from siptool.drivers.files import analyze_file
+from siptool.drivers.files import tshark_report
 from siptool.errors import SiptoolError
 
 FIXTURE_PCAPS = sorted(FIXTURES.glob("*.pcap"))

@@ -108,3 +108,19 @@ def test_parse_ring_size_rejects(text):
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(SiptoolError, match="no such directory"):
         PcapWriter(tmp_path / "nope" / "x.pcap", 1)
+
+
+def test_record_headers_keep_exact_nanoseconds_and_the_original_length(tmp_path):
+    """The kernel's (seconds, nanoseconds) and a snapped frame's original length reach the file as they
+    were: no float on the way (a float of 1.7e9 s carries ~240 ns; dpkt's writer, which takes one,
+    writes 123456717 for 123456789) and no orig_len made equal to the captured length."""
+    path = tmp_path / "ns.pcap"
+    frame = udp_frame(1)
+    with PcapWriter(path, 1) as w:
+        w.write(1_700_000_000, 123_456_789, frame, 1514)  # a 1514-byte frame snapped to its first bytes
+        w.write(1_700_000_000, 999_999_999, frame, len(frame))
+    raw = path.read_bytes()
+    first = struct.unpack_from("=IIII", raw, 24)
+    second = struct.unpack_from("=IIII", raw, 24 + 16 + len(frame))
+    assert first == (1_700_000_000, 123_456_789, len(frame), 1514)
+    assert second == (1_700_000_000, 999_999_999, len(frame), len(frame))

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from support import FIXTURES, REPO
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 from siptool.report.jsonout import report_dict
 from siptool.report.schema import report_schema
 

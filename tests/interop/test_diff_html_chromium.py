@@ -9,8 +9,8 @@ from interop.test_pictures_chromium import browser, check, shots  # noqa: F401 -
 from support import FIXTURES
 from typer.testing import CliRunner
 
-from siptool.analysis.session import analyze_file
 from siptool.cli import get_app
+from siptool.drivers.files import analyze_file
 
 pytestmark = pytest.mark.interop
 

@@ -13,10 +13,10 @@ from interop.peers import free_port
 from support import FIXTURES, require_binary
 
 from siptool.analysis.points import CapturePoints
-from siptool.analysis.session import analyze_file
 from siptool.capture import open_capture
 from siptool.capture.hep import HepReceiver, encode, from_packet
 from siptool.capture.hep_listen import HepListener
+from siptool.drivers.files import analyze_file
 from siptool.sip.message import looks_like_sip
 
 pytestmark = pytest.mark.interop

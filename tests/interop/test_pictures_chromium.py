@@ -57,7 +57,7 @@ def check(browser, page: Path, shots: Path, pictures: int, marks: int) -> None:
 
 def html_of(capture: Path, out: Path) -> tuple[int, int]:
     """`siptool ladder CAPTURE --all --html OUT`; returns (calls, arrowheads) the page must show."""
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
 
     result = CliRunner().invoke(get_app(), ["ladder", str(capture), "--all", "--html", str(out), "-q"])
     assert result.exit_code == 0, result.stderr
@@ -151,7 +151,7 @@ def test_mermaid_parses_and_shows_our_text(browser, shots, tmp_path):
     colons, "->" in the title, SDP notes with ";" and "<>", RTP bands."""
     import json
 
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
     from siptool.report.ladder import mermaid
 
     ladders = [build(c) for c in analyze_file(FIXTURES / "example.pcap").calls] + [build(hard_call())]
@@ -197,7 +197,7 @@ def test_speech_lanes(browser, shots, tmp_path, name):
     import re
 
     from siptool.analysis.content import ContentOptions
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
 
     page = tmp_path / f"{Path(name).stem}_lanes.html"
     result = CliRunner().invoke(get_app(), ["ladder", str(FIXTURES / name), "--content", "--html", str(page), "-q"])

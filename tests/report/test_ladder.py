@@ -8,8 +8,8 @@ import pytest
 from support import FIXTURES
 from typer.testing import CliRunner
 
-from siptool.analysis.session import analyze_file
 from siptool.cli import get_app
+from siptool.drivers.files import analyze_file
 from siptool.report.ladder import mermaid, terminal
 from siptool.report.ladder_layout import build, clock, delta_text
 from siptool.report.ladder_svg import html, svg
@@ -48,6 +48,20 @@ def test_sdp_and_media_bands():
     impaired = build(one_call("media_impaired.pcap"))
     assert impaired.hosts[-1] == "127.0.0.3:40000"  # the relay only carries media: its own column
     assert [b.bad for b in impaired.bands] == [False, True]  # 2 % loss back to the caller
+
+
+def test_band_colour_is_the_analysis_verdict():
+    """A band is red when the analysis judged its stream past the thresholds it was given (the stream's
+    past_limits, beside its media.loss finding): the renderer does not judge again with its own limits."""
+    from siptool.analysis.thresholds import Thresholds
+
+    path = FIXTURES / "media_impaired.pcap"
+    for limits, red in ((Thresholds(), [False, True]), (Thresholds.from_limits(loss_pct=5.0), [False, False]),
+                        (Thresholds.from_limits(jitter_ms=0.02), [True, True])):
+        (call,) = [c for c in analyze_file(path, thresholds=limits).calls if c.kind == "call"]
+        assert [b.bad for b in build(call).bands] == red == [s.past_limits for s in call.streams]
+        verdicts = [f for f in call.findings if f.code in ("media.loss", "media.jitter", "media.mos")]
+        assert bool(verdicts) == any(red)
 
 
 def test_retransmissions_are_marked():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from support import FIXTURES
 
-from siptool.analysis.files import analyze_files
 from siptool.analysis.metrics import compute_metrics
+from siptool.drivers.many import analyze_files
 from siptool.report.parquet import write_tables
 
 duckdb = pytest.importorskip("duckdb")

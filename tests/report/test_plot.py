@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from support import FIXTURES, SHARED
 from typer.testing import CliRunner
 
-from siptool.analysis.session import analyze_file
 from siptool.cli import get_app
+from siptool.drivers.files import analyze_file
 from siptool.report.model import Finding
 from siptool.report.plot import SEVERITY_COLORS, lost_per_second, plot_call
 from siptool.status import ExitStatus
@@ -166,7 +166,7 @@ def test_unwritable_output_is_bad_input_before_any_work(tmp_path):
 def test_speech_panel_shows_each_streams_talk_spurts(tmp_path):
     """plot --content: a fourth panel, one row per stream, its talk spurts as bars at their times."""
     from siptool.analysis.content import ContentOptions
-    from siptool.analysis.session import analyze_file
+    from siptool.drivers.files import analyze_file
     from siptool.report.plot import plot_call
 
     series: dict = {}

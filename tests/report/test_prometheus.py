@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import FIXTURES, require_binary
 
 from siptool.analysis import events as ev
-from siptool.analysis.files import analyze_files
 from siptool.analysis.session import Analyzer
 from siptool.capture import open_capture
+from siptool.drivers.many import analyze_files
 from siptool.report.prometheus import Exporter
 
 
@@ -75,11 +75,9 @@ def test_labels_are_bounded():
 def test_live_events_count_what_the_report_counts():
     """Packets fed one by one, the live calls watched after each: every call is counted once, with
     the PDD the report gives it; the active gauge ends at the report's calls still up."""
-    analyzer = Analyzer()
+    calls = {}  # the live calls' SIP records, as the Analyzer's on_message hook hands them
+    analyzer = Analyzer(on_message=lambda msg, record, call: calls.setdefault(id(record), record))
     watch, live, exporter = ev.CallWatch(), Exporter(), Exporter()
-    calls = {}  # the live calls, as the live driver keeps them: each Call the tracker hands back
-    add = analyzer.tracker.add
-    analyzer.tracker.add = lambda msg, hop: calls.setdefault(id(c := add(msg, hop)), c)
     with open_capture(FIXTURES / "calls_mixed.pcap") as source:
         for pkt in source:
             analyzer.feed(pkt)

@@ -6,8 +6,8 @@ import matplotlib.image
 from support import FIXTURES
 from typer.testing import CliRunner
 
-from siptool.analysis.session import analyze_file
 from siptool.cli import get_app
+from siptool.drivers.files import analyze_file
 from siptool.report.sizing_plot import plot_sizing
 from siptool.status import ExitStatus
 

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from support import FIXTURES, SHARED
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 from siptool.report.fit import Column, fit_table
 from siptool.report.terminal import render
 

@@ -17,7 +17,7 @@ from crafted_calls import A, B, T0, Dialog, audio, rtp, sdp, write
 from support import require_binary
 from tshark_rtp import analyse, tshark_streams
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 from siptool.rtp.stats import StreamStats, finish_many
 
 RATES = {101: 0}  # as the SDP below says: telephone-event; 96 has no rtpmap (no known rate)

@@ -7,7 +7,7 @@ import pytest
 from crafted import A, B, sip, tcp, write
 from linear import assert_linear
 
-from siptool.analysis.session import analyze_file
+from siptool.drivers.files import analyze_file
 from siptool.sip.framing import MAX_BODY, MAX_HEADER, SipFramer
 
 OPTIONS = sip(f"OPTIONS sip:{B} SIP/2.0", "1 OPTIONS").encode()

@@ -1,4 +1,4 @@
-"""Many captures (analysis/files.py, `siptool analyze DIR | FILE...`): rotated files give the same calls
+"""Many captures (drivers/many.py, `siptool analyze DIR | FILE...`): rotated files give the same calls
 as the single capture; independent captures keep their calls apart, in parallel and on Dask."""
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import jsonschema
 import pytest
 from support import FIXTURES, require_binary
 
-from siptool.analysis.files import analyze_files, expand, plan, rotation_key
-from siptool.report.model import SCHEMA_VERSION
-from siptool.analysis.session import analyze_file
 from siptool.capture.reader import Capture
 from siptool.capture.writer import PcapWriter
+from siptool.drivers.files import analyze_file
+from siptool.drivers.many import analyze_files, expand, plan, rotation_key
 from siptool.report.jsonout import report_dict
 from siptool.report.model import SCHEMA_VERSION
 from siptool.report.schema import report_schema
@@ -168,6 +167,7 @@ def test_cli_many_files_json_and_errors(tmp_path):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["schema_version"] == SCHEMA_VERSION and len(data["sources"]) == len(parts)
+    assert tuple(map(int, SCHEMA_VERSION.split("."))) >= (1, 5)  # sources came in 1.5
     assert {c["source_file"] for c in data["calls"]} <= {str(p) for p in parts}
     text = run_cli(tmp_path / "parts", FIXTURES / "call_ok.pcap", "--parquet", tmp_path / "tables")
     assert "2 capture points (1 rotated); automatic" in text.stdout and text.returncode == 0

@@ -24,13 +24,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..analysis import combine
+from ..analysis import findings as rules
+from ..analysis.session import Analyzer, _media_tracker
+from ..analysis.thresholds import DEFAULT, Thresholds
 from ..capture import CaptureInfo, open_capture
 from ..capture.reader import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_SHB, Capture
 from ..errors import SiptoolError
-from ..report.model import Finding, Report, SourceFile
-from . import combine
-from .session import Analyzer, _media_tracker, feed_source
-from .thresholds import DEFAULT, Thresholds
+from ..report.model import Report, SourceFile
+from .files import feed_source
 
 MODES = ("auto", "rotated", "independent")
 DASK_CONNECT_S = 10
@@ -137,7 +139,7 @@ def analyze_timeline(timeline: Timeline, thresholds: Thresholds = DEFAULT) -> Re
         frame += part.packets
     report = analyzer.finish(info, dict(skipped), incomplete)
     if overlaps:
-        report.findings.append(files_overlap(timeline.name, overlaps))
+        report.findings.append(rules.files_overlap(timeline.name, overlaps))
     return combine.stamp(report, timeline.name, sources)
 
 
@@ -156,18 +158,6 @@ def _extend(info: CaptureInfo, part: CaptureInfo) -> None:
     if part.truncated:
         why = f"{part.path}: {part.truncated}"
         info.truncated = f"{info.truncated}; {why}" if info.truncated else why
-
-
-def files_overlap(point: str, overlaps: list[tuple[str, str, float]]) -> Finding:
-    first, second, seconds = overlaps[0]
-    return Finding(
-        code="capture.files_overlap", severity="warning",
-        title=f"Files read as one rotated capture overlap in time ({point})",
-        explanation=f"{second} starts {seconds:.3f} s before {first} ends ({len(overlaps)} such pair(s)). "
-                    "Files of one rotation follow each other; these look like captures taken side by side "
-                    "(two probes, two interfaces), whose calls are then mixed into one timeline.",
-        fix="Analyse them as independent captures: siptool analyze --independent FILE...",
-        evidence={"pairs": [{"first": a, "second": b, "overlap_s": round(s, 6)} for a, b, s in overlaps[:10]]})
 
 
 def analyze_files(paths: list[str], mode: str = "auto", workers: int | None = None,

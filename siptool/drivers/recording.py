@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..analysis.content import ContentOptions
 from ..report.model import Call, Stream
-from .content import ContentOptions
-from .session import analyze_file
+from .files import analyze_file
 
 
 @dataclass(slots=True)
