@@ -26,7 +26,7 @@ from .events import LOGGED, Answered, Ended, Note, Received, Sent
 from .media import RtpDriver, load_wav, save_wav
 from .nat import NatView, hostport, is_loopback, route_source
 from .nat import resolve as _resolve
-from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - re-exported
+from .options import SECURE, AgentError, CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - re-exported
 from .register import options_ping, register  # noqa: F401 - re-exported
 from .roundtrip import received_signal, session_rtt_ms
 from .rtpsession import RtpSession
@@ -83,7 +83,7 @@ class Caller:
                  on_event: Callable | None = None) -> None:
         self.o, self.kind, self.addr, self.pcap = o, kind, addr, pcap
         self.local_ip = o.local_ip or route_source(addr[0])
-        self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), o.tls() if kind == "tls" else None,
+        self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), o.tls() if kind in SECURE else None,
                             tap=pcap, on_event=self._event)
         self.ua.ep.on_request = answer_out_of_dialog(self.ua.ep, CALLER_ALLOW)
         self.calls: dict[UacSession, OutgoingCall] = {}

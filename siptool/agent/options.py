@@ -16,6 +16,9 @@ from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
 
 
+SECURE = ("tls", "wss")  # transports over TLS (RFC 3261 26.2, RFC 7118 WSS)
+
+
 class AgentError(SiptoolError):
     """A test call, OPTIONS or REGISTER that could not be done (exit 1: the trunk's side)."""
 
@@ -25,7 +28,7 @@ class AgentError(SiptoolError):
 @dataclass
 class CallOptions:
     uri: str
-    transport: str | None = None  # udp/tcp/tls; default from the URI (transport=, sips:) else udp
+    transport: str | None = None  # udp/tcp/tls/ws/wss; default from the URI (transport=, sips:) else udp
     from_uri: str | None = None
     user: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -100,7 +103,7 @@ class CallOptions:
             inputs.host_port("--stun", self.stun, stun.DEFAULT_PORT)
         if self.play:
             load_wav(inputs.readable("--play", self.play))
-        if self.tls_keylog and kind != "tls":
+        if self.tls_keylog and kind not in SECURE:
             raise SiptoolError(f"--tls-keylog: the call uses {kind.upper()}, not TLS: there are no TLS keys to log")
         for name, path in (("--record", self.record), ("--pcap", self.pcap), ("--tls-keylog", self.tls_keylog)):
             if path:
@@ -108,7 +111,7 @@ class CallOptions:
         for name, path in (("--ca-file", self.ca_file), ("--cert", self.cert_file), ("--key", self.key_file)):
             if path:
                 inputs.readable(name, path)
-        if kind == "tls":
+        if kind in SECURE:
             try:
                 self.tls().client_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
@@ -135,6 +138,6 @@ def _hop(o: CallOptions) -> tuple[build.Uri, str]:
     target = inputs.sip_uri(o.uri)
     hop = inputs.sip_uri(o.proxy) if o.proxy else target
     kind = (o.transport or hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
-    if kind not in ("udp", "tcp", "tls"):
-        raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp or tls")
+    if kind not in ("udp", "tcp", "tls", "ws", "wss"):
+        raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp, tls, ws or wss")
     return hop, kind

@@ -13,7 +13,7 @@ from ..sip.transaction import Timers
 from . import inputs
 from .nat import resolve as _resolve
 from .nat import route_source
-from .options import AgentError, CallOptions, _hop
+from .options import SECURE, AgentError, CallOptions, _hop
 from .registration import Exchange, RegisterSession
 from .clock import stamp
 from .transport import TlsOptions
@@ -26,7 +26,7 @@ async def open_ua(uri: str, transport: str | None, local_ip: str | None, t1: flo
     hop, kind = _hop(CallOptions(uri=uri, transport=transport, local_ip=local_ip, t1=t1))
     addr = await _resolve(*hop.hostport())
     local_ip = local_ip or route_source(addr[0])  # the source address of the route to the registrar
-    ua = UserAgent(kind, local_ip, local_port, Timers(t1), (tls or TlsOptions()) if kind == "tls" else None,
+    ua = UserAgent(kind, local_ip, local_port, Timers(t1), (tls or TlsOptions()) if kind in SECURE else None,
                    tap=tap, on_event=on_event)
     await ua.start()
     if kind != "udp":  # connect first so Via and Contact carry the real local port

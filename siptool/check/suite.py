@@ -18,7 +18,7 @@ from ..errors import SiptoolError
 from ..sip.uri import UriError, parse_uri, with_user  # noqa: F401 - with_user: re-exported
 from .builtin import CHECKS
 
-TRANSPORTS = ("udp", "tcp", "tls")
+TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
 
 
 @dataclass
@@ -215,7 +215,7 @@ name = "carrier-interop"
 
 [target]
 uri = "sip:echo@127.0.0.1:5060"   # where test calls go (an echo number on the far side is best)
-transport = "udp"                  # udp, tcp or tls
+transport = "udp"                  # udp, tcp, tls, ws or wss (SIP over WebSocket, RFC 7118)
 # registrar = "sip:127.0.0.1:5060" # REGISTER goes here (default: the host of uri)
 # proxy = "sip:sbc.example.com:5060"  # outbound proxy
 user = "alice"                     # digest username

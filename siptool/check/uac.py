@@ -202,7 +202,7 @@ class Driver:
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
             ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, thresholds=self.thresholds,
             pcap=self._pcap(what) if self.keep else None,
-            tls_keylog=self.tls_keylog if kind == "tls" else None, **srtp,
+            tls_keylog=self.tls_keylog if kind in ("tls", "wss") else None, **srtp,
             no_answer_timeout=max(30.0, (cancel_after or 0) + 5))  # the checks judge the figures themselves
 
     @staticmethod

@@ -68,7 +68,8 @@ def suite_list(text: str | None) -> dict:
 
 def call(
     uri: str = typer.Argument(..., help="Request-URI: sip:NUMBER@HOST[:PORT] (sips: for TLS)."),
-    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp or tls (default from URI, else udp)."),
+    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp, tls, ws or wss (SIP over "
+                                            "WebSocket, RFC 7118; default from the URI, else udp)."),
     from_uri: Optional[str] = typer.Option(None, "--from", help="From URI (default sip:USER@local-ip)."),
     user: Optional[str] = typer.Option(None, "--user", "-u", help="Digest user name."),
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),

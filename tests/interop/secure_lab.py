@@ -129,8 +129,8 @@ class Capture:
 
     def start(self) -> "Capture":
         tcpdump = require_binary("tcpdump")
-        self.peer = Peer([*self.lab.prefix, "sh", "-c", f"exec {tcpdump} -i lo -s 0 -U --immediate-mode -n -Z root "
-                          f"-w {self.path} {shlex.quote(self.bpf)} 2>{self.log}"])
+        self.peer = Peer([*self.lab.prefix, "sh", "-c", f"exec {tcpdump} -i lo -s 0 -B 16384 -U --immediate-mode -n "
+                          f"-Z root -w {self.path} {shlex.quote(self.bpf)} 2>{self.log}"])
         deadline = time.time() + 15
         while time.time() < deadline and "listening on" not in (self.log.read_text() if self.log.exists() else ""):
             time.sleep(0.05)
