@@ -79,9 +79,10 @@ def offer(mode: SrtpMode, suites=OFFERED) -> tuple[str, list[sdplib.Crypto]]:
 
 
 def usable(lines: list[sdplib.Crypto]) -> list[sdplib.Crypto]:
-    """Lines whose suite and session parameters libsrtp can honour (RFC 4568 7.1.2: an answerer
-    ignores the others)."""
-    return [c for c in lines if c.suite in SUITES and all(p.upper().startswith(KNOWN_PARAMS) for p in c.session_params)]
+    """Lines whose suite, keys and session parameters libsrtp can honour (RFC 4568 7.1.2: an
+    answerer ignores the others): several keys need MKIs of one length (6.1)."""
+    return [c for c in lines if c.suite in SUITES and all(p.upper().startswith(KNOWN_PARAMS) for p in c.session_params)
+            and len({k.mki_length for k in c.keys}) == 1 and (len(c.keys) == 1 or c.keys[0].mki_length > 0)]
 
 
 def answer(offered: sdplib.Media, mode: SrtpMode, suites=OFFERED) -> Keys | Refusal | None:
@@ -117,7 +118,7 @@ def accept(offered: list[sdplib.Crypto], proto: str, answered: sdplib.Media, mod
         return (f"SRTP downgraded: the answer is {answered.proto} to an {proto} offer (media would go in clear; "
                 "RFC 3264 6: the answer keeps the offer's transport)")
     by_tag = {c.tag: c for c in offered}
-    theirs = next((c for c in answered.crypto if c.tag in by_tag and c.suite == by_tag[c.tag].suite), None)
+    theirs = next((c for c in usable(answered.crypto) if c.tag in by_tag and c.suite == by_tag[c.tag].suite), None)
     if theirs is None:
         if not answered.crypto and not secure(answered.proto):
             return None  # best effort declined: plain RTP

@@ -196,3 +196,18 @@ def test_a_wrong_key_drops_everything_and_a_duplicate_is_a_replay():
                              dup=lambda where, data: where == "back" and parse_rtp(data).sequence % 10 == 0)
     assert caller.rx_packets == 50 and mine.rx.counts.replayed == 5 and mine.rx.counts.ok == 50
     assert mine.facts().replayed == 5 and mine.facts().received == 55
+
+
+def test_keys_libsrtp_cannot_take_are_not_taken():
+    """Several keys without MKIs, or MKIs of two lengths (RFC 4568 6.1): the answerer ignores the
+    line, the offerer refuses such an answer; neither gets as far as libsrtp."""
+    key = MasterKey(bytes(30))
+    bad = [sdplib.Crypto(1, SHA80, [key, MasterKey(bytes(range(30)))]),
+           sdplib.Crypto(2, SHA80, [MasterKey(bytes(30), 1, 1), MasterKey(bytes(30), 2, 2)])]
+    assert sdes.usable(bad) == []
+    assert isinstance(sdes.answer(media_line("RTP/SAVP", bad), SrtpMode.OPTIONAL), Refusal)
+    proto, lines = sdes.offer(SrtpMode.MANDATORY, (SHA80,))
+    problem = sdes.accept(lines, proto, media_line("RTP/SAVP", bad[:1]), SrtpMode.MANDATORY)
+    assert "no a=crypto line matching an offered one" in problem
+    good = sdplib.Crypto(1, SHA80, [MasterKey(bytes(30), 1, 2), MasterKey(bytes(range(30)), 2, 2)])
+    Protection(sdes.accept(lines, proto, media_line("RTP/SAVP", [good]), SrtpMode.MANDATORY))  # MKIs: fine

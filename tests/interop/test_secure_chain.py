@@ -35,7 +35,7 @@ def chain(tmp_path_factory):
         capture = lab.capture("chain", CALLER_EDGE).start()
         proc = lab.siptool("call", "sip:alice@127.0.0.1", "--proxy", "sips:127.0.0.1:5061", "--ca-file", cert,
                            "--sni", "sip.example.test", "--srtp", "mandatory", "--tls-keylog", keys, "-d", "3",
-                           "--play", tone, "--json")
+                           "--play", tone, "--json", "--mos", "1", "--jitter", "1000")  # not the machine's load
         pcap = capture.stop()
         assert proc.stdout.strip(), proc.stderr[-2000:]
         yield lab, pcap, keys, json.loads(proc.stdout), echo.stop()

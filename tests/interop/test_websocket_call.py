@@ -28,7 +28,8 @@ def test_call_over_websocket_through_kamailio(lab, kind, port):
     secure = ["--ca-file", cert, "--sni", "sip.example.test", "--tls-keylog", keys] if kind == "wss" else []
     capture = lab.capture(kind, f"tcp port {port}").start()
     proc = lab.siptool("call", "sip:alice@127.0.0.1", "--proxy", f"sip:127.0.0.1:{port};transport={kind}",
-                       "--srtp", "mandatory", "-d", "1.5", "--pcap", own, "--json", *secure)
+                       "--srtp", "mandatory", "-d", "1.5", "--pcap", own, "--json", *secure,
+                       "--mos", "1", "--jitter", "1000")  # judged here: the transport and SRTP, not the machine's load
     pcap = capture.stop()
     res = json.loads(proc.stdout)
     assert res["ok"], (res["error"], res["problems"], proc.stderr[-1000:])
