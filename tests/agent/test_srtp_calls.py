@@ -20,6 +20,11 @@ GCM, SHA80, SHA32 = "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80", "AES_CM_128_H
 LENIENT = Thresholds.from_limits(mos=1.0, jitter_ms=1000.0)  # these tests judge SRTP, not the machine's load
 
 
+def call(*args, env=None):
+    """`siptool call ARGS` with limits that judge what these tests test, not the machine's load."""
+    return siptool("call", *args, "--mos", "1", "--jitter", "1000", env=env)
+
+
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 60))
 
@@ -75,22 +80,22 @@ def test_the_shared_port_claims_each_srtp_source_by_its_key():
 
 def test_no_common_suite_is_refused_and_said(echo_proc):
     _, port = echo_proc("--srtp-suites", GCM)
-    proc = siptool("call", f"sip:echo@127.0.0.1:{port}", "--srtp", "mandatory", "--srtp-suites", SHA32, "--json")
+    proc = call(f"sip:echo@127.0.0.1:{port}", "--srtp", "mandatory", "--srtp-suites", SHA32, "--json")
     res = json.loads(proc.stdout)
     assert proc.returncode == 1 and res["status"] == 488 and not res["ok"]
     assert codes(res)["srtp.refused"] == "error" and "codec.no_common" not in codes(res)  # said once
     assert res["problems"] == ["SRTP offer refused (488): no crypto suite, or no codec, in common"]
     refused = next(f for f in res["findings"] if f["code"] == "srtp.refused")
     assert refused["evidence"]["suites"] == [SHA32] and refused["evidence"]["protocol"] == "RTP/SAVP"
-    plain = siptool("call", f"sip:echo@127.0.0.1:{port}", "-d", "1", "--json")  # plain RTP still answered
+    plain = call(f"sip:echo@127.0.0.1:{port}", "-d", "1", "--json")  # plain RTP still answered
     assert json.loads(plain.stdout)["ok"]
 
 
 def test_an_echo_without_srtp_refuses_rtp_savp_and_declines_best_effort(echo_proc):
     _, port = echo_proc("--srtp", "off")
-    res = json.loads(siptool("call", f"sip:echo@127.0.0.1:{port}", "--srtp", "mandatory", "--json").stdout)
+    res = json.loads(call(f"sip:echo@127.0.0.1:{port}", "--srtp", "mandatory", "--json").stdout)
     assert res["status"] == 488 and "srtp.refused" in codes(res)
-    res = json.loads(siptool("call", f"sip:echo@127.0.0.1:{port}", "--srtp", "optional", "-d", "1.5",
+    res = json.loads(call(f"sip:echo@127.0.0.1:{port}", "--srtp", "optional", "-d", "1.5",
                              "--json").stdout)
     assert res["ok"] and res["call"]["agent"]["srtp"] is None  # best effort declined: plain RTP
     assert [s["srtp"] for s in res["call"]["streams"]] == [None, None]
@@ -99,9 +104,9 @@ def test_an_echo_without_srtp_refuses_rtp_savp_and_declines_best_effort(echo_pro
 
 def test_an_echo_requiring_srtp_refuses_plain_rtp(echo_proc):
     _, port = echo_proc("--srtp", "mandatory")
-    res = json.loads(siptool("call", f"sip:echo@127.0.0.1:{port}", "--json").stdout)
+    res = json.loads(call(f"sip:echo@127.0.0.1:{port}", "--json").stdout)
     assert res["status"] == 488 and "codec.no_common" in codes(res)  # a plain offer: refused as such
-    res = json.loads(siptool("call", f"sip:echo@127.0.0.1:{port}", "--srtp", "optional", "-d", "1.5",
+    res = json.loads(call(f"sip:echo@127.0.0.1:{port}", "--srtp", "optional", "-d", "1.5",
                              "--json").stdout)
     assert res["ok"] and res["call"]["agent"]["srtp"]["suite"] == GCM  # best effort taken: SRTP on RTP/AVP
 
@@ -130,7 +135,7 @@ def test_call_and_echo_write_tls_key_logs_readable_by_their_owner_only(tmp_path,
     try:
         echo, port = echo_proc("-t", "tls", "--cert", cert, "--key", key, "--tls-keylog", echo_keys,
                                tls=True)
-        proc = siptool("call", f"sips:echo@127.0.0.1:{port}", "--ca-file", cert, "--srtp", "mandatory", "-d", "1.5",
+        proc = call(f"sips:echo@127.0.0.1:{port}", "--ca-file", cert, "--srtp", "mandatory", "-d", "1.5",
                        "--tls-keylog", call_keys)
     finally:
         os.umask(old)
@@ -154,10 +159,10 @@ def test_sslkeylogfile_is_the_default_key_log(tmp_path, echo_proc):
     path.write_text("")
     path.chmod(0o644)  # an existing file is made private before any key goes in
     _, port = echo_proc("-t", "tls", "--cert", cert, "--key", key, tls=True)
-    proc = siptool("call", f"sips:echo@127.0.0.1:{port}", "--ca-file", cert, "-d", "1",
+    proc = call(f"sips:echo@127.0.0.1:{port}", "--ca-file", cert, "-d", "1",
                    env={"SSLKEYLOGFILE": str(path)})
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(_keylog_lines(path)) >= 5
-    bad = siptool("call", "sip:1@127.0.0.1:9", "--tls-keylog", tmp_path / "k")
+    bad = call("sip:1@127.0.0.1:9", "--tls-keylog", tmp_path / "k")
     assert bad.returncode == 2 and bad.stderr.strip() == ("siptool: --tls-keylog: the call uses UDP, not TLS: there "
                                                          "are no TLS keys to log")
