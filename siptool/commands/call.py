@@ -12,7 +12,7 @@ import typer
 
 from ..errors import SiptoolError
 from ..status import ExitStatus
-from .common import console, epilog, guarded
+from .common import KEYLOG_OUT_HELP, SUITES_DEFAULT, console, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool call sip:100@127.0.0.1:5060"),
@@ -95,12 +95,11 @@ def call(
     sni: Optional[str] = typer.Option(None, "--sni", help="TLS: server name to send and verify (default: host)."),
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS: client certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS: client key (PEM)."),
-    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help="TLS: append the session keys to this "
-                                              "file (NSS key log, mode 0600; default $SSLKEYLOGFILE)."),
+    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help=KEYLOG_OUT_HELP),
     srtp: str = typer.Option("off", "--srtp", help="SRTP with SDES keys: mandatory (RTP/SAVP), optional "
                              "(best effort: RTP/AVP with a=crypto) or off."),
-    srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites", help="SDES suites to offer, in order "
-                                              "(default AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80,_32)."),
+    srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites",
+                                              help=f"SDES suites to offer, in order, A,B ({SUITES_DEFAULT})."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer B = 64*T1)."),
     mos: float = typer.Option(3.6, "--mos", "--mos-min", help="Fail below this E-model MOS (either direction)."),
     max_loss: float = typer.Option(1.0, "--loss", "--max-loss", help="Fail at this packet loss or more, percent."),

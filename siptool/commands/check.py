@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..status import ExitStatus
-from .common import console, epilog, guarded
+from .common import KEYLOG_OUT_HELP, console, epilog, guarded
 
 EPILOG = epilog(
     [("write siptool-suite.toml, commented", "siptool check --init"),
@@ -36,8 +36,7 @@ def check(
                                             "(one pcap per check, readable by siptool analyze)."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 when checks were skipped (could "
                                        "not judge the target) and none failed; skips are still reported."),
-    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help="TLS: append the session keys to this "
-                                              "file (NSS key log, mode 0600; default $SSLKEYLOGFILE)."),
+    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help=KEYLOG_OUT_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Ladders of passed checks too."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:

@@ -13,7 +13,7 @@ import typer
 
 from ..errors import SiptoolError
 from .call import read_password, suite_list
-from .common import epilog, guarded
+from .common import KEYLOG_OUT_HELP, SUITES_DEFAULT, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool echo --listen 127.0.0.1:5060"),
@@ -53,12 +53,11 @@ def echo(
     codec: str = typer.Option("PCMU,PCMA", "--codec", help="Codecs accepted, in order of preference."),
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
-    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help="TLS: append the session keys to this "
-                                              "file (NSS key log, mode 0600; default $SSLKEYLOGFILE)."),
+    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help=KEYLOG_OUT_HELP),
     srtp: str = typer.Option("optional", "--srtp", help="SRTP offers answered in SRTP, plain ones in RTP "
                              "(optional); mandatory: SRTP only; off: RTP only."),
-    srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites", help="SDES suites accepted (default "
-                                              "AEAD_AES_128_GCM,AES_CM_128_HMAC_SHA1_80,_32)."),
+    srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites",
+                                              help=f"SDES suites accepted, A,B ({SUITES_DEFAULT})."),
     ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
     hangup_after: Optional[float] = typer.Option(None, "--hangup-after", help="Send BYE after this many seconds."),
     media_port: int = typer.Option(0, "--media-port", help="RTP port shared by every call (RTCP on the next); "
