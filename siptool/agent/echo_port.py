@@ -262,6 +262,7 @@ class EchoPort:
                 return None, None
             self._secure_keys[key] = owner
             self._secure_waiting.pop(owner[0], None)
+            self._sessions[addr] = owner[0]  # (its RTCP comes from the port after)
             owner[0].latch(addr)  # its RTCP goes where its media comes from (RFC 4961)
         return owner, out
 

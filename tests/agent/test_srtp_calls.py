@@ -75,6 +75,7 @@ def test_the_shared_port_claims_each_srtp_source_by_its_key():
     assert [r.call.agent.srtp.suite for r in summary.results] == [GCM, GCM] and plain.call.agent.srtp is None
     secure = [r for r in echo.finished if r.protection is not None]
     assert len(secure) == 2 and all(r.protection.rx.counts.auth_failed == 0 for r in secure)
+    assert all(r.protection.rx_rtcp.rtcp_counts.ok > 0 for r in secure)  # SRTCP from the port after a claimed one
     assert echo.shared.unmatched == 0
 
 
