@@ -90,7 +90,7 @@ def test_data_flows_one_way():
 
 
 IMPORT_NAMES = {"rich": "rich", "typer": "typer", "numpy": "numpy", "matplotlib": "matplotlib",
-                "prometheus-client": "prometheus_client"}
+                "prometheus-client": "prometheus_client", "dnspython": "dns"}
 
 
 def test_every_runtime_dependency_is_imported_by_the_runtime():

@@ -9,6 +9,7 @@ own packets feed an Analyzer as they pass (tap.py), and when the call ends its v
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,8 +22,11 @@ from ..report.model import AgentView, Call, FarEndReport, MediaFigures
 from ..rtp import g711
 from ..sip import build
 from ..sip.transaction import Timers
+from ..sip.locate import Resolution
 from . import inputs, stun
+from .dns import locate_hop
 from .events import LOGGED, Answered, Ended, Note, Received, Sent
+from .failover import Backoff, Failover
 from .media import RtpDriver, load_wav, save_wav
 from .nat import NatView, hostport, is_loopback, route_source
 from .nat import resolve as _resolve
@@ -68,6 +72,7 @@ class CallResult:
     resume_status: int | None = None
     cancel_status: int | None = None
     nat: dict = field(default_factory=dict)  # NatView.to_dict()
+    targets: list = field(default_factory=list)  # report.model.TargetTry: each server the INVITE went to
     problems: list[str] = field(default_factory=list)
     findings: list = field(default_factory=list)  # the Analyzer's findings on this call (report.model.Finding)
     call: Call | None = None  # the Analyzer's Call of it, with the agent's facts (call.agent)
@@ -77,14 +82,21 @@ class CallResult:
 class Caller:
     """A user agent shared by the calls it places (the endpoint gives each call its own messages).
     On entry it connects (TCP/TLS) and learns how the far end sees it (NAT), before any INVITE.
+    `servers`: the first hop located (RFC 3263); each call tries them in an order drawn for it
+    (RFC 2782), and a 503's Retry-After holds a server for every call of the run (`backoff`).
     `pcap`: a tap writing every packet of the run to a file."""
 
-    def __init__(self, o: CallOptions, kind: str, addr: tuple[str, int], pcap: AgentTap | None = None,
+    def __init__(self, o: CallOptions, servers: Resolution, pcap: AgentTap | None = None,
                  on_event: Callable | None = None) -> None:
-        self.o, self.kind, self.addr, self.pcap = o, kind, addr, pcap
-        self.local_ip = o.local_ip or route_source(addr[0])
-        self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), o.tls() if kind in SECURE else None,
+        self.o, self.servers, self.pcap = o, servers, pcap
+        self.kind = kind = servers.transport
+        self.addr = servers.servers[0].addr()  # the first server: the route source, the NAT probe
+        self.backoff = Backoff()
+        self.rng = random.Random()
+        self.local_ip = o.local_ip or route_source(self.addr[0])
+        self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), self._tls() if kind in SECURE else None,
                             tap=pcap, on_event=self._event)
+        self.ua.unreachable = {tuple(a) for a in o.unreachable}
         self.ua.ep.on_request = answer_out_of_dialog(self.ua.ep, CALLER_ALLOW)
         self.calls: dict[UacSession, OutgoingCall] = {}
         self.on_event = on_event
@@ -92,11 +104,35 @@ class Caller:
         self.stun_server: tuple[str, int] | None = None
         self.signal = _signal(o, o.duration or 10.0)
 
+    def _tls(self) -> TlsOptions:
+        """TLS options; the server name verified is the URI's domain when it has one (RFC 5922 4.1)."""
+        tls = self.o.tls()
+        if tls.sni is None and self.servers.servers[0].found != "numeric":
+            tls.sni = self.servers.host
+        return tls
+
+    def failover(self) -> Failover:
+        """The servers one call tries, in an order drawn for it (`only`: that one alone)."""
+        order = self.servers.order(self.rng)
+        return Failover([s for s in order if s.addr() == tuple(self.o.only)] if self.o.only else order, self.backoff)
+
+    async def _connect(self) -> None:
+        """TCP/TLS: connect first so Via and Contact carry the real local port: to the first server
+        that takes the connection (each call still tries every server and says what happened)."""
+        servers = [s for s in self.servers.servers if s.addr() not in self.ua.unreachable]
+        for i, server in enumerate(servers):
+            try:
+                await self.ua.connect(server.addr())
+                return
+            except TransportError:
+                if i == len(servers) - 1 and len(servers) == 1:
+                    raise
+
     async def __aenter__(self) -> "Caller":
         await self.ua.start()
         try:
-            if self.kind != "udp":  # connect first so Via and Contact carry the real local port
-                await self.ua.connect(self.addr)
+            if self.kind != "udp":
+                await self._connect()
             await self._learn()
         except BaseException:
             await self.ua.close()
@@ -190,7 +226,8 @@ class OutgoingCall:
         try:
             await self.media.open()
             await self._advertise()
-            self.session = s = UacSession(self.ua.ep, self.o, self.caller.addr, (self.sdp_addr, self.sdp_port))
+            self.session = s = UacSession(self.ua.ep, self.o, self.caller.addr, (self.sdp_addr, self.sdp_port),
+                                          self.caller.failover())
             res.call_id = s.call_id  # from here on an INVITE goes out
             self.caller.calls[s] = self
             self.ua.call_taps[s.call_id] = self.tap
@@ -288,7 +325,8 @@ class OutgoingCall:
         facts = AgentView(role="caller", media=hostport((self.caller.local_ip, self.media.port)) or "",
                           codec=s.codec if s else None, dtmf_asked=o.dtmf, dtmf_sent=rtp.dtmf_sent,
                           ended_by=s.ended_by or "" if s else "", nat=self._nat().to_dict(),
-                          notes=list(s.problems) if s else [])
+                          notes=list(s.problems) if s else [],
+                          targets=list(s.failover.tries) if s is not None and s.failover is not None else [])
         if self.protection is not None:
             facts.srtp = self.protection.facts()
         if rtp.far_report is not None:
@@ -319,6 +357,7 @@ class OutgoingCall:
             res.auth, res.codec = s.auth, s.codec
             res.hold_status, res.resume_status, res.cancel_status = s.hold_status, s.resume_status, s.cancel_status
         res.dtmf_sent, res.nat, res.rtt_ms = facts.dtmf_sent, facts.nat, facts.audio_rtt_ms
+        res.targets = facts.targets
         res.media_gaps, res.problems = facts.media_gaps, list(facts.notes)
         res.report = self.tap.report() if self.tap.info.packets else None
         call = next((c for c in res.report.calls if c.call_id == res.call_id and c.kind == "call"), None) \
@@ -338,11 +377,10 @@ class OutgoingCall:
 
 
 async def _open(o: CallOptions, on_event: Callable | None) -> Caller:
-    """Check the options, resolve the first hop, and make the Caller (not yet entered)."""
+    """Check the options, locate the first hop (RFC 3263), and make the Caller (not yet entered)."""
     o.check()
-    hop, kind = _hop(o)
-    addr = await _resolve(*hop.hostport())
-    return Caller(o, kind, addr, AgentTap(o.pcap, analyse=False) if o.pcap else None, on_event)
+    servers = await locate_hop(o.uri, o.proxy, o.transport, o.dns_server)
+    return Caller(o, servers, AgentTap(o.pcap, analyse=False) if o.pcap else None, on_event)
 
 
 async def place_call(o: CallOptions, on_event: Callable | None = None) -> CallResult:
@@ -374,6 +412,8 @@ class Summary:
     pdd_ms: dict = field(default_factory=dict)  # p50/p90/p99/max
     mos: dict = field(default_factory=dict)  # min/p10/p50/mean of received MOS
     failures: dict = field(default_factory=dict)  # reason -> count
+    served_by: dict = field(default_factory=dict)  # "name address:port" -> calls that server took (RFC 3263)
+    failed_over: int = 0  # calls that went to more than one server
 
 
 def summarise(results: list[CallResult]) -> Summary:
@@ -394,6 +434,13 @@ def summarise(results: list[CallResult]) -> Summary:
             why = r.error or (f"{r.status} {r.reason}" if r.status and r.status >= 300 else
                               (r.problems[0] if r.problems else "failed"))
             s.failures[why[:80]] = s.failures.get(why[:80], 0) + 1
+    for r in results:
+        served = [t for t in r.targets if t.outcome == "served"]
+        if served:
+            key = f"{served[0].name} {hostport((served[0].address, served[0].port))}"
+            s.served_by[key] = s.served_by.get(key, 0) + 1
+        s.failed_over += len([t for t in r.targets if t.ms is not None]) > 1
+    s.served_by = dict(sorted(s.served_by.items()))
     return s
 
 

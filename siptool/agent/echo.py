@@ -78,9 +78,10 @@ class EchoServer:
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
                  max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None,
-                 srtp: str = "optional", srtp_suites: tuple[str, ...] = OFFERED) -> None:
+                 retry_after: int | None = None, srtp: str = "optional",
+                 srtp_suites: tuple[str, ...] = OFFERED) -> None:
         self.listen = listen
-        policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, ring=ring,
+        policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, retry_after=retry_after, ring=ring,
                             hangup_after=hangup_after, max_calls=max_calls, srtp=SrtpMode(srtp),
                             srtp_suites=tuple(srtp_suites),
                             auth=Authenticator(realm, {user: password}) if user and password is not None else None)

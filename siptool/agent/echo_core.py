@@ -28,6 +28,7 @@ class EchoPolicy:
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
     auth: Authenticator | None = None
     reject: int | None = None  # answer every INVITE with this status (failure-path tests)
+    retry_after: int | None = None  # with it a rejecting 503 carries Retry-After (RFC 3261 21.5.4)
     ring: float = 0.0  # seconds of 180 Ringing before the 200
     hangup_after: float | None = None  # BYE this long after the answer
     max_calls: int = MAX_CALLS
@@ -69,7 +70,8 @@ class EchoCore:
                 self._respond(txn, msg, 401, now, headers=hdrs)
                 return
         if p.reject:
-            self._respond(txn, msg, p.reject, now)
+            retry = [("retry-after", str(p.retry_after))] if p.reject == 503 and p.retry_after else []
+            self._respond(txn, msg, p.reject, now, headers=retry)
             return
         if len(self.ep.dialogs) >= p.max_calls:
             self._respond(txn, msg, 503, now, headers=[("retry-after", "10")])

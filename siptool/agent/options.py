@@ -11,6 +11,7 @@ from ..rtp.srtp import SUITES
 from ..status import ExitStatus
 from ..sip import build
 from . import inputs, sdes, sdp, stun
+from .dns import dns_server
 from .media import load_wav
 from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
@@ -57,6 +58,10 @@ class CallOptions:
     srtp: str = "off"  # mandatory, optional (best effort) or off (agent/sdes.py)
     srtp_suites: tuple[str, ...] = sdes.OFFERED  # SDES suites offered, in order of preference
     tls_keylog: str | None = None  # TLS session keys to this file (NSS key log; SSLKEYLOGFILE when None)
+    dns_server: str | None = None  # ADDR[:PORT]: the DNS server RFC 3263's lookups ask (default: the system's)
+    target_timeout: float | None = None  # fail over to the next server after this long without a response
+    only: tuple[str, int] | None = None  # of the servers located, send to this one only (a check of each)
+    unreachable: tuple[tuple[str, int], ...] = ()  # servers sent nothing, as if down (a failover check)
 
     def tls(self) -> TlsOptions:
         return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file, self.tls_keylog)
@@ -76,6 +81,9 @@ class CallOptions:
         if self.cancel_after is not None:
             inputs.number("cancel after", self.cancel_after, 0, 3600, unit="s")
         inputs.number("no-answer timeout", self.no_answer_timeout, 0, 3600, above=True, unit="s")
+        if self.target_timeout is not None:
+            inputs.number("--target-timeout", self.target_timeout, 0, 3600, above=True, unit="s")
+        dns_server(self.dns_server)
         th = self.thresholds
         inputs.number("--mos", th.mos, 1, 5)
         inputs.number("--loss", th.loss_pct, 0, 100, unit="%")

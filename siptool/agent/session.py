@@ -10,7 +10,10 @@ queued on the endpoint and kept in `log`.
 UacSession places a call: INVITE with an SDP offer, the digest answer to 401/407 (sip/auth.py),
 CANCEL (9.1: only once a provisional came; the 200 that crosses it is ACKed and the call hung up),
 ACK for the 2xx (13.2.2.4), hold and resume by re-INVITE (RFC 3264 8.4), BYE from either side;
-SRTP keys offered and checked in the answer (RFC 4568, agent/sdes.py). UasSession answers one (the echo agent's): 180, 200 with the SDP answer after the ring time, 487 to
+with a Failover (failover.py), the INVITE goes to the next server located by RFC 3263 after a
+transport error, a timeout or a 503 (4.3: the same request, a new branch), and `target` follows;
+SRTP keys offered and checked in the answer (RFC 4568, agent/sdes.py).
+UasSession answers one (the echo agent's): 180, 200 with the SDP answer after the ring time, 487 to
 a CANCEL (9.2), BYE after the ACK never came (13.3.1.4: timer H) or when asked, re-INVITEs answered.
 """
 
@@ -28,6 +31,7 @@ from ..sip.uri import uri_user
 from . import sdes, sdp
 from .endpoint import Addr, Endpoint, TransactionUser
 from .events import Answered, Ended, MediaStarted, Note, Received, Sent
+from .failover import Failover, Outcome, retry_after
 from .inputs import sip_uri
 
 CALLER_ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
@@ -51,7 +55,7 @@ class State(StrEnum):
 
 S = State
 TRANSITIONS: dict[str, dict[State, frozenset[State]]] = {
-    "caller": {S.IDLE: frozenset({S.CALLING}), S.CALLING: frozenset({S.CALLING, S.EARLY, S.CONFIRMED, S.ENDED}),
+    "caller": {S.IDLE: frozenset({S.CALLING, S.ENDED}), S.CALLING: frozenset({S.CALLING, S.EARLY, S.CONFIRMED, S.ENDED}),
                S.EARLY: frozenset({S.EARLY, S.CALLING, S.CONFIRMED, S.ENDED}),
                S.CONFIRMED: frozenset({S.ENDING, S.ENDED}), S.ENDING: frozenset({S.ENDED}), S.ENDED: frozenset()},
     "callee": {S.IDLE: frozenset({S.EARLY, S.ENDED}), S.EARLY: frozenset({S.ANSWERED, S.ENDED}),
@@ -129,14 +133,15 @@ class CallSession(TransactionUser):
 
 class UacSession(CallSession):
     """One call we place. `o` is agent/options.CallOptions (uri, credentials, proxy, codecs, and the
-    plan: duration, hold, cancel_after, no_answer_timeout); `media` is where our RTP listens (what the
-    offer says); `target` the first hop."""
+    plan: duration, hold, cancel_after, no_answer_timeout, target_timeout); `media` is where our RTP
+    listens (what the offer says); `target` the first hop, or `failover` the servers to try in turn
+    (then `target` is the one tried now, and after a response the one that serves the call)."""
 
     role = "caller"
 
-    def __init__(self, ep: Endpoint, o, target: Addr, media: Addr) -> None:
+    def __init__(self, ep: Endpoint, o, target: Addr, media: Addr, failover: Failover | None = None) -> None:
         super().__init__(ep, build.new_call_id(ep.local[0]))
-        self.o, self.target = o, target
+        self.o, self.target, self.failover = o, target, failover
         self.sdp_addr, self.sdp_port = media
         host = ep.local[0]
         from_uri = o.from_uri or f"sip:{o.user or 'siptool'}@{build.host_ref(host)}"
@@ -179,6 +184,14 @@ class UacSession(CallSession):
         """Send the INVITE; the no-answer (or --cancel-after) timer starts with it."""
         self.t0 = self.started_at = now
         self.ep.dialogs[self.call_id] = self
+        if self.failover is not None:
+            server = self.failover.start(now)
+            if server is None:  # every server is held by its Retry-After: nothing is sent
+                self.error = f"no server to send to: {self.failover.summary()}"
+                self.add(now, Note, text=self.error)
+                self._end(now)
+                return
+            self.target = server.addr()
         self._send_invite(now, None)
         o = self.o
         self._at("cancel", now + (o.cancel_after if o.cancel_after is not None else o.no_answer_timeout))
@@ -247,7 +260,10 @@ class UacSession(CallSession):
 
     def on_failure(self, txn, why, now) -> None:
         if txn is self.invite_txn:
-            self.status, self.reason, self.error = None, "", why
+            outcome = Outcome.TIMEOUT if "(timer " in why else Outcome.UNREACHABLE
+            if self._fail_over(now, outcome, why.split(" (timer ")[0]):
+                return
+            self.status, self.reason, self.error = None, "", self._dead() or why
             self.add(now, Note, text="timeout (timer B)" if "(timer " in why else why.split(" (")[0])
             self._end_if_done(now)
         elif txn is self.cancel_txn:
@@ -303,6 +319,12 @@ class UacSession(CallSession):
             self.error = f"no final response to the INVITE within {64 * self.ep.timers.t1:g} s of the CANCEL"
             self.add(now, Note, text=self.error)
             self._end(now)
+        elif name == "target_timeout" and self.invite_txn is not None and self.invite_txn.live:
+            self.ep.abandon(self.invite_txn)  # the next server, sooner than timer B (RFC 3263 4.3)
+            if not self._fail_over(now, Outcome.TIMEOUT, f"no response within {self.o.target_timeout:g} s"):
+                self.error = self._dead() or f"no response within {self.o.target_timeout:g} s"
+                self.add(now, Note, text=self.error)
+                self._end_if_done(now)
         elif name == "give_up":
             for txn in (self.invite_txn, self.cancel_txn, self.bye_txn, self.reinvite_txn):
                 if txn is not None and txn.live:
@@ -318,8 +340,34 @@ class UacSession(CallSession):
                                headers=[auth] if auth else [], body=self.offer)
         self.invite = invite
         self._go(State.CALLING)
-        self.add(now, Sent, method="INVITE", initial=True)
+        f = self.failover
+        to = f"to {f.current.name} {_hostport(self.target)}" if f is not None and len(f.servers) > 1 else ""
+        self.add(now, Sent, method="INVITE", initial=True, note=to)
         self.invite_txn = ep.request(invite, self.target, now, self)
+        if f is not None and not f.settled and f.left and o.target_timeout:
+            self._at("target_timeout", now + o.target_timeout)
+
+    def _fail_over(self, now: float, outcome: Outcome, detail: str, retry_s: int | None = None) -> bool:
+        """The INVITE failed at the server tried now: send it to the next one (RFC 3263 4.3: the same
+        request, a new branch). False when there is no failover or no server is left."""
+        f = self.failover
+        if f is None or f.settled or self._cancel_wanted:
+            return False
+        self._at("target_timeout", None)
+        server = f.failed(now, outcome, detail, retry_s)
+        if server is None:
+            return False
+        self.add(now, Note, text=f"{detail}: trying {server.name} {_hostport(server.addr())}")
+        self.target = server.addr()
+        self._send_invite(now, None)
+        return True
+
+    def _dead(self) -> str:
+        """The error of a request that no server took, when there were several to try."""
+        f = self.failover
+        if f is None or len(f.tries) < 2:
+            return ""
+        return f"dead trunk: none of {len(f.tries)} servers took the call: {f.summary()}"
 
     def _send_cancel(self, now: float) -> None:
         inv = self.invite
@@ -333,6 +381,13 @@ class UacSession(CallSession):
     def _invite_response(self, msg: SipMessage, now: float) -> None:
         code = msg.status or 0
         self.add(now, Received, method="INVITE", status=code, reason=msg.reason)
+        f = self.failover
+        if f is not None and not f.settled:  # 100 Trying: the server is there; anything else but 503 serves
+            self._at("target_timeout", None)
+            if code == 503 and self._fail_over(now, Outcome.REFUSED, f"{code} {msg.reason}", retry_after(msg)):
+                return
+            if code not in (100, 503):
+                f.served(now, f"{code} {msg.reason}")
         if code < 200:
             self._go(State.EARLY)
             if self._cancel_wanted and self.cancel_txn is None:
@@ -345,7 +400,14 @@ class UacSession(CallSession):
         if code < 300:
             self._answered(msg, now)
         else:
+            if code == 503:
+                self.error = self._dead()
             self._end_if_done(now)
+
+    def _end(self, now: float) -> None:
+        if self.failover is not None and self.state is not State.ENDED:
+            self.failover.give_up(now, self.error or "the call ended before it answered")
+        super()._end(now)
 
     def _challenged(self, msg: SipMessage, now: float) -> None:
         """Answer a 401/407 once (RFC 3261 22.2); a second one with a nonce that is not stale means

@@ -74,6 +74,7 @@ class UserAgent:
         self._stream_out: deque = deque()  # TCP/TLS: sent in order by one task
         self._sender: asyncio.Task | None = None
         self.call_taps: dict[str, Callable] = {}  # Call-ID -> the tap of that call's own Analyzer
+        self.unreachable: set[Addr] = set()  # sent nothing, as if down (a failover check's primary)
         self.ep.on_traffic = self._traffic
 
     # the endpoint's state, read through the driver
@@ -160,7 +161,7 @@ class UserAgent:
             self._timer.at(ep.next_timer())
 
     def _send(self, data: bytes, addr: Addr, txn, now: float) -> None:
-        if self.transport is None:
+        if self.transport is None or addr in self.unreachable:
             return
         if self.transport.reliable:
             self._stream_out.append((data, addr, txn, now))

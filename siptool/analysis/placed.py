@@ -119,4 +119,11 @@ def judge(call: Call, th: Thresholds) -> bool:
     for f in call.findings:
         if f.code in FAILS_CALL and f.severity.rank <= Severity.ERROR.rank and f.title not in problems:
             problems.append(f.title)
-    return not problems
+    return passed(call)
+
+
+def passed(call: Call) -> bool:
+    """The verdict `judge` gave a call: answered, a codec agreed, no problem."""
+    a = call.agent
+    return (a is not None and call.final_status is not None and 200 <= call.final_status < 300
+            and a.codec is not None and not a.problems)

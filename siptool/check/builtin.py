@@ -267,6 +267,91 @@ async def concurrent(ctx, spec, result):
         result.figures["pdd_ms_max"] = pdds[-1]
 
 
+@check("failover", timeout=240, calls=3, within=5.0, probe="options", duration=2.0, codec="PCMU", uri="",
+       number="")
+async def failover(ctx, spec, result):
+    """Server location and failover (RFC 3263): every server located for the target answers (probe =
+    "options" or "call"), and with the primary servers unreachable (the lowest SRV priority: this
+    agent sends them nothing) each call is answered by a backup within `within` s of its INVITE."""
+    uri = _uri(ctx, spec)
+    located = await ctx.ua.locate(uri)
+    servers = located.servers
+    result.figures["located"] = located.steps
+    answered = {}
+    for s in servers:  # each server on its own
+        where = f"{s.name} {_hostport(s.address, s.port)}"
+        if spec.get("probe") == "call":
+            out = await ctx.ua.call(uri, codecs=(spec.get("codec"),), duration=float(spec.get("duration")),
+                                    only=s.addr())
+        else:
+            out = await ctx.ua.options(uri, to=s.addr())
+        answered[where] = out.error or f"{out.status} {out.reason}"
+        if out.error or out.status is None or out.status >= 500 or (spec.get("probe") == "call" and out.problems):
+            result.fail(f"{where} does not serve: {out.error or f'{out.status} {out.reason}'}"
+                        + (f" ({out.problems[0]})" if out.problems and not out.error else ""))
+    result.figures["servers"] = answered
+    primary = min(s.priority for s in servers)
+    down = [s for s in servers if s.priority == primary]
+    if len(down) == len(servers):
+        result.fail(f"no backup: every server located has SRV priority {primary} (or the target has no SRV "
+                    "records); a failover needs a server of a higher priority number")
+        return
+    within = float(spec.get("within"))
+    served, times = [], []
+    for i in range(int(spec.get("calls"))):
+        out = await ctx.ua.call(uri, codecs=(spec.get("codec"),), duration=float(spec.get("duration")),
+                                unreachable=tuple(s.addr() for s in down))
+        by = out.figures.get("served_by", "no server")
+        served.append(by)
+        took = out.figures.get("answer_ms")
+        times.append(took)
+        if not _expect_status(result, out, range(200, 300), f"call {i + 1}"):
+            continue
+        if took is not None and took > within * 1000:
+            result.fail(f"call {i + 1} was answered by {by} after {took / 1000:.1f} s, more than {within:g} s")
+        _expected(out, "sip.no_response")  # the primaries' INVITEs went unanswered: that was the test
+        for fd in out.findings:
+            if fd.code in FAILING_FINDINGS:
+                result.fail(f"call {i + 1}: {fd.title}")
+        result.findings += out.findings
+        result.ladder = result.ladder or out.ladder
+    result.figures.update({"unreachable": [f"{s.name} {_hostport(s.address, s.port)}" for s in down],
+                           "served_by": served, "answer_ms": times})
+    if result.passed:
+        slowest = max(t for t in times if t is not None) / 1000
+        result.message = (f"{len(servers)} servers answer; with {len(down)} primary server(s) unreachable, "
+                          f"{len(served)} calls went to {', '.join(sorted(set(served)))} within {slowest:.1f} s")
+
+
+@check("capacity", timeout=900, start=5, step=5, max=20, hold=5.0, cps=10.0, expect=0, codec="PCMU", uri="",
+       number="")
+async def capacity(ctx, spec, result):
+    """A capacity ramp: levels of concurrent calls with media (start, step, max), each held `hold` s;
+    passes when the highest level that passed (the CCC) reaches `expect` (default: max)."""
+    from ..agent.ramp import RampPlan
+
+    plan = RampPlan(int(spec.get("start")), int(spec.get("step")), int(spec.get("max")),
+                    float(spec.get("hold")), float(spec.get("cps")))
+    expect = int(spec.get("expect")) or plan.levels()[-1]
+    ramp = await ctx.ua.ramp(_uri(ctx, spec), plan, codecs=(spec.get("codec"),))
+    result.figures.update({"ccc": ramp.ccc, "expect": expect, "levels": [
+        {"calls": lv.calls, "verdict": lv.verdict, "setup_ratio": lv.setup_ratio, "pdd_p50_ms": lv.pdd_p50_ms,
+         "pdd_p95_ms": lv.pdd_p95_ms, "mos_p5": lv.mos_p5, "loss_pct": lv.loss_pct, "one_way": lv.one_way,
+         "rejected": lv.rejected, "late_ms": max(lv.lateness.start_max_ms, lv.lateness.loop_lag_max_ms)}
+        for lv in ramp.levels]})
+    stop = next((lv for lv in ramp.levels if lv.verdict != "pass"), None)
+    if stop is not None:
+        result.ladder = f"at {stop.calls} calls:\n" + "\n".join(f"  - {w}" for w in stop.why)
+    if ramp.ccc is None or ramp.ccc < expect:
+        result.fail(f"{ramp.answer}; expected {expect}")
+    else:
+        result.message = ramp.answer
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _tls_uri(uri: str) -> str:
     """The target with sips: and port 5061 (RFC 3261 19.1.2), its user and parameters kept."""
     u = parse_uri(uri)
@@ -276,4 +361,4 @@ def _tls_uri(uri: str) -> str:
 
 # Every built-in check, in the order `check --init` writes them.
 CHECKS = {c.name: c for c in (options, register, wrong_password, call, dtmf, hold, cancel, long_call, tls,
-                              srtp, concurrent)}
+                              srtp, concurrent, failover, capacity)}

@@ -13,6 +13,11 @@ from .result import SKIPPED, CheckResult, SuiteResult
 
 STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "skipped": "dim"}
 JSON_VERSION = 1
+LONG = ("targets", "located", "levels")  # figures for the JSON and JUnit only: too long for a line or a cell
+
+
+def _shown(r: CheckResult) -> dict:
+    return {k: v for k, v in r.figures.items() if k not in LONG}
 
 
 def line(r: CheckResult) -> Text:
@@ -20,7 +25,7 @@ def line(r: CheckResult) -> Text:
     t = Text()
     t.append(f"{r.status.upper():7}", style=STYLE.get(r.status, ""))
     t.append(f" {r.name:<20} {r.duration_s:7.2f} s  ")
-    t.append(r.message or ", ".join(f"{k}={v}" for k, v in list(r.figures.items())[:4]))
+    t.append(r.message or ", ".join(f"{k}={v}" for k, v in list(_shown(r).items())[:4]))
     return t
 
 
@@ -29,7 +34,7 @@ def render(result: SuiteResult, console: Console, verbose: bool = False, allow_s
     for col in ("check", "result", "time", "figures", "why"):
         table.add_column(col)
     for r in result.results:
-        figures = ", ".join(f"{k}={v}" for k, v in r.figures.items())
+        figures = ", ".join(f"{k}={v}" for k, v in _shown(r).items())
         table.add_row(r.name, Text(r.status, style=STYLE.get(r.status, "")), f"{r.duration_s:.1f} s", figures,
                       r.message if not r.passed else "")
     console.print(table)

@@ -16,6 +16,7 @@ from typing import Any
 from ..analysis.thresholds import LIMITS, Thresholds
 from ..errors import SiptoolError
 from ..sip.uri import UriError, parse_uri, with_user  # noqa: F401 - with_user: re-exported
+from ..agent.dns import dns_server
 from .builtin import CHECKS
 
 TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
@@ -26,7 +27,7 @@ class Target:
     """Where checks go (RFC 3261 19.1 SIP URI) and who we are."""
 
     uri: str  # request URI of test calls, e.g. sip:echo@pbx.example.com:5060
-    transport: str = "udp"
+    transport: str = "udp"  # "": as RFC 3263 finds it (NAPTR, SRV) for a target named by its domain
     registrar: str = ""  # REGISTER request URI (RFC 3261 10.2); default: sip:<host of uri>
     user: str = ""  # digest username (and From user unless from_uri is set)
     password_env: str = ""  # the environment variable that holds the password
@@ -37,6 +38,8 @@ class Target:
     tls_uri: str = ""  # target for the TLS check; default: uri with sips: and port 5061
     ca_file: str = ""  # TLS: CA bundle (PEM) that signed the target's certificate
     local: str = ""  # local bind address ip[:port]
+    dns_server: str = ""  # ADDR[:PORT] of the DNS server that locates the target (RFC 3263); "": the system's
+    target_timeout: float = 0.0  # s without a response before the next server (0: timer B/F)
 
     @property
     def password(self) -> str | None:
@@ -126,8 +129,16 @@ def parse_suite(data: dict, path: str = "<suite>") -> Suite:
     for key in ("uri", "registrar", "from_uri", "tls_uri"):
         _check_uri(path, f"[target] {'from' if key == 'from_uri' else key}", getattr(target, key))
     target.transport = target.transport.lower()
-    if target.transport not in TRANSPORTS:
-        raise SiptoolError(f"{path}: transport must be one of {', '.join(TRANSPORTS)}")
+    if target.transport not in (*TRANSPORTS, ""):
+        raise SiptoolError(f"{path}: transport must be one of {', '.join(TRANSPORTS)} (or \"\": as DNS says)")
+    if target.dns_server:
+        try:
+            dns_server(target.dns_server)
+        except SiptoolError as exc:
+            raise SiptoolError(f"{path}: [target] dns_server: {exc}") from None
+    if isinstance(target.target_timeout, bool) or not isinstance(target.target_timeout, (int, float)) \
+            or target.target_timeout < 0:
+        raise SiptoolError(f"{path}: [target] target_timeout must be a number of seconds (0: timer B/F)")
     th = dict(data.get("thresholds", {}))
     if "mos_min" in th:  # the name suites used before there was one thresholds object
         th.setdefault("mos", th.pop("mos_min"))
@@ -224,6 +235,8 @@ password_env = "SIPTOOL_PASSWORD"  # the password is read from this environment 
 # tls_uri = "sips:echo@127.0.0.1:5061"  # target of the tls check (default: uri with sips: and port 5061)
 # ca_file = "carrier-ca.pem"       # TLS: trust this CA (default: the system store)
 # insecure = false                 # TLS: true skips certificate verification (test setups only)
+# dns_server = "10.0.0.53"         # the DNS server that locates the target (RFC 3263; default: the system's)
+# target_timeout = 2               # s without a response before the next server (default: timer B/F)
 
 [thresholds]                       # a call check fails when a figure is past its limit
 pdd_ms = 3000                      # post-dial delay, INVITE to first 18x/2xx (RFC 6076)
@@ -282,4 +295,16 @@ type = "concurrent"                # capacity: N calls at once, all must succeed
 calls = 10
 duration = 5
 # rate = 10                        # new calls per second while they start
+
+# [[check]]
+# type = "capacity"                # a ramp: 5, 10 ... 20 calls up together, 5 s each, with media;
+# start = 5                        # the highest level that passes (the CCC) must reach expect
+# step = 5
+# max = 20
+# expect = 20
+
+# [[check]]
+# type = "failover"                # a trunk named by its domain (RFC 3263: NAPTR, SRV): every server
+# calls = 3                        # answers OPTIONS, and with the primaries unreachable the calls go to
+# within = 5                       # a backup within 5 s (set target_timeout in [target], e.g. 2)
 '''

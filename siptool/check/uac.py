@@ -6,13 +6,15 @@ findings (missing ACK, one-way audio, ...) come from the one set of rules.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..agent.inputs import host_port, local_address
-from ..agent.nat import route_source
+from ..agent.nat import hostport
+from ..analysis.capacity import peak_concurrent
 from ..report.model import Finding, Report
 from .result import ladder_text
 
@@ -117,7 +119,18 @@ class Driver:
         self.ops = 0  # operations of that check so far
         # default: the source address the kernel routes to the target from (a real trunk is not on loopback)
         self.local_ip = local_address("[target] local", host_port("[target] local", target.local, 0, True)[0]) \
-            if target.local else route_source(target.host)
+            if target.local else None  # None: the source address of the route to the server located
+
+    def _locate(self) -> dict:
+        """Where RFC 3263's lookups go, and how long a server has to answer before the next."""
+        t = self.target
+        return {"dns_server": t.dns_server or None, "target_timeout": t.target_timeout or None}
+
+    async def locate(self, uri: str):
+        """The servers located for `uri` (sip/locate.Resolution), as the calls would find them."""
+        from ..agent.dns import locate_hop
+        t = self.target
+        return await locate_hop(uri, t.proxy or None, t.transport or None, t.dns_server or None)
 
     def close(self) -> None:
         pass  # nothing to clean up: pcaps are written only to --pcap-dir, which is the user's
@@ -167,11 +180,13 @@ class Driver:
 
     # --- operations ------------------------------------------------------------------------------
 
-    async def options(self, uri: str) -> Outcome:
+    async def options(self, uri: str, to: tuple[str, int] | None = None) -> Outcome:
         from . import ops
         tap = self._tap("options")
-        ex = await ops.options(uri, self.target.transport, self.local_ip, self.t1, self._tls(), tap)
+        ex = await ops.options(uri, self.target.transport or None, self.local_ip, self.t1, self._tls(), tap,
+                               to=to, **self._locate())
         out = Outcome(ex.status, ex.reason, error=ex.error)
+        _served(out, ex.targets)
         if ex.rtt_ms is not None:
             out.figures["rtt_ms"] = ex.rtt_ms
         absorb_report(out, tapped_report(tap))
@@ -182,8 +197,8 @@ class Driver:
         t = self.target
         tap = self._tap("register")
         aor = self._from() or f"sip:siptool@{self._domain()}"
-        ex = await ops.register(self._registrar(), aor, t.user or None, password, expires, t.transport,
-                                self.local_ip, self.t1, self._tls(), tap)
+        ex = await ops.register(self._registrar(), aor, t.user or None, password, expires, t.transport or None,
+                                self.local_ip, self.t1, self._tls(), tap, **self._locate())
         out = Outcome(ex.status, ex.reason, error=ex.error)
         out.figures.update({k: v for k, v in (("rtt_ms", ex.rtt_ms), ("challenge", ex.challenged),
                                                ("algorithm", ex.algorithm), ("expires", ex.expires))
@@ -192,18 +207,21 @@ class Driver:
         return out
 
     def _options(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                 cancel_after: float | None = None, transport: str | None = None, what: str = "call", **srtp):
+                 cancel_after: float | None = None, transport: str | None = None, what: str = "call", **more):
+        """A call's options; `more`: only (one server), unreachable (servers sent nothing), srtp and
+        srtp_suites (agent/options.CallOptions)."""
         from ..agent.caller import CallOptions
         t = self.target
-        kind = transport or t.transport
+        kind = transport or t.transport or None
         return CallOptions(
             uri=uri, transport=kind, from_uri=self._from(), user=t.user or None, password=t.password,
             proxy=t.proxy or None, codecs=tuple(c.upper() for c in codecs if c), duration=duration, dtmf=dtmf,
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
             ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, thresholds=self.thresholds,
             pcap=self._pcap(what) if self.keep else None,
-            tls_keylog=self.tls_keylog if kind in ("tls", "wss") else None, **srtp,
-            no_answer_timeout=max(30.0, (cancel_after or 0) + 5))  # the checks judge the figures themselves
+            tls_keylog=self.tls_keylog if kind in ("tls", "wss") or (kind is None and uri.startswith("sips:")) else None,
+            no_answer_timeout=max(30.0, (cancel_after or 0) + 5),  # the checks judge the figures themselves
+            **self._locate(), **more)
 
     @staticmethod
     def _outcome(res, cancel_after: float | None = None) -> Outcome:
@@ -238,20 +256,26 @@ class Driver:
         if srtp is not None:  # what our receiver did with the far end's SRTP
             f.update({"srtp_suite": srtp.suite, "srtp_auth_failures_rx": srtp.auth_failures,
                       "srtp_replayed_rx": srtp.replayed})
+        _served(out, res.targets)
         return out
 
     async def call(self, uri: str, codecs=("PCMU",), duration: float = 5.0, dtmf: str = "", hold: bool = False,
-                   cancel_after: float | None = None, transport: str | None = None, **srtp) -> Outcome:
-        """`srtp`: the call's srtp and srtp_suites (agent/options.CallOptions)."""
+                   cancel_after: float | None = None, transport: str | None = None, **more) -> Outcome:
+        """`more`: the call's route (only, unreachable) and SRTP (srtp, srtp_suites) options."""
         from ..agent.caller import place_call
         from ..report.agent_view import event_text
-        res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, **srtp))
+        res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport, **more))
         out = self._outcome(res, cancel_after)
         absorb_report(out, res.report, res.call_id or None)
         _media_analysis(out, res.report, res.call_id)
         if not out.ladder and res.events:  # nothing written (transport failure): the agent's own steps
             out.ladder = "\n".join(f"+{e.t_ms / 1000:8.3f}s  {event_text(e)}" for e in res.events)
         return out
+
+    async def ramp(self, uri: str, plan, codecs=("PCMU",)):
+        """A capacity ramp (agent/ramp.py): report.capacity_model.CapacityRamp."""
+        from ..agent.ramp import run_ramp
+        return await run_ramp(self._options(uri, codecs, plan.hold, what="ramp"), plan)
 
     async def calls(self, uri: str, n: int, codecs=("PCMU",), duration: float = 5.0,
                     rate: float = 10.0) -> list[Outcome]:
@@ -267,14 +291,11 @@ class Driver:
         return outs
 
 
-def peak_concurrent(calls: list) -> int:
-    """Most calls up at the same time (answer to end), from the analysed signalling of each."""
-    edges = []
-    for c in calls:
-        if c.kind == "call" and c.answer is not None:
-            edges += [(c.answer, 1), (c.end if c.end is not None else float("inf"), -1)]
-    peak = cur = 0
-    for _, d in sorted(edges, key=lambda e: (e[0], e[1])):
-        cur += d
-        peak = max(peak, cur)
-    return peak
+def _served(out: Outcome, targets: list) -> None:
+    """Which server took the request (RFC 3263), and every server it went to."""
+    if not targets:
+        return
+    out.figures["targets"] = [dataclasses.asdict(t) for t in targets]
+    served = next((t for t in targets if t.outcome == "served"), None)
+    if served is not None:
+        out.figures["served_by"] = f"{served.name} {hostport((served.address, served.port))}"

@@ -23,12 +23,21 @@ EPILOG = epilog([
     ("keep what came back, the call's own packets and a JSON result",
      "siptool call sip:echo@127.0.0.1 --record heard.wav --pcap call.pcap --json"),
     ("capacity: 50 calls at 10 a second", "siptool call sip:100@127.0.0.1 --calls 50 --rate 10 -d 20"),
+    ("capacity ramp: 10, 20 ... 100 calls at once, 20 s each", "siptool call sip:100@10.0.0.5 --ramp 10:10:100 "
+     "--hold 20 --cps 20"),
     ("behind NAT", "siptool call sip:+15551234567@trunk.example.com --stun stun.example.net"),
+    ("a trunk by its domain (RFC 3263); the next server after 2 s without an answer",
+     "siptool call sip:100@trunk.example --dns-server 10.0.0.53 --target-timeout 2"),
     ("TLS and SRTP required; TLS keys kept for analyze --tls-keylog",
      "siptool call sips:100@sbc.example --srtp mandatory --tls-keylog keys.log"),
 ],  "The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind "
     "NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it. "
     "--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.",
+    "A trunk named by its domain is located as RFC 3263 says: NAPTR for the transport, SRV for the servers "
+    "(by priority, then drawn by weight for each call), A/AAAA for their addresses; an explicit port or an "
+    "address skips what does not apply. A server that gives a transport error, no response (timer B, or "
+    "--target-timeout) or 503 is left for the next (a 503's Retry-After keeps the run's calls off it); "
+    "every server tried is listed, with what happened and how long it took.",
     "SRTP (RFC 3711) keyed by SDES (RFC 4568): --srtp mandatory offers RTP/SAVP and hangs up on an answer in "
     "RTP/AVP (a downgrade) before any media; --srtp optional offers best-effort SRTP (RTP/AVP with a=crypto: "
     "SRTP when the far end answers with a key, else plain RTP). --srtp-suites lists the suites offered, "
@@ -84,6 +93,11 @@ def call(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     calls: int = typer.Option(1, "--calls", "-n", help="Number of calls (capacity test)."),
     rate: float = typer.Option(1.0, "--rate", "-r", help="New calls per second with --calls."),
+    ramp: Optional[str] = typer.Option(None, "--ramp", help="Capacity ramp START:STEP:MAX: levels of that many "
+                                       "calls up at once, each held --hold s with media; stops at the first level "
+                                       "that fails, and says the highest that passed (CCC) and why."),
+    hold: float = typer.Option(5.0, "--hold", help="With --ramp: seconds every call of a level is up together."),
+    cps: float = typer.Option(10.0, "--cps", help="With --ramp: new calls per second while a level builds up."),
     local_ip: Optional[str] = typer.Option(None, "--local-ip", help="Local address for SIP and RTP "
                                            "(default: the source address of the route to the first hop)."),
     public_ip: Optional[str] = typer.Option(None, "--public-ip", help="Behind NAT: advertise this address in "
@@ -101,6 +115,11 @@ def call(
     srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites",
                                               help=f"SDES suites to offer, in order, A,B ({SUITES_DEFAULT})."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer B = 64*T1)."),
+    dns_server: Optional[str] = typer.Option(None, "--dns-server", help="Ask this DNS server, ADDR[:PORT], for the "
+                                             "NAPTR, SRV and A/AAAA records that locate the trunk (RFC 3263; "
+                                             "default: the system's)."),
+    target_timeout: Optional[float] = typer.Option(None, "--target-timeout", help="Fail over to the next server "
+                                                   "after this many seconds without a response (default: timer B)."),
     mos: float = typer.Option(3.6, "--mos", "--mos-min", help="Fail below this E-model MOS (either direction)."),
     max_loss: float = typer.Option(1.0, "--loss", "--max-loss", help="Fail at this packet loss or more, percent."),
     max_jitter: float = typer.Option(30.0, "--jitter", "--max-jitter", help="Fail at this maximum RFC 3550 jitter "
@@ -114,6 +133,7 @@ def call(
     with guarded():
         from ..agent import inputs
         from ..agent.caller import CallOptions, Thresholds, place_call, place_calls
+        from ..agent.tally import Tally
 
         codecs = tuple(c.strip().upper() for c in codec.split(",") if c.strip())
         if not codecs or any(c not in ("PCMU", "PCMA") for c in codecs):
@@ -124,7 +144,7 @@ def call(
                         password=read_password(password_env, password_file), proxy=proxy, codecs=codecs,
                         duration=duration, dtmf=dtmf.upper(), play=str(play) if play else None,
                         record=str(record) if record else None, local_ip=local_ip, public_ip=public_ip,
-                        stun=stun, t1=t1, insecure=insecure,
+                        stun=stun, t1=t1, insecure=insecure, dns_server=dns_server, target_timeout=target_timeout,
                         ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
                         key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
                         srtp=srtp.lower(), **suite_list(srtp_suites),
@@ -132,8 +152,17 @@ def call(
                         thresholds=Thresholds.from_limits(max_loss, max_jitter, mos, max_pdd, max_gap))
         out = console(no_color)
         err = console(no_color, stderr=True)
+        plan = None
+        if ramp is not None:
+            from ..agent.ramp import RampPlan
+            if calls != 1:
+                raise SiptoolError("give --ramp or --calls, not both")
+            plan = RampPlan.parse(ramp, hold, cps)
         o.check()  # every argument, before anything is sent
         from ..report import agent_view as view
+
+        if plan is not None:
+            run_capacity(o, plan, out, json_out)
 
         if calls == 1:
             def live(event):
@@ -145,22 +174,22 @@ def call(
             else:
                 view.render_result(out, res)
             raise typer.Exit(ExitStatus.OK if res.ok else ExitStatus.FAILED)
-        board = view.Board(calls)
+        tally = Tally(calls)
         live_view = not json_out and err.is_terminal
 
         def progress(res):
-            board.finished(res)
+            tally.finished(res)
             if not json_out and not live_view:  # a log line per call when not on a terminal
-                err.print(view.progress_line(board.done, calls, res))
+                err.print(view.progress_line(tally.done, calls, res))
 
         if live_view:
             from rich.live import Live
 
             async def run_live():
-                with Live(board.render(), console=err, refresh_per_second=4, transient=True) as shown:
-                    task = asyncio.ensure_future(place_calls(o, calls, rate, on_result=progress, on_event=board.event))
+                with Live(view.board(tally.figures()), console=err, refresh_per_second=4, transient=True) as shown:
+                    task = asyncio.ensure_future(place_calls(o, calls, rate, on_result=progress, on_event=tally.event))
                     while not task.done():
-                        shown.update(board.render())
+                        shown.update(view.board(tally.figures()))
                         await asyncio.sleep(0.25)
                     return task.result()
 
@@ -172,6 +201,27 @@ def call(
         else:
             view.render_summary(out, summary)
         raise typer.Exit(ExitStatus.OK if summary.succeeded == summary.attempted else ExitStatus.FAILED)
+
+
+def run_capacity(o, plan, out, json_out: bool) -> None:
+    """`call --ramp`: the levels as they end, the answer; exit 0 when every level up to MAX passed."""
+    from ..agent.ramp import run_ramp
+    from ..report import ramp_view
+
+    def shown(lv) -> None:
+        if not json_out:
+            out.print(ramp_view.level_line(lv))
+
+    if not json_out:
+        out.print(f"capacity ramp {plan.start}:{plan.step}:{plan.max} to {o.uri}, {plan.cps:g} calls/s, "
+                  f"each level held {plan.hold:g} s")
+        out.print(ramp_view.HEAD)
+    result = run(run_ramp(o, plan, on_level=shown))
+    if json_out:
+        typer.echo(json.dumps(ramp_view.ramp_json(result), indent=2))
+    else:
+        ramp_view.render(out, result, header=False)
+    raise typer.Exit(ExitStatus.OK if result.ccc == plan.levels()[-1] else ExitStatus.FAILED)
 
 
 def run(coro):

@@ -23,6 +23,7 @@ EPILOG = epilog([
     ("SRTP calls only, keyed for AES-GCM (RFC 7714)",
      "siptool echo --srtp mandatory --srtp-suites AEAD_AES_128_GCM"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
+    ("a trunk that refuses every call (failover tests)", "siptool echo -l 127.0.0.1:5070 --reject 503 --retry-after 30"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
     "SRTP (RFC 3711, SDES keys RFC 4568): an RTP/SAVP offer is answered with the strongest suite both sides "
@@ -67,6 +68,10 @@ def echo(
     rate: float = typer.Option(500.0, "--rate", help="SIP messages per second one source host may send "
                                "(bursts of 4x); beyond, its messages are dropped. 0: no limit."),
     max_calls: int = typer.Option(5000, "--max-calls", help="Calls in progress at once; more get 503."),
+    reject: Optional[int] = typer.Option(None, "--reject", help="Answer every INVITE with this final status "
+                                         "(400-699), e.g. 503: a trunk that refuses calls (failover tests)."),
+    retry_after: Optional[int] = typer.Option(None, "--retry-after", help="With --reject 503: the Retry-After "
+                                              "seconds it carries (RFC 3261 21.5.4)."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
@@ -89,6 +94,12 @@ def echo(
         inputs.number("--media-port", media_port, 0, 65534)
         inputs.number("--rate", rate, 0, 1_000_000)
         inputs.number("--max-calls", max_calls, 1, 1_000_000)
+        if reject is not None:
+            inputs.number("--reject", reject, 400, 699)
+        if retry_after is not None:
+            if reject != 503:
+                raise SiptoolError("--retry-after goes with --reject 503")
+            inputs.number("--retry-after", retry_after, 1, 86400, unit="s")
         if hangup_after is not None:
             inputs.number("--hangup-after", hangup_after, 0, 86400, above=True, unit="s")
         tls = None
@@ -121,7 +132,7 @@ def echo(
                                       hangup_after=hangup_after, tls=tls, on_call=lambda c: typer.echo(echo_line(c)),
                                       media_port=media_port if shared else None, rate=rate,
                                       max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True),
-                                      srtp=srtp.lower(), **suites)))
+                                      reject=reject, retry_after=retry_after, srtp=srtp.lower(), **suites)))
 
 
 async def _serve(server) -> None:

@@ -19,7 +19,11 @@ EPILOG = epilog([
     ("watch 5 minutes of refreshes, one a minute",
      "siptool register sip:bob@pbx.example --password-file pw -d 300 --expires 60"),
     ("over TLS, as JSON", "siptool register sips:alice@pbx.example.com --password-env SIP_PW --json"),
-],  "Exit codes: 0 registered (and every refresh succeeded); 1 refused, timed out or a refresh failed; "
+    ("a registrar by its domain (NAPTR, SRV: RFC 3263), failing over",
+     "siptool register sip:al@example.com --dns-server 10.0.0.53 --password-env PW"),
+],  "The registrar is located as RFC 3263 says (see siptool call --help); a server that gives a transport "
+    "error, no response or 503 is left for the next, and each REGISTER lists the servers it went to.",
+    "Exit codes: 0 registered (and every refresh succeeded); 1 refused, timed out or a refresh failed; "
     "2 bad arguments; 3 internal error.")
 
 
@@ -37,12 +41,17 @@ def register_aor(
     local_ip: Optional[str] = typer.Option(None, "--local-ip", help="Local address to send from (default: the "
                                            "source address of the route to the registrar)."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer F = 64*T1)."),
+    dns_server: Optional[str] = typer.Option(None, "--dns-server", help="Ask this DNS server, ADDR[:PORT], for the "
+                                             "records that locate the registrar (RFC 3263; default: the system's)."),
+    target_timeout: Optional[float] = typer.Option(None, "--target-timeout", help="Fail over to the next server "
+                                                   "after this many seconds without a response (default: timer F)."),
     json_out: bool = typer.Option(False, "--json", help="Print every REGISTER's outcome as JSON."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
     """REGISTER with digest auth, refreshed before expiry; shows whether the registrar sees you behind NAT."""
     with guarded():
         from ..agent import inputs
+        from ..agent.dns import dns_server as dns_address
         from ..agent.options import CallOptions, _hop
         from ..agent.register import Registration
 
@@ -53,6 +62,9 @@ def register_aor(
         inputs.number("--expires", expires, 1, 2**32 - 1, unit="s")
         inputs.number("--duration", duration, 0, 7 * 86400, unit="s")
         inputs.number("--t1", t1, 0, 30, above=True, unit="s")
+        dns_address(dns_server)
+        if target_timeout is not None:
+            inputs.number("--target-timeout", target_timeout, 0, 3600, above=True, unit="s")
         if local_ip:
             inputs.local_address("--local-ip", local_ip)
         out = console(no_color)
@@ -63,7 +75,8 @@ def register_aor(
                 out.print(view.register_line(ex))
 
         async def run() -> Registration:
-            reg = Registration(target, aor, user, password, expires, transport, local_ip, t1, on_event=show)
+            reg = Registration(target, aor, user, password, expires, transport, local_ip, t1, on_event=show,
+                               dns_server=dns_server, target_timeout=target_timeout)
             try:
                 await reg.start()
                 ok = any(e.expires for e in reg.history)

@@ -12,8 +12,8 @@ from ..agent.events import MediaResumed, MediaStarted, MediaStopped, Note, Recei
 from .jsonout import _clean, call_dict
 from .terminal import finding_line, streams_table
 
-CALL_SCHEMA = "siptool.call/1.2"  # docs/json-schema.md; 1.1 added findings, 1.2 `call` and the events' `type`
-CALLS_SCHEMA = "siptool.calls/1"
+CALL_SCHEMA = "siptool.call/1.3"  # docs/json-schema.md; 1.1 findings, 1.2 `call` and the events' `type`, 1.3 targets
+CALLS_SCHEMA = "siptool.calls/1.1"  # 1.1: served_by, failed_over
 SHOWN = ("critical", "error", "warning")  # an echoed call's findings printed under its line
 
 
@@ -49,9 +49,10 @@ def call_json(res) -> dict:
     d = {"schema": CALL_SCHEMA}
     for name in ("ok", "status", "reason", "call_id", "error", "events", "pdd_ms", "answer_ms", "codec", "ended_by",
                  "duration_s", "tx", "rx", "rtt_ms", "rtcp_rtt_ms", "one_way", "media_gaps", "dtmf_sent", "auth",
-                 "hold_status", "resume_status", "cancel_status", "nat", "problems", "findings"):
+                 "hold_status", "resume_status", "cancel_status", "nat", "problems", "findings", "targets"):
         d[name] = getattr(res, name)
     d["events"] = events_json(res.events)
+    d["targets"] = [_clean(t) for t in res.targets]
     d["tx"], d["rx"] = _clean(res.tx), _clean(res.rx)
     d["findings"] = [_clean(f) for f in res.findings]
     d["call"] = call_dict(res.call) if res.call is not None else None
@@ -83,6 +84,10 @@ def render_result(out, res) -> None:
     out.print(f"\n{verdict}  {head}  " + (f"call-id {res.call_id}" if res.call_id else "(no INVITE sent)"))
     if res.error:
         out.print(f"[red]{res.error}[/red]")
+    if len(res.targets) > 1 or any(t.found != "numeric" for t in res.targets):
+        out.print("servers tried (RFC 3263):")
+        for line in target_lines(res.targets):
+            out.print(line)
     answered = res.status is not None and 200 <= res.status < 300
     if answered:
         out.print(f"post-dial delay {_ms(res.pdd_ms)}, answer {_ms(res.answer_ms)}, "
@@ -118,6 +123,19 @@ def render_result(out, res) -> None:
                 out.print(Padding(Text("fix: " + f.fix, style="green"), (0, 0, 0, 9)))
 
 
+def target_lines(tries) -> list[str]:
+    """One line per server a request went to (report.model.TargetTry): name, address, transport,
+    what happened and how long it took."""
+    lines = []
+    for t in tries:
+        where = f"[{t.address}]:{t.port}" if ":" in t.address else f"{t.address}:{t.port}"
+        took = "" if t.ms is None else f"{t.ms:.0f} ms"
+        style = "green" if t.outcome == "served" else "red" if t.outcome != "skipped" else "yellow"
+        lines.append(f"  {t.name} {where} {t.transport.upper()}: [{style}]{t.outcome}[/] {took}"
+                     + (f"\n      {t.detail}" if t.detail else ""))
+    return lines
+
+
 def progress_line(done: int, total: int, res) -> str:
     """One finished call of a capacity run, when not on a terminal."""
     mark = "[green]ok[/green]" if res.ok else f"[red]{(res.error or res.reason or 'failed')[:50]}[/red]"
@@ -125,50 +143,20 @@ def progress_line(done: int, total: int, res) -> str:
             f"MOS {res.rx.mos if res.rx.mos is not None else '-'} {mark}")
 
 
-class Board:
-    """The live view of a capacity run: started, answered, failed, active, PDD and MOS so far; fed the
-    calls' events (a call starts with its INVITE, is answered with the 2xx to it) and their results."""
+def board(f):
+    """The live view of a capacity run (report.capacity_model.LiveFigures, from agent/tally.py):
+    started, answered, failed, active, PDD and MOS so far."""
+    from rich.table import Table
 
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.ok = total, 0, 0
-        self.started: set[str] = set()
-        self.answered: set[str] = set()
-        self.failed = 0
-        self.pdd: list[float] = []
-        self.mos: list[float] = []
-
-    def event(self, e) -> None:
-        if isinstance(e, Sent) and e.initial:
-            self.started.add(e.call_id)
-        elif isinstance(e, Received) and e.method == "INVITE" and e.status is not None and 200 <= e.status < 300:
-            self.answered.add(e.call_id)
-
-    def finished(self, res) -> None:
-        self.done += 1
-        self.ok += bool(res.ok)
-        self.failed += not (res.status and 200 <= res.status < 300)
-        if res.pdd_ms is not None:
-            self.pdd.append(res.pdd_ms)
-        if res.rx.mos is not None:
-            self.mos.append(res.rx.mos)
-
-    def render(self):
-        import numpy as np
-        from rich.table import Table
-
-        t = Table.grid(padding=(0, 2))
-        active = len(self.started) - self.done
-        setup = 100.0 * (self.done - self.failed) / self.done if self.done else 0.0
-        t.add_row(f"[bold]calls[/] {self.done}/{self.total} done", f"started {len(self.started)}",
-                  f"answered {len(self.answered)}", f"active {max(active, 0)}",
-                  f"[red]failed {self.failed}[/]" if self.failed else "failed 0", f"setup {setup:.1f}%")
-        pdd = (f"PDD p50 {np.percentile(self.pdd, 50):.0f} ms, p95 {np.percentile(self.pdd, 95):.0f} ms"
-               if self.pdd else "PDD -")
-        mos = f"MOS min {min(self.mos):.2f}, median {np.median(self.mos):.2f}" if self.mos else "MOS -"
-        bar_w = 30
-        filled = int(bar_w * self.done / max(self.total, 1))
-        t.add_row("[green]" + "█" * filled + "[/][dim]" + "░" * (bar_w - filled) + "[/]", pdd, mos, "", "", "")
-        return t
+    t = Table.grid(padding=(0, 2))
+    t.add_row(f"[bold]calls[/] {f.done}/{f.total} done", f"started {f.started}", f"answered {f.answered}",
+              f"active {f.active}", f"[red]failed {f.failed}[/]" if f.failed else "failed 0", f"setup {f.setup_pct:.1f}%")
+    pdd = f"PDD p50 {f.pdd_p50_ms:.0f} ms, p95 {f.pdd_p95_ms:.0f} ms" if f.pdd_p50_ms is not None else "PDD -"
+    mos = f"MOS min {f.mos_min:.2f}, median {f.mos_median:.2f}" if f.mos_min is not None else "MOS -"
+    bar_w = 30
+    filled = int(bar_w * f.done / max(f.total, 1))
+    t.add_row("[green]" + "█" * filled + "[/][dim]" + "░" * (bar_w - filled) + "[/]", pdd, mos, "", "", "")
+    return t
 
 
 def render_summary(out, s) -> None:
@@ -180,6 +168,10 @@ def render_summary(out, s) -> None:
         out.print("MOS received: " + ", ".join(f"{k} {v}" for k, v in s.mos.items()))
     for why, n in sorted(s.failures.items(), key=lambda kv: -kv[1]):
         out.print(f"[red]{n} x {why}[/red]")
+    if s.served_by and (len(s.served_by) > 1 or s.failed_over):
+        out.print(f"served by (RFC 3263; {s.failed_over} call(s) failed over):")
+        for server, n in s.served_by.items():
+            out.print(f"  {server}: {n}")
 
 
 def echo_line(record) -> str:
@@ -215,7 +207,10 @@ def register_line(ex) -> str:
     extra = f", granted {ex.expires} s" if ex.expires else ""
     auth = f", answered a {ex.challenged} challenge" if ex.challenged else ""
     style = "green" if ex.status and ex.status < 300 else "red"
-    return f"REGISTER {ex.contact or ''} -> [{style}]{what}[/]{extra}{auth} ({ex.rtt_ms} ms)"
+    line = f"REGISTER {ex.contact or ''} -> [{style}]{what}[/]{extra}{auth} ({ex.rtt_ms} ms)"
+    if len(ex.targets) > 1 or any(t.found != "numeric" for t in ex.targets):
+        line += "\n" + "\n".join(target_lines(ex.targets))
+    return line
 
 
 def register_json(aor: str, registrar: str, registered: bool, reg) -> dict:

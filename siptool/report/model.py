@@ -11,7 +11,7 @@ from typing import Any
 
 from ..sip.dialogs import CallState  # noqa: F401  (how a dialog ended: decided where SIP is tracked)
 
-SCHEMA_VERSION = "1.11"
+SCHEMA_VERSION = "1.12"
 
 
 class Severity(StrEnum):
@@ -319,6 +319,20 @@ class AgentSrtp:
 
 
 @dataclass(slots=True)
+class TargetTry:
+    """One server a request was sent to (RFC 3263 4.3), in the order tried, and what happened."""
+
+    name: str  # the host name it came from: the SRV target, or the URI's host
+    address: str
+    port: int
+    transport: str  # udp, tcp, tls
+    found: str  # how: "NAPTR+SRV", "SRV", "A", "AAAA", "numeric"
+    outcome: str  # "served", "503", "timeout", "unreachable", "skipped" (under its Retry-After)
+    detail: str = ""  # one line: the response, the transport error, the Retry-After
+    ms: float | None = None  # from the request to this outcome (None: skipped, nothing sent)
+
+
+@dataclass(slots=True)
 class AgentView:
     """A call siptool placed or answered itself: what only its agent knows (set by `call`, `check`
     and `echo`; null in `analyze`), and the verdict on the call read from the Analyzer's figures of
@@ -340,7 +354,8 @@ class AgentView:
     ended_by: str = ""  # "local", "remote", "local (no ACK)", "shutdown" (the agent's own view)
     nat: dict[str, Any] = field(default_factory=dict)  # the NAT situation the agent saw (`text` in words)
     notes: list[str] = field(default_factory=list)  # what the agent itself could not do (no SDP answer, BYE unanswered)
-    srtp: AgentSrtp | None = None  # the media was SRTP (since 1.10)
+    srtp: AgentSrtp | None = None  # the media was SRTP (since 1.12)
+    targets: list[TargetTry] = field(default_factory=list)  # caller: the servers the INVITE went to (RFC 3263)
     # the verdict (analysis/placed.py): each direction as judged, one-way audio, every failed limit
     tx: MediaFigures | None = None
     rx: MediaFigures | None = None

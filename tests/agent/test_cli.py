@@ -59,18 +59,19 @@ def test_many_calls_log_lines_and_live_board(echo_proc):
 
     from siptool.agent.caller import CallResult
     from siptool.agent.events import Received, Sent
-    from siptool.report.agent_view import Board
+    from siptool.agent.tally import Tally
+    from siptool.report.agent_view import board
 
-    board = Board(3)
+    tally = Tally(3)
     for i, (status, pdd, mos) in enumerate([(200, 10.0, 4.4), (200, 30.0, 4.0), (503, None, None)]):
-        board.event(Sent(f"c{i}", 0.0, method="INVITE", initial=True))
+        tally.event(Sent(f"c{i}", 0.0, method="INVITE", initial=True))
         if status == 200:
-            board.event(Received(f"c{i}", 5.0, method="INVITE", status=200, reason="OK"))
+            tally.event(Received(f"c{i}", 5.0, method="INVITE", status=200, reason="OK"))
         res = CallResult(call_id=f"c{i}", status=status, pdd_ms=pdd)
         res.rx.mos = mos
-        board.finished(res)
+        tally.finished(res)
     console = Console(width=150, record=True, no_color=True)
-    console.print(board.render())
+    console.print(board(tally.figures()))
     text = console.export_text()
     assert "3/3 done" in text and "answered 2" in text and "failed 1" in text and "setup 66.7%" in text
     assert "PDD p50 20 ms" in text and "MOS min 4.00, median 4.20" in text

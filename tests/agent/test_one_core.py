@@ -114,7 +114,7 @@ def test_call_json_carries_the_analyzers_findings(tmp_path):
                 data = json.loads(out.stdout)
                 if data["status"] is not None:
                     break
-        assert data["schema"] == "siptool.call/1.2" and data["status"] == 488 and out.returncode == 1
+        assert data["schema"] == "siptool.call/1.3" and data["status"] == 488 and out.returncode == 1
         codes = [f["code"] for f in data["findings"]]
         assert codes == ["sip.failed.488", "codec.no_common"]
         analysed = json.loads(subprocess.run([sys.executable, "-m", "siptool", "analyze", str(tmp_path / "c.pcap"), "--json"],

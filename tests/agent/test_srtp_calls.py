@@ -22,7 +22,7 @@ LENIENT = Thresholds.from_limits(mos=1.0, jitter_ms=1000.0)  # these tests judge
 
 def call(*args, env=None):
     """`siptool call ARGS` with limits that judge what these tests test, not the machine's load."""
-    return siptool("call", *args, "--mos", "1", "--jitter", "1000", env=env)
+    return siptool("call", *args, "--mos", "1", "--jitter", "1000", "--loss", "20", env=env)
 
 
 def run(coro):

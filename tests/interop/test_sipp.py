@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from check.lab import _wait_sip
 from interop.peers import HERE, free_port
 
 from siptool.agent import CallOptions, EchoServer, place_call
@@ -98,7 +99,8 @@ def test_call_through_kamailio_with_407_to_echo(kamailio, peers, tmp_path):
         cfg = cfg.replace(f"@{k}@", str(v))
     (tmp_path / "k.cfg").write_text(cfg)
     peers([kamailio, "-f", tmp_path / "k.cfg", "-DD", "-E", "-m", "32", "-M", "8", "-Y", tmp_path, "-P",
-           tmp_path / "pid"], settle=1.0)
+           tmp_path / "pid"])
+    _wait_sip(kport)  # until kamailio answers (a fixed pause was too short on a loaded machine)
 
     async def go(password):
         async with EchoServer(("127.0.0.1", eport)) as echo:
