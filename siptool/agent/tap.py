@@ -4,7 +4,10 @@ only when asked (`--pcap FILE`, `check --pcap-dir`).
 
 Each packet becomes a `capture.Packet` (UDP, or TCP with running sequence numbers for TCP/TLS; TLS as
 the cleartext SIP it carried), IPv4 or IPv6, timed to the nanosecond as the pcap records it, so the
-Report from memory and the Report of the written file are the same."""
+Report from memory and the Report of the written file are the same, but for one thing a pcap cannot
+say: the Analyzer in memory reads TLS as decrypted TLS (transport TLS: no finding about secrets in
+clear SIP), and WebSocket as WS or WSS, while the written file shows what they carried as TCP (a WS
+connection's handshake and frames, read back as WS)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from ..capture.writer import PcapWriter
 from .clock import stamp
 
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, the version nibble tells which
+STREAMS = {"tls": "TLS", "ws": "WS", "wss": "WSS"}  # connections the Analyzer reads in the clear, with their transport
 
 
 class AgentTap:
@@ -55,7 +59,10 @@ class AgentTap:
         info.first_time = t if info.first_time is None else info.first_time
         info.last_time = t
         if self.analyzer is not None:
-            self.analyzer.feed(pkt)
+            if kind in STREAMS:
+                self.analyzer.feed_stream(frame, t, (src[0], src[1], dst[0], dst[1]), data, STREAMS[kind])
+            else:
+                self.analyzer.feed(pkt)
         if self.writer is not None:  # the IP packet is built only for the file
             if kind == "udp":
                 seg = struct.pack("!HHHH", src[1], dst[1], 8 + len(data), 0)
