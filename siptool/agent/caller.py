@@ -33,11 +33,12 @@ from .listener import Listener
 from .media import RtpDriver, load_wav, save_wav
 from .nat import NatView, hostport, is_loopback, route_source
 from .nat import resolve as _resolve
-from .options import AgentError, CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - re-exported
+from .options import SECURE, AgentError, CallOptions, Thresholds, _hop, dtmf_start  # noqa: F401 - re-exported
 from .register import options_ping, register  # noqa: F401 - re-exported
 from .roundtrip import received_signal, session_rtt_ms
 from .rtpsession import RtpSession
 from .script import Script
+from .sdes import Protection
 from .speaker import Speaker
 from .session import CALLER_ALLOW, UacSession, answer_out_of_dialog
 from .clock import stamp
@@ -98,7 +99,7 @@ class Caller:
         self.backoff = Backoff()
         self.rng = random.Random()
         self.local_ip = o.local_ip or route_source(self.addr[0])
-        self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), self._tls() if kind == "tls" else None,
+        self.ua = UserAgent(kind, self.local_ip, 0, Timers(o.t1, o.t2), self._tls() if kind in SECURE else None,
                             tap=pcap, on_event=self._event)
         self.ua.unreachable = {tuple(a) for a in o.unreachable}
         self.ua.ep.on_request = answer_out_of_dialog(self.ua.ep, CALLER_ALLOW)
@@ -229,6 +230,7 @@ class OutgoingCall:
         self.sdp_addr = (self.ua.public or (caller.local_ip, 0))[0]
         self.sdp_port = 0
         self.stun_rtp: tuple[str, int] | None = None
+        self.protection: Protection | None = None  # SRTP, once the answer agreed keys
 
     async def run(self) -> CallResult:
         """The call from INVITE to BYE. Once answered, every way out (a failure, an internal error,
@@ -299,6 +301,9 @@ class OutgoingCall:
             return
         o = self.o
         try:
+            if ev.srtp is not None:  # SRTP (RFC 3711): our key protects what we send, theirs opens what comes
+                self.protection = Protection(ev.srtp)
+                self.rtp.protect, self.rtp.unprotect = self.protection.protect, self.protection.unprotect
             coder = codecs.coder(ev.codec, ev.fmtp)
             self.media.set_remote(ev.address, ev.port, coder, ev.pt, ev.dtmf_pt, ev.ptime_ms)
             if o.steps:  # a voice test: the script speaks and listens
@@ -347,6 +352,8 @@ class OutgoingCall:
                           targets=list(s.failover.tries) if s is not None and s.failover is not None else [])
         if self.o.steps:  # a voice test: what we said, when (None: no media, nothing said)
             facts.said = [Utterance(x.label, x.start, x.end) for x in self.script.said] if self.script else []
+        if self.protection is not None:
+            facts.srtp = self.protection.facts()
         if rtp.far_report is not None:
             b = rtp.far_report
             jitter_ms = b.jitter * 1000.0 / rtp.stats.clock_rate  # timestamp units to ms

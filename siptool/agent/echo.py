@@ -38,6 +38,7 @@ from .listener import Listener
 from .limits import SourceLimiter
 from .media import RtpDriver
 from .rtpsession import RtpSession
+from .sdes import OFFERED, Protection, SrtpMode
 from .speaker import Speaker
 from .voice_agent import AgentPlan, VoiceAgent
 from .session import RING_LIMIT, UasSession, rings_unanswered  # noqa: F401 - re-exported
@@ -62,6 +63,7 @@ class EchoCall:
     call: Call | None = None
     agent: VoiceAgent | None = field(default=None, repr=False)  # the voice agent speaking on it, if any
     tap: AgentTap | None = field(default=None, repr=False)  # with --pcap: its own Analyzer, fed as packets pass
+    protection: Protection | None = field(default=None, repr=False)  # SRTP: decrypted and protected again
 
     def keep(self, packet: tuple) -> None:
         """One SIP message (the tap's arguments): to its Analyzer, or kept for the analysis at the end."""
@@ -96,13 +98,15 @@ class EchoServer:
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
                  max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None,
-                 retry_after: int | None = None, agent: AgentPlan | None = None, pcap: str | None = None) -> None:
+                 retry_after: int | None = None, agent: AgentPlan | None = None, pcap: str | None = None,
+                 srtp: str = "optional", srtp_suites: tuple[str, ...] = OFFERED) -> None:
         self.listen = listen
         self.agent = agent  # a voice agent instead of an echo (voice_agent.py): a port pair per call
         self._clips: dict[int, list] = {}  # the agent's greeting and replies at each codec rate
         self.pcap = AgentTap(pcap, analyse=False) if pcap else None  # every packet of the run, written
         policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, retry_after=retry_after, ring=ring,
-                            hangup_after=hangup_after, max_calls=max_calls,
+                            hangup_after=hangup_after, max_calls=max_calls, srtp=SrtpMode(srtp),
+                            srtp_suites=tuple(srtp_suites),
                             auth=Authenticator(realm, {user: password}) if user and password is not None else None)
         # rate: messages per second one source host may send (None: the limiter's default; 0: no limit)
         limiter = None if rate == 0 else SourceLimiter() if rate is None else SourceLimiter(rate)
@@ -181,11 +185,14 @@ class EchoServer:
         fmtp = session.formats[session.codec[1]][3]
         coder = registry.coder(session.codec[0], fmtp)
         voice = self.agent is not None
-        rtp = RtpSession(coder, echo=not voice, cname=f"siptool@{self.listen[0]}", keep_audio_s=0.0)
+        record.protection = Protection(session.srtp) if session.srtp is not None else None
+        hooks = {"protect": record.protection.protect, "unprotect": record.protection.unprotect} \
+            if record.protection is not None else {}
+        rtp = RtpSession(coder, echo=not voice, cname=f"siptool@{self.listen[0]}", keep_audio_s=0.0, **hooks)
         if voice:
             rtp.listener = Listener(coder.decoder(), coder.clock_rate)
             record.agent = VoiceAgent(self.agent, self._agent_clips(coder.rate), Speaker(coder.rate), rtp.listener)
-        driver = RtpDriver(self.listen[0], rtp, shared=None if voice else self.shared,
+        driver = RtpDriver(self.listen[0], rtp, shared=None if voice else self.shared, secure=record.protection,
                            tap=Taps(record.tap, self.pcap) if self.pcap is not None else None)
         driver.bind()  # at once: the SDP answer needs the port
         offer = session.offer
@@ -256,7 +263,8 @@ def analyse(record: EchoCall) -> Call | None:
         s = record.session
         held = (s.ended_at or s.started_at or 0.0) - (s.answered_at or s.started_at or 0.0)
         call.agent = AgentView(role="callee", codec=s.codec[0], echoed=record.packets_echoed, outcome=s.outcome,
-                               ended_by=s.ended_by or "", held_s=round(held, 1))
+                               ended_by=s.ended_by or "", held_s=round(held, 1),
+                               srtp=record.protection.facts() if record.protection is not None else None)
         if record.agent is not None:  # what the voice agent said, when
             sp = record.agent.speaker
             call.agent.said = [Utterance(c.label, sp.time(c.start), sp.time(c.end)) for c in record.agent.placed]

@@ -2,7 +2,7 @@
 known on its endpoint (endpoint.py `on_request`). OPTIONS get 200; REGISTER a minimal registrar's
 answer (RFC 3261 10.3, registrar.py), behind a digest challenge when a user is configured; an INVITE
 is challenged (401), refused (a configured status, 503 over the call limit, 488 with no common
-codec, RFC 3264 6.1) or becomes a call (session.UasSession) on a media port the driver opens.
+codec, RFC 3264 6.1, or SRTP it cannot or will not answer, RFC 4568) or becomes a call (session.UasSession) on a media port the driver opens.
 Anything else: 481 for BYE and CANCEL of no call, 405 otherwise."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..sip import build
 from ..sip.auth import Authenticator
-from . import sdp
+from . import sdes, sdp
 from .endpoint import Endpoint
 from .registrar import Bindings
 from .session import ECHO_ALLOW, UasSession
@@ -31,6 +31,8 @@ class EchoPolicy:
     ring: float = 0.0  # seconds of 180 Ringing before the 200
     hangup_after: float | None = None  # BYE this long after the answer
     max_calls: int = MAX_CALLS
+    srtp: sdes.SrtpMode = sdes.SrtpMode.OPTIONAL  # SRTP offers answered in SRTP, plain ones in RTP
+    srtp_suites: tuple[str, ...] = sdes.OFFERED  # the SDES suites accepted
 
 
 class EchoCore:
@@ -80,7 +82,11 @@ class EchoCore:
         if chosen is None:
             self._respond(txn, msg, 488, now, headers=[("warning", '304 siptool "no common codec"')])
             return
-        call = UasSession(self.ep, txn, addr, offer, chosen, p.ring, p.hangup_after)
+        keys = sdes.answer(offer, p.srtp, p.srtp_suites)
+        if isinstance(keys, sdes.Refusal):
+            self._respond(txn, msg, 488, now, headers=[("warning", f'{keys.warning} siptool "{keys.text}"')])
+            return
+        call = UasSession(self.ep, txn, addr, offer, chosen, p.ring, p.hangup_after, keys)
         try:
             port = self.open_media(call)
         except OSError as exc:  # no media port left

@@ -7,6 +7,15 @@ Echoing needs no demultiplexing: each packet goes back where it came from. Each 
 latched address (for its RTCP) come from the source addresses, tallied every 0.25 s: a source is the
 call that announced it in SDP, else (NAT) the oldest answered call that has had no media yet.
 RTCP (on PORT+1, or multiplexed on PORT) goes to the call on the event loop.
+
+SRTP calls (RFC 3711) cannot be echoed that way: the caller's packets are protected with the
+caller's key, and what goes back must be protected with the echo's own (a key per direction; the
+caller could not authenticate its own cipher text). While an SRTP call is up, each batch goes
+through `_mixed`: a packet from an SRTP call's source is decrypted and protected again with that
+call's keys (agent/sdes.Protection.echo: a few microseconds of libsrtp and some Python per packet,
+bench/echo_capacity.py measures the cost); the rest are echoed as they came. A source belongs to
+an SRTP call when its SDP announced it, or (NAT) when that call's key authenticates its first
+packet: only the right key does, so no source is ever given to the wrong call.
 """
 
 from __future__ import annotations
@@ -56,6 +65,11 @@ def _echoable() -> np.ndarray:
     return ok
 
 
+def _keys(rows: np.ndarray) -> np.ndarray:
+    """One 64-bit key per source address (as the tally computes it)."""
+    return rows[:, 0] ^ (rows[:, 1] * _K1) ^ (rows[:, 2] * _K2)
+
+
 def _address(row: np.ndarray) -> tuple[str, int]:
     raw = row.tobytes()
     port = int.from_bytes(raw[2:4], "big")
@@ -79,6 +93,11 @@ class EchoPort:
         self._sessions: dict[tuple[str, int], object] = {}  # RTP source -> session
         self._by_key: dict[int, object] = {}  # the same, by the tally's address key
         self._waiting: dict[object, None] = {}  # answered, no media yet: latch candidates, oldest first
+        self._secure: dict[object, object] = {}  # SRTP calls: session -> its agent/sdes.Protection
+        self._secure_keys: dict[int, tuple] = {}  # tally key of an SRTP call's source -> (session, protection)
+        self._secure_waiting: dict[object, None] = {}  # SRTP calls with no source yet, oldest first
+        self._plain: dict[int, int] = {}  # tally key -> the _generation it was found to be no SRTP call's
+        self._generation = 0  # SRTP calls announced so far
         self._ring = np.empty((RING, mmsg.NAME // 8), np.uint64)
         self._fill = 0
         self._stop = False
@@ -106,11 +125,16 @@ class EchoPort:
 
     # --- calls (event loop) ------------------------------------------------------------------
 
-    def announce(self, session, addr: tuple[str, int]) -> None:
-        """`session` expects RTP from `addr` (its SDP)."""
+    def announce(self, session, addr: tuple[str, int], secure=None) -> None:
+        """`session` expects RTP from `addr` (its SDP); `secure`: its agent/sdes.Protection (SRTP)."""
         with self._lock:
             self._sessions[addr] = session
-            self._waiting[session] = None
+            if secure is None:
+                self._waiting[session] = None
+            else:
+                self._secure[session] = secure
+                self._secure_waiting[session] = None
+                self._generation += 1
 
     def remove(self, session) -> None:
         """The call ended: its counts are brought up to date, then it is forgotten."""
@@ -121,6 +145,10 @@ class EchoPort:
             for key in [k for k, s in self._by_key.items() if s is session]:
                 del self._by_key[key]
             self._waiting.pop(session, None)
+            if self._secure.pop(session, None) is not None:
+                for key in [k for k, (s, _) in self._secure_keys.items() if s is session]:
+                    del self._secure_keys[key]
+                self._secure_waiting.pop(session, None)
 
     def _on_rtcp(self, data: bytes, addr) -> None:
         session = self._sessions.get((addr[0], addr[1] - 1))  # RTCP comes from RTP port + 1
@@ -148,7 +176,10 @@ class EchoPort:
                 # plain Python over a few slots costs less than numpy's per-call overhead
                 # sources are kept before the echo goes out, so that a call's end (remove) that
                 # its caller sends after hearing the echo always finds them counted
-                if min(lengths[:n].tolist()) >= 12 and all(ok[h] for h in heads[:n].tolist()):
+                if self._secure:
+                    good = np.frombuffer(ok, bool)[heads[:n]] & (lengths[:n] >= 12)
+                    self._mixed(batch, fd, n, good)
+                elif min(lengths[:n].tolist()) >= 12 and all(ok[h] for h in heads[:n].tolist()):
                     self._keep(names[:n])
                     batch.send(fd, 0, n)
                 else:
@@ -159,18 +190,81 @@ class EchoPort:
                     self._tally()
                 next_tally = time.monotonic() + TALLY
 
-    def _odd(self, batch: mmsg.Batch, fd: int, n: int, good: np.ndarray) -> None:
-        """A batch with something not to echo: echo the runs of RTP around it, hand RTCP to the loop."""
-        self._keep(batch.names[:n][good])
+    def _odd(self, batch: mmsg.Batch, fd: int, n: int, good: np.ndarray, send: np.ndarray | None = None,
+             tallied: np.ndarray | None = None) -> None:
+        """A batch with something not to echo: echo the runs of RTP around it, hand RTCP to the loop.
+        `send`: the packets to echo (default: `good`, those left out were dropped); `tallied`: whose
+        sources the tally counts (default: `good`)."""
+        self._keep(batch.names[:n][good if tallied is None else tallied])
+        send = good if send is None else send
         start = 0
-        for i in np.flatnonzero(~good).tolist():
+        for i in np.flatnonzero(~send).tolist():
             batch.send(fd, start, i)
             start = i + 1
+            if good[i]:
+                continue
             size = int(batch.lengths[i])
             data = batch.data[i, :size].tobytes()
             if size >= 8 and data[0] >> 6 == 2 and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._on_mux, data, _address(batch.names[i]))
         batch.send(fd, start, n)
+
+    def _mixed(self, batch: mmsg.Batch, fd: int, n: int, good: np.ndarray) -> None:
+        """A batch while SRTP calls are up: their packets are decrypted and protected again with
+        the echo's key for the call (dropped when they fail: counted by the call's context); the
+        others are echoed as they came and tallied."""
+        send, plain = good.copy(), good.copy()
+        keys = _keys(batch.names[:n]).tolist()
+        echoed: dict = {}
+        for i in np.flatnonzero(good).tolist():
+            owner, out = self._secure_keys.get(keys[i]), None
+            if owner is None and self._plain.get(keys[i]) != self._generation:
+                owner, out = self._claim(keys[i], batch, i)
+            if owner is None:
+                continue
+            plain[i] = False
+            session, protection = owner
+            if out is None:
+                out = protection.echo(batch.data[i, :int(batch.lengths[i])].tobytes())
+            if out is None or len(out) > mmsg.SLOT:
+                send[i] = False
+                continue
+            batch.data[i, :len(out)] = np.frombuffer(out, np.uint8)
+            batch.out_lengths[i] = len(out)
+            echoed[session] = echoed.get(session, 0) + 1
+        self._odd(batch, fd, n, good, send, plain)
+        if echoed:
+            with self._lock:
+                for session, count in echoed.items():
+                    session.echoed += count
+
+    def _claim(self, key: int, batch: mmsg.Batch, i: int):
+        """Whose SRTP call a new source is: the one its SDP announced (if an SRTP call), else the
+        waiting SRTP call whose key authenticates its packet (NAT). Returns ((session, protection),
+        the packet echoed by that trial or None), or (None, None): not an SRTP call's source."""
+        addr = _address(batch.names[i])
+        owner = out = None
+        with self._lock:
+            session = self._sessions.get(addr)
+            if session in self._secure:
+                owner = (session, self._secure[session])
+            else:
+                data = batch.data[i, :int(batch.lengths[i])].tobytes()
+                for session in self._secure_waiting:
+                    out = self._secure[session].echo(data, count=False)
+                    if out is not None:
+                        owner = (session, self._secure[session])
+                        break
+            if owner is None:
+                if len(self._plain) >= RING:
+                    self._plain.clear()
+                self._plain[key] = self._generation
+                return None, None
+            self._secure_keys[key] = owner
+            self._secure_waiting.pop(owner[0], None)
+            self._sessions[addr] = owner[0]  # (its RTCP comes from the port after)
+            owner[0].latch(addr)  # its RTCP goes where its media comes from (RFC 4961)
+        return owner, out
 
     def _keep(self, names: np.ndarray) -> None:
         with self._lock:
@@ -187,8 +281,7 @@ class EchoPort:
         self._fill = 0
         # one 64-bit key per address: family, port and IPv4 address are the first 8 bytes; IPv6's
         # address (bytes 8-23) is folded in (a collision would only misplace a count, not an echo)
-        keys = rows[:, 0] ^ (rows[:, 1] * _K1) ^ (rows[:, 2] * _K2)
-        keys, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        keys, first, counts = np.unique(_keys(rows), return_index=True, return_counts=True)
         unknown = []
         for key, i, count in zip(keys.tolist(), first.tolist(), counts.tolist()):
             session = self._by_key.get(key)

@@ -42,6 +42,7 @@ class MediaStarted(Event):
     codec: str = ""
     address: str = ""
     port: int = 0
+    srtp: str = ""  # the SRTP suite agreed (RFC 4568), "" for plain RTP
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class Answered(Event):
     ptime_ms: int | None = None
     problem: str = ""
     fmtp: str = ""  # the far end's fmtp for the payload type (RFC 7587: Opus FEC)
+    srtp: object = None  # agent/sdes.Keys when the media is SRTP
 
 
 @dataclass(frozen=True, slots=True)

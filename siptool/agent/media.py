@@ -87,14 +87,15 @@ def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
 
 class RtpDriver:
     """Moves one RtpSession's datagrams. `shared` (an EchoPort): its thread receives and echoes the
-    RTP; RTCP goes out of its socket."""
+    RTP (an SRTP call's with `secure`, its agent/sdes.Protection); RTCP goes out of its socket."""
 
     def __init__(self, host: str, session: RtpSession, tap=None, shared=None,
-                 on_events: Callable[[list], None] | None = None) -> None:
+                 on_events: Callable[[list], None] | None = None, secure=None) -> None:
         self.host = host
         self.session = session
         self.tap = tap
         self.shared = shared
+        self.secure = secure
         self.on_events = on_events  # the session's events (media stopped, back), as they happen
         self.stun = Binding()  # STUN responses arriving on the RTP port
         self.port = 0
@@ -137,7 +138,7 @@ class RtpDriver:
                    ptime_ms: int | None = None) -> None:
         self.session.set_remote(address, port, coder, pt, dtmf_pt, ptime_ms)
         if self.shared is not None and self.session.remote is not None:
-            self.shared.announce(self.session, self.session.remote)
+            self.shared.announce(self.session, self.session.remote, self.secure)
 
     def start(self, signal: np.ndarray, duration: float | None, dtmf: str = "", dtmf_at: float = 1.0,
               source=None) -> None:

@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 from ..analysis.thresholds import Thresholds
 from ..errors import SiptoolError
 from ..rtp.packet import DTMF_EVENTS
+from ..rtp.srtp import SUITES
 from ..status import ExitStatus
 from ..sip import build
-from . import inputs, prompts, script, sdp, stun
+from . import inputs, prompts, script, sdes, sdp, stun
 from .dns import dns_server
 from .media import read_wav
 from .rtpsession import dtmf_seconds
 from .transport import TlsOptions
+
+
+SECURE = ("tls", "wss")  # transports over TLS (RFC 3261 26.2, RFC 7118 WSS)
 
 
 class AgentError(SiptoolError):
@@ -26,7 +30,7 @@ class AgentError(SiptoolError):
 @dataclass
 class CallOptions:
     uri: str
-    transport: str | None = None  # udp/tcp/tls; default from the URI (transport=, sips:) else udp
+    transport: str | None = None  # udp/tcp/tls/ws/wss; default from the URI (transport=, sips:) else udp
     from_uri: str | None = None
     user: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -61,13 +65,16 @@ class CallOptions:
     voice: bool = False
     steps: list = field(default_factory=list, init=False)  # agent/script.Step, read by check()
     prompts: dict = field(default_factory=dict, init=False, repr=False)  # text -> agent/prompts.Prompt
+    srtp: str = "off"  # mandatory, optional (best effort) or off (agent/sdes.py)
+    srtp_suites: tuple[str, ...] = sdes.OFFERED  # SDES suites offered, in order of preference
+    tls_keylog: str | None = None  # TLS session keys to this file (NSS key log; SSLKEYLOGFILE when None)
     dns_server: str | None = None  # ADDR[:PORT]: the DNS server RFC 3263's lookups ask (default: the system's)
     target_timeout: float | None = None  # fail over to the next server after this long without a response
     only: tuple[str, int] | None = None  # of the servers located, send to this one only (a check of each)
     unreachable: tuple[tuple[str, int], ...] = ()  # servers sent nothing, as if down (a failover check)
 
     def tls(self) -> TlsOptions:
-        return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file)
+        return TlsOptions(self.insecure, self.ca_file, self.sni, self.cert_file, self.key_file, self.tls_keylog)
 
     def check(self) -> None:
         """Every input checked before anything is sent (SiptoolError, exit 2, on the first bad one)."""
@@ -101,6 +108,7 @@ class CallOptions:
             if need > self.duration:
                 raise SiptoolError(f"--dtmf {self.dtmf}: {len(self.dtmf)} digits need {need:.2f} s of media, "
                                    f"more than --duration {self.duration:g} s")
+        srtp_options(self.srtp, self.srtp_suites)
         if self.local_ip:
             inputs.local_address("--local-ip", self.local_ip)
         if self.public_ip:
@@ -114,13 +122,15 @@ class CallOptions:
         if self.play:
             read_wav(inputs.readable("--play", self.play))
         self._voice_steps()
-        for name, path in (("--record", self.record), ("--pcap", self.pcap)):
+        if self.tls_keylog and kind not in SECURE:
+            raise SiptoolError(f"--tls-keylog: the call uses {kind.upper()}, not TLS: there are no TLS keys to log")
+        for name, path in (("--record", self.record), ("--pcap", self.pcap), ("--tls-keylog", self.tls_keylog)):
             if path:
                 inputs.writable(name, path)
         for name, path in (("--ca-file", self.ca_file), ("--cert", self.cert_file), ("--key", self.key_file)):
             if path:
                 inputs.readable(name, path)
-        if kind == "tls":
+        if kind in SECURE:
             try:
                 self.tls().client_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
@@ -153,6 +163,17 @@ class CallOptions:
             self.prompts = prompts.load_all([s.text for s in self.steps if s.kind is script.Kind.SAY], where)
 
 
+def srtp_options(mode: str, suites: tuple[str, ...]) -> None:
+    """--srtp and --srtp-suites (SiptoolError, exit 2, when either is not known)."""
+    if mode not in tuple(sdes.SrtpMode):
+        raise SiptoolError(f"--srtp {mode}: use mandatory, optional or off")
+    if not suites:
+        raise SiptoolError("--srtp-suites: name at least one suite")
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise SiptoolError(f"--srtp-suites: unknown suite {unknown[0][:40]!r} (known: {', '.join(SUITES)})")
+
+
 def dtmf_start(duration: float | None) -> float:
     """When the first digit goes out: 1 s after the answer, or a quarter into a shorter call."""
     return min(1.0, (duration or 4.0) / 4)
@@ -162,6 +183,6 @@ def _hop(o: CallOptions) -> tuple[build.Uri, str]:
     target = inputs.sip_uri(o.uri)
     hop = inputs.sip_uri(o.proxy) if o.proxy else target
     kind = (o.transport or hop.transport or ("tls" if hop.scheme == "sips" else "udp")).lower()
-    if kind not in ("udp", "tcp", "tls"):
-        raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp or tls")
+    if kind not in ("udp", "tcp", "tls", "ws", "wss"):
+        raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp, tls, ws or wss")
     return hop, kind

@@ -17,7 +17,7 @@ from ..sip.locate import Resolution
 from .dns import locate_hop
 from .failover import Backoff, Failover, Outcome, retry_after
 from .nat import route_source
-from .options import AgentError, CallOptions, _hop
+from .options import SECURE, AgentError, CallOptions, _hop
 from .registration import Exchange, RegisterSession
 from .clock import stamp
 from .transport import TlsOptions, TransportError
@@ -31,7 +31,7 @@ async def open_ua(uri: str, transport: str | None, local_ip: str | None, t1: flo
     servers = await locate_hop(uri, None, transport, dns_server)
     kind, first = servers.transport, servers.servers[0].addr()
     local_ip = local_ip or route_source(first[0])  # the source address of the route to the registrar
-    ua = UserAgent(kind, local_ip, local_port, Timers(t1), (tls or TlsOptions()) if kind == "tls" else None,
+    ua = UserAgent(kind, local_ip, local_port, Timers(t1), (tls or TlsOptions()) if kind in SECURE else None,
                    tap=tap, on_event=on_event)
     await ua.start()
     if kind != "udp":  # connect first so Via and Contact carry the real local port

@@ -16,7 +16,9 @@ A codec is a coder object (rtp/codecs.coder: `name`, `clock_rate` for timestamps
 `frame_samples` for audio, `frame_ticks`, `encode(pcm)`, `decode(payload)`): G.711, G.722 (16 kHz
 audio on an 8000 Hz clock, RFC 3551 4.5.2) and Opus (48 kHz, RFC 7587) alike. The signal to send is
 at the coder's audio rate. `protect`/`unprotect`, when given, transform every RTP/RTCP packet
-on its way out and in (where SRTP, RFC 3711, goes).
+on its way out and in (where SRTP, RFC 3711, goes: agent/sdes.Protection); an echo session with them
+decrypts each packet and protects it again with its own key (a key per direction), never sending
+the caller's cipher text back.
 """
 
 from __future__ import annotations
@@ -122,8 +124,9 @@ class RtpSession:
     def latch(self, addr: Addr) -> None:
         """Symmetric RTP (RFC 4961): answer where the packets come from."""
         if self.remote != addr:
-            self.remote, self.latched = addr, True
+            self.remote = addr
             self.remote_rtcp = (addr[0], addr[1] + 1)
+        self.latched = True  # media came from there (also when that is where the SDP said)
 
     def set_remote(self, address: str, port: int, coder, pt: int, dtmf_pt: int | None,
                    ptime_ms: int | None = None) -> None:
@@ -148,6 +151,10 @@ class RtpSession:
             return
         self.latch(addr)
         if self.echo:
+            if self.unprotect is not None and (data := self.unprotect(data)) is not None:
+                data = self.protect(data)
+            if data is None:
+                return  # SRTP that fails authentication or replays: dropped (counted by the context)
             if not self.closed:
                 self._out.append((data, addr, False))
             self.echoed += 1
@@ -177,7 +184,7 @@ class RtpSession:
             self.events.append((now, MediaResumed("", None)))
 
     def receive_rtcp(self, data: bytes, addr: Addr, now: float) -> None:
-        if self.unprotect is not None and not self.echo and (data := self.unprotect(data)) is None:
+        if self.unprotect is not None and (data := self.unprotect(data)) is None:
             return
         self.rtcp_rx += 1
         for p in parse_rtcp(data):

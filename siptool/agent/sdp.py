@@ -53,9 +53,10 @@ def chosen_format(offer: sdplib.Media, pt: int) -> Format:
 
 def build(address: str, port: int, payloads: list[int], direction: str = "sendrecv", session_id: int | None = None,
           version: int = 1, dtmf_pt: int | None = DTMF_PT, ptime: int = 20,
-          formats: dict[int, Format] | None = None) -> bytes:
+          formats: dict[int, Format] | None = None, proto: str = "RTP/AVP", crypto: tuple | list = ()) -> bytes:
     """An audio session description (siptool.sdp's model, serialised): `payloads` in order, each
-    described by `formats` (else as its static type, RFC 3551), telephone-event appended."""
+    described by `formats` (else as its static type, RFC 3551), telephone-event appended; `proto`
+    and `crypto` (sdp.Crypto lines) for SRTP (agent/sdes.py)."""
     sid = session_id or int(time.time())
     pts = list(payloads) + ([dtmf_pt] if dtmf_pt is not None else [])
     family = "IP6" if ":" in address else "IP4"  # RFC 4566 5.7
@@ -68,8 +69,8 @@ def build(address: str, port: int, payloads: list[int], direction: str = "sendre
             fmtp[pt] = params
     if dtmf_pt is not None:
         rtpmap[dtmf_pt], fmtp[dtmf_pt] = ("telephone-event", 8000, 1), "0-16"
-    media = sdplib.Media("audio", port, "RTP/AVP", [str(pt) for pt in pts], rtpmap=rtpmap, fmtp=fmtp, ptime=ptime,
-                         direction=direction)
+    media = sdplib.Media("audio", port, proto, [str(pt) for pt in pts], rtpmap=rtpmap, fmtp=fmtp, ptime=ptime,
+                         direction=direction, crypto=list(crypto))
     return sdplib.SessionDescription(version="0", origin=f"siptool {sid} {version} IN {family} {address}",
                                      session_name="siptool", connection=address, media=[media]).serialise()
 

@@ -11,7 +11,8 @@ UacSession places a call: INVITE with an SDP offer, the digest answer to 401/407
 CANCEL (9.1: only once a provisional came; the 200 that crosses it is ACKed and the call hung up),
 ACK for the 2xx (13.2.2.4), hold and resume by re-INVITE (RFC 3264 8.4), BYE from either side;
 with a Failover (failover.py), the INVITE goes to the next server located by RFC 3263 after a
-transport error, a timeout or a 503 (4.3: the same request, a new branch), and `target` follows.
+transport error, a timeout or a 503 (4.3: the same request, a new branch), and `target` follows;
+SRTP keys offered and checked in the answer (RFC 4568, agent/sdes.py).
 UasSession answers one (the echo agent's): 180, 200 with the SDP answer after the ring time, 487 to
 a CANCEL (9.2), BYE after the ACK never came (13.3.1.4: timer H) or when asked, re-INVITEs answered.
 """
@@ -27,7 +28,7 @@ from ..sip.dialog import Dialog
 from ..sip.message import SipMessage
 from ..sip.transaction import ClientTransaction, ServerTransaction
 from ..sip.uri import uri_user
-from . import sdp
+from . import sdes, sdp
 from .endpoint import Addr, Endpoint, TransactionUser
 from .events import Answered, Ended, MediaStarted, Note, Received, Sent
 from .failover import Failover, Outcome, retry_after
@@ -149,7 +150,11 @@ class UacSession(CallSession):
         self.creds = Credentials(o.user or sip_uri(from_uri).user, o.password) if o.password is not None else None
         self.digest = DigestAnswer(self.creds, "INVITE", o.uri) if self.creds is not None else None
         self.formats = sdp.formats(o.codecs)  # payload type -> what we offer on it
-        self.offer = sdp.build(self.sdp_addr, self.sdp_port, list(self.formats), formats=self.formats)
+        self.srtp_mode = sdes.SrtpMode(o.srtp)
+        self.proto, self.crypto_offer = sdes.offer(self.srtp_mode, o.srtp_suites)
+        self.srtp: sdes.Keys | None = None  # what the answer agreed (None: plain RTP)
+        self.offer = sdp.build(self.sdp_addr, self.sdp_port, list(self.formats), formats=self.formats,
+                               proto=self.proto, crypto=self.crypto_offer)
         self.sdp_version = 1
         self.cseq = 1
         self.invite: SipMessage | None = None
@@ -231,7 +236,7 @@ class UacSession(CallSession):
         direction = "sendonly" if on else "sendrecv"
         self.sdp_version += 1
         body = sdp.build(self.sdp_addr, self.sdp_port, [self.pt], direction=direction, version=self.sdp_version,
-                         formats=self.formats)
+                         formats=self.formats, **self._media_keys())
         req = self.dialog.request("INVITE", self.ep.via(), contact=self.ep.contact(), body=body)
         self.reinvite_for = "hold" if on else "resume"
         self.add(now, Sent, method="INVITE", note=direction)
@@ -287,7 +292,7 @@ class UacSession(CallSession):
         elif method == "INVITE":  # the far end's re-INVITE: our media as it is
             self.sdp_version += 1
             body = sdp.build(self.sdp_addr, self.sdp_port, [self.pt if self.pt is not None else 0],
-                             version=self.sdp_version, formats=self.formats)
+                             version=self.sdp_version, formats=self.formats, **self._media_keys())
             self._respond(txn, msg, 200, now, to_tag=self.dialog.local_tag, body=body,
                           headers=[("contact", self.ep.contact())])
         else:
@@ -441,16 +446,21 @@ class UacSession(CallSession):
             return
         answer = sdp.parse(msg.body)
         chosen = sdp.negotiate(answer, self.o.codecs) if answer is not None and answer.port else None
+        keys = sdes.accept(self.crypto_offer, self.proto, answer, self.srtp_mode) if chosen is not None else None
         if answer is None or not answer.port:
             problem = "the 200 OK has no usable audio SDP answer"
         elif chosen is None:
             problem = f"the answer chose no offered codec (m= payloads {answer.payload_types})"
+        elif isinstance(keys, str):
+            problem = keys
         else:
             problem = ""
             self.codec, self.pt = chosen
             self.fmtp = answer.fmtp.get(self.pt, "")
             self.dtmf_pt = answer.dtmf_pt
-            self.add(now, MediaStarted, codec=self.codec, address=answer.connection, port=answer.port)
+            self.srtp = keys
+            self.add(now, MediaStarted, codec=self.codec, address=answer.connection, port=answer.port,
+                     srtp=keys.suite if keys else "")
         if problem:
             self.problems.append(problem)
             self.ep.emit(self, Answered(self.call_id, self.t_ms(now), problem=problem))
@@ -458,7 +468,7 @@ class UacSession(CallSession):
             return
         self.ep.emit(self, Answered(self.call_id, self.t_ms(now), codec=self.codec, pt=self.pt,
                                     address=answer.connection, port=answer.port, dtmf_pt=self.dtmf_pt,
-                                    ptime_ms=answer.ptime, fmtp=self.fmtp))
+                                    ptime_ms=answer.ptime, fmtp=self.fmtp, srtp=self.srtp))
         d = self.o.duration
         if d is not None:
             self._at("bye", now + d + MEDIA_TAIL)
@@ -486,6 +496,11 @@ class UacSession(CallSession):
         self.problems.append(f"BYE got no answer: {why}")
         self._end(now)
 
+    def _media_keys(self) -> dict:
+        """The transport and a=crypto of our later offers and answers: the line the answer took, its key
+        unchanged (RFC 4568 7.1.4: the same key goes on)."""
+        return {"proto": self.proto, "crypto": [self.srtp.local] if self.srtp is not None else []}
+
     def _end_if_done(self, now: float) -> None:
         """Once the INVITE has its final response, the session ends, when a CANCEL in flight has its
         own (or after 2 s); a BYE in flight (the 200 that crossed the CANCEL, hung up) ends it itself."""
@@ -510,17 +525,20 @@ class UacSession(CallSession):
 class UasSession(CallSession):
     """One call the echo agent answers. `codec` is (name, payload type) from the negotiation, `media`
     our RTP address for the SDP answer, `source` where the INVITE came from (where our BYE goes,
-    never to its Contact or Record-Route: a caller's headers must not make us send to a third party)."""
+    never to its Contact or Record-Route: a caller's headers must not make us send to a third party).
+    `srtp`: the SDES keys agreed for the answer (agent/sdes.py), None for plain RTP."""
 
     role = "callee"
 
     def __init__(self, ep: Endpoint, txn: ServerTransaction, source: Addr, offer: sdplib.Media,
-                 codec: tuple[str, int], ring: float = 0.0, hangup_after: float | None = None) -> None:
+                 codec: tuple[str, int], ring: float = 0.0, hangup_after: float | None = None,
+                 srtp: sdes.Keys | None = None) -> None:
         super().__init__(ep, txn.request.call_id or "")
         self.txn, self.invite, self.source = txn, txn.request, source
         self.offer, self.codec = offer, codec
         self.formats = {codec[1]: sdp.chosen_format(offer, codec[1])}  # the answer repeats the offer's
         self.ring, self.hangup_after = ring, hangup_after
+        self.srtp = srtp
         self.media_port = 0
         self.outcome = ""  # ended, cancelled, rejected, unanswered
         self.answer_body = b""
@@ -550,14 +568,14 @@ class UasSession(CallSession):
         name, pt = self.codec
         self.answer_body = sdp.build(self.ep.toward(self.source[0]), self.media_port, [pt],
                                      direction=sdplib.answer_direction(self.offer.direction),
-                                     dtmf_pt=self.offer.dtmf_pt, formats=self.formats)
+                                     dtmf_pt=self.offer.dtmf_pt, formats=self.formats, **self._media_keys())
         self._respond(self.txn, self.invite, 200, now, to_tag=self.dialog.local_tag, body=self.answer_body,
                       headers=[("contact", self.ep.contact("echo", self.source[0])), ("allow", ECHO_ALLOW)])
         self._go(State.ANSWERED)
         self.answered_at = now
         self.ep.emit(self, Answered(self.call_id, self.t_ms(now), codec=name, pt=pt, address=self.offer.connection,
                                     port=self.offer.port, dtmf_pt=self.offer.dtmf_pt, ptime_ms=self.offer.ptime,
-                                    fmtp=self.offer.fmtp.get(pt, "")))
+                                    fmtp=self.offer.fmtp.get(pt, ""), srtp=self.srtp))
 
     def reject(self, now: float, status: int, why: str) -> None:
         """A final failure before the answer (503 when no media port is left), the call ended by us."""
@@ -652,9 +670,15 @@ class UasSession(CallSession):
         direction = sdplib.answer_direction(offer.direction) if offer else "sendrecv"
         self.sdp_version += 1
         body = sdp.build(self.ep.toward(self.source[0]), self.media_port, [self.codec[1]], direction=direction,
-                         version=self.sdp_version, formats=self.formats)
+                         version=self.sdp_version, formats=self.formats, **self._media_keys())
         self._respond(txn, msg, 200, now, to_tag=self.dialog.local_tag, body=body,
                       headers=[("contact", self.ep.contact("echo", self.source[0]))])
+
+    def _media_keys(self) -> dict:
+        """Our answers' transport and a=crypto: the offer's transport and our key, in every answer."""
+        if self.srtp is None:
+            return {}
+        return {"proto": self.offer.proto, "crypto": [self.srtp.local]}
 
     def _finish(self, now: float, outcome: str, by: str) -> None:
         if self.state is State.ENDED:

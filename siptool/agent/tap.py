@@ -4,9 +4,12 @@ only when asked (`--pcap FILE`, `check --pcap-dir`).
 
 Each packet becomes a `capture.Packet` (UDP, or TCP with running sequence numbers for TCP/TLS; TLS as
 the cleartext SIP it carried), IPv4 or IPv6, timed to the nanosecond as the pcap records it, so the
-Report from memory and the Report of the written file are the same. IP packets the agent crafted
-itself (the fragments of `check`'s fragments probe) are kept as they left and read by the capture
-side's own decoder, which joins fragments as it does for a file."""
+Report from memory and the Report of the written file are the same, but for one thing a pcap cannot
+say: the Analyzer in memory reads TLS as decrypted TLS (transport TLS: no finding about secrets in
+clear SIP), and WebSocket as WS or WSS, while the written file shows what they carried as TCP (a WS
+connection's handshake and frames, read back as WS). IP packets the agent crafted itself (the
+fragments of `check`'s fragments probe) are kept as they left and read by the capture side's own
+decoder, which joins fragments as it does for a file."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from ..capture.writer import PcapWriter
 from .clock import stamp
 
 LINKTYPE_RAW = 101  # raw IPv4/IPv6, the version nibble tells which
+STREAMS = {"tls": "TLS", "ws": "WS", "wss": "WSS"}  # connections the Analyzer reads in the clear, with their transport
 
 
 class AgentTap:
@@ -49,7 +53,10 @@ class AgentTap:
             self._seq[(src, dst)] = seq + len(data)
             pkt = Packet(frame, t, src[0], src[1], dst[0], dst[1], "tcp", data, seq, 0x18)
         if self.analyzer is not None:
-            self.analyzer.feed(pkt)
+            if kind in STREAMS:
+                self.analyzer.feed_stream(frame, t, (src[0], src[1], dst[0], dst[1]), data, STREAMS[kind])
+            else:
+                self.analyzer.feed(pkt)
         if self.writer is not None:  # the IP packet is built only for the file
             if kind == "udp":
                 raw = ip_packet(src[0], dst[0], IPPROTO_UDP, udp_datagram(src[0], src[1], dst[0], dst[1], data),

@@ -1,13 +1,17 @@
 """asyncio SIP transports (RFC 3261 18): UDP datagrams, TCP and TLS streams framed by Content-Length
-with the capture side's SipFramer. Each transport hands whole messages to `on_message(data, addr,
+with the capture side's SipFramer, and SIP over WebSocket (RFC 7118, WS and WSS; a client only) in
+the capture side's WebSocket frames. Each transport hands whole messages to `on_message(data, addr,
 now)`; `send(data, addr, now)` opens a stream connection on demand. `now` is the time the tap
 records (a message's one clock: what the agent logs and what the Analyzer reads are one reading).
 TLS verifies certificates and host names by default (RFC 5922); `insecure=True` turns that off;
-`sni` overrides the server name sent."""
+`sni` overrides the server name sent; `keylog` (else the SSLKEYLOGFILE variable) names a file the
+TLS session keys are appended to in the NSS key log format (Python ssl's keylog_filename), made
+readable by its owner only: it decrypts the sessions."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import ipaddress
 import os
@@ -17,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+from ..capture.websocket import FrameReader, Handshake, Message, Opcode, Ping, client_request, frame, parse_head
 from ..errors import SiptoolError
 from ..status import ExitStatus
 from ..sip.framing import SipFramer
@@ -97,9 +102,22 @@ class TlsOptions:
     sni: str | None = None
     cert_file: str | None = None  # client certificate (or server certificate for listeners)
     key_file: str | None = None
+    keylog: str | None = None  # NSS key log file (None: $SSLKEYLOGFILE, if set)
+
+    @property
+    def keylog_path(self) -> str | None:
+        return self.keylog or os.environ.get("SSLKEYLOGFILE") or None
+
+    def _keylog(self, ctx: ssl.SSLContext) -> None:
+        path = self.keylog_path
+        if path:
+            private_file(path)
+            ctx.keylog_filename = path
 
     def client_context(self) -> ssl.SSLContext:
+        private_file(self.keylog_path)  # before ssl opens $SSLKEYLOGFILE by itself, with the umask's mode
         ctx = ssl.create_default_context(cafile=self.ca_file)
+        self._keylog(ctx)
         if self.insecure:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -112,7 +130,20 @@ class TlsOptions:
             raise SiptoolError("TLS listening needs a certificate (--cert FILE --key FILE)")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert_file, self.key_file)
+        self._keylog(ctx)
         return ctx
+
+
+def private_file(path: str | None) -> None:
+    """Create `path` (or keep it, appending) readable and writable by its owner only (mode 0600): a
+    TLS key log decrypts every session it holds. OSError when it cannot be made so."""
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 class Transport:
@@ -240,8 +271,20 @@ class StreamTransport(Transport):
         except asyncio.CancelledError:  # shutdown: the server's own task, nothing to report
             pass
 
-    async def _read(self, reader: asyncio.StreamReader, peer: Addr, idle: float | None = None) -> None:
+    def _messages(self, peer: Addr):
+        """A connection's reader: bytes in order -> whole SIP messages (Content-Length, RFC 3261 18.3)."""
         framer = SipFramer()
+        return lambda data: [msg for msg, _ in framer.feed(data)]
+
+    def _wire(self, data: bytes) -> bytes:
+        """A SIP message as it goes on the connection."""
+        return data
+
+    async def _opened(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, addr: Addr) -> None:
+        """What a new outgoing connection does before SIP (WebSocket: its opening handshake)."""
+
+    async def _read(self, reader: asyncio.StreamReader, peer: Addr, idle: float | None = None) -> None:
+        messages = self._messages(peer)
         try:
             while True:
                 data = await asyncio.wait_for(reader.read(65536), idle)
@@ -250,7 +293,7 @@ class StreamTransport(Transport):
                 now = stamp()
                 if self.tap:
                     self.tap("in", self.locals.get(peer, self.local), peer, data, self.kind, now)
-                for msg, _ in framer.feed(data):
+                for msg in messages(data):
                     self.on_message(msg, peer, now)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
             pass
@@ -285,8 +328,9 @@ class StreamTransport(Transport):
             except (OSError, asyncio.TimeoutError) as exc:
                 why = getattr(exc, "strerror", None) or type(exc).__name__
                 raise TransportError(f"cannot connect {self.kind.upper()} to {addr[0]}:{addr[1]}: {why}") from None
-            self.conns[addr] = writer
             self.locals[addr] = writer.get_extra_info("sockname")[:2]
+            await self._opened(reader, writer, addr)
+            self.conns[addr] = writer
             if self.local[1] == 0:
                 self.local = self.locals[addr]
             task = asyncio.create_task(self._read(reader, addr))
@@ -305,6 +349,7 @@ class StreamTransport(Transport):
         writer = await self._connect(addr)
         if not data:
             return
+        data = self._wire(data)
         if self.tap:
             self.tap("out", self.locals.get(addr, self.local), addr, data, self.kind, stamp() if now is None else now)
         if writer.transport.get_write_buffer_size() > 1 << 20:  # the peer reads nothing we send
@@ -335,6 +380,70 @@ def unreachable_text(addr: Addr, code: int | None, kind: str = "udp") -> str:
     return f"cannot reach {where}: {os.strerror(code) if code else 'transport error'}"
 
 
+class WebSocketTransport(StreamTransport):
+    """SIP over WebSocket (RFC 7118), WS or WSS (`tls`), as a client (call, check). Each new
+    connection opens with the handshake (RFC 6455 4.1) offering the sip subprotocol, which the
+    server must answer 101 selecting sip with the right accept key (RFC 7118 4.1; the capture side's
+    Handshake checks it); then each SIP message is one masked text frame (5.3), frames received are
+    read by the capture side's FrameReader, and pings are answered (5.5.2). The tap sees the bytes
+    on the connection (handshake and frames), so the Analyzer reads it as WebSocket."""
+
+    path = "/"
+
+    def __init__(self, on_message, tls: TlsOptions | None = None, tap=None) -> None:
+        super().__init__(on_message, tls, tap)
+        self.kind = "wss" if tls is not None else "ws"
+
+    async def open(self, host: str, port: int = 0) -> "WebSocketTransport":
+        self.local = (host, 0)  # a client: it listens nowhere (requests come back on its connection)
+        return self
+
+    async def _opened(self, reader, writer, addr: Addr) -> None:
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = client_request(f"{addr[0]}:{addr[1]}", self.path, key)
+        here = self.locals[addr]
+        if self.tap:
+            self.tap("out", here, addr, request, self.kind, stamp())
+        writer.write(request)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, OSError):
+            writer.close()
+            raise TransportError(f"{self.kind.upper()} {addr[0]}:{addr[1]}: no answer to the WebSocket "
+                                 "Upgrade (RFC 6455 4.1)") from None
+        if self.tap:
+            self.tap("in", here, addr, head, self.kind, stamp())
+        shake = Handshake(parse_head(client_request("", self.path, key)), 0, parse_head(head))
+        if shake.response is None or shake.problems():
+            writer.close()
+            why = "; ".join(shake.problems()) if shake.response is not None else "not an HTTP response"
+            raise TransportError(f"{self.kind.upper()} {addr[0]}:{addr[1]}: WebSocket Upgrade failed: {why}")
+
+    def _wire(self, data: bytes) -> bytes:
+        return frame(Opcode.TEXT, data, os.urandom(4))
+
+    def _messages(self, peer: Addr):
+        reader = FrameReader(from_client=False, pings=True)
+
+        def messages(data: bytes) -> list[bytes]:
+            out = []
+            for ev in reader.feed(data):
+                if isinstance(ev, Message) and ev.data.strip(b"\r\n"):  # (CRLF keep-alives, RFC 7118 6)
+                    out.append(ev.data)
+                elif isinstance(ev, Ping):
+                    self._pong(peer, ev.data)
+            return out
+        return messages
+
+    def _pong(self, peer: Addr, data: bytes) -> None:
+        writer = self.conns.get(peer)
+        if writer is not None and not writer.is_closing():
+            pong = frame(Opcode.PONG, data, os.urandom(4))
+            if self.tap:
+                self.tap("out", self.locals.get(peer, self.local), peer, pong, self.kind, stamp())
+            writer.write(pong)
+
+
 async def open_transport(kind: str, host: str, port: int, on_message, tls: TlsOptions | None = None,
                          tap=None) -> Transport:
     kind = kind.lower()
@@ -344,4 +453,7 @@ async def open_transport(kind: str, host: str, port: int, on_message, tls: TlsOp
         return await StreamTransport(on_message, None, tap).open(host, port)
     if kind == "tls":
         return await StreamTransport(on_message, tls or TlsOptions(), tap).open(host, port)
-    raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp or tls")
+    if kind in ("ws", "wss"):
+        return await WebSocketTransport(on_message, (tls or TlsOptions()) if kind == "wss" else None, tap).open(
+            host, port)
+    raise SiptoolError(f"unknown transport {kind!r}: use udp, tcp, tls, ws or wss")

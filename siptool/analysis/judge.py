@@ -18,6 +18,8 @@ CALL_RULES = (
     media_rules.nat_addresses,
     media_rules.rtp_source_mismatch,
     media_rules.codec_problems,
+    security.srtp_refused,
+    security.srtp_downgrade,
     quality.stream_quality,
     media_rules.ssrc_change,
     security.srtp_failures,

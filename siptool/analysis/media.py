@@ -96,6 +96,7 @@ class MediaTracker:
         self.content = content  # analysis.content.ContentOptions: decode audio streams, speech activity
         self.srtp_keys = srtp_keys or []  # --srtp-keys entries (rtp/srtp_keys.KeyEntry)
         self._call_keys: dict[str, list[KeyCandidate]] = {}  # Call-ID -> SDES keys seen in its SDP
+        self._best_effort: dict[str, list[_Endpoint]] = {}  # Call-ID -> offered RTP/AVP with a=crypto, unanswered
         self._path_keying: dict[tuple, str] = {}  # flow key -> ZRTP / DTLS seen on that media path
         self.srtcp_unread = 0  # SRTCP packets left unread: no key authenticates them
         self._endpoints: dict[tuple[str, int], list[_Endpoint]] = {}  # announcements, in frame order
@@ -136,22 +137,36 @@ class MediaTracker:
                 codecs=[f"{pt} {name}/{rate}" for pt, (name, rate) in codecs.items()],
                 direction=sdplib.direction(desc, media), ptime=media.ptime, rtcp_mux=media.rtcp_mux,
                 encrypted="DTLS" if media.fingerprint else "SDES" if media.crypto else "",
-                ice=bool(media.candidates), side=seen.side)
+                ice=bool(media.candidates), side=seen.side, crypto=[c.suite for c in media.crypto])
             call.sdp.append(entry)
             rtp = _carries_rtp(media.proto)
             kind = secure_media.keying(media.proto, media.fingerprint, media.attributes)
+            best_effort = not kind and bool(media.crypto) and bool(rtp)
+            if best_effort and role == "answer":
+                kind = self._best_effort_taken(call)
             source = "sdp-tls" if seen.transport in ("TLS", "WSS") else "sdp"
             keys += [KeyCandidate(c.suite, tuple(c.keys), source, seen.frame) for c in media.crypto]
             if media.port and address and rtp is not None:
-                self._announce((address, media.port), _Endpoint(call, codecs, frame=seen.frame, rtp=rtp, keying=kind,
-                                                                keys=keys, fmtp=dict(media.fmtp),
-                                                                channels={pt: ch for pt, _n, _r, ch in formats}))
+                announced = [self._announce((address, media.port), _Endpoint(
+                    call, codecs, frame=seen.frame, rtp=rtp, keying=kind, keys=keys, fmtp=dict(media.fmtp),
+                    channels={pt: ch for pt, _n, _r, ch in formats}))]
                 if rtp and not media.rtcp_mux:
                     rtcp_port = media.rtcp_port or media.port + 1
-                    self._announce((address, rtcp_port), _Endpoint(call, codecs, rtcp=True, frame=seen.frame,
-                                                                   keying=kind, keys=keys))
+                    announced.append(self._announce((address, rtcp_port), _Endpoint(
+                        call, codecs, rtcp=True, frame=seen.frame, keying=kind, keys=keys)))
+                if best_effort and role == "offer":
+                    self._best_effort.setdefault(call.call_id, []).extend(announced)
 
-    def _announce(self, key: tuple[str, int], ep: _Endpoint) -> None:
+    def _best_effort_taken(self, call: Call) -> str:
+        """Best-effort SRTP (RTP/AVP with a=crypto in the offer): an answer with a=crypto took it, so
+        the media both ways is SRTP keyed by SDES; the offer's endpoints become so too. (An answer
+        without a=crypto declined it: plain RTP, and nothing changes.)"""
+        for ep in self._best_effort.pop(call.call_id, []):
+            ep.keying = ep.keying or secure_media.SDES
+        return secure_media.SDES
+
+    def _announce(self, key: tuple[str, int], ep: _Endpoint) -> _Endpoint:
+        """Record an announcement; the endpoint in force for `key` is returned."""
         history = self._endpoints.setdefault(key, [])
         last = history[-1] if history else None
         if last is not None and last.call is ep.call and (last.rtcp, last.rtp) == (ep.rtcp, ep.rtp):
@@ -160,7 +175,7 @@ class MediaTracker:
             last.channels.update(ep.channels)
             last.keying = last.keying or ep.keying
             self._codec_version += 1
-            return
+            return last
         history.append(ep)
         ip = _ipv4_int(key[0])
         if ip is not None:  # the fast path is IPv4 only
@@ -170,6 +185,7 @@ class MediaTracker:
             flow = self._flows.get(flow_key)
             if flow is not None:
                 flow.stale = True
+        return ep
 
     def _epoch(self, key: tuple, frame: int) -> int:
         """Frame of the newest announcement (either end of the flow) in force at `frame`."""
@@ -487,6 +503,7 @@ class MediaTracker:
     def ended(self, call: Call, time: float) -> None:
         """The call got a BYE: its streams can be closed once they fall silent (see _sweep)."""
         self._bye.setdefault(call.call_id, time)
+        self._best_effort.pop(call.call_id, None)
 
     def _sweep(self, now: float) -> None:
         """Close streams that are over, so memory follows the calls in progress, not the capture

@@ -271,9 +271,14 @@ def rtp_source_mismatch(call: Call, ctx: Context) -> Iterable[Finding]:
                 evidence={"rtp_source": s.src, "sdp_said": _ep(announced)})
 
 
+def _srtp_offer(offer: SdpEntry) -> bool:
+    """An RTP/SAVP(F) offer: its refusal is security.srtp_refused's (suites or codecs)."""
+    return offer.protocol.upper() in ("RTP/SAVP", "RTP/SAVPF")
+
+
 def codec_problems(call: Call, ctx: Context) -> Iterable[Finding]:
     offer, answer = _negotiated(call)
-    if call.final_status in (488, 415, 606) and offer is not None:
+    if call.final_status in (488, 415, 606) and offer is not None and not _srtp_offer(offer):
         yield Finding(
             code="codec.no_common", severity=Severity.ERROR, title="No common codec: the offer was refused",
             explanation=f"The far end answered {call.final_status}: none of the offered codecs "

@@ -19,8 +19,10 @@ from . import voice
 from .thresholds import Thresholds
 
 # The Analyzer's findings that fail a test call whatever its figures say (as they fail a check).
-FAILS_CALL = ("sip.ack_missing", "media.one_way", "media.none", "codec.no_common")
-ONE_WAY = ("media.one_way", "media.none")
+FAILS_CALL = ("sip.ack_missing", "media.one_way", "media.none", "codec.no_common", "srtp.auth_failed",
+              "srtp.refused")
+ONE_WAY = ("media.one_way", "media.none", "srtp.auth_failed")  # srtp.auth_failed as an error: one-way audio
+REFUSED = ("codec.no_common", "srtp.refused")  # why an offer was refused: said for a call that failed so
 
 
 def ours(call: Call) -> tuple[Stream | None, Stream | None]:
@@ -34,18 +36,24 @@ def ours(call: Call) -> tuple[Stream | None, Stream | None]:
 def received_figures(s: Stream | None, missing_at_end: int) -> MediaFigures:
     """What came to us: the Analyzer's stream; packets due after the far end's media stopped (the
     agent's count) are lost too, as a listener lost them (RFC 3550 counts loss only up to the last
-    sequence number received)."""
+    sequence number received). Of an SRTP stream a receiver hears only the packets that authenticate
+    (RFC 3711 3.3: the Analyzer checked each with the SDP's keys): those that came but fail, or come
+    again past the replay window, are lost too (`srtp_dropped`); a duplicate's copy is not."""
     if s is None:
         return MediaFigures(source="measured")
+    packets, dropped = s.packets, 0
+    if s.srtp is not None and s.srtp.packets:
+        packets = s.srtp.authenticated
+        dropped = max(max(s.expected - packets, 0) - max(s.lost, 0), 0)
     expected = max(s.expected, 1) + missing_at_end
-    lost = max(s.lost, 0) + missing_at_end
+    lost = max(s.lost, 0) + missing_at_end + dropped
     mos, r = s.mos, s.r_factor
-    if missing_at_end:
-        effective = (s.effective_loss_pct * max(s.expected, 1) / 100.0 + missing_at_end) * 100.0 / expected
-        r, mos = mos_for_stream(s.codec, effective, mos_delay_ms(s))
-        r, mos = round(r, 1), round(mos, 2)
-    return MediaFigures(packets=s.packets, lost=lost, loss_pct=round(lost * 100.0 / expected, 3),
-                        missing_at_end=missing_at_end, jitter_ms=s.mean_jitter_ms,
+    if missing_at_end or dropped:
+        effective = (s.effective_loss_pct * max(s.expected, 1) / 100.0 + missing_at_end + dropped) * 100.0 / expected
+        r, mos = mos_for_stream(s.codec, min(effective, 100.0), mos_delay_ms(s))
+        r, mos = (round(r, 1), round(mos, 2)) if packets else (None, None)  # nothing heard: one-way audio
+    return MediaFigures(packets=packets, lost=lost, loss_pct=round(min(lost * 100.0 / expected, 100.0), 3),
+                        missing_at_end=missing_at_end, srtp_dropped=dropped, jitter_ms=s.mean_jitter_ms,
                         max_jitter_ms=s.max_voice_jitter_ms, mos=mos, r=r, source="measured",
                         mos_model=s.mos_model)
 
@@ -78,9 +86,13 @@ def judge(call: Call, th: Thresholds) -> bool:
     a.tx, a.rx = sent_figures(sent, a), received_figures(received, a.missing_at_end)
     problems = a.problems = list(a.notes)
     if call.final_status is None or not 200 <= call.final_status < 300 or a.codec is None:
+        problems += [f.title for f in call.findings if f.code in REFUSED and f.title not in problems]
         return False
     one_way = [f for f in call.findings if f.code in ONE_WAY and f.severity.rank <= Severity.ERROR.rank]
-    if one_way:
+    srtp = next((f for f in one_way if f.code == "srtp.auth_failed"), None)
+    if srtp is not None:  # packets came, but the far end's key does not open them
+        a.one_way = srtp.title
+    elif one_way:
         a.one_way = ("no audio sent" if not a.tx.packets else
                      "no audio received (far end sent no RTP, or it did not reach us: check NAT/SDP address)"
                      if not a.rx.packets else one_way[0].title)
@@ -94,7 +106,11 @@ def judge(call: Call, th: Thresholds) -> bool:
         if th.too_low(f.mos):
             problems.append(f"MOS {name} {f.mos:.2f} < {th.mos:g}")
         if f.packets and th.too_lossy(f.loss_pct):
-            why = f" ({f.missing_at_end} due after the far end's media stopped)" if f.missing_at_end else ""
+            why = "".join(f" ({text})" for n, text in (
+                (f.missing_at_end, f"{f.missing_at_end} due after the far end's media stopped"),
+                (f.srtp_dropped, f"{f.srtp_dropped} SRTP packets that came were dropped: failed authentication or "
+                                  "past the replay window"))
+                if n)
             problems.append(f"loss {name} {f.loss_pct:.2f}% >= {th.loss_pct:g}%{why}")
         if f.packets and th.too_jittery(f.judged_jitter_ms):
             what = "max jitter" if f.source == "measured" else "jitter (far end's RTCP)"

@@ -1,5 +1,6 @@
-"""Security findings: SRTP that a receiver would drop (wrong key, replays) and secrets the signalling
-shows in clear (digest credentials, SDES keys). One small function per finding.
+"""Security findings: SRTP offers refused or answered in clear, SRTP that a receiver would drop (wrong
+key, replays), and secrets the signalling shows in clear (digest credentials, SDES keys). One small
+function per finding.
 
 `Exposure` notes, as messages pass, which ones carry secrets over a transport without TLS (UDP,
 TCP, WS, SCTP); its findings are made per call at the end. The SRTP rules read each stream's Srtp
@@ -9,13 +10,84 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..report.model import Call, Finding, Severity, Stream
+from ..report.model import Call, Finding, SdpEntry, Severity, Stream
 from .addresses import address_kind
 from .context import Context
 
 CLEAR = ("UDP", "TCP", "WS", "SCTP")  # transports that show a message to anyone on the path
 MAX_KEPT = 10  # messages noted per call and kind
 ONE_WAY_SHARE = 0.5  # more failed packets than this: the receiver hears (next to) nothing
+
+
+# --- SRTP offered and not agreed -----------------------------------------------------------------
+
+SECURE_PROFILES = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by SDES (RFC 3711 12, RFC 4568)
+REFUSALS = (488, 415, 606)  # the offer itself was not acceptable (RFC 3261 21.4.26, 21.4.13, 21.6.4)
+
+
+def _offers_and_answers(call: Call) -> Iterable[tuple[SdpEntry, SdpEntry | None]]:
+    """Each audio offer with each answer to it (a 183's and the 200's); an offer never answered with None."""
+    offer, answered = None, False
+    for e in call.sdp:
+        if e.media != "audio":
+            continue
+        if e.role == "offer":
+            if offer is not None and not answered:
+                yield offer, None
+            offer, answered = e, False
+        elif offer is not None:
+            answered = True
+            yield offer, e
+    if offer is not None and not answered:
+        yield offer, None
+
+
+def srtp_refused(call: Call, ctx: Context) -> Iterable[Finding]:
+    """An SRTP offer (RTP/SAVP with a=crypto) refused outright: no crypto suite in common, no SRTP at
+    all at the far end, or (as for any offer) no codec in common. RFC 4568 7.1.2: an answerer that
+    accepts none of the a=crypto lines must reject the media stream."""
+    if call.final_status not in REFUSALS:
+        return
+    offer = next((o for o, a in _offers_and_answers(call) if a is None and o.protocol.upper() in SECURE_PROFILES),
+                 None)
+    if offer is None:
+        return
+    suites = ", ".join(offer.crypto) or "no a=crypto key"
+    yield Finding(
+        code="srtp.refused", severity=Severity.ERROR,
+        title=f"SRTP offer refused ({call.final_status}): no crypto suite, or no codec, in common",
+        explanation=f"The offer was {offer.protocol} (SRTP keyed by SDES, RFC 4568) with {suites}, and codecs "
+                    f"{', '.join(c.split()[-1] for c in offer.codecs) or 'none'}; the far end answered "
+                    f"{call.final_status} {call.final_reason}. It accepts none of the offered crypto suites, does not "
+                    "do SRTP at all on this trunk, or takes none of the codecs (its Warning header, if any, says which).",
+        fix="Offer the suites the trunk documents (AES_CM_128_HMAC_SHA1_80 is the one every SDES peer knows); if "
+            "the trunk takes no SRTP, use plain RTP/AVP (or best-effort SRTP: --srtp optional).",
+        call_id=call.call_id, frames=[offer.frame],
+        evidence={"protocol": offer.protocol, "suites": list(offer.crypto), "codecs": list(offer.codecs),
+                  "status": call.final_status})
+
+
+def srtp_downgrade(call: Call, ctx: Context) -> Iterable[Finding]:
+    """An RTP/SAVP offer answered in RTP/AVP: the media would go in clear (RFC 3264 6: the answer
+    keeps the offer's transport; RFC 4568 7.1.2: an answerer that cannot do SRTP rejects it)."""
+    for offer, answer in _offers_and_answers(call):
+        if answer is None or offer.protocol.upper() not in SECURE_PROFILES:
+            continue
+        if answer.port and answer.protocol.upper() not in SECURE_PROFILES:
+            yield Finding(
+                code="srtp.downgrade", severity=Severity.ERROR,
+                title=f"SRTP downgraded: {offer.protocol} offer answered {answer.protocol}",
+                explanation=f"The {offer.message} offered {offer.protocol} (SRTP, {', '.join(offer.crypto) or 'no key'}) "
+                            f"and the {answer.message} answered {answer.protocol}"
+                            + (" with a=crypto" if answer.crypto else " without a=crypto")
+                            + ". RFC 3264 6 keeps the offer's transport in the answer: an answerer (or an SBC on "
+                              "the way that rewrote the SDP) that cannot do SRTP must refuse it (488). As answered, "
+                              "media goes in clear, or one side sends SRTP the other plays as noise.",
+                fix="Enable SRTP (SDES) on the answering side or the SBC; a caller that requires SRTP should hang "
+                    "up on such an answer (siptool call --srtp mandatory does).",
+                call_id=call.call_id, frames=[offer.frame, answer.frame],
+                evidence={"offer": offer.protocol, "answer": answer.protocol, "suites": list(offer.crypto)})
+            return
 
 
 # --- SRTP a receiver would drop -----------------------------------------------------------------

@@ -73,6 +73,12 @@ class Analyzer:
         self._plain_next = next(self._plain, None)
         self._plain_frame = self._plain_next.frame if self._plain_next is not None else float("inf")
 
+    def feed_stream(self, frame: int, time: float, key: tuple, data: bytes, transport: str = "TLS") -> None:
+        """What a TLS or WebSocket connection carried, in the clear and in order (the agent's own, as
+        its tap sees them): read with that transport (TLS, WS, WSS), as decrypted TLS is. `key` is
+        (src, sport, dst, dport)."""
+        self._deliver(self.streams.plaintext(frame, time, key, data, transport))
+
     def _decrypted(self, upto: float) -> None:
         """Hand over the decrypted records of frames up to `upto`, as if their packets said it."""
         while self._plain_next is not None and self._plain_frame <= upto:

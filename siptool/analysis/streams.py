@@ -136,12 +136,14 @@ class Streams:
             del self._tcp[key]
         return out
 
-    def plaintext(self, frame: int, time: float, key: tuple, data: bytes) -> list[tuple]:
-        """TLS application data a key log decrypted (RFC 8446 5.2, RFC 5246 6.2.3), in order."""
-        self.decrypted.add(key)
+    def plaintext(self, frame: int, time: float, key: tuple, data: bytes, label: str = "TLS") -> list[tuple]:
+        """TLS application data a key log decrypted (RFC 8446 5.2, RFC 5246 6.2.3), in order; or
+        (`label` WS, WSS) a stream known in the clear and in order (the agent's own connections)."""
+        if label != "WS":
+            self.decrypted.add(key)
         d = self._plain.get(key)
         if d is None:
-            d = self._plain[key] = _Direction(key, "TLS", ordered=True)
+            d = self._plain[key] = _Direction(key, label, ordered=True)
         d.time = time
         if d.kind == Kind.NOT_SIP:
             return []
@@ -180,7 +182,7 @@ class Streams:
         if payload and _sip_start(payload):
             d.kind = Kind.WEBSOCKET
             d.ws = FrameReader(bool(d.pending[1] & 0x80))  # no handshake seen: masked frames come from the client
-            d.label = "WSS" if d.label == "TLS" else "WS"
+            d.label = "WSS" if d.label in ("TLS", "WSS") else "WS"
             return True
         d.kind, d.framer = Kind.SIP, SipFramer()
         return True
@@ -215,7 +217,7 @@ class Streams:
             d.kind = Kind.NOT_SIP
             return None
         if d.kind == Kind.WEBSOCKET:
-            d.label = "WSS" if d.label == "TLS" else "WS"
+            d.label = "WSS" if d.label in ("TLS", "WSS") else "WS"
             return rest
         return None
 

@@ -7,6 +7,10 @@
 agreed), Close frames, and what breaks RFC 6455 with the frame number of the segment that carried
 it. Nothing raises: a broken frame is a `Problem`, skipped by its own length.
 
+The client's side (siptool call --transport ws|wss) writes with `client_request()` and `frame()`,
+checks the server's answer with the same `Handshake`, and reads with a FrameReader that also reports
+pings (`pings=True`), which a client must answer (RFC 6455 5.5.2).
+
 Memory is bounded: a frame or message over MAX_MESSAGE is skipped byte by byte, not buffered.
 """
 
@@ -144,6 +148,28 @@ class Handshake:
         return out
 
 
+def client_request(host: str, path: str, key: str) -> bytes:
+    """The opening handshake of a SIP WebSocket client (RFC 6455 4.1, RFC 7118 4.1): GET `path`,
+    Upgrade: websocket, the base64 16-byte `key`, version 13, subprotocol sip."""
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n\r\n").encode()
+
+
+def frame(opcode: Opcode, payload: bytes, mask: bytes = b"") -> bytes:
+    """One whole frame (RFC 6455 5.2), masked with the 4-byte `mask` when given (a client's frames
+    must be, 5.3)."""
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 1 << 16:
+        head += bytes([bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", n)
+    return head + mask + (_unmask(payload, mask) if mask else payload)
+
+
 def accept_key(key: str) -> str:
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
     return base64.b64encode(hashlib.sha1(key.strip().encode("latin-1") + GUID).digest()).decode()
@@ -173,15 +199,24 @@ class Problem:
     what: str
 
 
+@dataclass(slots=True)
+class Ping:
+    """A ping's payload (reported with `FrameReader(pings=True)`: the pong must echo it)."""
+
+    data: bytes
+
+
 class FrameReader:
     """One direction of a WebSocket connection after the Upgrade. `from_client`: frames must be
     masked (True), must not be (False), or either (None: the Upgrade was not captured)."""
 
     __slots__ = ("from_client", "buf", "frame", "closed", "_parts", "_size", "_opcode", "_skip",
-                 "_inflate", "_reset_context", "_compressed", "problems")
+                 "_inflate", "_reset_context", "_compressed", "problems", "pings")
 
-    def __init__(self, from_client: bool | None = None, deflate: bool = False, reset_context: bool = False) -> None:
+    def __init__(self, from_client: bool | None = None, deflate: bool = False, reset_context: bool = False,
+                 pings: bool = False) -> None:
         self.from_client = from_client
+        self.pings = pings  # report Ping frames (a client answers them)
         self.buf = bytearray()
         self.frame = 0
         self.closed = False  # a Close was seen: anything after it breaks RFC 6455 5.5.1
@@ -265,7 +300,8 @@ class FrameReader:
         elif opcode == Opcode.CLOSE:
             self._close(out, payload)
         elif opcode in (Opcode.PING, Opcode.PONG):
-            return
+            if opcode == Opcode.PING and self.pings:
+                out.append(Ping(payload))
         elif opcode == Opcode.CONTINUATION:
             if self._opcode is None:
                 self._problem(out, "a continuation frame with no message in progress (RFC 6455 5.4)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..agent.sdes import OFFERED as SRTP_SUITES
 from ..analysis.placed import FAILS_CALL
 from ..report.model import Finding
 from ..sip.uri import parse_uri, with_user
@@ -213,6 +214,23 @@ async def tls(ctx, spec, result):
         _judge_media(ctx, result, out)
 
 
+@check("srtp", timeout=60, codec="PCMU", duration=4.0, suites=list(SRTP_SUITES), tls=False, uri="", number="")
+async def srtp(ctx, spec, result):
+    """A call that requires SRTP (RTP/SAVP, SDES keys): a suite agreed, media both ways authenticated."""
+    tls = bool(spec.get("tls"))
+    uri = _uri(ctx, spec, (ctx.target.tls_uri or _tls_uri(ctx.target.uri)) if tls else None)
+    suites = tuple(spec.get("suites"))
+    out = await ctx.ua.call(uri, codecs=(spec.get("codec"),), duration=float(spec.get("duration")),
+                            transport="tls" if tls else None, srtp="mandatory", srtp_suites=suites)
+    _absorb(result, out)
+    if not _expect_status(result, out, range(200, 300), "SRTP INVITE" + (" over TLS" if tls else "")):
+        return
+    agreed = out.figures.get("srtp_suite")
+    if agreed not in suites:  # the call's own verdict says why (a downgrade, no usable a=crypto)
+        result.fail(f"no SRTP suite agreed (offered {', '.join(suites)})")
+    _judge_media(ctx, result, out)
+
+
 @check("concurrent", timeout=120, calls=10, duration=5.0, codec="PCMU", uri="", number="", rate=10.0)
 async def concurrent(ctx, spec, result):
     """N calls at once (capacity): every call answered, media within thresholds on each."""
@@ -264,6 +282,8 @@ async def voice_agent(ctx, spec, result):
     _absorb(result, out)
     if _expect_status(result, out, range(200, 300), "INVITE"):
         _judge_media(ctx, result, out, spec.get("codec"))
+
+
 @check("failover", timeout=240, calls=3, within=5.0, probe="options", duration=2.0, codec="PCMU", uri="",
        number="")
 async def failover(ctx, spec, result):
@@ -397,4 +417,4 @@ def _tls_uri(uri: str) -> str:
 
 # Every built-in check, in the order `check --init` writes them.
 CHECKS = {c.name: c for c in (options, register, wrong_password, call, dtmf, hold, cancel, long_call, tls,
-                              concurrent, failover, capacity, voice_agent, fragments)}
+                              srtp, concurrent, failover, capacity, voice_agent, fragments)}

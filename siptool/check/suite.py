@@ -19,7 +19,7 @@ from ..sip.uri import UriError, parse_uri, with_user  # noqa: F401 - with_user: 
 from ..agent.dns import dns_server
 from .builtin import CHECKS
 
-TRANSPORTS = ("udp", "tcp", "tls")
+TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
 
 
 @dataclass
@@ -172,6 +172,8 @@ def parse_suite(data: dict, path: str = "<suite>") -> Suite:
             _check_uri(path, f"check {name!r}: uri", entry["uri"])
         if kind == "voice_agent":
             _beside(path, entry)
+        if "suites" in entry:
+            _check_suites(path, name, entry["suites"])
         checks.append(CheckSpec(kind, name, {**allowed, **entry}, timeout))
     if not checks:
         raise SiptoolError(f"{path}: no [[check]] entries")
@@ -201,6 +203,19 @@ def _beside(path: str, entry: dict) -> None:
         entry["script"] = str(base / entry["script"])
 
 
+def _check_suites(path: str, name: str, suites) -> None:
+    """An srtp check's suites: a non-empty list of SDES suite names siptool knows (RFC 4568, RFC 7714)."""
+    from ..rtp.srtp import SUITES
+
+    if not isinstance(suites, list) or not suites or not all(isinstance(x, str) for x in suites):
+        raise SiptoolError(f"{path}: check {name!r}: suites must be a list of SRTP suite names, "
+                           f"e.g. [\"AES_CM_128_HMAC_SHA1_80\"]")
+    unknown = [x for x in suites if x not in SUITES]
+    if unknown:
+        raise SiptoolError(f"{path}: check {name!r}: unknown SRTP suite {unknown[0][:40]!r} "
+                           f"(known: {', '.join(SUITES)})")
+
+
 def _check_number(path: str, name: str, entry: dict) -> None:
     number = entry["number"]
     if not isinstance(number, str) or not re.fullmatch(r"[A-Za-z0-9+*._~!%-]+", number):
@@ -223,7 +238,7 @@ name = "carrier-interop"
 
 [target]
 uri = "sip:echo@127.0.0.1:5060"   # where test calls go (an echo number on the far side is best)
-transport = "udp"                  # udp, tcp or tls
+transport = "udp"                  # udp, tcp, tls, ws or wss (SIP over WebSocket, RFC 7118)
 # registrar = "sip:127.0.0.1:5060" # REGISTER goes here (default: the host of uri)
 # proxy = "sip:sbc.example.com:5060"  # outbound proxy
 user = "alice"                     # digest username
@@ -278,6 +293,11 @@ duration = 35
 
 # [[check]]
 # type = "tls"                     # the same call over TLS to tls_uri
+
+# [[check]]
+# type = "srtp"                    # a call that requires SRTP (RTP/SAVP, SDES keys), media both ways
+# suites = ["AES_CM_128_HMAC_SHA1_80"]  # what the trunk must accept (default: AES-GCM, then the _80 and _32 tags)
+# tls = true                       # over TLS to tls_uri: SDES keys must not travel in clear SIP
 
 [[check]]
 type = "wrong_password"            # a wrong password must be refused (401/403), never accepted

@@ -96,7 +96,8 @@ class Driver:
                  packets_tx/rx, mos_tx/rx, loss_pct_tx/rx, jitter_ms_tx/rx, duration_s, ended_by
                  ("local"/"remote"), dtmf_rx, telephone_event, hold_status, resume_status, cancel_status,
                  answered_before_cancel, ok_retransmissions; a voice test (voice: CallOptions' says/script)
-                 greeting_ms, response_ms (one per prompt), overlap_ms
+                 greeting_ms, response_ms (one per prompt), overlap_ms; SRTP (srtp=, srtp_suites=)
+                 srtp_suite, srtp_auth_failures_rx, srtp_replayed_rx
       await calls(uri, n, codecs, duration) -> list[Outcome]   n concurrent calls
       await fragments(uri, size, fragment, wait) -> Outcome   figures: control_status, fragmented_status,
                  invite_bytes, fragments, fragment_bytes, sends (agent/fragments.py)
@@ -109,9 +110,11 @@ class Driver:
     NNN-NAME-2.pcap for its second operation), else NNN-OPERATION.pcap.
     """
 
-    def __init__(self, target, keep: str | None = None, t1: float = 0.5, thresholds=None) -> None:
+    def __init__(self, target, keep: str | None = None, t1: float = 0.5, thresholds=None,
+                 tls_keylog: str | None = None) -> None:
         from ..analysis.thresholds import DEFAULT
         self.target = target
+        self.tls_keylog = tls_keylog  # --tls-keylog: every TLS session's keys (NSS key log)
         self.thresholds = thresholds or DEFAULT  # the suite's: media_gap_s reaches the calls
         self.t1 = t1
         self.keep = keep  # --pcap-dir: each operation's packets are also written there
@@ -162,7 +165,7 @@ class Driver:
     def _tls(self):
         from ..agent.transport import TlsOptions
         t = self.target
-        return TlsOptions(insecure=bool(t.insecure), ca_file=t.ca_file or None)
+        return TlsOptions(insecure=bool(t.insecure), ca_file=t.ca_file or None, keylog=self.tls_keylog)
 
     def _domain(self) -> str:
         return self.target.domain or self.target.host
@@ -211,9 +214,9 @@ class Driver:
 
     def _options(self, uri: str, codecs=("PCMU",), duration: float | None = 5.0, dtmf: str = "",
                  hold: bool = False, cancel_after: float | None = None, transport: str | None = None,
-                 what: str = "call", voice: dict | None = None, thresholds=None, **route):
-        """A call's options; `voice`: a voice test's says and script; `route`: only (one server),
-        unreachable (servers sent nothing)."""
+                 what: str = "call", voice: dict | None = None, thresholds=None, **more):
+        """A call's options; `voice`: a voice test's says and script; `more`: only (one server),
+        unreachable (servers sent nothing), srtp and srtp_suites (agent/options.CallOptions)."""
         from ..agent.caller import CallOptions
         t = self.target
         kind = transport or t.transport or None
@@ -223,8 +226,9 @@ class Driver:
             local_ip=self.local_ip, t1=self.t1, insecure=bool(t.insecure),
             ca_file=t.ca_file or None, cancel_after=cancel_after, hold=hold, thresholds=thresholds or self.thresholds,
             pcap=self._pcap(what) if self.keep else None,
+            tls_keylog=self.tls_keylog if kind in ("tls", "wss") or (kind is None and uri.startswith("sips:")) else None,
             no_answer_timeout=max(30.0, (cancel_after or 0) + 5),  # the checks judge the figures themselves
-            **self._locate(), **route)
+            **self._locate(), **more)
 
     @staticmethod
     def _outcome(res, cancel_after: float | None = None) -> Outcome:
@@ -260,16 +264,21 @@ class Driver:
             f["greeting_ms"] = voice.greeting_ms
             f["response_ms"] = [p.response_ms for p in voice.prompts]
             f["overlap_ms"] = voice.overlap_ms
+        srtp = res.call.agent.srtp if res.call is not None and res.call.agent is not None else None
+        if srtp is not None:  # what our receiver did with the far end's SRTP
+            f.update({"srtp_suite": srtp.suite, "srtp_auth_failures_rx": srtp.auth_failures,
+                      "srtp_replayed_rx": srtp.replayed})
         _served(out, res.targets)
         return out
 
     async def call(self, uri: str, codecs=("PCMU",), duration: float | None = 5.0, dtmf: str = "", hold: bool = False,
                    cancel_after: float | None = None, transport: str | None = None, voice: dict | None = None,
-                   thresholds=None, **route) -> Outcome:
+                   thresholds=None, **more) -> Outcome:
+        """`more`: the call's route (only, unreachable) and SRTP (srtp, srtp_suites) options."""
         from ..agent.caller import place_call
         from ..report.agent_view import event_text
         res = await place_call(self._options(uri, codecs, duration, dtmf, hold, cancel_after, transport,
-                                             voice=voice, thresholds=thresholds, **route))
+                                             voice=voice, thresholds=thresholds, **more))
         out = self._outcome(res, cancel_after)
         absorb_report(out, res.report, res.call_id or None)
         _media_analysis(out, res.report, res.call_id)

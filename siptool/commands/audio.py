@@ -7,13 +7,14 @@ from typing import Optional
 
 import typer
 
-from .common import call_with_media, check_output, epilog, fail, guarded, writing
+from .common import SRTP_KEYS_HELP, TLS_KEYLOG_HELP, call_with_media, check_output, epilog, fail, guarded, writing
 
 EPILOG = epilog([
     ("call 1 as one stereo WAV: caller left, callee right", "siptool audio agent.pcap --call 1 -o call.wav"),
     ("one WAV per stream, all on the same time line", "siptool audio trunk.pcap --call 4 --split -o call.wav"),
     ("one stream: its number in the call, or its SSRC", "siptool audio trunk.pcap -c 4 --stream 0x1A2B3C4D"),
     ("what a test call heard", "siptool call sip:echo@pbx.example --pcap c.pcap && siptool audio c.pcap"),
+    ("SRTP keyed in SIP over TLS: the TLS key log opens both", "siptool audio tls.pcap --tls-keylog keys.log"),
 ],  "Times: the WAV begins at the call's first RTP packet; each stream's audio is placed by its RTP "
     "timestamps from its first packet's arrival, so silences and overlaps are where they happened; lost "
     "packets are silence. Codecs: G.711, G.722, Opus, G.726, G.729, GSM, iLBC, AMR, AMR-WB, L16, Speex "
@@ -30,6 +31,8 @@ def audio(
                                "instead of one stereo WAV."),
     stream: Optional[str] = typer.Option(None, "--stream", help="Only this stream, mono: its number in "
                                          "the call (1, 2... as analyze lists them) or its SSRC (0x1A2B3C4D)."),
+    tls_keylog: Optional[str] = typer.Option(None, "--tls-keylog", metavar="FILE", help=TLS_KEYLOG_HELP),
+    srtp_keys: Optional[str] = typer.Option(None, "--srtp-keys", metavar="FILE", help=SRTP_KEYS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write a call's audio as WAV: caller left, callee right, time-aligned as it was heard."""
@@ -43,14 +46,24 @@ def audio(
         check_output(output, "-o", ".wav")
         if split and stream is not None:
             raise typer.BadParameter("give --split or --stream, not both", param_hint="--stream")
-        report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty())
+        keys = None
+        if tls_keylog is not None:
+            from ..capture.tls import check_keylog
+
+            check_keylog(tls_keylog)
+        if srtp_keys is not None:
+            from ..rtp import srtp_keys as keys_file
+
+            keys = keys_file.load(srtp_keys)
+        report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), tls_keylog=tls_keylog,
+                              srtp_keys=keys)
         target = call_with_media(report, call)
         if not target.streams:
             fail(f"call {target.number} (Call-ID {target.call_id}) has no RTP in this capture: no audio to write")
         picked = target.streams
         if stream is not None:
             picked = [_pick_stream(target, stream)]
-        heard = [t for t in tracks(str(capture), target) if t.stream in picked]
+        heard = [t for t in tracks(str(capture), target, tls_keylog, keys) if t.stream in picked]
         if not heard:
             why = "; ".join(sorted({s.content.error for s in picked if s.content and s.content.error})) or "no audio"
             fail(f"call {target.number}: nothing could be decoded ({why})")

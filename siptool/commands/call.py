@@ -13,7 +13,7 @@ import typer
 
 from ..errors import SiptoolError
 from ..status import ExitStatus
-from .common import codec_list, console, epilog, guarded
+from .common import KEYLOG_OUT_HELP, SUITES_DEFAULT, codec_list, console, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool call sip:100@127.0.0.1:5060"),
@@ -33,6 +33,8 @@ EPILOG = epilog([
      'siptool call sip:bot@pbx --codec opus --say hi.wav --say "Opening hours?"'),
     ("the same as a CI gate, with a script file (docs/voice-agents.md)",
      "siptool call sip:bot@pbx --script test.txt --max-response-ms 1200 --json"),
+    ("TLS and SRTP required; TLS keys kept for analyze --tls-keylog",
+     "siptool call sips:100@sbc.example --srtp mandatory --tls-keylog keys.log"),
 ],  "The local address is the one the kernel routes to the first hop from (--local-ip overrides). Behind "
     "NAT, an OPTIONS first shows (received/rport) the address the far end sees; Contact and SDP carry it. "
     "--stun asks a STUN server instead, --public-ip names the address. The summary says what it found.",
@@ -41,6 +43,12 @@ EPILOG = epilog([
     "address skips what does not apply. A server that gives a transport error, no response (timer B, or "
     "--target-timeout) or 503 is left for the next (a 503's Retry-After keeps the run's calls off it); "
     "every server tried is listed, with what happened and how long it took.",
+    "SRTP (RFC 3711) keyed by SDES (RFC 4568): --srtp mandatory offers RTP/SAVP and hangs up on an answer in "
+    "RTP/AVP (a downgrade) before any media; --srtp optional offers best-effort SRTP (RTP/AVP with a=crypto: "
+    "SRTP when the far end answers with a key, else plain RTP). --srtp-suites lists the suites offered, "
+    "strongest first. A failure says which: no suite in common (488), a downgrade, packets that fail "
+    "authentication (a wrong key: one-way audio), replays. A TLS key log (--tls-keylog, or the SSLKEYLOGFILE "
+    "variable) is made readable by its owner only: it decrypts the signalling, and with it the SRTP keys.",
     "Exit codes: 0 call answered and media met the thresholds; 1 call failed (no answer, rejected, timeout, "
     "nothing listening, one-way audio, media gaps, thresholds not met); 2 bad arguments (checked before "
     "anything is sent); 3 internal error. An answered call is always hung up (BYE), also on Ctrl-C, SIGTERM "
@@ -70,9 +78,15 @@ def read_password(env: str | None, file: Path | None,
     return None
 
 
+def suite_list(text: str | None) -> dict:
+    """--srtp-suites A,B as the agent's srtp_suites (upper case; checked with the other options)."""
+    return {} if text is None else {"srtp_suites": tuple(s.strip().upper() for s in text.split(",") if s.strip())}
+
+
 def call(
     uri: str = typer.Argument(..., help="Request-URI: sip:NUMBER@HOST[:PORT] (sips: for TLS)."),
-    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp or tls (default from URI, else udp)."),
+    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp, tls, ws or wss (SIP over "
+                                            "WebSocket, RFC 7118; default from the URI, else udp)."),
     from_uri: Optional[str] = typer.Option(None, "--from", help="From URI (default sip:USER@local-ip)."),
     user: Optional[str] = typer.Option(None, "--user", "-u", help="Digest user name."),
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
@@ -124,6 +138,11 @@ def call(
     sni: Optional[str] = typer.Option(None, "--sni", help="TLS: server name to send and verify (default: host)."),
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS: client certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS: client key (PEM)."),
+    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help=KEYLOG_OUT_HELP),
+    srtp: str = typer.Option("off", "--srtp", help="SRTP with SDES keys: mandatory (RTP/SAVP), optional "
+                             "(best effort: RTP/AVP with a=crypto) or off."),
+    srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites",
+                                              help=f"SDES suites to offer, in order, A,B ({SUITES_DEFAULT})."),
     t1: float = typer.Option(0.5, "--t1", help="RFC 3261 T1 in seconds (timer B = 64*T1)."),
     dns_server: Optional[str] = typer.Option(None, "--dns-server", help="Ask this DNS server, ADDR[:PORT], for the "
                                              "NAPTR, SRV and A/AAAA records that locate the trunk (RFC 3263; "
@@ -164,6 +183,8 @@ def call(
                         stun=stun, t1=t1, insecure=insecure, dns_server=dns_server, target_timeout=target_timeout,
                         ca_file=str(ca_file) if ca_file else None, sni=sni, cert_file=str(cert) if cert else None,
                         key_file=str(key) if key else None, pcap=str(pcap) if pcap else None,
+                        srtp=srtp.lower(), **suite_list(srtp_suites),
+                        tls_keylog=str(tls_keylog) if tls_keylog else None,
                         thresholds=limits, content=content, says=tuple(say or ()), pause=pause,
                         script=str(script) if script else None, voice=voice)
         out = console(no_color)

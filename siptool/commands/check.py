@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..status import ExitStatus
-from .common import console, epilog, guarded
+from .common import KEYLOG_OUT_HELP, console, epilog, guarded
 
 EPILOG = epilog(
     [("write siptool-suite.toml, commented", "siptool check --init"),
@@ -36,10 +36,11 @@ def check(
                                             "(one pcap per check, readable by siptool analyze)."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 when checks were skipped (could "
                                        "not judge the target) and none failed; skips are still reported."),
+    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help=KEYLOG_OUT_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Ladders of passed checks too."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
-    """Run an interop suite: OPTIONS, REGISTER, calls, DTMF, hold, CANCEL, long call, TLS, capacity, fragments."""
+    """Run an interop suite: OPTIONS, REGISTER, calls, DTMF, hold, CANCEL, TLS, SRTP, capacity, fragments."""
     with guarded():
         from ..check.suite import EXAMPLE, load_suite
 
@@ -61,7 +62,11 @@ def check(
 
         out = console(no_color)
         progress = None if json_out else (lambda r: out.print(output.line(r)))
-        ua = Driver(loaded.target, keep=str(pcap_dir) if pcap_dir else None, thresholds=loaded.thresholds)
+        if tls_keylog:
+            from ..agent.inputs import writable
+            writable("--tls-keylog", tls_keylog)
+        ua = Driver(loaded.target, keep=str(pcap_dir) if pcap_dir else None, thresholds=loaded.thresholds,
+                    tls_keylog=str(tls_keylog) if tls_keylog else None)
         try:
             result = asyncio.run(run_suite(loaded, ua, only, progress))
         finally:

@@ -94,6 +94,8 @@ def fail_on_findings(report, level) -> None:
 
 TLS_KEYLOG_HELP = ("NSS key log (SSLKEYLOGFILE) of the capture's TLS sessions: SIP over TLS and WSS is "
                    "decrypted (by tshark) and analysed like clear SIP.")
+KEYLOG_OUT_HELP = "TLS: append the session keys to this file (NSS key log, mode 0600; default $SSLKEYLOGFILE)."
+SUITES_DEFAULT = "default: AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32"  # agent/sdes.OFFERED
 SRTP_KEYS_HELP = ("SRTP keys the capture does not show, one sender a line: IP:PORT (or ssrc=0x...) SUITE "
                   "inline:KEY (docs/secure-captures.md). Their streams' packets are checked.")
 

@@ -13,14 +13,16 @@ from typing import List, Optional
 import typer
 
 from ..errors import SiptoolError
-from .call import read_password
-from .common import codec_list, epilog, guarded
+from .call import read_password, suite_list
+from .common import KEYLOG_OUT_HELP, SUITES_DEFAULT, codec_list, epilog, guarded
 
 EPILOG = epilog([
     ("", "siptool echo --listen 127.0.0.1:5060"),
     ("challenge calls (digest) with a password from the environment",
      "SIP_PW=pw siptool echo -l 0.0.0.0:5080 --user alice --password-env SIP_PW"),
     ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
+    ("SRTP calls only, keyed for AES-GCM (RFC 7714)",
+     "siptool echo --srtp mandatory --srtp-suites AEAD_AES_128_GCM"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
     ("a trunk that refuses every call (failover tests)", "siptool echo -l 127.0.0.1:5070 --reject 503 --retry-after 30"),
     ("every packet to a file, each call analysed in full (media too)", "siptool echo --pcap echo.pcap"),
@@ -29,6 +31,13 @@ EPILOG = epilog([
     ("Prometheus metrics at http://HOST:9466/metrics", "siptool echo -l 0.0.0.0:5060 --metrics 0.0.0.0:9466"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
+    "SRTP (RFC 3711, SDES keys RFC 4568): an RTP/SAVP offer is answered with the strongest suite both sides "
+    "have and a key of the echo's own; best-effort offers (RTP/AVP with a=crypto) likewise; plain offers in "
+    "RTP (--srtp optional, the default). --srtp mandatory refuses plain offers, --srtp off refuses RTP/SAVP "
+    "(488 with a Warning saying why, as for no common suite). SRTP media is decrypted and protected again "
+    "with the echo's key for the call (each direction has its own key), which costs CPU per packet. The "
+    "voice agent (--greeting, --reply) answers SRTP offers alike: it hears the caller through the caller's "
+    "key and speaks through its own.",
     "For test suites (the one siptool check --init writes passes against it): the number \"ring\" "
     "(sip:ring@HOST:PORT, or ring-...) rings and is never answered: 180 Ringing, 487 to a CANCEL, 480 after "
     "60 s. REGISTER is answered as by a minimal registrar: 200 with the bindings (Contact;expires) and Expires "
@@ -53,6 +62,11 @@ def echo(
                                               "repeat for more (default: all four; the caller's order wins)."),
     cert: Optional[Path] = typer.Option(None, "--cert", help="TLS certificate (PEM)."),
     key: Optional[Path] = typer.Option(None, "--key", help="TLS key (PEM)."),
+    tls_keylog: Optional[Path] = typer.Option(None, "--tls-keylog", help=KEYLOG_OUT_HELP),
+    srtp: str = typer.Option("optional", "--srtp", help="SRTP offers answered in SRTP, plain ones in RTP "
+                             "(optional); mandatory: SRTP only; off: RTP only."),
+    srtp_suites: Optional[str] = typer.Option(None, "--srtp-suites",
+                                              help=f"SDES suites accepted, A,B ({SUITES_DEFAULT})."),
     ring: float = typer.Option(0.0, "--ring", help="Seconds of 180 Ringing before answering."),
     hangup_after: Optional[float] = typer.Option(None, "--hangup-after", help="Send BYE after this many seconds."),
     media_port: int = typer.Option(0, "--media-port", help="RTP port shared by every call (RTCP on the next); "
@@ -88,6 +102,8 @@ def echo(
     with guarded():
         from ..agent import inputs, mmsg
         from ..agent.echo import EchoServer
+        from ..agent.options import srtp_options
+        from ..agent.sdes import OFFERED
         from ..agent.transport import TlsOptions
         from ..report.agent_view import echo_line
 
@@ -113,10 +129,13 @@ def echo(
         if hangup_after is not None:
             inputs.number("--hangup-after", hangup_after, 0, 86400, above=True, unit="s")
         tls = None
+        if tls_keylog and kind != "tls":
+            raise SiptoolError(f"--tls-keylog: the echo listens on {kind.upper()}, not TLS: there are no TLS keys")
         if kind == "tls":
             if not cert or not key:
                 raise SiptoolError("--transport tls needs --cert FILE and --key FILE (PEM)")
-            tls = TlsOptions(cert_file=inputs.readable("--cert", cert), key_file=inputs.readable("--key", key))
+            tls = TlsOptions(cert_file=inputs.readable("--cert", cert), key_file=inputs.readable("--key", key),
+                             keylog=inputs.writable("--tls-keylog", tls_keylog) if tls_keylog else None)
             try:
                 tls.server_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
@@ -124,6 +143,8 @@ def echo(
         from ..rtp.codecs import AGENT
 
         codecs = codec_list(codec, AGENT)
+        suites = suite_list(srtp_suites)
+        srtp_options(srtp.lower(), suites.get("srtp_suites", OFFERED))
         plan = voice_plan(greeting, greeting_delay, reply or [], reply_gap, talk_over)
         if pcap:
             inputs.writable("--pcap", pcap)
@@ -141,7 +162,8 @@ def echo(
                                       media_port=media_port if shared else None, rate=rate,
                                       max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True),
                                       reject=reject, retry_after=retry_after,
-                                      agent=plan, pcap=str(pcap) if pcap else None), served))
+                                      agent=plan, pcap=str(pcap) if pcap else None, srtp=srtp.lower(),
+                                      **suites), served))
 
 
 def voice_plan(greeting, delay: float, replies: list[str], gap: float, talk_over: bool):

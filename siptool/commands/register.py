@@ -33,7 +33,7 @@ def register_aor(
     user: Optional[str] = typer.Option(None, "--user", "-u", help="Digest user name (default: the AOR's user)."),
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the password."),
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File whose first line is the password."),
-    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp or tls."),
+    transport: Optional[str] = typer.Option(None, "--transport", "-t", help="udp, tcp, tls, ws or wss."),
     expires: int = typer.Option(300, "--expires", help="Expiry to ask for, seconds."),
     duration: float = typer.Option(0.0, "--duration", "-d", help="Keep the binding refreshed this long, then "
                                    "unregister (0: register and unregister at once)."),

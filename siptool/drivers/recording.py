@@ -32,11 +32,13 @@ class Track:
         return self.start + len(self.samples) / self.rate
 
 
-def tracks(path, call: Call) -> list[Track]:
-    """The call's streams decoded from the capture (a second pass, keeping only this call's audio).
-    Streams that could not be decoded are left out."""
+def tracks(path, call: Call, tls_keylog: str | None = None, srtp_keys: list | None = None) -> list[Track]:
+    """The call's streams decoded from the capture (a second pass, keeping only this call's audio;
+    SRTP decrypted with the keys the first pass had: `tls_keylog`, `srtp_keys`). Streams that could
+    not be decoded are left out."""
     audio: dict = {}
-    again = analyze_file(path, content=ContentOptions(keep=frozenset({call.call_id}), audio=audio))
+    again = analyze_file(path, content=ContentOptions(keep=frozenset({call.call_id}), audio=audio),
+                         tls_keylog=tls_keylog, srtp_keys=srtp_keys)
     sides = {(s.src, s.dst, s.ssrc): s.content.side for c in again.calls if c.call_id == call.call_id
              for s in c.streams if s.content is not None}
     out = []

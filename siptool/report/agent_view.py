@@ -24,7 +24,7 @@ def event_text(e) -> str:
         what = e.method if e.status is None else f"{e.status} {e.reason}"
         return f"{arrow} {what}" + (f" ({e.note})" if e.note else "")
     if isinstance(e, MediaStarted):
-        return f"media {e.codec} to {e.address}:{e.port}"
+        return f"media {e.codec} to {e.address}:{e.port}" + (f", SRTP {e.srtp}" if e.srtp else "")
     if isinstance(e, MediaStopped):
         return f"no RTP from the far end for {e.seconds:g} s" + (" after the answer: one-way audio" if e.never else "")
     if isinstance(e, MediaResumed):
@@ -146,6 +146,8 @@ def render_voice(out, v, answer: float) -> None:
             t.add_row(p.prompt, f"{p.start - answer:.2f}", f"{p.speech_end - answer:.2f}",
                       _ms(p.response_ms) if p.response_ms is not None else "no answer", f"{p.overlap_ms:.0f} ms")
         out.print(t)
+
+
 def target_lines(tries) -> list[str]:
     """One line per server a request went to (report.model.TargetTry): name, address, transport,
     what happened and how long it took."""
@@ -211,6 +213,7 @@ def echo_line(record) -> str:
              f"echoed {a.echoed if a else record.packets_echoed} pkts")  # a voice agent speaks, an echo echoes
     line = (f"{when} {outcome:<9} from {remote} {(a.codec if a else record.codec) or '-':<5} "
             f"{(a.held_s if a else 0.0) or 0.0:6.1f} s  {media}"
+            + (f"  {srtp_text(a.srtp)}" if a is not None and a.srtp is not None else "")
             + (f"  ended by {ended_by}" if ended_by else "") + f"  call-id {record.call_id}")  # whole: to grep for
     for st in (call.streams if call is not None else []):  # with --pcap: its media as the Analyzer read it
         line += (f"\n  RTP {st.src} > {st.dst} {st.codec} {st.packets} pkts loss {st.loss_pct:.2f}% "
@@ -219,6 +222,13 @@ def echo_line(record) -> str:
         if f.severity in SHOWN:
             line += "\n  " + finding_line(f.severity, f.title, f.code).plain
     return line
+
+
+def srtp_text(s) -> str:
+    """The agent's SRTP in a few words: the suite, and what its receiver dropped."""
+    dropped = [f"{n} {what}" for n, what in ((s.auth_failures, "failed authentication"), (s.replayed, "replayed"))
+               if n]
+    return f"SRTP {s.suite}" + (f" ({', '.join(dropped)}: dropped)" if dropped else "")
 
 
 def register_line(ex) -> str:

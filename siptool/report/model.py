@@ -11,7 +11,7 @@ from typing import Any
 
 from ..sip.dialogs import CallState  # noqa: F401  (how a dialog ended: decided where SIP is tracked)
 
-SCHEMA_VERSION = "1.12"
+SCHEMA_VERSION = "1.13"
 
 
 class Severity(StrEnum):
@@ -104,6 +104,7 @@ class SdpEntry:
     encrypted: str = ""  # "SDES", "DTLS" or ""
     ice: bool = False
     side: str = ""  # whose media description: "caller" or "callee" (from the SIP message's tags)
+    crypto: list[str] = field(default_factory=list)  # SDES suites of its a=crypto lines, in order (keys never)
 
 
 @dataclass(slots=True)
@@ -282,6 +283,7 @@ class MediaFigures:
     lost: int = 0
     loss_pct: float = 0.0
     missing_at_end: int = 0  # packets due (at the far end's ptime) between the last one and the end
+    srtp_dropped: int = 0  # lost as SRTP: came but fail authentication or come past the replay window
     jitter_ms: float = 0.0  # mean RFC 3550 jitter (sent: the far end's last reported)
     max_jitter_ms: float = 0.0  # the voice packets' maximum (received only): what the thresholds judge
     mos: float | None = None
@@ -343,6 +345,18 @@ class VoiceTest:
 
 
 @dataclass(slots=True)
+class AgentSrtp:
+    """The agent's own SRTP (RFC 3711): the suite SDES agreed (RFC 4568) and what its receiver's
+    context did with the far end's packets (the echo's only view of them)."""
+
+    suite: str
+    received: int = 0  # SRTP packets given to our receiving context
+    authenticated: int = 0
+    auth_failures: int = 0  # dropped: the far end's key does not authenticate them
+    replayed: int = 0  # dropped by the replay window (RFC 3711 3.3.2)
+
+
+@dataclass(slots=True)
 class TargetTry:
     """One server a request was sent to (RFC 3263 4.3), in the order tried, and what happened."""
 
@@ -378,13 +392,14 @@ class AgentView:
     ended_by: str = ""  # "local", "remote", "local (no ACK)", "shutdown" (the agent's own view)
     nat: dict[str, Any] = field(default_factory=dict)  # the NAT situation the agent saw (`text` in words)
     notes: list[str] = field(default_factory=list)  # what the agent itself could not do (no SDP answer, BYE unanswered)
+    srtp: AgentSrtp | None = None  # the media was SRTP (since 1.13)
     targets: list[TargetTry] = field(default_factory=list)  # caller: the servers the INVITE went to (RFC 3263)
     # the verdict (analysis/placed.py): each direction as judged, one-way audio, every failed limit
     tx: MediaFigures | None = None
     rx: MediaFigures | None = None
     one_way: str | None = None
     problems: list[str] = field(default_factory=list)
-    # a voice test (prompts said, the far end listened to): what we said, and its figures (since 1.10)
+    # a voice test (prompts said, the far end listened to): what we said, and its figures (since 1.12)
     said: list[Utterance] | None = field(default=None, metadata=OPTIONAL)
     voice: VoiceTest | None = field(default=None, metadata=OPTIONAL)
 

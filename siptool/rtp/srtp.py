@@ -130,10 +130,12 @@ class CryptoContext:
 
     # --- receiving / checking ------------------------------------------------------------------
 
-    def unprotect(self, packet: bytes) -> Unprotected:
-        """An SRTP packet -> the RTP packet (RFC 3711 3.3), or why not. Never raises."""
+    def unprotect(self, packet: bytes, count: bool = True) -> Unprotected:
+        """An SRTP packet -> the RTP packet (RFC 3711 3.3), or why not. Never raises. `count=False`:
+        a failure is not counted (a packet tried against a context it may not belong to)."""
         result = self._unprotect(packet, self.suite.rtp_tag, 0, rtcp=False)
-        self.counts.add(result.outcome)
+        if count or result.outcome is Outcome.OK:
+            self.counts.add(result.outcome)
         return result
 
     def unprotect_rtcp(self, packet: bytes) -> Unprotected:

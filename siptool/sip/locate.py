@@ -10,7 +10,8 @@ The steps (RFC 3263 4.1, 4.2):
   port means UDP (TLS for sips:); else NAPTR records of the domain (flag "s", services SIP+D2U,
   SIP+D2T, SIPS+D2T), the lowest order and preference first; with none, SRV queries for each
   transport supported (_sip._udp, _sip._tcp, _sips._tcp), the first that answers; with none of
-  those, UDP (TLS for sips:). `sips:` allows TLS only.
+  those, UDP (TLS for sips:). `sips:` allows TLS (or WSS) only. WS and WSS (RFC 7118) are placed
+  only when asked for, and not looked up by NAPTR/SRV: the host's addresses.
 - the servers: a numeric host is the one server; an explicit port skips SRV (A/AAAA of the host);
   else the SRV records of the transport's name (the NAPTR replacement, or _sip._udp.DOMAIN ...)
   and the addresses (A, then AAAA) of each target; with no SRV record, the addresses of the host
@@ -32,8 +33,9 @@ from .uri import Uri
 
 SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}  # RFC 3263 4.1 (D2S, D2W: not placed)
 SRV_NAMES = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}  # RFC 3263 4.1, RFC 2782
-DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}  # RFC 3261 19.1.2
+DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}  # RFC 3261 19.1.2, RFC 6455 3
 TRANSPORTS = ("udp", "tcp", "tls")  # the order tried when a domain has no NAPTR records
+WEBSOCKET = ("ws", "wss")  # RFC 7118: placed when asked for, never found by NAPTR/SRV here (the address only)
 
 
 class LocateError(ValueError):
@@ -128,12 +130,12 @@ def transport_of(uri: Uri, transport: str | None) -> str | None:
     """The transport fixed before any lookup (RFC 3263 4.1), or None when NAPTR/SRV decide."""
     secure = uri.scheme == "sips"
     kind = (transport or uri.transport or "").lower() or None
-    if kind is not None and kind not in TRANSPORTS:
-        raise LocateError(f"unknown transport {kind!r}: use udp, tcp or tls")
-    if secure and kind not in (None, "tls", "tcp"):
+    if kind is not None and kind not in TRANSPORTS + WEBSOCKET:
+        raise LocateError(f"unknown transport {kind!r}: use udp, tcp, tls, ws or wss")
+    if secure and kind not in (None, "tls", "tcp", "wss"):
         raise LocateError(f"a sips: URI needs TLS, not {kind.upper()} (RFC 3261 26.2.2)")
     if secure and kind is not None:
-        return "tls"  # sips: over TCP means TLS over TCP (RFC 3263 4.1)
+        return "wss" if kind == "wss" else "tls"  # sips: over TCP means TLS over TCP (RFC 3263 4.1)
     if kind is not None:
         return kind
     if _numeric(uri.host) or uri.port:
@@ -177,6 +179,8 @@ def locate(uri: Uri, transport: str | None = None,
                     break
             else:
                 kind = "tls" if secure else "udp"
+    elif kind in WEBSOCKET:
+        res.steps.append(f"{kind.upper()} given: no SRV lookup for WebSocket (RFC 7118)")
     else:
         srv_name = f"{SRV_NAMES[kind]}.{host}"
         records = yield Query(srv_name, "SRV")

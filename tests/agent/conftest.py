@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -22,18 +23,22 @@ def echo_proc():
     """start(*args) -> (Popen, port): `siptool echo` answering OPTIONS; killed at the end."""
     procs = []
 
-    def start(*args, env=None):
+    def start(*args, env=None, tls=False):
         port = free_port()
-        p = subprocess.Popen([sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}", *args],
+        p = subprocess.Popen([sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}",
+                              *map(str, args)],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, **(env or {})})
         procs.append(p)
         deadline = time.time() + 15
-        while time.time() < deadline:  # wait until it answers OPTIONS
+        while time.time() < deadline:  # wait until it answers OPTIONS (TLS: accepts a connection)
             try:
-                asyncio.run(options_ping(f"sip:127.0.0.1:{port}", t1=0.05))
+                if tls:
+                    socket.create_connection(("127.0.0.1", port), 1).close()
+                else:
+                    asyncio.run(options_ping(f"sip:127.0.0.1:{port}", t1=0.05))
                 break
-            except AgentError:
+            except (AgentError, OSError):
                 time.sleep(0.1)
         return p, port
 

@@ -18,12 +18,14 @@ CALLER, ECHO = ("10.0.0.1", 40000), ("10.0.0.2", 40002)
 PCMU = codecs.coder("PCMU")
 
 
-def media(seconds: float, lost=lambda where, seq, t: False, dtmf: str = "", delay: float = 0.010):
+def media(seconds: float, lost=lambda where, seq, t: False, dtmf: str = "", delay: float = 0.010,
+          caller_hooks: dict | None = None, echo_hooks: dict | None = None, dup=lambda where, data: False):
     """A call's media for `seconds`: the caller sends (speech-like G.711, digits at 0.5 s), the echo
     sends every packet back. `lost(where, seq, t)`: whether a packet ("out" to the echo, "back" to the
-    caller) with that RTP sequence number is lost at time t. Returns the two sessions and the wire."""
-    caller = RtpSession(PCMU, gap_s=0.5, rng=random.Random(1))
-    echo = RtpSession(PCMU, echo=True, rng=random.Random(2))
+    caller) with that RTP sequence number is lost at time t; `dup(where, data)`: whether it arrives
+    twice. `*_hooks`: the sessions' protect/unprotect (SRTP). Returns the two sessions and the wire."""
+    caller = RtpSession(PCMU, gap_s=0.5, rng=random.Random(1), **(caller_hooks or {}))
+    echo = RtpSession(PCMU, echo=True, rng=random.Random(2), **(echo_hooks or {}))
     caller.set_remote(*ECHO, PCMU, 0, 101)
     echo.set_remote(*CALLER, PCMU, 0, 101)
     now = 1_000.0
@@ -41,7 +43,8 @@ def media(seconds: float, lost=lambda where, seq, t: False, dtmf: str = "", dela
                 wire.append((now, where, rtcp, data, gone))
                 if not gone:
                     src = (here[0], here[1] + (1 if rtcp else 0))
-                    heapq.heappush(inflight, (now + delay, next(seq), addr[0], src, data, rtcp))
+                    for _ in range(2 if dup(where, data) else 1):
+                        heapq.heappush(inflight, (now + delay, next(seq), addr[0], src, data, rtcp))
         due = [t for t in (caller.next_timer(), echo.next_timer()) if t is not None]
         now = min(due + [inflight[0][0]] if inflight else due, default=end + 1)
         while inflight and inflight[0][0] <= now:

@@ -97,6 +97,17 @@ type = "tls"
 duration = 1.5
 
 [[check]]
+type = "srtp"
+duration = 1.5
+
+[[check]]
+type = "srtp"
+name = "srtp-tls"
+tls = true
+suites = ["AES_CM_128_HMAC_SHA1_80"]
+duration = 1.5
+
+[[check]]
 type = "wrong_password"
 
 [[check]]
@@ -112,7 +123,7 @@ def test_suite_against_kamailio_and_echo_passes(lab, tmp_path):
     failed = {n: (c["status"], c["message"], c["ladder"][-1500:]) for n, c in checks.items() if c["status"] != "pass"}
     assert not failed and proc.returncode == 0, (failed, proc.stderr[-2000:])
     assert set(checks) == {"options", "register", "call-pcmu", "call-pcma", "dtmf", "hold", "cancel", "long_call",
-                           "tls", "wrong_password", "concurrent"}
+                           "tls", "srtp", "srtp-tls", "wrong_password", "concurrent"}
     fig = {n: c["figures"] for n, c in checks.items()}
     assert fig["options"]["rtt_ms"] >= 0 and checks["options"]["ladder"].count("OPTIONS") == 1
     assert fig["register"]["challenge"] == "401" and fig["register"]["expires"] == 120
@@ -132,6 +143,12 @@ def test_suite_against_kamailio_and_echo_passes(lab, tmp_path):
     assert fig["long_call"]["ended_by"] == "local" and fig["long_call"]["duration_s"] >= 2.9
     assert "ok_retransmissions" not in fig["long_call"]
     assert fig["tls"]["codec"] == "PCMU" and fig["tls"]["packets_rx"] > 40
+    for name, suite in (("srtp", "AEAD_AES_128_GCM"), ("srtp-tls", "AES_CM_128_HMAC_SHA1_80")):
+        f = fig[name]
+        assert f["srtp_suite"] == suite and f["srtp_auth_failures_rx"] == 0 and f["packets_rx"] > 40
+        assert f["rtt_ms"] is not None and "RTP/SAVP" not in checks[name]["message"]
+    assert "security.srtp_keys_cleartext" in {f["code"] for f in checks["srtp"]["findings"]}  # UDP: keys in clear
+    assert checks["srtp-tls"]["findings"] == []  # over TLS they are not
     assert fig["concurrent"]["answered_ok"] == 5 and fig["concurrent"]["peak_concurrent"] == 5
     xmlschema.XMLSchema(XSD).validate(junit)
 
@@ -155,6 +172,12 @@ uri = "sip:pcma@127.0.0.1:@K@"
 type = "long_call"
 duration = 3
 uri = "sip:noack@127.0.0.1:@K@"
+
+[[check]]
+type = "srtp"
+name = "srtp-to-pcma-only"
+duration = 1.5
+uri = "sip:pcma@127.0.0.1:@K@"
 '''
 
 
@@ -164,7 +187,7 @@ def test_broken_targets_fail_the_right_checks(lab, tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     # each check's packets in a file named after the check (it was NNN-call.pcap for any call check)
     assert sorted(p.name for p in pcaps.iterdir()) == ["001-pcmu-to-pcma-only.pcap", "002-pcma-to-pcma-only.pcap",
-                                                       "003-long_call.pcap"]
+                                                       "003-long_call.pcap", "004-srtp-to-pcma-only.pcap"]
     pcmu, pcma, long_call = checks["pcmu-to-pcma-only"], checks["pcma-to-pcma-only"], checks["long_call"]
     assert pcmu["status"] == "fail" and "488" in pcmu["message"]
     assert "sip.failed.488" in {f["code"] for f in pcmu["findings"]}
@@ -173,11 +196,14 @@ def test_broken_targets_fail_the_right_checks(lab, tmp_path):
     ack = [f for f in long_call["findings"] if f["code"] == "check.ack_missing"]
     assert ack and long_call["figures"]["ok_retransmissions"] >= 1
     assert "200 OK (SDP, retransmission" in long_call["ladder"] or "(retransmission)" in long_call["ladder"]
+    srtp = checks["srtp-to-pcma-only"]  # an SRTP offer refused: the suites or the codec, said as one finding
+    assert srtp["status"] == "fail" and "488" in srtp["message"]
+    assert {"srtp.refused", "sip.failed.488"} <= {f["code"] for f in srtp["findings"]}
     # JUnit: valid, two failures, the ladder and findings in the failure text
     schema = xmlschema.XMLSchema(XSD)
     schema.validate(junit)
     suite = schema.to_dict(junit)["testsuite"][0]
-    assert (suite["@tests"], suite["@failures"], suite["@errors"]) == (3, 2, 0)
+    assert (suite["@tests"], suite["@failures"], suite["@errors"]) == (4, 3, 0)
     cases = {c["@name"]: c for c in suite["testcase"]}
     text = cases["long_call"]["failure"][0]["$"]
     assert "ladder:" in text and "INVITE (SDP)" in text and "check.ack_missing" in text and "ACK" in text
