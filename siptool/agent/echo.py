@@ -96,6 +96,7 @@ class EchoServer:
                             on_event=self._event)
         self.core = EchoCore(self.ua.ep, policy, self._open_media)
         self.ua.ep.on_traffic = self._traffic
+        self._arriving: list[tuple[str, tuple]] = []  # (Call-ID, message) of the latest message in, no call yet
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
         self.on_call = on_call  # a call ended: the EchoCall, with the Analyzer's Call of it in `.call`
@@ -156,6 +157,7 @@ class EchoServer:
     def _open_media(self, session: UasSession) -> int:
         """A new call's media: the shared port, or a port pair of its own (OSError when none is left)."""
         record = EchoCall(session)
+        record.packets += [packet for call_id, packet in self._arriving if call_id == session.call_id]
         self.calls[session.call_id] = record
         fmtp = session.formats[session.codec[1]][3]
         coder = registry.coder(session.codec[0], fmtp)
@@ -192,12 +194,20 @@ class EchoServer:
         return self._clips[rate]
 
     def _traffic(self, direction: str, data: bytes, addr, call_id: str, now: float) -> None:
-        """A call's SIP messages, kept with it (as a tap takes them) for its analysis when it ends."""
+        """A call's SIP messages, kept with it (as a tap takes them) for its analysis when it ends. The
+        INVITE that opens a call arrives an instant before the call exists (the core opens it while
+        handling that INVITE): the latest message in is held until then."""
         record = self.calls.get(call_id)
-        if record is not None and len(record.packets) < MAX_KEPT:
+        if record is None and direction != "in":
+            return
+        if record is None or len(record.packets) < MAX_KEPT:
             ua = self.ua
             here = ua.transport.locals.get(addr, ua.local) if ua.transport.reliable else ua.local
-            record.packets.append((direction, here, addr, data, ua.kind, now))
+            packet = (direction, here, addr, data, ua.kind, now)
+            if record is None:
+                self._arriving = [(call_id, packet)]
+            else:
+                record.packets.append(packet)
 
     def _ended(self, record: EchoCall) -> None:
         if record.driver is not None:

@@ -40,6 +40,7 @@ class EchoCore:
     def __init__(self, ep: Endpoint, policy: EchoPolicy, open_media: Callable[[UasSession], int]) -> None:
         self.ep, self.policy, self.open_media = ep, policy, open_media
         self.bindings = Bindings()  # REGISTER (bounded; answered, never used for routing)
+        self.over_limit = 0  # INVITEs refused (503) for max_calls
         ep.on_request = self.on_request
 
     def _respond(self, txn, msg, status: int, now: float, **kw) -> None:
@@ -71,6 +72,7 @@ class EchoCore:
             self._respond(txn, msg, p.reject, now, headers=retry)
             return
         if len(self.ep.dialogs) >= p.max_calls:
+            self.over_limit += 1
             self._respond(txn, msg, 503, now, headers=[("retry-after", "10")])
             return
         offer = sdp.parse(msg.body)

@@ -101,6 +101,7 @@ class Endpoint:
         self._heap: list[tuple[float, int, object, str]] = []
         self._owner_timers: dict[tuple[int, str], tuple[float, Owner]] = {}
         self._seq = itertools.count()
+        self.malformed = 0  # requests refused as malformed (unparsable, or lacking what RFC 3261 requires)
 
     # --- addresses ------------------------------------------------------------------------------
 
@@ -315,6 +316,7 @@ class Endpoint:
 
     def _malformed(self, addr: Addr) -> None:
         """A message that does not parse or lacks what RFC 3261 requires: its source pays more."""
+        self.malformed += 1
         if self.limiter is not None:
             self.limiter.charge(addr[0], MALFORMED_COST)
 

@@ -47,6 +47,19 @@ def kernel_drops(packets: int, drops: int, interface: str) -> Finding | None:
         evidence={"kernel_packets": packets, "kernel_drops": drops, "interface": interface})
 
 
+def unanalysed(count: int, failed: list[tuple[int, str]]) -> Finding:
+    """A live run: packets the analysis raised on (a bug in siptool), left out so that the run goes on;
+    `failed` holds the first (frame, error)."""
+    frame, error = failed[0]
+    return Finding(
+        code="capture.unanalysed", severity=Severity.ERROR,
+        title=f"{count} packet(s) could not be analysed (first: #{frame}, {error})",
+        explanation=f"siptool failed on {count} packet(s) and left them out so that the live run went on: "
+                    "the calls they belong to may be incomplete. This is a bug in siptool, not in the traffic.",
+        fix="Please report it with the error and, if you can, a capture of those packets (siptool capture -w).",
+        frames=[f for f, _ in failed], evidence={"packets": count, "errors": sorted({e for _, e in failed})})
+
+
 def interface_warning(text: str) -> Finding:
     """Live capture: something about the interface limits what is captured (it was down...)."""
     return Finding(code="capture.interface", severity=Severity.WARNING, title=text, explanation=text)

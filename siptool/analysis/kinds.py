@@ -3,7 +3,7 @@ or, without SDP, from its encoding. MOS and audio verdicts are for audio only.""
 
 from __future__ import annotations
 
-from ..report.model import Report, Stream
+from ..report.model import Call, Report, Stream
 from ..rtp.codecs import media_kind
 from .addresses import split
 
@@ -11,11 +11,21 @@ from .addresses import split
 def classify_streams(report: Report) -> None:
     """Set every stream's `media`; drop the MOS of streams that are not audio (it has no meaning there)."""
     for call in report.calls:
-        announced = {(e.address, e.port): e.media for e in call.sdp if e.port}
+        announced = _announced(call)
         for s in call.streams:
             _set(s, announced)
     for s in report.streams:
         _set(s, {})
+
+
+def classify(stream: Stream, call: Call | None) -> None:
+    """One stream's `media` as classify_streams will set it, from its call's SDP so far (a live run
+    hands streams over as they close)."""
+    _set(stream, _announced(call) if call is not None else {})
+
+
+def _announced(call: Call) -> dict:
+    return {(e.address, e.port): e.media for e in call.sdp if e.port}
 
 
 def _set(s: Stream, announced: dict) -> None:

@@ -27,6 +27,7 @@ from ..sip.message import SipMessage
 from . import secure_media
 from .secure_media import KeyCandidate, StreamCheck
 from . import content
+from .kinds import classify
 
 _HDR = struct.Struct("!BBHII")
 _RTCP_READ = frozenset((200, 201, 207))  # SR, RR, XR: what the analysis reads (not SDES, BYE, APP)
@@ -111,6 +112,7 @@ class MediaTracker:
         self._sr_order: deque[tuple[float, tuple[int, int]]] = deque()  # the same, oldest first
         self._reported: dict[int, dict] = {}  # media SSRC -> what receivers reported about it
         self._xr: dict[int, RtcpXr] = {}  # media SSRC -> last RTCP XR VoIP Metrics about it
+        self.on_stream = None  # a live run's hook: each stream as it closes, rated (see _publish)
 
     # --- SIP side --------------------------------------------------------------------------
 
@@ -530,6 +532,15 @@ class MediaTracker:
             stream, eff = self._stream(state, m, *key)
             if stream is not None:
                 self._closed.append((stream, state, eff))
+                if self.on_stream is not None:
+                    self._publish(stream, state, eff)
+
+    def _publish(self, stream: Stream, state: _StreamState, effective_loss_pct: float) -> None:
+        """A stream just closed, to `on_stream`: rated and classified as the Report will have it, with
+        the RTCP seen so far (finish() rates it again, with any RTCP that came after)."""
+        self._rate(stream, state, effective_loss_pct)
+        classify(stream, state.call)
+        self.on_stream(stream)
 
     def live_figures(self, calls: list[Call], seconds: float) -> dict[int, "CallMedia"]:
         """For each call (keyed by id): the RTP packets of its open streams so far, and their loss and

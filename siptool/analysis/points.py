@@ -2,9 +2,14 @@
 
 A HEP collector hears many capture agents at once (SBCs, proxies, probes). The same call crossing
 two of them is seen twice, once per leg, under one Call-ID or two: one Analyzer per agent keeps
-each leg whole and apart (Call.capture_point names the agent). `feed(point, packet)` as messages
-arrive (capture.hep.HepReceiver gives both); `finish()` merges the points' Reports
-(combine.merge) with what the receiver refused or could not read as findings.
+each leg whole and apart (Call.capture_point names the agent).
+
+`CapturePoints` has the Analyzer's face, so a live run (drivers/live.LiveRun) drives it as it
+drives one Analyzer: `feed(packet)` with packets that name their point (capture.hep.HepPacket),
+the hooks `on_message` and `on_finding` (given to every point's Analyzer), `media` (the points'
+media trackers as one, for the live board's figures and the `on_stream` hook), `sip_packets`, and
+`finish()`, which merges the points' Reports (combine.merge) with what the source found about the
+run (`hep_findings`: messages refused or unreadable, datagrams dropped).
 """
 
 from __future__ import annotations
@@ -17,6 +22,35 @@ from .thresholds import DEFAULT, Thresholds
 
 MAX_POINTS = 256  # agents analysed apart; packets of any further agent share one Analyzer
 OTHER = "(other agents)"
+NO_AGENT = "(no agent ID)"
+
+
+class PointsMedia:
+    """The capture points' media trackers read as one (analysis/media.MediaTracker's live side)."""
+
+    def __init__(self) -> None:
+        self.trackers: list = []
+        self._on_stream = None
+
+    def add(self, tracker) -> None:
+        tracker.on_stream = self._on_stream
+        self.trackers.append(tracker)
+
+    @property
+    def on_stream(self):
+        return self._on_stream
+
+    @on_stream.setter
+    def on_stream(self, hook) -> None:
+        self._on_stream = hook
+        for tracker in self.trackers:
+            tracker.on_stream = hook
+
+    def live_figures(self, calls: list, seconds: float) -> dict:
+        out: dict = {}
+        for tracker in self.trackers:
+            out.update(tracker.live_figures(calls, seconds))
+        return out
 
 
 class CapturePoints:
@@ -27,17 +61,39 @@ class CapturePoints:
         self.max_points = max_points
         self.analyzers: dict[str, Analyzer] = {}
         self._info: dict[str, CaptureInfo] = {}
+        self.media = PointsMedia()
+        self._on_message = self._on_finding = None
 
-    def feed(self, point: str, pkt: Packet) -> None:
-        point = point or "(no agent ID)"
+    @property
+    def on_message(self):
+        return self._on_message
+
+    @on_message.setter
+    def on_message(self, hook) -> None:
+        self._on_message = hook
+        for analyzer in self.analyzers.values():
+            analyzer.on_message = hook
+
+    @property
+    def on_finding(self):
+        return self._on_finding
+
+    @on_finding.setter
+    def on_finding(self, hook) -> None:
+        self._on_finding = hook
+        for analyzer in self.analyzers.values():
+            analyzer.on_finding = hook
+
+    @property
+    def sip_packets(self) -> int:
+        return sum(a.sip_packets for a in self.analyzers.values())
+
+    def feed(self, pkt: Packet) -> None:
+        """A packet from a capture point: its `point` (capture.hep.HepPacket) says which."""
+        point = getattr(pkt, "point", "") or NO_AGENT
         analyzer = self.analyzers.get(point)
         if analyzer is None:
-            if len(self.analyzers) >= self.max_points:
-                point = OTHER
-                analyzer = self.analyzers.get(point)
-            if analyzer is None:
-                analyzer = self.analyzers[point] = Analyzer(media=_media_tracker(), thresholds=self.thresholds)
-                self._info[point] = CaptureInfo(path=point, format="hep")
+            point, analyzer = self._new_point(point)
         info = self._info[point]
         info.packets += 1
         info.size_bytes += len(pkt.payload)
@@ -46,24 +102,47 @@ class CapturePoints:
         info.last_time = pkt.time if info.last_time is None else max(info.last_time, pkt.time)
         analyzer.feed(pkt)
 
-    def finish(self, name: str, receiver=None) -> Report:
-        """The merged Report; `receiver` (a HepReceiver) adds its refused and unreadable messages."""
-        reports = []
-        for point, analyzer in self.analyzers.items():
-            report = analyzer.finish(self._info[point])
-            reports.append(combine.stamp(report, point))
-        extra = hep_findings(receiver) if receiver is not None else []
-        merged = combine.merge(reports, name, f"{len(reports)} HEP capture agent(s), each analysed apart",
-                               findings=extra)
-        if receiver is not None:
-            merged.capture.format = "hep"
-            for why, n in receiver.skipped.items():
-                merged.capture.skipped[why] = merged.capture.skipped.get(why, 0) + n
+    def _new_point(self, point: str) -> tuple[str, Analyzer]:
+        """The Analyzer of a point not seen before (OTHER's once there are max_points)."""
+        if len(self.analyzers) >= self.max_points:
+            point = OTHER
+            if point in self.analyzers:
+                return point, self.analyzers[point]
+        media = _media_tracker()
+        self.media.add(media)
+        analyzer = self.analyzers[point] = Analyzer(media=media, thresholds=self.thresholds,
+                                                    on_message=self._on_message, on_finding=self._on_finding)
+        self._info[point] = CaptureInfo(path=point, format="hep")
+        return point, analyzer
+
+    def finish(self, info: CaptureInfo, skipped: dict[str, int] | None = None,
+               incomplete_fragments: list[list[int]] | None = None,
+               source_findings: list[Finding] | None = None) -> Report:
+        """The merged Report, named by `info.path` (the listener); `skipped` and `source_findings` are
+        the source's (HEP messages not analysed, refused, unreadable, dropped)."""
+        if not self.analyzers:  # nothing arrived: the source's own report
+            return Analyzer(thresholds=self.thresholds).finish(info, skipped, incomplete_fragments, source_findings)
+        reports = [combine.stamp(analyzer.finish(self._info[point]), point)
+                   for point, analyzer in self.analyzers.items()]
+        merged = combine.merge(reports, info.path, f"{len(reports)} HEP capture agent(s), each analysed apart",
+                               findings=list(source_findings or ()))
+        merged.capture.format = info.format or "hep"
+        for why, n in (skipped or {}).items():
+            merged.capture.skipped[why] = merged.capture.skipped.get(why, 0) + n
         return merged
 
 
-def hep_findings(receiver) -> list[Finding]:
-    """HEP messages that could not be read, or were refused for their auth key."""
+def received(receiver, name: str = "hep", drops: int = 0) -> tuple[CaptureInfo, dict[str, int], list, list[Finding]]:
+    """What a HEP receiver (capture.hep.HepReceiver) says of a run, as a live source's `finish()` gives
+    it: the messages received, those not analysed by reason, and the findings about them."""
+    info = CaptureInfo(path=name, format="hep", packets=receiver.messages, first_time=receiver.first_time,
+                       last_time=receiver.last_time)
+    return info, dict(receiver.skipped), [], hep_findings(receiver, drops)
+
+
+def hep_findings(receiver, drops: int = 0) -> list[Finding]:
+    """HEP messages that could not be read, were refused for their auth key, or were dropped by the
+    kernel before siptool read them (`drops`: the UDP socket's own count)."""
     out = []
     bad = [r for r in receiver.rejects if r[1] != "wrong or missing auth key"]
     if receiver.malformed:
@@ -88,4 +167,29 @@ def hep_findings(receiver) -> list[Finding]:
             fix="Give the agents the same HEP password (capture_password in heplify, hep_capture_password..., "
                 "eep.send.pass in sngrep) or check who else sends HEP here.",
             frames=[r[0] for r in refused], evidence={"senders": sorted({r[2] for r in refused if r[2]})}))
+    if drops:
+        total = receiver.messages + drops
+        out.append(Finding(
+            code="hep.dropped", severity=Severity.ERROR,
+            title=f"the kernel dropped {drops} of {total} HEP datagrams ({100.0 * drops / total:.2f}%)",
+            explanation="The UDP receive buffer of the HEP listener was full when they arrived (the agents sent "
+                        "faster than siptool read them), so calls and messages are missing from this report.",
+            fix="Raise the receive buffer limit (sysctl net.core.rmem_max; siptool asks for 4 MB), send HEP over "
+                "TCP (tcp:HOST:PORT), or spread the agents over several collectors.",
+            evidence={"received": receiver.messages, "kernel_drops": drops}))
     return out
+
+
+def hep_unsent(sent: int, failed: int, collector: str) -> Finding | None:
+    """HEP messages a capture could not send to its collector (capture --hep): the collector's view
+    of the calls has holes, siptool's own report has not."""
+    if not failed:
+        return None
+    return Finding(
+        code="hep.unsent", severity=Severity.WARNING,
+        title=f"{failed} of {sent + failed} HEP messages could not be sent to {collector}",
+        explanation="The collector was unreachable or refused the connection for a while (siptool retries a TCP "
+                    "connection at most once a second), so it is missing those SIP messages. This report, made "
+                    "from the capture itself, is whole.",
+        fix="Check that the collector listens on that address and transport, and that no firewall is in the way.",
+        evidence={"sent": sent, "failed": failed, "collector": collector})

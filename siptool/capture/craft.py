@@ -1,6 +1,7 @@
 """IP packets built from addresses and a payload, whole or deliberately fragmented: the inverse of
 decode.py and reassembly.py, for asking whether a path passes IP fragments (a SIP INVITE over UDP
-larger than the path MTU arrives in fragments, and many firewalls, NATs and SBCs drop them).
+larger than the path MTU arrives in fragments, and many firewalls, NATs and SBCs drop them), and
+for writing packets received as HEP to a pcap (`ip_packet` with `udp_datagram` or `tcp_segment`).
 
 `fragment_udp` gives the IPv4 (RFC 791 2.3, 3.2) or IPv6 (RFC 8200 4.5) packets of one UDP datagram
 (RFC 768; the checksum is always set, as IPv6 requires, RFC 8200 8.1) cut into pieces of at most
@@ -17,9 +18,11 @@ import socket
 import struct
 
 from ..errors import SiptoolError
+from .decode import TCP, Packet
 
-IPPROTO_UDP, IPPROTO_FRAGMENT = 17, 44
-IPV4_HEADER, IPV6_HEADER, FRAGMENT_HEADER, UDP_HEADER = 20, 40, 8, 8
+IPPROTO_TCP, IPPROTO_UDP, IPPROTO_FRAGMENT = 6, 17, 44
+IPV4_HEADER, IPV6_HEADER, FRAGMENT_HEADER, UDP_HEADER, TCP_HEADER = 20, 40, 8, 8, 20
+TCP_PSH_ACK = 0x18
 MIN_FRAGMENT = 68  # RFC 791: every IPv4 module forwards 68 bytes unfragmented (RFC 8200: 1280 for IPv6)
 
 
@@ -28,13 +31,47 @@ def udp_datagram(src: str, sport: int, dst: str, dport: int, payload: bytes) -> 
     length = UDP_HEADER + len(payload)
     if length > 0xFFFF:
         raise SiptoolError(f"a UDP datagram holds at most {0xFFFF - UDP_HEADER} bytes, not {len(payload)}")
+    header = struct.pack("!HHHH", sport, dport, length, 0)
+    check = _checksum(_pseudo(src, dst, IPPROTO_UDP, length) + header + payload) or 0xFFFF  # 0: "none" (RFC 768)
+    return struct.pack("!HHHH", sport, dport, length, check) + payload
+
+
+def tcp_segment(src: str, sport: int, dst: str, dport: int, seq: int, payload: bytes, ack: int = 0,
+                flags: int = TCP_PSH_ACK) -> bytes:
+    """TCP header (no options) and payload, with its checksum over the pseudo-header (RFC 9293 3.1)."""
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, TCP_HEADER // 4 << 4,
+                         flags, 0xFFFF, 0, 0)
+    check = _checksum(_pseudo(src, dst, IPPROTO_TCP, TCP_HEADER + len(payload)) + header + payload)
+    return header[:16] + struct.pack("!H", check) + header[18:] + payload
+
+
+def ip_packet(src: str, dst: str, protocol: int, data: bytes) -> bytes:
+    """One whole IPv4 (RFC 791) or IPv6 (RFC 8200) packet carrying `data`, by the addresses' family;
+    SiptoolError when it does not fit one."""
+    if ":" in src:
+        if len(data) > 0xFFFF:
+            raise SiptoolError(f"an IPv6 packet carries at most 65535 bytes, not {len(data)}")
+        return _ip6(src, dst, protocol, data)
+    if IPV4_HEADER + len(data) > 0xFFFF:
+        raise SiptoolError(f"an IPv4 packet carries at most {0xFFFF - IPV4_HEADER} bytes, not {len(data)}")
+    return _ip4(src, dst, data, 0, 0, more=False, protocol=protocol)
+
+
+def rebuilt(pkt: Packet) -> bytes:
+    """The IP packet a decoded UDP datagram or TCP segment (at its `tcp_seq`) would have come in: what
+    a pcap of packets received without their headers (HEP) holds. SiptoolError when it does not fit."""
+    if pkt.transport == TCP:
+        return ip_packet(pkt.src, pkt.dst, IPPROTO_TCP,
+                         tcp_segment(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.tcp_seq, pkt.payload))
+    return ip_packet(pkt.src, pkt.dst, IPPROTO_UDP, udp_datagram(pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.payload))
+
+
+def _pseudo(src: str, dst: str, protocol: int, length: int) -> bytes:
+    """The pseudo-header a UDP or TCP checksum covers (RFC 768, RFC 9293 3.1, RFC 8200 8.1)."""
     v6 = ":" in src
     family = socket.AF_INET6 if v6 else socket.AF_INET
     pseudo = socket.inet_pton(family, src) + socket.inet_pton(family, dst)
-    pseudo += struct.pack("!IxxxB", length, IPPROTO_UDP) if v6 else struct.pack("!xBH", IPPROTO_UDP, length)
-    header = struct.pack("!HHHH", sport, dport, length, 0)
-    check = _checksum(pseudo + header + payload) or 0xFFFF  # 0 means "none" (RFC 768)
-    return struct.pack("!HHHH", sport, dport, length, check) + payload
+    return pseudo + (struct.pack("!IxxxB", length, protocol) if v6 else struct.pack("!xBH", protocol, length))
 
 
 def fragment_udp(src: str, sport: int, dst: str, dport: int, payload: bytes, size: int = 576,
@@ -64,10 +101,10 @@ def _fragments4(src: str, dst: str, datagram: bytes, size: int, ident: int) -> l
     return [_ip4(src, dst, piece, ident, off, more=off + len(piece) < len(datagram)) for off, piece in cuts]
 
 
-def _ip4(src: str, dst: str, data: bytes, ident: int, offset: int, more: bool) -> bytes:
+def _ip4(src: str, dst: str, data: bytes, ident: int, offset: int, more: bool, protocol: int = IPPROTO_UDP) -> bytes:
     flags = (0x2000 if more else 0) | offset // 8
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, IPV4_HEADER + len(data), ident & 0xFFFF, flags, 64,
-                         IPPROTO_UDP, 0, socket.inet_aton(src), socket.inet_aton(dst))
+                         protocol, 0, socket.inet_aton(src), socket.inet_aton(dst))
     return header[:10] + struct.pack("!H", _checksum(header)) + header[12:] + data
 
 

@@ -125,15 +125,27 @@ class HepMessage:
             return self.agent_name
         return str(self.agent_id) if self.agent_id is not None else ""
 
-    def packet(self, frame: int, tcp_seq: int = 0) -> Packet:
-        """The payload as the Analyzer reads packets: a UDP datagram, or (TCP) a segment at `tcp_seq`.
+    def packet(self, frame: int, tcp_seq: int = 0) -> "HepPacket":
+        """The payload as the Analyzer reads packets: a UDP datagram, or (TCP) a segment at `tcp_seq`,
+        with the capture point that sent it (`agent`).
 
         HEP carries no TCP sequence numbers; a receiver that keeps one counter per TCP flow (each
         message's payload follows the last) lets the Analyzer frame SIP over TCP as from a capture.
         SCTP and other protocols carry whole messages, so they are given as datagrams."""
         transport = TCP if self.ip_protocol == 6 else UDP
-        return Packet(frame, self.time, self.src, self.sport, self.dst, self.dport, transport, self.payload,
-                      tcp_seq=tcp_seq)
+        return HepPacket(frame, self.time, self.src, self.sport, self.dst, self.dport, transport, self.payload,
+                         tcp_seq, self.agent)
+
+
+class HepPacket(Packet):
+    """A packet as a HEP agent captured it: a `capture.Packet` (what the Analyzer reads) that also
+    names its capture point, the agent that sent it (HepMessage.agent: name, else ID, else '')."""
+
+    __slots__ = ("point",)
+
+    def __init__(self, frame, time, src, sport, dst, dport, transport, payload, tcp_seq=0, point=""):
+        super().__init__(frame, time, src, sport, dst, dport, transport, payload, tcp_seq)
+        self.point = point
 
 
 def decode(data: bytes) -> HepMessage:
@@ -339,7 +351,7 @@ MAX_TCP_FLOWS = 65536  # TCP flows whose sequence counter is kept (oldest forgot
 
 
 class HepReceiver:
-    """Incoming HEP messages -> (capture point, Packet) for the Analyzer, sans-I/O.
+    """Incoming HEP messages -> packets for the Analyzer, each with its capture point, sans-I/O.
 
     Every message gets a number in arrival order (1, 2, ...): the frame number of its packet, and
     the number a finding gives a malformed or refused message. With `auth_key` set, a message
@@ -360,8 +372,8 @@ class HepReceiver:
     def __repr__(self) -> str:  # the key stays out of logs
         return f"HepReceiver({self.messages} messages, {self.malformed} malformed, {self.refused} refused)"
 
-    def receive(self, data: bytes, sender: str = "") -> tuple[str, Packet] | None:
-        """One message (a datagram, or framed from TCP) -> (capture point, Packet), or None."""
+    def receive(self, data: bytes, sender: str = "") -> HepPacket | None:
+        """One message (a datagram, or framed from TCP) -> its packet (with its capture point), or None."""
         try:
             msg = decode(data)
         except HepError as exc:
@@ -389,7 +401,7 @@ class HepReceiver:
         seq = 0
         if msg.ip_protocol == 6:
             seq = self._tcp_seq((msg.agent, msg.src, msg.sport, msg.dst, msg.dport), len(msg.payload))
-        return msg.agent, msg.packet(number, seq)
+        return msg.packet(number, seq)
 
     def unreadable(self, reason: str, sender: str = "") -> None:
         """A message that is not HEP v3 (or a TCP stream that lost its framing): counted, and

@@ -28,6 +28,7 @@ class HepSender:
             self.transport, host, port = parse_address(address)
         except HepError as exc:
             raise SiptoolError(str(exc)) from None
+        self.address = f"{self.transport}:{host}:{port}" if ":" not in host else f"{self.transport}:[{host}]:{port}"
         try:
             info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
         except OSError as exc:

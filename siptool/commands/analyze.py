@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
+from .capture import hep_key_env_option, hep_key_file_option, hep_listen_option, live_options, live_report, \
+    metrics_option
 from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, content_option, content_options, epilog, fail_level,
                      fail_on_findings, filtered, guarded, load_report, thresholds_from, writing)
 
@@ -21,6 +24,8 @@ EPILOG = epilog([
     ("exit 1 if any error-level finding (for CI)", "siptool analyze trunk.pcap --fail-on error"),
     ("a capture piped in", "tcpdump -i eth0 -w - udp | siptool analyze -"),
     ("live, as siptool capture", 'sudo siptool analyze -i eth0 -f "udp" --duration 30'),
+    ("HEP from capture agents (Homer's protocol) for an hour, as siptool capture",
+     "siptool analyze --hep-listen 0.0.0.0:9060 --duration 3600 --json"),
     ("tshark decodes instead (cross-check)", "siptool analyze trunk.pcap --engine tshark"),
     ("stricter media limits", "siptool analyze trunk.pcap --loss 0.5 --jitter 20 --mos 4.0"),
     ("what was said when: greeting, turn gaps, talk-over", "siptool analyze agent.pcap --content"),
@@ -82,6 +87,12 @@ def analyze(
                                           "and findings as Parquet tables into DIR (README: At scale)."),
     tls_keylog: Optional[str] = typer.Option(None, "--tls-keylog", metavar="FILE", help=TLS_KEYLOG_HELP),
     srtp_keys: Optional[str] = typer.Option(None, "--srtp-keys", metavar="FILE", help=SRTP_KEYS_HELP),
+    hep_listen: Optional[str] = hep_listen_option(),
+    hep_key_env: Optional[str] = hep_key_env_option(),
+    hep_key_file: Optional[Path] = hep_key_file_option(),
+    write: Optional[Path] = typer.Option(None, "--write", "-w", help="With -i or --hep-listen: also write the "
+                                         "packets to this pcap."),
+    metrics: Optional[str] = metrics_option("while -i or --hep-listen runs"),
 ) -> None:
     """Reconstruct every SIP call and RTP stream in captures, with metrics and findings."""
     with guarded():
@@ -99,24 +110,36 @@ def analyze(
             from .common import check_folder
 
             check_folder(parquet, "--parquet")
+        if write is not None:
+            from .common import check_output
+
+            check_output(write, "--write")
+        live = live_options(interface, hep_listen, None, hep_key_env, hep_key_file, None, metrics)
+        if many and hep_listen is not None:
+            raise typer.BadParameter("give capture files or --hep-listen, not both", param_hint="--hep-listen")
         if many:
             interface = None
-        elif (capture is None) == (interface is None):
-            raise typer.BadParameter("give a capture file (or - for a pipe) or -i INTERFACE, not both")
-        if interface is None and (bpf is not None or duration is not None):
-            raise typer.BadParameter("-f/--bpf and --duration are for live capture with -i; to keep calls "
-                                     "of a file use --filter", param_hint="-f/--bpf")
+        elif (capture is None) == (interface is None and hep_listen is None):
+            raise typer.BadParameter("give a capture file (or - for a pipe), -i INTERFACE or --hep-listen ADDR:PORT, "
+                                     "one of them")
+        if interface is None and hep_listen is None and (duration is not None or write is not None
+                                                         or metrics is not None):
+            raise typer.BadParameter("--duration, --write and --metrics are for live capture (-i, --hep-listen); "
+                                     "to keep calls of a file use --filter", param_hint="--duration")
+        if interface is None and bpf is not None:
+            raise typer.BadParameter("-f/--bpf is for live capture with -i; to keep calls of a file use --filter",
+                                     param_hint="-f/--bpf")
         if duration is not None and duration <= 0:
             raise typer.BadParameter("use a number of seconds above 0", param_hint="--duration")
         if engine not in ("native", "tshark"):
             raise typer.BadParameter("use native or tshark", param_hint="--engine")
-        if engine == "tshark" and capture == "-":
-            raise typer.BadParameter("the tshark engine reads files, not a pipe", param_hint="--engine")
+        if engine == "tshark" and (capture == "-" or hep_listen is not None):
+            raise typer.BadParameter("the tshark engine reads files, not a pipe or HEP", param_hint="--engine")
         if many and (tls_keylog is not None or srtp_keys is not None):
             raise typer.BadParameter("key files are read for one capture file at a time", param_hint="CAPTURE...")
-        if srtp_keys is not None and interface is not None:
+        if srtp_keys is not None and (interface is not None or hep_listen is not None):
             raise typer.BadParameter("SRTP keys are for capture files, not live capture", param_hint="--srtp-keys")
-        if tls_keylog is not None and (interface is not None or capture == "-"):
+        if tls_keylog is not None and (interface is not None or hep_listen is not None or capture == "-"):
             raise typer.BadParameter("decrypting TLS needs a capture file (tshark reads it a second time), "
                                      "not a pipe or a live interface", param_hint="--tls-keylog")
         limits = thresholds_from(loss, jitter, mos, response_ms)
@@ -139,7 +162,7 @@ def analyze(
             report = analyze_files(captures, mode, workers, limits, dask, content_options(content))
             resize(report, plan)
             report = filtered(report, filters)
-        elif engine == "native" and interface is None:
+        elif engine == "native" and interface is None and hep_listen is None:
             report = load_report(capture, filters, quiet=quiet or json_out, thresholds=limits, sizing=plan,
                                  tls_keylog=tls_keylog, srtp_keys=keys, content=content)
         elif engine == "tshark":
@@ -149,9 +172,9 @@ def analyze(
                                             content_options(content)), filters)
         else:
             from ..analysis.sizing import resize
-            from .capture import live_report
 
-            report = live_report(interface, bpf, duration, not (quiet or json_out) and sys.stderr.isatty(), limits)
+            report = live_report(interface, bpf, duration, not (quiet or json_out) and sys.stderr.isatty(), limits,
+                                 str(write) if write else None, live=live, quiet=quiet)
             resize(report, plan)
             report = filtered(report, filters)
         if parquet is not None:

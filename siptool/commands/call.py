@@ -47,22 +47,25 @@ EPILOG = epilog([
     "or an error.")
 
 
-def read_password(env: str | None, file: Path | None) -> str | None:
-    """Password from an environment variable or a file (first line); never from the command line."""
+def read_password(env: str | None, file: Path | None,
+                  options: tuple[str, str] = ("--password-env", "--password-file")) -> str | None:
+    """Password from an environment variable or a file (first line); never from the command line.
+    `options` name the two options in messages (siptool's one reader of secrets: SIP and HEP)."""
+    env_option, file_option = options
     if env and file:
-        raise SiptoolError("give --password-env or --password-file, not both")
+        raise SiptoolError(f"give {env_option} or {file_option}, not both")
     if env:
         value = os.environ.get(env)
         if value is None:
-            raise SiptoolError(f"environment variable {env} (from --password-env) is not set")
+            raise SiptoolError(f"environment variable {env} (from {env_option}) is not set")
         return value
     if file:
         try:
             lines = file.read_text().splitlines()
         except OSError as exc:
-            raise SiptoolError(f"cannot read --password-file {file}: {exc.strerror}") from None
+            raise SiptoolError(f"cannot read {file_option} {file}: {exc.strerror}") from None
         except ValueError:
-            raise SiptoolError(f"--password-file {file}: not a text file") from None
+            raise SiptoolError(f"{file_option} {file}: not a text file") from None
         return lines[0] if lines else ""
     return None
 

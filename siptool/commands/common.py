@@ -135,10 +135,12 @@ def call_with_media(report, call: str | None):
 
     if call is None:
         chosen = [c for c in report.calls if c.streams]
+        if not chosen:
+            loose = f"; {len(report.streams)} stream(s) outside any call (see siptool analyze)" if report.streams else ""
+            fail(f"no call in this capture has media (RTP){loose}")
         if len(chosen) != 1:
             nums = ", ".join(str(c.number) for c in chosen[:10])
-            fail(f"{len(chosen)} calls with media" + (f" ({nums}{' ...' if len(chosen) > 10 else ''})"
-                                                       if chosen else "") + "; pick one with --call N")
+            fail(f"{len(chosen)} calls with media ({nums}{' ...' if len(chosen) > 10 else ''}); pick one with --call N")
         return chosen[0]
     found = find_call(report, call)
     return ([c for c in found if c.streams] or found)[0]  # a REGISTER sharing the Call-ID has none

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import sys
 import signal
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -24,6 +25,7 @@ EPILOG = epilog([
     ("a trunk that refuses every call (failover tests)", "siptool echo -l 127.0.0.1:5070 --reject 503 --retry-after 30"),
     ("a voice agent (latency tests): greets 0.8 s after answering, replies 0.6 s (the default) after the caller stops",
      "siptool echo --greeting hi.wav --greeting-delay 0.8 --reply ok.wav"),
+    ("Prometheus metrics at http://HOST:9466/metrics", "siptool echo -l 0.0.0.0:5060 --metrics 0.0.0.0:9466"),
 ],  "Every call's media uses one RTP port (and the next for RTCP), echoed in batches as SIPp's -rtp_echo "
     "does; --port-per-call gives each call a port pair of its own instead.",
     "For test suites (the one siptool check --init writes passes against it): the number \"ring\" "
@@ -75,6 +77,8 @@ def echo(
                                          "(400-699), e.g. 503: a trunk that refuses calls (failover tests)."),
     retry_after: Optional[int] = typer.Option(None, "--retry-after", help="With --reject 503: the Retry-After "
                                               "seconds it carries (RFC 3261 21.5.4)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", metavar="ADDR:PORT", help="Serve Prometheus "
+                                          "metrics at http://ADDR:PORT/metrics: calls, echoed packets, refusals."),
 ) -> None:
     """Answer calls and echo their audio back (a far end for siptool call and SIPp)."""
     with guarded():
@@ -101,6 +105,7 @@ def echo(
             if reject != 503:
                 raise SiptoolError("--retry-after goes with --reject 503")
             inputs.number("--retry-after", retry_after, 1, 86400, unit="s")
+        served = inputs.host_port("--metrics", metrics, allow_zero=True) if metrics is not None else None
         if hangup_after is not None:
             inputs.number("--hangup-after", hangup_after, 0, 86400, above=True, unit="s")
         tls = None
@@ -130,7 +135,7 @@ def echo(
                                       media_port=media_port if shared else None, rate=rate,
                                       max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True),
                                       reject=reject, retry_after=retry_after,
-                                      agent=plan)))
+                                      agent=plan), served))
 
 
 def voice_plan(greeting, delay: float, replies: list[str], gap: float, talk_over: bool):
@@ -154,18 +159,37 @@ def voice_plan(greeting, delay: float, replies: list[str], gap: float, talk_over
                                                  *(said[t].label for t in replies)))
 
 
-async def _serve(server) -> None:
+async def _serve(server, metrics: tuple[str, int] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with server:
-        media = f", media on port {server.shared.port}" if server.shared else ", media on a port pair per call"
-        typer.echo(f"siptool echo: listening on {server.ua.kind.upper()} {server.ua.local[0]}:{server.port}{media} "
-                   "(Ctrl-C to stop)", err=True)
-        await stop.wait()
-        typer.echo(f"siptool echo: stopping, {len(server.calls)} call(s) in progress", err=True)
+    with _metrics(server, metrics) if metrics is not None else nullcontext():
+        async with server:
+            media = f", media on port {server.shared.port}" if server.shared else ", media on a port pair per call"
+            typer.echo(f"siptool echo: listening on {server.ua.kind.upper()} {server.ua.local[0]}:{server.port}"
+                       f"{media} (Ctrl-C to stop)", err=True)
+            await stop.wait()
+            typer.echo(f"siptool echo: stopping, {len(server.calls)} call(s) in progress", err=True)
     typer.echo(f"siptool echo: {len(server.finished)} call(s) handled", err=True)
+
+
+@contextmanager
+def _metrics(server, address: tuple[str, int]):
+    """--metrics: the echo's figures (agent/echo_metrics.py) served for Prometheus while it runs."""
+    from ..agent.echo_metrics import EchoMetrics
+    from ..report.prometheus import Exporter
+
+    exporter = Exporter(echo=True)
+    http = exporter.serve(*address)
+    ticks = asyncio.ensure_future(EchoMetrics(server, exporter.apply).run())
+    typer.echo(f"siptool echo: Prometheus metrics at http://{address[0]}:{http.server_port}/metrics", err=True)
+    try:
+        yield
+    finally:
+        ticks.cancel()
+        http.shutdown()
+        http.server_close()
 
 
 def register(app: typer.Typer) -> None:

@@ -3,10 +3,15 @@
 A source is anything that yields `capture.Packet`s, and `None` now and then so the driver can look
 at its clock (nothing arrived for a while, or many records went by). `InterfaceSource` is a network
 interface (the AF_PACKET ring or libpcap), optionally written to a pcap as it is read; a HEP
-listener plugs in the same way. Observers follow the run: each may define `message(msg, record,
-call)` and `finding(finding)` (the Analyzer's hooks, as they happen), `update(snapshot)` (a LiveSnapshot
-about twice a second) and `finish(report)` (once, at the end). The live board (report/live.py) is
-one; metrics exporters are others.
+listener (drivers/hep.py) plugs in the same way, with analysis.points.CapturePoints in the
+Analyzer's place. Observers follow the run: each may define `message(msg, record, call)` and
+`finding(finding)` (the Analyzer's hooks, as they happen), `stream(stream)` (each RTP stream as it
+closes, rated: the media tracker's hook), `update(snapshot)` (a LiveSnapshot about twice a second)
+and `finish(report)` (once, at the end). The live board (report/live.py) is one; the metrics
+(analysis/events.LiveEvents into report/prometheus.py) another.
+
+A packet the analysis raises on (a bug) is counted and left out, never the end of a run that may
+be a long-lived collector: the report says so (`capture.unanalysed`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import signal
 import time
 from typing import Iterator, NamedTuple, Protocol
 
-from ..analysis.findings import interface_warning, kernel_drops
+from ..analysis.findings import interface_warning, kernel_drops, unanalysed
 from ..analysis.live import LiveCalls
 from ..analysis.session import Analyzer
 from ..capture import CaptureInfo, Decoder, Packet
@@ -25,6 +30,7 @@ from ..report.model import Finding, Report
 
 REFRESH_S = 0.5
 TICK_RECORDS = 1024  # a source yields None at least this often while records flow
+MAX_FAILED = 20  # packets the analysis raised on, kept for the finding
 
 
 class Counters(NamedTuple):
@@ -130,6 +136,11 @@ class LiveRun:
         self.started = time.time()
         analyzer.on_message = _fan_out([self.calls.message] + _hooks(self.observers, "message"))
         analyzer.on_finding = _fan_out([self.calls.finding] + _hooks(self.observers, "finding"))
+        streams = _hooks(self.observers, "stream")
+        if streams and analyzer.media is not None:
+            analyzer.media.on_stream = _fan_out(streams)
+        self.failed: list[tuple[int, str]] = []  # (frame, error) of the first packets the analysis raised on
+        self.failures = 0
 
     def stop(self, *_args) -> None:
         self.source.stop()
@@ -150,7 +161,10 @@ class LiveRun:
             self._update(updates)
             for pkt in self.source:
                 if pkt is not None:
-                    feed(pkt)
+                    try:
+                        feed(pkt)
+                    except Exception as exc:  # noqa: BLE001 - see the module's text
+                        self._failed(pkt, exc)
                     n += 1
                     if n % TICK_RECORDS:
                         continue
@@ -163,10 +177,17 @@ class LiveRun:
         finally:
             self.source.close()
         info, skipped, fragments, found = self.source.finish()
+        if self.failures:
+            found = found + [unanalysed(self.failures, self.failed)]
         report = self.analyzer.finish(info, skipped, fragments, found)
         for finish in _hooks(self.observers, "finish"):
             finish(report)
         return report
+
+    def _failed(self, pkt: Packet, exc: Exception) -> None:
+        self.failures += 1
+        if len(self.failed) < MAX_FAILED:
+            self.failed.append((pkt.frame, f"{type(exc).__name__}: {exc}"))
 
     def _update(self, updates) -> None:
         if updates:

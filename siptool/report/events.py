@@ -1,11 +1,11 @@
 """Typed events for monitoring (Prometheus, report/prometheus.py): what happened, in bounded terms.
 
-The same events come from a finished Report (`from_report`, which only reads it) and from a live
-capture as it goes (analysis/events.CallWatch, fed the SIP records of the calls in progress at each
-refresh, as the Analyzer's on_message hook hands them; the live driver adds `Packets` from the
-kernel's counters and `FindingRaised` as findings appear, from its on_finding hook). Consumers
-never see a Call-ID: every field is from a bounded set, so metrics built on them keep a bounded
-number of series.
+The same events come from a finished Report (`from_report`, which only reads it; `from_call` for
+one call), from a live run as it goes (analysis/events.LiveEvents, a live run's observer: calls at
+their final response, findings as they are made, streams as they close, packets and kernel drops
+at each refresh), and from the echo agent (agent/echo_metrics.py: its calls, the packets it echoed,
+the requests it turned away). Consumers never see a Call-ID: every field is from a bounded set, so
+metrics built on them keep a bounded number of series.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from .model import Report, Severity
+from .model import Call, Report, Severity
 
 # The IANA registry of SIP response codes (Session Initiation Protocol Parameters, Response Codes).
 # A status outside it (a peer may send any 100-699) is reported as "other".
@@ -78,22 +78,66 @@ class Packets:
     kernel_drops: int = 0
 
 
-Event = CallEnded | ActiveCalls | StreamEnded | FindingRaised | Packets
+# The echo agent's own (siptool echo --metrics): how its calls ended, what it echoed, what it turned away.
+ECHO_OUTCOMES = frozenset(("ended", "cancelled", "rejected", "unanswered", "ringing"))  # agent/session.py
+REFUSALS = ("rate_limit", "max_calls", "malformed")  # why the echo turned requests away
+
+
+@dataclass(frozen=True, slots=True)
+class EchoCallEnded:
+    """A call the echo agent answered (or accepted and then refused) is over: how (ECHO_OUTCOMES)."""
+
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class Echoed:
+    """RTP packets echoed since the last such event (an increment)."""
+
+    packets: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Requests the echo agent turned away since the last such event, for one of REFUSALS: over its
+    source's rate limit (dropped unread), over --max-calls (503), malformed (400 or dropped)."""
+
+    reason: str
+    count: int
+
+
+Event = CallEnded | ActiveCalls | StreamEnded | FindingRaised | Packets | EchoCallEnded | Echoed | Refused
+
+
+def from_call(call: Call) -> Iterator[Event]:
+    """A finished call's events: how it ended (INVITE sessions), its streams and its findings."""
+    if call.kind == "call":
+        yield CallEnded(call.final_status, call.pdd_ms)
+    for stream in call.streams:
+        yield StreamEnded(stream.media, stream.loss_pct, stream.mos)
+    for f in call.findings:
+        yield FindingRaised(f.code, f.severity)
 
 
 def from_report(report: Report) -> Iterator[Event]:
     """Every event a finished Report stands for: its calls, streams, findings and packets."""
     for call in report.calls:
-        if call.kind == "call":
-            yield CallEnded(call.final_status, call.pdd_ms)
-        for stream in call.streams:
-            yield StreamEnded(stream.media, stream.loss_pct, stream.mos)
+        yield from from_call(call)
     for stream in report.streams:
         yield StreamEnded(stream.media, stream.loss_pct, stream.mos)
-    drops = 0
-    for f in report.all_findings():
+    for f in report.findings:
         yield FindingRaised(f.code, f.severity)
-        if f.code == "capture.kernel_drops":
-            drops += int(f.evidence.get("kernel_drops", 0))
-    yield Packets(report.capture.packets, drops)
-    yield ActiveCalls(sum(1 for c in report.calls if c.kind == "call" and c.state in ("answered", "in-progress")))
+    yield Packets(report.capture.packets, kernel_drops(report))
+    yield ActiveCalls(active_at_end(report))
+
+
+def active_at_end(report: Report) -> int:
+    """INVITE sessions still up (answered, or waiting for a final response) when the capture ended."""
+    return sum(1 for c in report.calls if c.kind == "call" and c.state in ("answered", "in-progress"))
+
+
+def kernel_drops(report: Report) -> int:
+    """Packets the kernel dropped before siptool read them, as the report's findings say (the capture
+    ring's, or the HEP listener's UDP socket's)."""
+    return sum(int(f.evidence.get("kernel_drops", 0)) for f in report.findings
+               if f.code in ("capture.kernel_drops", "hep.dropped"))

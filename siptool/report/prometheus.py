@@ -17,12 +17,16 @@ registry is "other"; finding codes are siptool's own catalogue (docs/findings.md
 | `siptool_stream_mos` | histogram | (audio streams) |
 | `siptool_stream_loss_ratio` | histogram | (audio streams: the loss buckets) |
 | `siptool_findings_total` | counter | `code`, `severity` |
-| `siptool_packets_total` | counter | |
-| `siptool_kernel_drops_total` | counter | |
+| `siptool_packets_total` | counter | (capture) |
+| `siptool_kernel_drops_total` | counter | (capture) |
+| `siptool_echo_calls_total` | counter | `outcome` (echo: ended, cancelled, rejected, unanswered, ringing) |
+| `siptool_echo_packets_total` | counter | (echo: RTP packets echoed) |
+| `siptool_echo_refused_total` | counter | `reason` (echo: rate_limit, max_calls, malformed) |
 """
 
 from __future__ import annotations
 
+from ..errors import SiptoolError
 from . import events as ev
 
 PDD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)  # seconds
@@ -31,9 +35,9 @@ LOSS_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # rati
 
 
 class Exporter:
-    """The metrics of one capture (or agent), in their own registry."""
+    """The metrics of one capture, or (`echo`) of the echo agent, in their own registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo: bool = False) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = registry = CollectorRegistry(auto_describe=True)
@@ -48,9 +52,18 @@ class Exporter:
                               "as a ratio", buckets=LOSS_BUCKETS, registry=registry)
         self.findings = Counter("siptool_findings", "Findings by code (docs/findings.md) and severity",
                                 ["code", "severity"], registry=registry)
-        self.packets = Counter("siptool_packets", "Packets captured", registry=registry)
-        self.drops = Counter("siptool_kernel_drops", "Packets the kernel dropped before siptool read them",
-                             registry=registry)
+        if echo:
+            self.echo_calls = Counter("siptool_echo_calls", "Calls the echo agent answered (or accepted, then "
+                                      "refused), by how they ended", ["outcome"], registry=registry)
+            self.echoed = Counter("siptool_echo_packets", "RTP packets the echo agent echoed", registry=registry)
+            self.refused = Counter("siptool_echo_refused", "Requests the echo agent turned away, by reason",
+                                   ["reason"], registry=registry)
+            for reason in ev.REFUSALS:  # every series from the start: rate() needs the zero
+                self.refused.labels(reason)
+        else:
+            self.packets = Counter("siptool_packets", "Packets captured", registry=registry)
+            self.drops = Counter("siptool_kernel_drops", "Packets the kernel dropped before siptool read them",
+                                 registry=registry)
 
     def apply(self, event: ev.Event) -> None:
         """Count one event (report/events.py)."""
@@ -70,6 +83,12 @@ class Exporter:
             case ev.Packets(captured=captured, kernel_drops=drops):
                 self.packets.inc(captured)
                 self.drops.inc(drops)
+            case ev.EchoCallEnded(outcome=outcome):
+                self.echo_calls.labels(outcome if outcome in ev.ECHO_OUTCOMES else "other").inc()
+            case ev.Echoed(packets=packets):
+                self.echoed.inc(packets)
+            case ev.Refused(reason=reason, count=count):
+                self.refused.labels(reason).inc(count)
 
     def observe_report(self, report) -> "Exporter":
         for event in ev.from_report(report):
@@ -86,5 +105,8 @@ class Exporter:
         """Serve /metrics on host:port from a thread; returns the server (call .shutdown())."""
         from prometheus_client import start_http_server
 
-        server, _thread = start_http_server(port, host, registry=self.registry)
+        try:
+            server, _thread = start_http_server(port, host, registry=self.registry)
+        except OSError as exc:
+            raise SiptoolError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
         return server

@@ -69,14 +69,17 @@ def point_numbers(report: Report) -> dict[str, int]:
 
 
 def sources_lines(report: Report, most: int = 8) -> list[str]:
-    """A set of captures: how its files were grouped, and each capture point's files."""
-    if not report.sources:
-        return []
+    """A set of captures: how its files were grouped, and each capture point's files; HEP agents
+    (capture points without files) by name when there are several."""
+    numbers = point_numbers(report)
     points: dict[str, list[str]] = {}
     for src in report.sources:
         points.setdefault(src.capture_point, []).append(src.file)
+    if not points and len(numbers) > 1:
+        points = {point: [] for point in numbers}
+    if not points:
+        return []
     lines = [f"[dim]{escape(report.grouping)}[/]"]
-    numbers = point_numbers(report)
     for point, files in list(points.items())[:most]:
         lines.append(escape(f"  [{numbers[point]}] {point}"
                             + (f": {len(files)} files, {files[0]} to {files[-1]}" if len(files) > 1 else "")))

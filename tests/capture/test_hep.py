@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support import FIXTURES
 
-from siptool.analysis.points import CapturePoints
+from siptool.analysis.points import CapturePoints, received
 from siptool.capture import open_capture
 from siptool.capture.hep import (AF_INET6, HepError, HepFramer, HepMessage, HepReceiver, ProtocolType, decode,
                                  encode, from_packet, parse_address)
@@ -134,8 +134,8 @@ def test_receiver_gives_packets_the_analyzer_frames_over_tcp():
     for pkt in fixture_sip("call_tcp.pcap"):
         assert pkt.transport == "tcp"
         got = receiver.receive(encode(from_packet(pkt, agent_id=1)), "127.0.0.1:9")
-        points.feed(*got)
-    report = points.finish("hep", receiver)
+        points.feed(got)
+    report = points.finish(*received(receiver))
     want = analyze_file(FIXTURES / "call_tcp.pcap")
     assert [(c.call_id, c.final_status, c.messages, c.transport) for c in report.calls] == \
         [(c.call_id, c.final_status, c.messages, c.transport) for c in want.calls]
@@ -145,9 +145,9 @@ def test_one_call_id_at_two_agents_is_two_legs():
     packets = fixture_sip("call_ok.pcap")
     receiver, points = HepReceiver(), CapturePoints()
     for pkt in packets:  # the same messages seen by an SBC (agent 10) and a proxy (agent "core-1")
-        points.feed(*receiver.receive(encode(from_packet(pkt, agent_id=10)), "a"))
-        points.feed(*receiver.receive(encode(from_packet(pkt, agent_name="core-1")), "b"))
-    report = points.finish("hep", receiver)
+        points.feed(receiver.receive(encode(from_packet(pkt, agent_id=10)), "a"))
+        points.feed(receiver.receive(encode(from_packet(pkt, agent_name="core-1")), "b"))
+    report = points.finish(*received(receiver))
     calls = [c for c in report.calls if c.kind == "call"]
     assert len(calls) == 2 and calls[0].call_id == calls[1].call_id
     assert sorted(c.capture_point for c in calls) == ["10", "core-1"]
@@ -162,8 +162,8 @@ def test_refused_and_malformed_messages_become_findings_with_their_numbers():
                          (encode(from_packet(pkt, auth_key=b"wrong")), "c:3"), (encode(from_packet(pkt)), "c:3")]:
         got = receiver.receive(data, sender)
         if got:
-            points.feed(*got)
-    report = points.finish("hep", receiver)
+            points.feed(got)
+    report = points.finish(*received(receiver))
     found = {f.code: f for f in report.findings}
     assert found["hep.malformed"].frames == [2] and found["hep.malformed"].evidence["senders"] == ["b:2"]
     assert found["hep.auth_refused"].frames == [3, 4] and found["hep.auth_refused"].severity == "error"
@@ -171,8 +171,8 @@ def test_refused_and_malformed_messages_become_findings_with_their_numbers():
     clean = CapturePoints()
     ok = HepReceiver()
     for p in fixture_sip("calls_mixed.pcap"):
-        clean.feed(*ok.receive(encode(from_packet(p, agent_id=1))))
-    assert not [f for f in clean.finish("hep", ok).findings if f.code.startswith("hep.")]
+        clean.feed(ok.receive(encode(from_packet(p, agent_id=1))))
+    assert not [f for f in clean.finish(*received(ok)).findings if f.code.startswith("hep.")]
 
 
 def test_payload_types_not_analysed_are_counted():
@@ -181,7 +181,7 @@ def test_payload_types_not_analysed_are_counted():
     log = HepMessage("10.0.0.1", "10.0.0.2", 1, 2, b"a log line", protocol_type=100)
     raw_rtcp = HepMessage("10.0.0.1", "10.0.0.2", 1, 2, bytes.fromhex("81c90007") + bytes(24), protocol_type=5)
     assert receiver.receive(encode(json_rtcp)) is None and receiver.receive(encode(log)) is None
-    assert receiver.receive(encode(raw_rtcp))[1].payload == raw_rtcp.payload
+    assert receiver.receive(encode(raw_rtcp)).payload == raw_rtcp.payload
     assert receiver.skipped == {"HEP RTCP report as JSON (not analysed)": 1,
                                 "HEP payload type 100 (not SIP, RTP or RTCP)": 1}
 
@@ -215,7 +215,7 @@ def test_listener_over_tcp_frames_a_stream_and_drops_a_bad_one():
         finally:
             done.set()
             runner.join(10)
-        report = points.finish("hep", listener.receiver)
+        report = points.finish(*received(listener.receiver))
     assert listener.receiver.malformed == 1 and listener.receiver.messages == len(packets) + 1
     want = analyze_file(FIXTURES / "calls_mixed.pcap")
     assert [(c.call_id, c.final_status, c.messages) for c in report.calls] == \
@@ -249,7 +249,7 @@ def test_sender_to_listener(transport):
         finally:
             done.set()
             runner.join(10)
-        report = points.finish("hep", listener.receiver)
+        report = points.finish(*received(listener.receiver))
     assert listener.receiver.refused == 0 and {c.capture_point for c in report.calls} == {"edge-1"}
     want = analyze_file(FIXTURES / "call_tcp.pcap")
     assert [(c.call_id, c.final_status, c.messages, c.transport) for c in report.calls] == \
@@ -264,3 +264,19 @@ def test_sender_counts_what_it_cannot_send():
     with HepSender(f"tcp:127.0.0.1:{free_port()}") as sender:  # nothing listens
         assert sender.send(fixture_sip("call_ok.pcap")[0]) is False
         assert (sender.sent, sender.failed) == (0, 1)
+
+
+@pytest.mark.parametrize("how", ["unresolvable", "taken"])
+def test_a_listener_that_cannot_listen_says_why(how):
+    """A host that does not resolve, or a port in use, is one clear error (the listener, half made,
+    closes what it opened), never an AttributeError from its close()."""
+    import socket
+
+    from siptool.capture.hep_listen import HepListener
+    from siptool.errors import SiptoolError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        address = "no-such-host.invalid:9060" if how == "unresolvable" else f"udp:127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(SiptoolError, match="cannot listen for HEP on"):
+            HepListener(address)

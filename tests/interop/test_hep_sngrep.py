@@ -12,7 +12,7 @@ import pytest
 from interop.peers import free_port
 from support import FIXTURES, require_binary
 
-from siptool.analysis.points import CapturePoints
+from siptool.analysis.points import CapturePoints, received
 from siptool.capture import open_capture
 from siptool.capture.hep import HepReceiver, encode, from_packet
 from siptool.capture.hep_listen import HepListener
@@ -47,13 +47,13 @@ def receive_from_sngrep(sngrep, peers, path, config=None, auth_key=None):
         sender = peers(args + (["-f", config] if config else ["-F"]))
         deadline = time.monotonic() + 30
 
-        def sink(point, pkt):
-            got.append((point, pkt))
-            points.feed(point, pkt)
+        def sink(pkt):
+            got.append((pkt.point, pkt))
+            points.feed(pkt)
 
         listener.run(sink, lambda: listener.receiver.messages >= want or time.monotonic() > deadline)
         assert sender.wait(30) == 0, sender.output
-        return listener.receiver, got, points.finish("hep", listener.receiver)
+        return listener.receiver, got, points.finish(*received(listener.receiver))
 
 
 def comparable(call, transport=True):

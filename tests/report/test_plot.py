@@ -135,7 +135,7 @@ def test_cli(tmp_path):
     assert out.exit_code == 0, out.stderr
     assert (tmp_path / "ok.png").read_bytes()[:4] == b"\x89PNG"
     out = runner.invoke(app, ["plot", str(FIXTURES / "call_ok.pcap"), "-o", str(tmp_path / "x.png")])
-    assert out.exit_code == 2 and "0 calls with media" in out.stderr
+    assert out.exit_code == 2 and "no call in this capture has media" in out.stderr
     out = runner.invoke(app, ["plot", str(FIXTURES / "call_ok.pcap"), "--call", "1", "-o", str(tmp_path / "x.png")])
     assert out.exit_code == 2 and "has no RTP" in out.stderr
     out = runner.invoke(app, ["plot", str(FIXTURES / "example.pcap"), "-o", str(tmp_path / "x.png")])

@@ -1,5 +1,5 @@
 """Prometheus metrics (report/prometheus.py): exposition valid for promtool, figures equal the report's,
-labels bounded; the live event path (CallWatch) gives the same counts as the finished report."""
+labels bounded; a live run (analysis/events.LiveEvents) counts what its finished Report counts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from support import FIXTURES, require_binary
 
 from siptool.analysis import events as ev
 from siptool.analysis.session import Analyzer
-from siptool.capture import open_capture
 from siptool.drivers.many import analyze_files
 from siptool.report.prometheus import Exporter
 
@@ -72,24 +71,52 @@ def test_labels_are_bounded():
     assert len(series) == len(ev.REGISTERED_STATUS) + 6  # and one 'other' per class, 1xx to 6xx
 
 
-def test_live_events_count_what_the_report_counts():
-    """Packets fed one by one, the live calls watched after each: every call is counted once, with
-    the PDD the report gives it; the active gauge ends at the report's calls still up."""
-    calls = {}  # the live calls' SIP records, as the Analyzer's on_message hook hands them
-    analyzer = Analyzer(on_message=lambda msg, record, call: calls.setdefault(id(record), record))
-    watch, live, exporter = ev.CallWatch(), Exporter(), Exporter()
-    with open_capture(FIXTURES / "calls_mixed.pcap") as source:
-        for pkt in source:
-            analyzer.feed(pkt)
-            for event in watch.events(calls.values()):
-                live.apply(event)
-        report = analyzer.finish(source.info)
-    exporter.observe_report(report)
-    a, b = samples(live.exposition()), samples(exporter.exposition())
-    counted = {k: v for k, v in b.items() if k[0].startswith(("siptool_calls", "siptool_post_dial"))
-               and "_created" not in k[0]}
-    assert counted and all(a.get(k) == v for k, v in counted.items()), (a, counted)
-    assert a[("siptool_active_calls", ())] == b[("siptool_active_calls", ())]
+def run_live(path, observers):
+    """A capture file replayed through a live run (drivers/live.LiveRun), observers following it."""
+    from drivers.test_live_driver import Replay
+
+    from siptool.analysis.session import _media_tracker
+    from siptool.drivers.live import LiveRun
+
+    live = LiveRun(Replay(path), Analyzer(media=_media_tracker()), observers, refresh_s=0.0)
+    return live.run()
+
+
+def without_created(text: bytes) -> dict:
+    return {k: v for k, v in samples(text).items() if not k[0].endswith("_created")}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.pcap")))
+def test_a_live_run_counts_what_its_report_counts(name):
+    """Every fixture replayed through a live run with LiveEvents: calls counted at their final response,
+    findings as made, streams as they close, packets at each refresh, the rest at the end. The metrics
+    a live run leaves equal those of its finished Report, series for series."""
+    live = Exporter()
+    report = run_live(FIXTURES / name, [ev.LiveEvents(live.apply)])
+    want = without_created(Exporter().observe_report(report).exposition())
+    assert without_created(live.exposition()) == pytest.approx(want, rel=1e-9)  # sums added in another order
+
+
+def test_calls_are_counted_at_their_final_response():
+    """While the run goes: a call is counted when its final response is read, and only then, once."""
+    seen = []
+    exporter = Exporter()
+
+    class Probe:
+        """After each SIP message (and LiveEvents' own hook), the calls the metrics count so far."""
+
+        def message(self, msg, record, call):
+            got = samples(exporter.exposition())
+            seen.append((msg, sum(v for k, v in got.items() if k[0] == "siptool_calls_total")))
+
+    report = run_live(FIXTURES / "calls_mixed.pcap", [ev.LiveEvents(exporter.apply), Probe()])
+    counts = [0] + [n for _, n in seen]
+    for (msg, _), before, after in zip(seen, counts, counts[1:]):
+        assert after - before in (0, 1)
+        if after > before:
+            assert msg.status >= 200 and msg.status not in (401, 407) and msg.cseq[1] == "INVITE"
+    invites = [c for c in report.calls if c.kind == "call"]
+    assert counts[-1] == sum(c.final_status is not None for c in invites) > 1
 
 
 def test_served_over_http(report):
