@@ -16,7 +16,7 @@ import numpy as np
 from ..capture.batch import _gather, take
 from ..report.model import Interval, StreamContent
 from ..rtp import codecs as registry
-from ..rtp.content import SUMMARY_DTYPE, PayloadTransform, Result, StreamAudio, finish_many, g711_summary
+from ..rtp.content import MAX_SUB, SUBFRAME, SUMMARY_DTYPE, PayloadTransform, Result, StreamAudio, finish_many, g711_summary
 from ..rtp.speech import Vad
 
 # Static audio payload types a stream may carry without an rtpmap (RFC 3551 table 4).
@@ -59,17 +59,19 @@ def batch_summaries(rtp, buf: np.ndarray) -> np.ndarray:
     pt, b0 = hdr["b1"] & 0x7F, hdr["b0"]
     size = rtp.length[sel] - 12
     out = np.zeros(n, SUMMARY_DTYPE)
-    out["time"], out["ts"], out["pt"] = rtp.time[sel], hdr["ts"], pt
-    plain = (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (size > 0) & (size % 80 == 0) & (size <= 320)
+    out["time"], out["ts"], out["pt"], out["power"] = rtp.time[sel], hdr["ts"], pt, np.nan
+    nsub, rest = np.divmod(size, SUBFRAME)
+    plain = (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (rest == 0) & (nsub > 0) & (nsub <= MAX_SUB)
     for law_pt, law in ((0, "PCMU"), (8, "PCMA")):
         mine = plain & (pt == law_pt)
         if not mine.any():
             continue
-        for length in np.unique(size[mine]).tolist():
-            at = np.flatnonzero(mine & (size == length))
+        for count in np.flatnonzero(np.bincount(nsub[mine])).tolist():  # (no np.unique: a sort per batch)
+            length = count * SUBFRAME
+            at = np.flatnonzero(mine & (nsub == count))
             rows = _gather(buf, rtp.payload[sel[at]] + 12, np.dtype(f"V{length}")).view(np.uint8).reshape(len(at), length)
             summary = zip(("nsub", "peak", "head", "tail", "clipped", "power"),
-                          (length // 80, *g711_summary(rows, law, hdr["seq"][at])))
+                          (count, *g711_summary(rows, law, hdr["seq"][at])))
             if len(at) == n:  # every record (the usual batch of a G.711 trunk)
                 for name, values in summary:
                     out[name] = values
