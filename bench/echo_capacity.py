@@ -10,6 +10,7 @@ when loss < 0.1 % and p99 added delay < 5 ms. Calls are hung up (BYE) after each
   python bench/echo_capacity.py                       # levels 200,1000,1800,2200,2600; ~8 min
   python bench/echo_capacity.py --levels 100,200 --seconds 5
   python bench/echo_capacity.py --agents siptool --levels 1000 --root ../main   # another version
+  python bench/echo_capacity.py --agents siptool-ppc,siptool-pcap --levels 100,200,400   # what --pcap costs
 
 The generator sends and receives in batches (sendmmsg/recvmmsg through siptool/agent/mmsg.py), so it
 costs less than the agents it measures; its own send lateness is still printed (gen late p99) so that a
@@ -219,6 +220,8 @@ def start_agent(kind: str, root: Path | None = None) -> tuple[subprocess.Popen, 
         cmd = [sys.executable, "-m", "siptool", "echo", "--listen", f"127.0.0.1:{port}"]
         if kind == "siptool-ppc":
             cmd.append("--port-per-call")
+        elif kind == "siptool-pcap":  # every packet written and each call analysed in full (echo --pcap)
+            cmd += ["--pcap", os.devnull]  # the packets are built and written; the file is not kept
     else:
         mport = free_port()
         cmd = [shutil.which("sipp"), "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",

@@ -10,7 +10,12 @@ What an echoed call reports costs no per-packet Python: its SIP messages (a few 
 with the call and bounded) go through the Analyzer when it ends, SIP only, so the line and the
 findings are what `analyze` says of its signalling; its media is the tally the echo already keeps
 (packets echoed, counted per batch by the shared port's thread). The media itself is never fed to
-an Analyzer: that is what keeps echo capacity at SIPp's (bench/echo_capacity.py)."""
+an Analyzer: that is what keeps echo capacity at SIPp's (bench/echo_capacity.py).
+
+On request (`pcap`, `siptool echo --pcap FILE`) every packet the echo sends and receives, SIP and
+RTP, is written to that file, and each call's own packets feed an Analyzer as they pass (agent/tap.py,
+as a placed call's do): its line then carries its media figures and findings too. That takes per-packet
+Python: media goes through a port pair per call on the event loop, not the shared port's thread."""
 
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from .speaker import Speaker
 from .voice_agent import AgentPlan, VoiceAgent
 from .session import RING_LIMIT, UasSession, rings_unanswered  # noqa: F401 - re-exported
 from .clock import stamp
-from .tap import AgentTap
+from .tap import AgentTap, Taps
 from .transport import TlsOptions
 from .ua import UserAgent
 
@@ -56,6 +61,14 @@ class EchoCall:
     packets: list[tuple] = field(default_factory=list, repr=False)  # the tap's arguments, each message
     call: Call | None = None
     agent: VoiceAgent | None = field(default=None, repr=False)  # the voice agent speaking on it, if any
+    tap: AgentTap | None = field(default=None, repr=False)  # with --pcap: its own Analyzer, fed as packets pass
+
+    def keep(self, packet: tuple) -> None:
+        """One SIP message (the tap's arguments): to its Analyzer, or kept for the analysis at the end."""
+        if self.tap is not None:
+            self.tap(*packet)
+        elif len(self.packets) < MAX_KEPT:
+            self.packets.append(packet)
 
     call_id = property(lambda self: self.session.call_id)
     remote = property(lambda self: self.session.source)
@@ -83,28 +96,29 @@ class EchoServer:
                  timers: Timers | None = None, tls: TlsOptions | None = None,
                  reject: int | None = None, media_port: int | None = None, rate: float | None = None,
                  max_calls: int = MAX_CALLS, on_error: Callable | None = None, on_call: Callable | None = None,
-                 retry_after: int | None = None, agent: AgentPlan | None = None) -> None:
+                 retry_after: int | None = None, agent: AgentPlan | None = None, pcap: str | None = None) -> None:
         self.listen = listen
         self.agent = agent  # a voice agent instead of an echo (voice_agent.py): a port pair per call
         self._clips: dict[int, list] = {}  # the agent's greeting and replies at each codec rate
+        self.pcap = AgentTap(pcap, analyse=False) if pcap else None  # every packet of the run, written
         policy = EchoPolicy(codecs=tuple(c.upper() for c in codecs), reject=reject, retry_after=retry_after, ring=ring,
                             hangup_after=hangup_after, max_calls=max_calls,
                             auth=Authenticator(realm, {user: password}) if user and password is not None else None)
         # rate: messages per second one source host may send (None: the limiter's default; 0: no limit)
         limiter = None if rate == 0 else SourceLimiter() if rate is None else SourceLimiter(rate)
         self.ua = UserAgent(transport, listen[0], listen[1], timers, tls, limiter=limiter, on_error=on_error,
-                            on_event=self._event)
+                            on_event=self._event, tap=self.pcap)
         self.core = EchoCore(self.ua.ep, policy, self._open_media)
         self.ua.ep.on_traffic = self._traffic
-        self._arriving: list[tuple[str, tuple]] = []  # (Call-ID, message) of the latest message in, no call yet
         self.calls: dict[str, EchoCall] = {}
         self.finished: list[EchoCall] = []
         self.on_call = on_call  # a call ended: the EchoCall, with the Analyzer's Call of it in `.call`
         # media_port: every call's media on one port pair (0: any free one), echoed in batches by a
         # thread (agent/echo_port.py), for an echo agent with a process of its own (`siptool echo`).
         # None: a port pair per call, echoed on the event loop (an agent sharing a loop with callers).
-        self.media_port = media_port
+        self.media_port = media_port if pcap is None else None  # (the shared port's thread taps nothing)
         self.shared: EchoPort | None = None
+        self._unclaimed: tuple[str, list] = ("", [])  # a new call's INVITE and 100 Trying, before it exists
         self.answer_body = b""
 
     @property
@@ -145,6 +159,8 @@ class EchoServer:
         await self.ua.close()
         if self.shared is not None:
             self.shared.close()
+        if self.pcap is not None:
+            self.pcap.close()
 
     async def __aenter__(self) -> "EchoServer":
         return await self.start()
@@ -156,9 +172,12 @@ class EchoServer:
 
     def _open_media(self, session: UasSession) -> int:
         """A new call's media: the shared port, or a port pair of its own (OSError when none is left)."""
-        record = EchoCall(session)
-        record.packets += [packet for call_id, packet in self._arriving if call_id == session.call_id]
+        record = EchoCall(session, tap=AgentTap(None) if self.pcap is not None else None)
         self.calls[session.call_id] = record
+        call_id, early = self._unclaimed
+        self._unclaimed = ("", [])
+        for packet in early if call_id == session.call_id else ():
+            record.keep(packet)
         fmtp = session.formats[session.codec[1]][3]
         coder = registry.coder(session.codec[0], fmtp)
         voice = self.agent is not None
@@ -166,7 +185,8 @@ class EchoServer:
         if voice:
             rtp.listener = Listener(coder.decoder(), coder.clock_rate)
             record.agent = VoiceAgent(self.agent, self._agent_clips(coder.rate), Speaker(coder.rate), rtp.listener)
-        driver = RtpDriver(self.listen[0], rtp, shared=None if voice else self.shared)
+        driver = RtpDriver(self.listen[0], rtp, shared=None if voice else self.shared,
+                           tap=Taps(record.tap, self.pcap) if self.pcap is not None else None)
         driver.bind()  # at once: the SDP answer needs the port
         offer = session.offer
         driver.set_remote(offer.connection, offer.port, rtp.coder, session.codec[1], offer.dtmf_pt)
@@ -194,20 +214,19 @@ class EchoServer:
         return self._clips[rate]
 
     def _traffic(self, direction: str, data: bytes, addr, call_id: str, now: float) -> None:
-        """A call's SIP messages, kept with it (as a tap takes them) for its analysis when it ends. The
-        INVITE that opens a call arrives an instant before the call exists (the core opens it while
-        handling that INVITE): the latest message in is held until then."""
+        """A call's SIP messages, kept with it (as a tap takes them) for its analysis when it ends. A
+        new call's INVITE, and the 100 Trying its transaction sends, pass before the call exists:
+        they wait, as the last message's, until _open_media claims them."""
+        ua = self.ua
+        here = ua.transport.locals.get(addr, ua.local) if ua.transport.reliable else ua.local
+        packet = (direction, here, addr, data, ua.kind, now)
         record = self.calls.get(call_id)
-        if record is None and direction != "in":
-            return
-        if record is None or len(record.packets) < MAX_KEPT:
-            ua = self.ua
-            here = ua.transport.locals.get(addr, ua.local) if ua.transport.reliable else ua.local
-            packet = (direction, here, addr, data, ua.kind, now)
-            if record is None:
-                self._arriving = [(call_id, packet)]
-            else:
-                record.packets.append(packet)
+        if record is not None:
+            record.keep(packet)
+        elif direction == "in":
+            self._unclaimed = (call_id, [packet])
+        elif self._unclaimed[0] == call_id and len(self._unclaimed[1]) < 4:
+            self._unclaimed[1].append(packet)
 
     def _ended(self, record: EchoCall) -> None:
         if record.driver is not None:
@@ -223,12 +242,14 @@ class EchoServer:
 def analyse(record: EchoCall) -> Call | None:
     """The Analyzer over a finished call's SIP messages, as a tap would have fed it, with the echo's
     facts of it: what `analyze` says of the call's signalling (its media is not captured: that is
-    an info finding of the report, not of the call)."""
-    if not record.packets:
+    an info finding of the report, not of the call). With --pcap, its own Analyzer's, media too."""
+    tap = record.tap
+    if tap is None:
+        tap = AgentTap(None)
+        for packet in record.packets:
+            tap(*packet)
+    if not tap.info.packets:
         return None
-    tap = AgentTap(None)
-    for packet in record.packets:
-        tap(*packet)
     report = tap.report()
     call = next((c for c in report.calls if c.call_id == record.call_id and c.kind == "call"), None)
     if call is not None:

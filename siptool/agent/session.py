@@ -488,8 +488,8 @@ class UacSession(CallSession):
 
     def _end_if_done(self, now: float) -> None:
         """Once the INVITE has its final response, the session ends, when a CANCEL in flight has its
-        own (or after 2 s)."""
-        if self.invite_txn is not None and self.invite_txn.live:
+        own (or after 2 s); a BYE in flight (the 200 that crossed the CANCEL, hung up) ends it itself."""
+        if self.invite_txn is not None and self.invite_txn.live or self.bye_txn is not None and self.bye_txn.live:
             return
         if self.cancel_txn is not None and self.cancel_txn.live:
             self._at("cancel_wait", now + CANCEL_WAIT)

@@ -28,6 +28,7 @@ from . import secure_media
 from .secure_media import KeyCandidate, StreamCheck
 from . import content
 from .kinds import classify
+from .reception import Reception
 
 _HDR = struct.Struct("!BBHII")
 _RTCP_READ = frozenset((200, 201, 207))  # SR, RR, XR: what the analysis reads (not SDES, BYE, APP)
@@ -105,13 +106,13 @@ class MediaTracker:
         self._recent: dict[tuple[int, int], int] = {}  # IPv4 endpoint (integer) -> frame of a recent announcement
         self._retired: list[tuple[tuple, _Flow]] = []  # flows whose ports a later call re-used
         self._bye: dict[str, float] = {}  # call_id -> time of its first BYE
-        self._closed: list[tuple[Stream, _StreamState, float]] = []  # finished early (memory), with loss
+        self._closed: list[tuple[Stream, _StreamState, float, tuple]] = []  # finished early (memory), with
+        # loss and flow key
         self._next_sweep = 0.0
         self.rtcp_packets = 0
         self._sr_seen: dict[tuple[int, int], float] = {}  # (SR sender SSRC, NTP middle) -> capture time
         self._sr_order: deque[tuple[float, tuple[int, int]]] = deque()  # the same, oldest first
-        self._reported: dict[int, dict] = {}  # media SSRC -> what receivers reported about it
-        self._xr: dict[int, RtcpXr] = {}  # media SSRC -> last RTCP XR VoIP Metrics about it
+        self.reception = Reception()  # what receivers reported, by source SSRC and reporter
         self.on_stream = None  # a live run's hook: each stream as it closes, rated (see _publish)
 
     # --- SIP side --------------------------------------------------------------------------
@@ -455,6 +456,7 @@ class MediaTracker:
         flow's RTCP) is read only once a key authenticates it: its report blocks are encrypted."""
         self.rtcp_packets += 1
         ep = flow.endpoint if flow is not None else None
+        reporter = (flow.key[0], flow.key[1]) if flow is not None and flow.key is not None else None
         if ep is not None and ep.keying:
             if flow.srtcp is None:
                 flow.srtcp = StreamCheck(ep.keying, ep.keys if ep.keys is not None else [], rtcp=True)
@@ -472,20 +474,15 @@ class MediaTracker:
                     if self._sr_seen.get(old) == t:
                         del self._sr_seen[old]
             for vm in p.voip_metrics:
-                xr = self._xr.get(vm.ssrc)
-                self._xr[vm.ssrc] = RtcpXr(
+                self.reception.voip_metrics(vm.ssrc, reporter, time, RtcpXr(
                     round(vm.loss_pct, 2), round(vm.discard_pct, 2), vm.round_trip_ms, vm.end_system_delay_ms,
-                    vm.r_factor, vm.mos_lq, vm.mos_cq, vm.jb_nominal_ms, vm.jb_max_ms, (xr.reports if xr else 0) + 1)
+                    vm.r_factor, vm.mos_lq, vm.mos_cq, vm.jb_nominal_ms, vm.jb_max_ms,
+                    self.reception.xr_reports(vm.ssrc, reporter) + 1))
             for b in p.reports:
-                info = self._reported.setdefault(b.ssrc, {"loss": 0.0, "jitter": 0, "rtt": [], "lost": 0})
-                info["loss"] = max(info["loss"], b.fraction_lost_pct)
-                info["jitter"] = b.jitter
-                info["lost"] = b.cumulative_lost
                 sent = self._sr_seen.get((b.ssrc, b.lsr)) if b.lsr else None
-                if sent is not None:
-                    rtt = (time - sent) * 1000.0 - b.dlsr * 1000.0 / 65536.0
-                    if 0 <= rtt < 10000 and len(info["rtt"]) < 1000:
-                        info["rtt"].append(rtt)
+                rtt = (time - sent) * 1000.0 - b.dlsr * 1000.0 / 65536.0 if sent is not None else None
+                self.reception.block(b.ssrc, reporter, time, b.fraction_lost_pct, b.jitter, b.cumulative_lost,
+                                     rtt if rtt is not None and 0 <= rtt < 10000 else None)
 
     def ended(self, call: Call, time: float) -> None:
         """The call got a BYE: its streams can be closed once they fall silent (see _sweep)."""
@@ -531,14 +528,14 @@ class MediaTracker:
             state.stats = None  # the per-packet records are no longer needed
             stream, eff = self._stream(state, m, *key)
             if stream is not None:
-                self._closed.append((stream, state, eff))
+                self._closed.append((stream, state, eff, key))
                 if self.on_stream is not None:
-                    self._publish(stream, state, eff)
+                    self._publish(stream, state, eff, key)
 
-    def _publish(self, stream: Stream, state: _StreamState, effective_loss_pct: float) -> None:
+    def _publish(self, stream: Stream, state: _StreamState, effective_loss_pct: float, key: tuple) -> None:
         """A stream just closed, to `on_stream`: rated and classified as the Report will have it, with
         the RTCP seen so far (finish() rates it again, with any RTCP that came after)."""
-        self._rate(stream, state, effective_loss_pct)
+        self._rate(stream, state, effective_loss_pct, key)
         classify(stream, state.call)
         self.on_stream(stream)
 
@@ -561,8 +558,8 @@ class MediaTracker:
     def finish(self, report: Report) -> None:
         self._close([(key, flow, ssrc, state) for key, flow in self._retired + list(self._flows.items())
                      for ssrc, state in flow.streams.items()])
-        for stream, state, eff in self._closed:
-            self._rate(stream, state, eff)
+        for stream, state, eff, key in self._closed:
+            self._rate(stream, state, eff, key)
             if state.call is not None:
                 stream.call_id = state.call.call_id
                 state.call.streams.append(stream)
@@ -611,17 +608,19 @@ class MediaTracker:
             state.events = []
         return stream, m.effective_loss_pct
 
-    def _rate(self, stream: Stream, state: _StreamState, effective_loss_pct: float) -> None:
-        """RTCP figures and the MOS, at the end: RTCP reports may arrive after the stream closed."""
-        reported = self._reported.get(state.ssrc)
-        stream.rtcp_xr = self._xr.get(state.ssrc)
+    def _rate(self, stream: Stream, state: _StreamState, effective_loss_pct: float, key: tuple) -> None:
+        """RTCP figures and the MOS, at the end: RTCP reports may arrive after the stream closed. The
+        reports are its receiver's (analysis/reception.py: an echoed SSRC is two streams)."""
+        src, dst = (key[0], key[1]), (key[2], key[3])
+        reported = self.reception.blocks_about(state.ssrc, src, dst)
+        stream.rtcp_xr = self.reception.xr_about(state.ssrc, src, dst)
         if reported is not None:
-            stream.rtcp_loss_pct = round(reported["loss"], 2)
-            stream.rtcp_lost = reported["lost"]
+            stream.rtcp_loss_pct = round(reported.loss, 2)
+            stream.rtcp_lost = reported.lost
             clock = stream.clock_rate
-            stream.rtcp_jitter_ms = round(reported["jitter"] * 1000.0 / clock, 3) if clock else None
-            if reported["rtt"]:
-                stream.rtcp_rtt_ms = round(float(np.median(reported["rtt"])), 3)
+            stream.rtcp_jitter_ms = round(reported.jitter * 1000.0 / clock, 3) if clock else None
+            if reported.rtt:
+                stream.rtcp_rtt_ms = round(float(np.median(reported.rtt)), 3)
         stream.effective_loss_pct = round(effective_loss_pct, 3)
         if stream.codec.lower() != "telephone-event":
             r, mos = mos_for_stream(stream.codec, effective_loss_pct, mos_delay_ms(stream))

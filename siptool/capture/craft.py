@@ -3,10 +3,12 @@ decode.py and reassembly.py, for asking whether a path passes IP fragments (a SI
 larger than the path MTU arrives in fragments, and many firewalls, NATs and SBCs drop them), and
 for writing packets received as HEP to a pcap (`ip_packet` with `udp_datagram` or `tcp_segment`).
 
-`fragment_udp` gives the IPv4 (RFC 791 2.3, 3.2) or IPv6 (RFC 8200 4.5) packets of one UDP datagram
-(RFC 768; the checksum is always set, as IPv6 requires, RFC 8200 8.1) cut into pieces of at most
-`size` bytes each; `send_raw` puts them on the wire through a raw socket (CAP_NET_RAW), from the
-address and port of the caller's own UDP socket, so the answer comes back to that socket.
+`ip_packet` is one whole IPv4 or IPv6 packet around a transport header and payload (what the
+agent's tap writes to a pcap, agent/tap.py). `fragment_udp` gives the IPv4 (RFC 791 2.3, 3.2) or
+IPv6 (RFC 8200 4.5) packets of one UDP datagram (RFC 768; the checksum is always set, as IPv6
+requires, RFC 8200 8.1) cut into pieces of at most `size` bytes each; `send_raw` puts them on the
+wire through a raw socket (CAP_NET_RAW), from the address and port of the caller's own UDP socket,
+so the answer comes back to that socket.
 
 Hand-written rather than scapy's fragment()/fragment6(): forty lines against an import of ~0.2-0.4 s
 and 24 MB for the runtime; the tests check the packets with scapy, tshark and our own reassembly.
@@ -21,6 +23,7 @@ from ..errors import SiptoolError
 from .decode import TCP, Packet
 
 IPPROTO_TCP, IPPROTO_UDP, IPPROTO_FRAGMENT = 6, 17, 44
+DONT_FRAGMENT, MORE_FRAGMENTS = 0x4000, 0x2000  # IPv4 flags (RFC 791 3.1)
 IPV4_HEADER, IPV6_HEADER, FRAGMENT_HEADER, UDP_HEADER, TCP_HEADER = 20, 40, 8, 8, 20
 TCP_PSH_ACK = 0x18
 MIN_FRAGMENT = 68  # RFC 791: every IPv4 module forwards 68 bytes unfragmented (RFC 8200: 1280 for IPv6)
@@ -45,16 +48,17 @@ def tcp_segment(src: str, sport: int, dst: str, dport: int, seq: int, payload: b
     return header[:16] + struct.pack("!H", check) + header[18:] + payload
 
 
-def ip_packet(src: str, dst: str, protocol: int, data: bytes) -> bytes:
-    """One whole IPv4 (RFC 791) or IPv6 (RFC 8200) packet carrying `data`, by the addresses' family;
-    SiptoolError when it does not fit one."""
+def ip_packet(src: str, dst: str, protocol: int, data: bytes, ident: int = 0, dont_fragment: bool = False) -> bytes:
+    """One whole IPv4 (RFC 791 3.1, its header checksummed) or IPv6 (RFC 8200 3) packet carrying
+    `data` (a UDP or TCP header and its payload), by the addresses' family; SiptoolError when it does
+    not fit one."""
     if ":" in src:
         if len(data) > 0xFFFF:
             raise SiptoolError(f"an IPv6 packet carries at most 65535 bytes, not {len(data)}")
         return _ip6(src, dst, protocol, data)
     if IPV4_HEADER + len(data) > 0xFFFF:
         raise SiptoolError(f"an IPv4 packet carries at most {0xFFFF - IPV4_HEADER} bytes, not {len(data)}")
-    return _ip4(src, dst, data, 0, 0, more=False, protocol=protocol)
+    return _ip4(src, dst, protocol, data, ident, DONT_FRAGMENT if dont_fragment else 0)
 
 
 def rebuilt(pkt: Packet) -> bytes:
@@ -96,15 +100,16 @@ def _fragments4(src: str, dst: str, datagram: bytes, size: int, ident: int) -> l
     if size < MIN_FRAGMENT:
         raise SiptoolError(f"IPv4 fragments are at least {MIN_FRAGMENT} bytes (RFC 791), not {size}")
     if IPV4_HEADER + len(datagram) <= size:
-        return [_ip4(src, dst, datagram, ident, 0, more=False)]
+        return [_ip4(src, dst, IPPROTO_UDP, datagram, ident, 0)]
     cuts = _pieces(datagram, size - IPV4_HEADER)
-    return [_ip4(src, dst, piece, ident, off, more=off + len(piece) < len(datagram)) for off, piece in cuts]
+    return [_ip4(src, dst, IPPROTO_UDP, piece, ident,
+                 (MORE_FRAGMENTS if off + len(piece) < len(datagram) else 0) | off // 8) for off, piece in cuts]
 
 
-def _ip4(src: str, dst: str, data: bytes, ident: int, offset: int, more: bool, protocol: int = IPPROTO_UDP) -> bytes:
-    flags = (0x2000 if more else 0) | offset // 8
+def _ip4(src: str, dst: str, proto: int, data: bytes, ident: int, flags: int) -> bytes:
+    """flags: the 16 bits of flags (MF, DF) and fragment offset in 8-byte units."""
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, IPV4_HEADER + len(data), ident & 0xFFFF, flags, 64,
-                         protocol, 0, socket.inet_aton(src), socket.inet_aton(dst))
+                         proto, 0, socket.inet_aton(src), socket.inet_aton(dst))
     return header[:10] + struct.pack("!H", _checksum(header)) + header[12:] + data
 
 
@@ -133,6 +138,15 @@ def _checksum(data: bytes) -> int:
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
+
+
+def raw_allowed(dst: str) -> bool:
+    """Whether this process may send crafted packets towards `dst` (root or CAP_NET_RAW)."""
+    try:
+        socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
+    except PermissionError:
+        return False
+    return True
 
 
 def send_raw(packets: list[bytes], dst: str) -> None:

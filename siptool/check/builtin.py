@@ -349,6 +349,45 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+@check("fragments", timeout=40, size=1400, fragment=576, wait=5.0, uri="", number="")
+async def fragments(ctx, spec, result):
+    """An INVITE in IP fragments is answered: the path passes fragments (SIP over UDP above the MTU)."""
+    if ctx.target.transport in ("tcp", "tls"):
+        result.skip(f"the target is reached over {ctx.target.transport.upper()}: IP fragments of SIP over UDP "
+                    "do not apply")
+        return
+    size, fragment, wait = int(spec.get("size")), int(spec.get("fragment")), float(spec.get("wait"))
+    out = await ctx.ua.fragments(_uri(ctx, spec), size, fragment, wait)
+    _absorb(result, out)
+    f = out.figures
+    if out.skipped:
+        result.skip(out.skipped)
+    elif f.get("control_status") is None:
+        why = f": {out.error}" if out.error else ""
+        result.skip(f"the control INVITE (whole) got no response within {wait:g} s{why}: the target answers "
+                    "no INVITE from here, so fragments cannot be judged")
+    elif f.get("fragmented_status") is None:
+        what = (f"a {f['invite_bytes']}-byte INVITE in {f['fragments']} IP fragments of at most {fragment} bytes "
+                f"got no response in {wait:g} s ({f['sends']} sends), the same call whole got "
+                f"{f['control_status']}")
+        result.fail(f"the path drops IP fragments: {what}")
+        result.findings = [fd for fd in result.findings if fd.code != "sip.no_response"]
+        result.findings.append(_finding(
+            "check.fragments_dropped", "error", "the path to the target drops IP fragments",
+            f"{what}. A SIP message over UDP larger than the path MTU travels in fragments; a firewall, NAT or "
+            "SBC on the way that drops them makes every call with a large INVITE (many codecs, ICE candidates, "
+            "long Via and Record-Route chains) fail in silence after timer B (RFC 3261 17.1.1.2)",
+            "let the firewall or NAT reassemble or pass fragments, or use TCP or TLS to this target: RFC 3261 "
+            "18.1.1 asks for a congestion-controlled transport above MTU - 200 bytes",
+            control_status=f["control_status"], invite_bytes=f["invite_bytes"], fragments=f["fragments"]))
+    else:
+        result.message = (f"a {f['invite_bytes']}-byte INVITE in {f['fragments']} fragments of at most {fragment} "
+                          f"bytes got {f['fragmented_status']}")
+        # the probe's own doing: the large INVITE over UDP, the calls cut short after their first response
+        result.findings = [fd for fd in result.findings
+                           if fd.code != "sip.udp_too_large" and not fd.code.startswith("sip.failed.")]
+
+
 def _tls_uri(uri: str) -> str:
     """The target with sips: and port 5061 (RFC 3261 19.1.2), its user and parameters kept."""
     u = parse_uri(uri)
@@ -358,4 +397,4 @@ def _tls_uri(uri: str) -> str:
 
 # Every built-in check, in the order `check --init` writes them.
 CHECKS = {c.name: c for c in (options, register, wrong_password, call, dtmf, hold, cancel, long_call, tls,
-                              concurrent, failover, capacity, voice_agent)}
+                              concurrent, failover, capacity, voice_agent, fragments)}

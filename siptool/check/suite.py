@@ -307,4 +307,8 @@ duration = 5
 # codec = "opus"
 # max_greeting_ms = 2000           # answer to its first speech
 # max_response_ms = 800            # end of our prompt to its answer
+
+# [[check]]
+# type = "fragments"               # does the path pass IP fragments? a large INVITE in fragments must be
+#                                  # answered (needs root or CAP_NET_RAW: raw sockets)
 '''

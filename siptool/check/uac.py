@@ -29,6 +29,7 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     ladder: str = ""
     error: str = ""  # could not run: transport error, timeout before any response
+    skipped: str = ""  # could not judge, why: nothing was tested (the fragments probe without a raw socket)
     problems: list[str] = field(default_factory=list)  # a call's verdict (analysis/placed.py), one line each
 
 
@@ -97,6 +98,8 @@ class Driver:
                  answered_before_cancel, ok_retransmissions; a voice test (voice: CallOptions' says/script)
                  greeting_ms, response_ms (one per prompt), overlap_ms
       await calls(uri, n, codecs, duration) -> list[Outcome]   n concurrent calls
+      await fragments(uri, size, fragment, wait) -> Outcome   figures: control_status, fragmented_status,
+                 invite_bytes, fragments, fragment_bytes, sends (agent/fragments.py)
 
     Each operation feeds its own packets to the Analyzer in memory (agent/tap.py) and fills ladder
     and findings with absorb_report(outcome, its Report): a check's call is judged by the code that
@@ -291,6 +294,28 @@ class Driver:
             outs.append(out)
         self.last_peak = peak_concurrent([r.call for r in summary.results if r.call is not None])
         return outs
+
+
+    async def fragments(self, uri: str, size: int = 1400, fragment: int = 576, wait: float = 5.0) -> Outcome:
+        """A control INVITE, then one of `size` bytes in IP fragments of `fragment` (agent/fragments.py).
+        No raw socket: `skipped` says so; bad sizes raise SiptoolError (the check's error)."""
+        from ..agent import fragments as frag
+
+        tap = self._tap("fragments")
+        try:
+            p = await frag.probe(uri, self.local_ip, size, fragment, wait, self.t1, self._from(),
+                                 self.target.proxy or None, self.target.dns_server or None, tap)
+        except frag.NoRawSocket as exc:
+            return Outcome(skipped=str(exc))
+        finally:
+            tap.close()
+        reply = p.fragmented if p.control.status is not None else p.control
+        out = Outcome(reply.status, reply.reason, error=reply.error)
+        out.figures.update({"control_status": p.control.status, "fragmented_status": p.fragmented.status,
+                            "invite_bytes": p.size, "fragments": p.fragments, "fragment_bytes": fragment,
+                            "sends": p.sends})
+        absorb_report(out, tapped_report(tap))
+        return out
 
 
 def _served(out: Outcome, targets: list) -> None:

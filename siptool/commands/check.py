@@ -39,7 +39,7 @@ def check(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Ladders of passed checks too."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours."),
 ) -> None:
-    """Run an interop suite: OPTIONS, REGISTER, calls per codec, DTMF, hold, CANCEL, long call, TLS, capacity."""
+    """Run an interop suite: OPTIONS, REGISTER, calls, DTMF, hold, CANCEL, long call, TLS, capacity, fragments."""
     with guarded():
         from ..check.suite import EXAMPLE, load_suite
 

@@ -23,6 +23,7 @@ EPILOG = epilog([
     ("over TLS", "siptool echo -l 127.0.0.1:5061 -t tls --cert cert.pem --key key.pem"),
     ("behind a firewall: forward UDP 5060, 40000 and 40001", "siptool echo --listen 0.0.0.0:5060 --media-port 40000"),
     ("a trunk that refuses every call (failover tests)", "siptool echo -l 127.0.0.1:5070 --reject 503 --retry-after 30"),
+    ("every packet to a file, each call analysed in full (media too)", "siptool echo --pcap echo.pcap"),
     ("a voice agent (latency tests): greets 0.8 s after answering, replies 0.6 s (the default) after the caller stops",
      "siptool echo --greeting hi.wav --greeting-delay 0.8 --reply ok.wav"),
     ("Prometheus metrics at http://HOST:9466/metrics", "siptool echo -l 0.0.0.0:5060 --metrics 0.0.0.0:9466"),
@@ -77,6 +78,9 @@ def echo(
                                          "(400-699), e.g. 503: a trunk that refuses calls (failover tests)."),
     retry_after: Optional[int] = typer.Option(None, "--retry-after", help="With --reject 503: the Retry-After "
                                               "seconds it carries (RFC 3261 21.5.4)."),
+    pcap: Optional[Path] = typer.Option(None, "--pcap", help="Write every packet sent and received (SIP and RTP) "
+                                        "to this file, and analyse each call's media too (its line gets the "
+                                        "figures). Costs capacity: media then takes a port pair per call."),
     metrics: Optional[str] = typer.Option(None, "--metrics", metavar="ADDR:PORT", help="Serve Prometheus "
                                           "metrics at http://ADDR:PORT/metrics: calls, echoed packets, refusals."),
 ) -> None:
@@ -121,7 +125,9 @@ def echo(
 
         codecs = codec_list(codec, AGENT)
         plan = voice_plan(greeting, greeting_delay, reply or [], reply_gap, talk_over)
-        shared = not port_per_call and plan is None and mmsg.available()  # recvmmsg/sendmmsg: Linux
+        if pcap:
+            inputs.writable("--pcap", pcap)
+        shared = not port_per_call and plan is None and not pcap and mmsg.available()  # recvmmsg/sendmmsg: Linux
         if shared:
             # The echo thread and the SIP event loop share the GIL: hand it over every 0.5 ms, not 5 ms,
             # so that an echoed batch never waits behind the loop for more than that.
@@ -135,7 +141,7 @@ def echo(
                                       media_port=media_port if shared else None, rate=rate,
                                       max_calls=max_calls, on_error=lambda s: typer.echo(s, err=True),
                                       reject=reject, retry_after=retry_after,
-                                      agent=plan), served))
+                                      agent=plan, pcap=str(pcap) if pcap else None), served))
 
 
 def voice_plan(greeting, delay: float, replies: list[str], gap: float, talk_over: bool):

@@ -212,6 +212,9 @@ def echo_line(record) -> str:
     line = (f"{when} {outcome:<9} from {remote} {(a.codec if a else record.codec) or '-':<5} "
             f"{(a.held_s if a else 0.0) or 0.0:6.1f} s  {media}"
             + (f"  ended by {ended_by}" if ended_by else "") + f"  call-id {record.call_id}")  # whole: to grep for
+    for st in (call.streams if call is not None else []):  # with --pcap: its media as the Analyzer read it
+        line += (f"\n  RTP {st.src} > {st.dst} {st.codec} {st.packets} pkts loss {st.loss_pct:.2f}% "
+                 f"jitter {st.max_jitter_ms:.1f} ms MOS {_fmt(st.mos)}")
     for f in (call.findings if call is not None else []):
         if f.severity in SHOWN:
             line += "\n  " + finding_line(f.severity, f.title, f.code).plain

@@ -106,6 +106,7 @@ def test_the_200_crossing_the_cancel():
         "INVITE", "100 Trying (INVITE)", "180 Ringing (INVITE)", "CANCEL", "200 OK (INVITE)", "200 OK (CANCEL)",
         "ACK", "BYE", "200 OK (BYE)"]
     assert call.status == 200 and call.cancel_status == 200 and call.ended_by == "local"
+    assert steps(call)[-2:] == ["<- 200 OK (CANCEL)", "<- 200 OK (BYE)"]  # the BYE's answer ends the call
     (uas,) = echo_calls(net)
     assert (uas.outcome, uas.ended_by) == ("ended", "remote")
 

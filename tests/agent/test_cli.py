@@ -75,3 +75,21 @@ def test_many_calls_log_lines_and_live_board(echo_proc):
     text = console.export_text()
     assert "3/3 done" in text and "answered 2" in text and "failed 1" in text and "setup 66.7%" in text
     assert "PDD p50 20 ms" in text and "MOS min 4.00, median 4.20" in text
+
+
+def test_echo_pcap_file_and_full_lines(echo_proc, tmp_path):
+    """`siptool echo --pcap FILE`: the call's packets in FILE for analyze, its media in its line."""
+    from siptool.drivers.files import analyze_file
+
+    proc, port = echo_proc("--pcap", tmp_path / "echo.pcap")
+    r = siptool("call", f"sip:100@127.0.0.1:{port}", "--duration", "1", "--json")
+    assert json.loads(r.stdout)["status"] == 200, r.stdout + r.stderr
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err
+    line, *rtp = out.splitlines()[:3]
+    assert " ended " in line and [x.split()[0] for x in rtp] == ["RTP", "RTP"]
+    calls = analyze_file(tmp_path / "echo.pcap").calls  # the OPTIONS pings of the fixture's start, then the call
+    (call,) = [c for c in calls if c.kind == "call"]
+    assert call.final_status == 200 and len(call.streams) == 2 and all(s.packets > 30 for s in call.streams)
+    assert [f"RTP {s.src} > {s.dst}" for s in call.streams] == [" ".join(x.split()[:4]) for x in rtp]

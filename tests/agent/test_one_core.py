@@ -63,6 +63,18 @@ def test_a_placed_call_is_judged_as_its_capture_is(tmp_path, host):
            [(f.code, f.severity, f.title, f.frames) for f in file.all_findings()]
 
 
+def test_each_direction_gets_its_own_receivers_report(tmp_path):
+    """The echo sends our SSRC back: our report about what came back is the report on that stream,
+    in memory and in the pcap alike, and no report is the echo's about ours (it sends none)."""
+    from agent.helpers import check_reflected_reports
+
+    path = tmp_path / "call.pcap"
+    res = _place("127.0.0.1", path, duration=2.0)
+    assert res.ok, res.error
+    check_reflected_reports(path, analyze_file(path))
+    check_reflected_reports(path, res.report)
+
+
 def test_a_failed_call_is_judged_the_same_way(tmp_path):
     async def go():
         async with EchoServer(("127.0.0.1", 0), reject=486) as echo:

@@ -308,3 +308,52 @@ def test_receiver_report_loss_downstream(tmp_path, fraction, cumulative, expect)
     assert bool(found) == expect
     if expect:
         assert found[0].evidence == {"reported_loss_pct": 5.0, "captured_loss_pct": 0.0}
+
+
+def test_a_report_belongs_to_the_stream_its_reporter_receives(tmp_path):
+    """Report blocks name the source by SSRC only; an echo sends the caller's packets back with the
+    caller's SSRC, so the caller's report about what came back names its own SSRC. Such a report,
+    sent from the caller's RTCP port, is about the stream the caller receives, never about the one
+    it sends (analysis/reception.py): the caller's own stream keeps only its receiver's report."""
+    from scapy.all import IP, UDP, Ether, Raw, rdpcap, wrpcap
+
+    frames = list(rdpcap(str(FIXTURES / "media_ok.pcap")))
+    ssrc = 0x1A2B3C4D  # the caller's stream 127.0.0.1:6000 -> 127.0.0.2:6000
+    at = frames[-5].time
+
+    def rr(src, dst, fraction, cumulative):
+        pkt = Ether() / IP(src=src, dst=dst) / UDP(sport=6001, dport=6001) / Raw(_rr(7, ssrc, fraction, cumulative))
+        pkt.time = at
+        return pkt
+
+    def caller_stream(extra):
+        out = tmp_path / "rr.pcap"
+        wrpcap(str(out), frames[:-4] + extra + frames[-4:])
+        (call,) = analyze_file(out).calls
+        return next(s for s in call.streams if s.src == "127.0.0.1:6000")
+
+    # from the stream's own sender (as an echo's caller reports on its SSRC come back): not about it
+    mine = caller_stream([rr("127.0.0.1", "127.0.0.2", 40, 7)])
+    assert (mine.rtcp_lost, mine.rtcp_loss_pct, mine.rtcp_jitter_ms) == (None, None, None)
+    # with its receiver's report beside it, the receiver's is the one
+    both = caller_stream([rr("127.0.0.1", "127.0.0.2", 40, 7), rr("127.0.0.2", "127.0.0.1", 0, 3)])
+    assert (both.rtcp_lost, both.rtcp_loss_pct) == (3, 0.0)
+    # from a third address (a receiver behind NAT, RTCP from elsewhere): it stands in
+    other = caller_stream([rr("127.0.0.9", "127.0.0.1", 0, 5)])
+    assert other.rtcp_lost == 5
+
+
+def test_a_relayed_call_reports_its_receivers_jitter(shared_pcaps):
+    """A call through a media relay (200.57.7.196) whose far end (200.57.7.204) puts a block about its
+    own SSRC, jitter 0, in each of its SRs: the stream 204 -> 196 takes the reports the relay sends
+    from its own RTCP port (40377, the stream's destination port + 1), as tshark decodes them, not
+    the sender's report on itself (the report said 0.0 ms before analysis/reception.py)."""
+    from agent.helpers import rtcp_blocks
+
+    path = shared_pcaps / "wsc_SIP_CALL_RTP_G711.pcap"
+    stream = next(s for c in analyze_file(path).calls for s in c.streams if s.src == "200.57.7.204:8000")
+    assert stream.dst == "200.57.7.196:40376"
+    received = [b for b in rtcp_blocks(path, 40377) if b[0] == stream.ssrc]
+    assert received and received[-1][3] > 0
+    assert stream.rtcp_jitter_ms == round(received[-1][3] * 1000 / stream.clock_rate, 3)
+    assert stream.rtcp_lost == received[-1][2]

@@ -184,3 +184,29 @@ def test_the_kernel_reassembles_what_send_raw_sends(host):
         send_raw(packets, host)
         got, sender = rx.recvfrom(65535)
     assert got == data and sender[1] == sport
+
+
+def test_the_agent_tap_writes_its_packets_through_craft(tmp_path):
+    """The agent's --pcap (agent/tap.py) builds each IP packet with craft.ip_packet: tshark finds the
+    IPv4 header checksum and the UDP checksums good (IPv6 UDP must carry one, RFC 8200 8.1), and
+    reads back the addresses, ports and payloads that went in."""
+    from siptool.agent.tap import AgentTap
+
+    tshark = require_binary("tshark")
+    path = tmp_path / "tap.pcap"
+    tap = AgentTap(str(path), analyse=False)
+    sent = [("out", ("192.0.2.1", 5062), ("198.51.100.7", 5060), b"OPTIONS sip:a@b SIP/2.0\r\n\r\n", "udp"),
+            ("in", ("2001:db8::1", 40000), ("2001:db8::7", 40002), b"\x80\x00" + b"r" * 170, "udp"),
+            ("out", ("192.0.2.1", 40001), ("198.51.100.7", 5061), b"BYE sip:a@b SIP/2.0\r\n\r\n", "tcp")]
+    for i, (direction, local, remote, data, kind) in enumerate(sent):
+        tap(direction, local, remote, data, kind, 1_700_000_000.0 + i)
+    tap.close()
+    out = subprocess.run([tshark, "-r", str(path), "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+                          "-T", "fields", "-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "ipv6.src",
+                          "-e", "ip.src", "-e", "udp.srcport", "-e", "tcp.srcport", "-e", "data.len", "-e", "tcp.len",
+                          "-e", "udp.length"], capture_output=True, text=True, timeout=60).stdout.splitlines()
+    rows = [line.split("\t") for line in out]
+    assert [r[:2] for r in rows] == [["1", "1"], ["", "1"], ["1", ""]]  # 1: "Good"
+    assert [r[2] or r[3] for r in rows] == ["192.0.2.1", "2001:db8::7", "192.0.2.1"]  # "in": the far end sent it
+    assert [r[4] or r[5] for r in rows] == ["5062", "40002", "40001"]
+    assert rows[2][7] == str(len(sent[2][3])) and rows[1][8] == str(8 + len(sent[1][3]))

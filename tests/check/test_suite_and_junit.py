@@ -23,7 +23,7 @@ from siptool.report.model import Finding, LadderStep
 
 XSD = Path(__file__).with_name("junit.xsd")
 BUILTIN = {"options", "register", "call", "dtmf", "hold", "cancel", "long_call", "tls", "wrong_password",
-           "concurrent"}
+           "concurrent", "fragments"}
 
 
 def test_every_builtin_check_is_registered():
@@ -38,7 +38,8 @@ def test_example_suite_loads_and_covers_the_builtins(tmp_path):
     assert suite.target.uri == "sip:echo@127.0.0.1:5060" and suite.target.password_env == "SIPTOOL_PASSWORD"
     assert suite.thresholds.mos == 4.0 and suite.thresholds.pdd_ms == 3000
     kinds = {c.type for c in suite.checks}
-    assert BUILTIN - {"tls"} <= kinds  # tls is commented out in the example (needs a certificate)
+    assert BUILTIN - {"tls", "fragments"} <= kinds  # commented out in the example: tls needs a certificate,
+    # fragments raw sockets
     calls = {c.name: c for c in suite.checks}
     assert calls["call-pcma"].get("codec") == "PCMA" and calls["long_call"].get("duration") == 35
     assert calls["concurrent"].get("calls") == 10 and calls["options"].timeout == CHECKS["options"].timeout

@@ -53,12 +53,17 @@ def test_call_to_sipp_uas_reports_one_way_audio(sipp, peers, tmp_path):
 
 
 def test_call_to_sipp_uas_rtp_echo(sipp, peers, tmp_path):
+    from agent.helpers import check_reflected_reports
+    from siptool.drivers.files import analyze_file
+
     peer, port = _uas(sipp, peers, tmp_path, "-rtp_echo")
-    res = run(place_call(CallOptions(uri=f"sip:service@127.0.0.1:{port}", duration=1.5)))
+    res = run(place_call(CallOptions(uri=f"sip:service@127.0.0.1:{port}", duration=1.5, pcap=str(tmp_path / "c.pcap"))))
     assert res.ok, (res.error, res.problems)
     assert res.rx.packets >= res.tx.packets - 2 and res.rx.mos >= 4.0
     assert res.rtt_ms is not None and res.rtt_ms < 200
     assert peer.wait(10) == 0
+    # SIPp echoes our packets as they are, SSRC and all: our report is about the stream coming back
+    check_reflected_reports(tmp_path / "c.pcap", analyze_file(tmp_path / "c.pcap"))
 
 
 @pytest.mark.parametrize("media_port", [None, 0])
