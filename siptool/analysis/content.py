@@ -13,10 +13,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..capture.batch import _gather
+from ..capture.batch import _gather, take
 from ..report.model import Interval, StreamContent
 from ..rtp import codecs as registry
-from ..rtp.content import NSUB, PayloadTransform, Result, StreamAudio, finish_many, g711_summary, pack
+from ..rtp.content import MAX_SUB, SUBFRAME, SUMMARY_DTYPE, PayloadTransform, Result, StreamAudio, finish_many, g711_summary
 from ..rtp.speech import Vad
 
 # Static audio payload types a stream may carry without an rtpmap (RFC 3551 table 4).
@@ -50,31 +50,35 @@ def stream_audio(options: ContentOptions, codecs: dict, fmtp: dict, channels: di
 
 
 def batch_summaries(rtp, buf: np.ndarray) -> np.ndarray:
-    """For a batch's RTP candidates (capture/batch.RtpBatch, in capture order), `pack` rows: the
-    g711_summary of each plain G.711 packet (PT 0 or 8, no CSRC, extension or padding, 10-40 ms),
-    nsub 0 for the others. One gather per law and payload length."""
+    """For a batch's RTP candidates (capture/batch.RtpBatch, in capture order), SUMMARY_DTYPE
+    records: the g711_summary of each plain G.711 packet (PT 0 or 8, no CSRC, extension or padding,
+    10-40 ms), nsub 0 for the others. One gather per law and payload length."""
     sel = rtp.index
     n = len(sel)
-    hdr = rtp.header[sel]
+    hdr = take(rtp.header, sel)
     pt, b0 = hdr["b1"] & 0x7F, hdr["b0"]
     size = rtp.length[sel] - 12
-    payload = rtp.payload[sel]
-    cols = [np.zeros(n, np.uint8) for _ in range(4)] + [np.zeros(n, np.uint16), np.full(n, np.nan, np.float32)]
-    plain = (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (size > 0) & (size % 80 == 0) & (size <= 320)
+    out = np.zeros(n, SUMMARY_DTYPE)
+    out["time"], out["ts"], out["pt"], out["power"] = rtp.time[sel], hdr["ts"], pt, np.nan
+    nsub, rest = np.divmod(size, SUBFRAME)
+    plain = (b0 == 0x80) & ((pt == 0) | (pt == 8)) & (rest == 0) & (nsub > 0) & (nsub <= MAX_SUB)
     for law_pt, law in ((0, "PCMU"), (8, "PCMA")):
         mine = plain & (pt == law_pt)
         if not mine.any():
             continue
-        for length in np.unique(size[mine]).tolist():
-            at = np.flatnonzero(mine & (size == length))
-            rows = _gather(buf, payload[at] + 12, np.dtype(f"V{length}")).view(np.uint8).reshape(len(at), length)
-            summary = g711_summary(rows, law, hdr["seq"][at])
+        for count in np.flatnonzero(np.bincount(nsub[mine])).tolist():  # (no np.unique: a sort per batch)
+            length = count * SUBFRAME
+            at = np.flatnonzero(mine & (nsub == count))
+            rows = _gather(buf, rtp.payload[sel[at]] + 12, np.dtype(f"V{length}")).view(np.uint8).reshape(len(at), length)
+            summary = zip(("nsub", "peak", "head", "tail", "clipped", "power"),
+                          (count, *g711_summary(rows, law, hdr["seq"][at])))
             if len(at) == n:  # every record (the usual batch of a G.711 trunk)
-                cols = [np.full(n, length // 80, np.uint8), *summary]
+                for name, values in summary:
+                    out[name] = values
             else:
-                for col, values in zip(cols, (length // 80, *summary)):
-                    col[at] = values
-    return pack(rtp.time[sel], hdr["ts"], pt, *cols)
+                for name, values in summary:
+                    out[name][at] = values
+    return out
 
 
 def summarised(batches):
@@ -88,7 +92,7 @@ def summarised(batches):
 
 def feed_bulk(audio: StreamAudio, rec: np.ndarray, rows: np.ndarray, payload: np.ndarray, buf) -> None:
     """One stream's slice of a batch with packets the G.711 path did not take: those one by one."""
-    done = rows[:, NSUB] > 0 if not audio.keep else np.zeros(len(rows), bool)
+    done = rows["nsub"] > 0 if not audio.keep else np.zeros(len(rows), bool)
     if done.any():
         audio.extend_g711(rows[done])
     for i in np.flatnonzero(~done).tolist():
@@ -99,7 +103,7 @@ def feed_bulk(audio: StreamAudio, rec: np.ndarray, rows: np.ndarray, payload: np
 def others_per_flow(rows: np.ndarray, flows: list) -> list[int]:
     """Per flow of a FlowBatch, its records that are not plain G.711 (RTCP and unusable ones too)."""
     starts = np.array([f[0] for f in flows], np.int64)
-    return np.add.reduceat((rows[:, NSUB] == 0).astype(np.int64), starts).tolist()
+    return np.add.reduceat((rows["nsub"] == 0).astype(np.int64), starts).tolist()
 
 
 __all__ = ["finish_many"]  # media.py closes streams' content through it

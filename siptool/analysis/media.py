@@ -318,7 +318,7 @@ class MediaTracker:
         fb = FlowBatch(rtp)
         rec, p, length = fb.rec, fb.payload, fb.length
         if self.content is not None:
-            fb.g711 = (g711 if g711 is not None else content.batch_summaries(rtp, buf))[fb.perm]
+            fb.g711 = take(g711 if g711 is not None else content.batch_summaries(rtp, buf), fb.perm)
             fb.g711_others = content.others_per_flow(fb.g711, fb.flows)
         flows, iflows = self._flows, self._iflows
         control: list[int] = []  # RTCP: a few per stream and 5 s, parsed one by one in capture order
@@ -376,7 +376,7 @@ class MediaTracker:
             rec, ssrc, p = rec[u], ssrc[u], p[u]
             g711 = g711[u] if g711 is not None else None
         # all plain G.711 (content.batch_summaries took every usable record): no packet one by one
-        all_g711 = g711 is not None and (fb.g711_others[f] == n_bad if f is not None else bool(g711[:, content.NSUB].all()))
+        all_g711 = g711 is not None and (fb.g711_others[f] == n_bad if f is not None else bool(g711["nsub"].all()))
         if len(rec):
             self._rtp_bulk(flow, rec, ssrc, p, buf, single, dynamic, g711, all_g711)
 

@@ -80,7 +80,6 @@ def metrics_option(when: str):
 def live_options(interface: str | None, hep_listen: str | None, hep_send: str | None, key_env: str | None,
                  key_file: Path | None, hep_id: int | None, metrics: str | None) -> LiveOptions:
     """The HEP and metrics options of `capture` and `analyze`, checked before anything starts."""
-    from ..agent import inputs
     from ..capture.hep import HepError, parse_address
     from .call import read_password
 
@@ -98,6 +97,8 @@ def live_options(interface: str | None, hep_listen: str | None, hep_send: str | 
                 raise typer.BadParameter(str(exc), param_hint=option) from None
     if hep_id is not None and hep_send is None:
         raise typer.BadParameter("the agent ID is sent with --hep", param_hint="--hep-id")
+    if hep_id is not None or metrics is not None:  # (siptool.agent's import costs analyze ~0.15 s: only then)
+        from ..agent import inputs
     if hep_id is not None:
         inputs.number("--hep-id", hep_id, 0, 0xFFFFFFFF)
     key = read_password(key_env, key_file, ("--hep-key-env", "--hep-key-file"))

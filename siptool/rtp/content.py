@@ -51,27 +51,23 @@ PayloadTransform = Callable[[bytes], "bytes | None"]
 # Per G.711 packet, what the content layer keeps: arrival, timestamp, payload type, and what
 # g711_summary measured: its 10 ms sub-frames (0: not a packet of this path), the peak codes of the
 # whole packet, of its first and of its last sub-frame, its full-scale samples and its power (NaN when
-# not measured). Held as rows of bytes (`pack`), read through this dtype at the end.
+# not measured). Held as bytes per stream, read through this dtype at the end.
 SUMMARY_DTYPE = np.dtype([("time", "f8"), ("ts", "u4"), ("pt", "u1"), ("nsub", "u1"), ("peak", "u1"), ("head", "u1"),
                           ("tail", "u1"), ("pad", "u1"), ("clipped", "u2"), ("power", "f4")])
-NSUB = SUMMARY_DTYPE.fields["nsub"][1]  # its byte in a `pack` row
 
 
 def pack(time, ts, pt, nsub, peak, head, tail, clipped, power) -> np.ndarray:
-    """Rows of SUMMARY_DTYPE bytes ((n, itemsize) uint8) from its columns."""
-    n = len(time)
-    out = np.zeros((n, SUMMARY_DTYPE.itemsize), np.uint8)
+    """SUMMARY_DTYPE records from its columns."""
+    out = np.empty(len(time), SUMMARY_DTYPE)
     for name, values in (("time", time), ("ts", ts), ("pt", pt), ("nsub", nsub), ("peak", peak), ("head", head),
-                         ("tail", tail), ("clipped", clipped), ("power", power)):
-        dtype, offset = SUMMARY_DTYPE.fields[name][:2]
-        column = np.ascontiguousarray(values, dtype)
-        out[:, offset:offset + dtype.itemsize] = column.view(np.uint8).reshape(n, dtype.itemsize)
+                         ("tail", tail), ("pad", 0), ("clipped", clipped), ("power", power)):
+        out[name] = values
     return out
 
 
 def records(rows) -> np.ndarray:
-    """`pack` rows (or their bytes) seen as SUMMARY_DTYPE records."""
-    return np.frombuffer(rows if isinstance(rows, bytes) else np.ascontiguousarray(rows).data, SUMMARY_DTYPE)
+    """Summary bytes (`pack` records joined) seen as SUMMARY_DTYPE records."""
+    return np.frombuffer(rows, SUMMARY_DTYPE)
 
 
 def _magnitudes(table: np.ndarray, flip: int) -> np.ndarray:
@@ -106,12 +102,13 @@ def g711_summary(rows: np.ndarray, law: str, seq: np.ndarray) -> tuple[np.ndarra
     power = np.full(k, np.nan, np.float32)
     measured = np.flatnonzero(seq % POWER_EVERY == 0)
     if len(measured):
-        power[measured] = _POWER[law][rows[measured].view(np.uint16)].sum(axis=1) / length
+        power[measured] = np.take(_POWER[law], rows[measured].view(np.uint16)).sum(axis=1) / length  # (take: faster than [])
     words = rows.view(np.uint64)  # eight codes at a time
     if _FLIP[law]:
         words ^= np.uint64(0x2A2A2A2A2A2A2A2A)
     words |= np.uint64(0x8080808080808080)
-    codes = rows.reshape(k * nsub, SUBFRAME).min(axis=1).reshape(k, nsub)
+    # (initial: numpy then skips seeding each row from its first byte, a third faster on 80-byte rows)
+    codes = np.minimum.reduce(rows.reshape(k * nsub, SUBFRAME), axis=1, initial=255).reshape(k, nsub)
     peak = codes[:, 0]
     for i in range(1, nsub):
         peak = np.minimum(peak, codes[:, i])
@@ -150,7 +147,7 @@ class StreamAudio:
         self.codecs = codecs  # payload type -> (name, clock rate)
         self.fmtp, self.channels = fmtp or {}, channels or {}
         self.vad, self.transform, self.keep = vad, transform, keep
-        self._bulk: list[bytes] = []  # G.711 packets, `pack` rows
+        self._bulk: list[bytes] = []  # G.711 packets, SUMMARY_DTYPE records
         self._pending: list[tuple[float, int, int, int, bytes]] = []  # G.711 packets awaiting g711_summary
         self._frames: list[speech.Frames] = []  # decoded codecs, media time in .start
         self._delays: list[np.ndarray] = []  # each of those frames' packet arrival - packet media time
@@ -202,13 +199,13 @@ class StreamAudio:
             self._decode(*heapq.heappop(self._heap))
 
     def extend_g711(self, rows: np.ndarray) -> None:
-        """The fast path's G.711 packets (`pack` rows with nsub > 0): kept as bytes until finish."""
+        """The fast path's G.711 packets (SUMMARY_DTYPE records with nsub > 0): kept as bytes until
+        finish."""
         if len(rows):
             self._bulk.append(rows.tobytes())  # a copy: a view would keep the whole batch alive
             if self._ts0 is None:
-                first = records(self._bulk[-1][:SUMMARY_DTYPE.itemsize])[0]
-                self._ts0 = int(first["ts"])
-                self._name(int(first["pt"]))
+                self._ts0 = int(rows["ts"][0])
+                self._name(int(rows["pt"][0]))
 
     def _name(self, pt: int) -> str | None:
         """The payload type's audio codec name, upper-cased for G.711; None for events and unknowns."""
@@ -328,8 +325,8 @@ def _finish_group(audios: list[StreamAudio]) -> list[Result]:
     k = len(audios)
     for a in audios:
         a._drain()
-    g711_frames, g711_delay, g711_seg, used, dupes = _g711_frames(audios)
-    parts, delays, segs = [g711_frames], [g711_delay], [g711_seg]
+    frames, delay, seg, used, dupes = _g711_frames(audios)
+    parts, delays, segs = [frames], [delay], [seg]
     for g, a in enumerate(audios):
         if a._frames:
             f = speech.concat(a._frames)
@@ -342,16 +339,18 @@ def _finish_group(audios: list[StreamAudio]) -> list[Result]:
             parts.append(f)
             delays.append(d)
             segs.append(np.full(len(f.start), g, np.int64))
-    frames, delay, seg = speech.concat(parts), np.concatenate(delays), np.concatenate(segs)
     if len(parts) > 1:  # the G.711 frames alone are in (stream, time) order already
+        frames, delay, seg = speech.concat(parts), np.concatenate(delays), np.concatenate(segs)
         order = np.lexsort((frames.start, seg))
         frames = speech.Frames(*(getattr(frames, name)[order] for name in speech.Frames.__slots__))
         delay, seg = delay[order], seg[order]
     media = frames.start
-    frames.start = _playout(media, delay, seg)
-    found = speech.activities(frames, seg, k, audios[0].vad) if k else []
+    heads = _heads(seg)
+    frames.start = _playout(media, delay, heads)
+    found = speech.activities(frames, seg, k, audios[0].vad, heads) if k else []
     kept = [_placed(a, media[seg == g], frames.start[seg == g]) if a.kept else [] for g, a in enumerate(audios)]
-    has = np.bincount(seg, minlength=k) > 0
+    has = np.zeros(k, bool)
+    has[seg[heads]] = True
     out = []
     for g, a in enumerate(audios):
         codec = a.codec or ("PCMA" if a._bulk and records(a._bulk[0])["pt"][0] == 8 else "PCMU" if a._bulk
@@ -362,6 +361,16 @@ def _finish_group(audios: list[StreamAudio]) -> list[Result]:
         else:
             out.append(Result(codec, None, a.error or "no audio packets", packets, dropped, len(a._cn)))
     return out
+
+
+def _heads(seg: np.ndarray) -> np.ndarray:
+    """Where each stream's frames begin (seg sorted)."""
+    if not len(seg):
+        return np.zeros(0, np.int64)
+    change = np.empty(len(seg), bool)
+    change[0] = True
+    np.not_equal(seg[1:], seg[:-1], out=change[1:])
+    return np.flatnonzero(change)
 
 
 def _placed(a: StreamAudio, media: np.ndarray, placed: np.ndarray) -> list[tuple[float, int, np.ndarray]]:
@@ -379,26 +388,22 @@ def _g711_frames(audios: list[StreamAudio]):
     """Frames of every stream's G.711 packets in (stream, timestamp) order, duplicates out (the first
     one counts): (frames, their delays, their stream, packets used and duplicates per stream)."""
     k = len(audios)
-    chunks = [(g, a._bulk) for g, a in enumerate(audios) if a._bulk]
-    used, dupes = [0] * k, [0] * k
-    if not chunks:
+    counts = [sum(len(b) for b in a._bulk) // SUMMARY_DTYPE.itemsize for a in audios]
+    used, dupes = counts, [0] * k
+    if not any(counts):
         return speech.Frames(), np.zeros(0), np.zeros(0, np.int64), used, dupes
-    joined = [b"".join(bulk) for _, bulk in chunks]
-    pk = records(b"".join(joined))
-    counts = [len(j) // SUMMARY_DTYPE.itemsize for j in joined]
-    seg = np.repeat(np.array([g for g, _ in chunks], np.int64), counts)
-    ts0 = np.array([audios[g]._ts0 for g, _ in chunks], np.int64)[np.repeat(np.arange(len(chunks)), counts)]
-    rel = (pk["ts"].astype(np.int64) - ts0 + 0x80000000) % 0x100000000 - 0x80000000
+    pk = records(b"".join([b for a in audios for b in a._bulk]))
+    seg = np.repeat(np.arange(k), counts)
+    ts0 = np.array([a._ts0 or 0 for a in audios], np.int64).astype(np.uint32)
+    rel = (pk["ts"] - ts0[seg]).view(np.int32)  # timestamps within 2^31 ticks of the first (mod 2^32)
     media = rel / 8000.0  # G.711's clock (RFC 3551 4.5.14)
-    same = seg[1:] == seg[:-1]
-    if len(media) > 1 and not ((media[1:] > media[:-1]) | ~same).all():  # reordered or duplicated
+    if len(rel) > 1 and not ((rel[1:] > rel[:-1]) | (seg[1:] != seg[:-1])).all():  # reordered or duplicated
         order = np.lexsort((np.arange(len(media)), media, seg))
         seg, media = seg[order], media[order]
         keep = np.concatenate(([True], (media[1:] != media[:-1]) | (seg[1:] != seg[:-1])))
         pk, seg, media = pk[order][keep], seg[keep], media[keep]
-    kept = np.bincount(seg, minlength=k)
-    for (g, _), c in zip(chunks, counts):
-        used[g], dupes[g] = int(kept[g]), c - int(kept[g])
+        used = np.bincount(seg, minlength=k).tolist()
+        dupes = [c - u for c, u in zip(counts, used)]
     alaw = pk["pt"] == 8
     if alaw.all() or not alaw.any():
         mag = _MAG["PCMA" if len(alaw) and alaw[0] else "PCMU"]
@@ -412,20 +417,25 @@ def _g711_frames(audios: list[StreamAudio]):
     return f, pk["time"] - media, seg, used, dupes
 
 
-def _playout(media: np.ndarray, delay: np.ndarray, seg: np.ndarray) -> np.ndarray:
-    """Media times (s; sorted within each stream `seg`) to capture times. `delay`: each frame's packet
-    arrival minus that packet's media time. Per stream, in each block of BLOCK_S media seconds and
-    after any jump of the timestamp against arrival, the least-delayed packet's offset is every
-    frame's; and nothing before the stream's first packet arrived."""
-    if not len(media):
+def _playout(media: np.ndarray, delay: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """Media times (s; sorted within each stream, the streams starting at `heads`) to capture times.
+    `delay`: each frame's packet arrival minus that packet's media time. Per stream, in each block
+    of BLOCK_S media seconds and after any jump of the timestamp against arrival, the least-delayed
+    packet's offset is every frame's; and nothing before the stream's first packet arrived."""
+    n = len(media)
+    if not n:
         return media
-    new_seg = np.concatenate(([True], seg[1:] != seg[:-1]))
-    jump = np.concatenate(([False], np.abs(np.diff(delay)) > JUMP_S)) & ~new_seg
-    seg_heads = np.flatnonzero(new_seg)
-    first_media = np.repeat(media[seg_heads], np.diff(np.concatenate((seg_heads, [len(media)]))))
-    block = np.floor((media - first_media) / BLOCK_S).astype(np.int64) + np.cumsum(jump) * 1_000_000
-    heads = np.flatnonzero(new_seg | np.concatenate(([True], block[1:] != block[:-1])))
-    offset = np.minimum.reduceat(delay, heads)
-    placed = media + np.repeat(offset, np.diff(np.concatenate((heads, [len(media)]))))
-    arrived = np.minimum.reduceat(media + delay, seg_heads)  # each stream's first packet
-    return np.maximum(placed, np.repeat(arrived, np.diff(np.concatenate((seg_heads, [len(media)])))))
+    sizes = np.diff(np.append(heads, n))
+    block = np.floor((media - np.repeat(media[heads], sizes)) / BLOCK_S).astype(np.int64)
+    jump = np.abs(np.diff(delay)) > JUMP_S
+    jump[heads[1:] - 1] = False
+    if jump.any():
+        block[1:] += np.cumsum(jump) * 1_000_000
+    change = np.empty(n, bool)
+    change[0] = True
+    np.not_equal(block[1:], block[:-1], out=change[1:])
+    change[heads] = True
+    starts = np.flatnonzero(change)
+    placed = media + np.repeat(np.minimum.reduceat(delay, starts), np.diff(np.append(starts, n)))
+    arrived = np.minimum.reduceat(media + delay, heads)  # each stream's first packet
+    return np.maximum(placed, np.repeat(arrived, sizes), out=placed)

@@ -121,10 +121,11 @@ def activity(f: Frames, vad: Vad = Vad()) -> Activity:
     return activities(f, np.zeros(len(f.start), np.int64), 1, vad)[0]
 
 
-def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad()) -> list[Activity]:
+def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad(), heads: np.ndarray | None = None) -> list[Activity]:
     """`activity` of k directions at once (segment-aware numpy, so that closing many streams costs
     about what closing one does): f holds their frames sorted by (seg, start), seg[i] is the
-    direction of frame i (0..k-1). The noise floor's percentile is read from a 1 dB histogram."""
+    direction of frame i (0..k-1); `heads`, when known, where each direction's frames begin. The
+    noise floor's percentile is read from a 1 dB histogram."""
     start, length, peak, power, clipped, samples = f.start, f.length, f.peak, f.power, f.clipped, f.samples
     n = len(start)
     zero = peak <= ZERO_PEAK
@@ -137,15 +138,15 @@ def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad()) -> list[Act
     target = total * vad.noise_percentile / 100
     floor = np.where(total > 0, (cum < target[:, None] - 1e-9).sum(axis=1) - 120.0, -np.inf)
     threshold = np.maximum(vad.abs_dbfs, np.minimum(floor, vad.noise_cap_dbfs) + vad.floor_margin_db)
-    limit = (FULL_SCALE * 10 ** (threshold / 20)).astype(np.float32)[seg]  # the threshold, linear, per frame
+    limit = (FULL_SCALE * 10 ** (threshold / 20)).astype(np.float32)  # the threshold, linear, per direction
     active = level > threshold[seg]
     t0 = float(start.min()) if n else 0.0
     key = seg * 1e6 + (start - t0)  # one sorted axis for every direction
-    sp_seg, sp_i0, sp_i1, sp_end, sp_key0, sp_key1 = _spurts(np.flatnonzero(active), key, key + length, seg,
-                                                             start + length, vad)
+    sp_seg, sp_i0, sp_i1, sp_end, sp_key0, sp_key1 = _spurts(np.flatnonzero(active), key, length, seg, start, vad)
     # Edges to EDGE_S: a long frame (a G.711 packet) whose first or last 10 ms stay under the threshold.
-    sp_first = start[sp_i0] + np.where((f.head[sp_i0] <= limit[sp_i0]) & (length[sp_i0] > EDGE_S * 1.5), EDGE_S, 0.0)
-    sp_last = sp_end - np.where((f.tail[sp_i1] <= limit[sp_i1]) & (length[sp_i1] > EDGE_S * 1.5), EDGE_S, 0.0)
+    sp_limit = limit[sp_seg]
+    sp_first = start[sp_i0] + np.where((f.head[sp_i0] <= sp_limit) & (length[sp_i0] > EDGE_S * 1.5), EDGE_S, 0.0)
+    sp_last = sp_end - np.where((f.tail[sp_i1] <= sp_limit) & (length[sp_i1] > EDGE_S * 1.5), EDGE_S, 0.0)
     inside = np.zeros(n, bool)
     if len(sp_key0):
         # (1 us of slack: the keys of another direction's frames are rounded at a larger magnitude)
@@ -153,42 +154,44 @@ def activities(f: Frames, seg: np.ndarray, k: int, vad: Vad = Vad()) -> list[Act
         inside = (i >= 0) & (key < sp_key1[np.maximum(i, 0)] - 1e-6)
     measured = ~np.isnan(power)
     counted = inside & measured
-    speech_power = _per(seg, power, counted, k) / np.maximum(_per(seg, None, counted, k), 1)
+    in_seg = seg[counted]
+    speech_power = _sums(in_seg, power[counted], k) / np.maximum(np.bincount(in_seg, minlength=k), 1)
     pauses = ~inside & ~zero
-    pause_s = _per(seg, length, pauses, k)
-    noise = _medians(seg[pauses & measured], power[pauses & measured], k)
-    clipped_sum = _per(seg, clipped, inside, k)
-    speech_samples = _per(seg, samples, inside, k)
-    audio_s = _per(seg, length, None, k)
-    heads = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1]))) if n else np.zeros(0, np.int64)
+    pause_s = _sums(seg[pauses], length[pauses], k)
+    pauses &= measured
+    noise = _medians(seg[pauses], power[pauses], k)
+    in_seg = seg[inside]
+    clipped_sum = _sums(in_seg, clipped[inside], k) if clipped.any() else np.zeros(k)
+    speech_samples = _sums(in_seg, samples[inside], k)
+    audio_s = _sums(seg, length, k)
+    if heads is None:
+        heads = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1]))) if n else np.zeros(0, np.int64)
     top = np.zeros(k)
     if n:
         top[seg[heads]] = np.maximum.reduceat(peak, heads)
+    top_dbfs = dbfs(top)
     silences = _runs(start, length, zero, seg, k, vad.silence_run_s)
     spurts: list[list[tuple[float, float]]] = [[] for _ in range(k)]
     for g, a, b in zip(sp_seg.tolist(), sp_first.tolist(), sp_last.tolist()):
         spurts[g].append((a, b))
     silent_below = FULL_SCALE * 10 ** (vad.silence_dbfs / 20)
     out = []
-    for g in range(k):
+    for g, (audio, power_g, top_g, top_db, noise_g, pause_g, clip_g, samples_g, thr) in enumerate(zip(
+            audio_s.tolist(), speech_power.tolist(), top.tolist(), top_dbfs.tolist(), noise.tolist(),
+            pause_s.tolist(), clipped_sum.tolist(), speech_samples.tolist(), threshold.tolist())):
         sp = spurts[g]
         out.append(Activity(
-            spurts=sp, audio_s=float(audio_s[g]), speech_s=float(sum(b - a for a, b in sp)),
-            level_dbov=dbov(float(speech_power[g])) if sp else None,
-            peak_dbfs=float(dbfs(top[g])) if top[g] > 0 else None,
-            noise_dbov=dbov(noise[g]) if pause_s[g] >= 0.5 else None,
-            clipped_pct=100.0 * float(clipped_sum[g]) / float(speech_samples[g]) if speech_samples[g] else 0.0,
-            silent=bool(top[g] < silent_below), silences=silences[g], threshold_dbfs=float(threshold[g])))
+            spurts=sp, audio_s=audio, speech_s=float(sum(b - a for a, b in sp)),
+            level_dbov=dbov(power_g) if sp else None, peak_dbfs=top_db if top_g > 0 else None,
+            noise_dbov=dbov(noise_g) if pause_g >= 0.5 else None,
+            clipped_pct=100.0 * clip_g / samples_g if samples_g else 0.0,
+            silent=bool(top_g < silent_below), silences=silences[g], threshold_dbfs=thr))
     return out
 
 
-def _per(seg: np.ndarray, values, mask, k: int) -> np.ndarray:
-    """Per direction, the sum of `values` (count when None) over the frames in `mask` (all when None)."""
-    if mask is not None:
-        seg = seg[mask]
-        values = values[mask] if values is not None else None
-    w = None if values is None else np.asarray(values, np.float64)
-    return np.bincount(seg, weights=w, minlength=k)
+def _sums(seg: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Per direction, the sum of its values."""
+    return np.bincount(seg, weights=np.asarray(values, np.float64), minlength=k)
 
 
 def _medians(seg: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
@@ -205,18 +208,21 @@ def _medians(seg: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _spurts(active: np.ndarray, key: np.ndarray, end_key: np.ndarray, seg: np.ndarray, end: np.ndarray, vad: Vad):
+def _spurts(active: np.ndarray, key: np.ndarray, length: np.ndarray, seg: np.ndarray, start: np.ndarray, vad: Vad):
     """The active frames (indices, in key order) joined across pauses shorter than merge_s within a
     direction; spurts shorter than min_spurt_s dropped. Returns per spurt its direction, first and
     last frame, end (s), and its start and end keys."""
     if not len(active):
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, np.zeros(0), np.zeros(0), np.zeros(0)
-    starts, ends, segs = key[active], np.maximum.accumulate(end_key[active]), seg[active]
+    starts, lengths, segs = key[active], length[active], seg[active]
+    ends = starts + lengths
+    if not (ends[1:] >= ends[:-1]).all():  # overlapping frames: a spurt lasts to the latest end so far
+        ends = np.maximum.accumulate(ends)
     cut = np.flatnonzero((starts[1:] - ends[:-1] >= vad.merge_s) | (segs[1:] != segs[:-1])) + 1
     first = np.concatenate(([0], cut))
     last = np.concatenate((cut - 1, [len(starts) - 1]))
-    latest = np.maximum.reduceat(end[active], first)
+    latest = np.maximum.reduceat(start[active] + lengths, first)
     keep = ends[last] - starts[first] >= vad.min_spurt_s
     first, last = first[keep], last[keep]
     return segs[first], active[first], active[last], latest[keep], starts[first], ends[last]
