@@ -106,10 +106,10 @@ class EchoPort:
         self.unmatched = 0  # packets echoed from a source no call could be matched to
 
     async def start(self) -> "EchoPort":
-        from .media import _Proto
+        from .media import KernelTimed
 
-        self._loop = loop = asyncio.get_running_loop()
-        self.rtcp, _ = await loop.create_datagram_endpoint(lambda: _Proto(self._on_rtcp), sock=self._rtcp_sock)
+        self._loop = asyncio.get_running_loop()
+        self.rtcp = KernelTimed(self._rtcp_sock, self._on_rtcp)
         self._thread = threading.Thread(target=self._run, name="siptool-echo-port", daemon=True)
         self._thread.start()
         return self
@@ -150,10 +150,10 @@ class EchoPort:
                     del self._secure_keys[key]
                 self._secure_waiting.pop(session, None)
 
-    def _on_rtcp(self, data: bytes, addr) -> None:
+    def _on_rtcp(self, data: bytes, addr, now: float) -> None:
         session = self._sessions.get((addr[0], addr[1] - 1))  # RTCP comes from RTP port + 1
         if session is not None:
-            session.receive_rtcp(data, addr, stamp())
+            session.receive_rtcp(data, addr, now)
 
     def _on_mux(self, data: bytes, addr) -> None:
         session = self._sessions.get(addr)

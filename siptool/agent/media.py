@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import wave
 from typing import Callable
 
@@ -56,15 +57,67 @@ def save_wav(path: str, samples: np.ndarray, rate: int = 8000) -> None:
         w.writeframes(np.asarray(samples, "<i2").tobytes())
 
 
-class _Proto(asyncio.DatagramProtocol):
-    def __init__(self, cb) -> None:
-        self.cb = cb
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux <asm-generic/socket.h>; SCM_ the same
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on LP64
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+_BATCH = 64  # datagrams read per wake-up at most, so that one busy socket never starves the loop
 
-    def datagram_received(self, data, addr) -> None:
-        self.cb(data, addr[:2])
 
-    def error_received(self, exc) -> None:
-        pass
+class KernelTimed:
+    """A UDP socket served by the event loop whose datagrams carry the kernel's receive time
+    (SO_TIMESTAMPNS, the clock a pcap records), so that a loop busy elsewhere (a loaded machine, many
+    calls) is not measured as network jitter: a datagram that waited in the socket's queue keeps the
+    time it arrived. Where the option is missing, the time it is read. Sends go straight out (UDP
+    does not block; a full buffer drops the datagram as a network would)."""
+
+    def __init__(self, sock: socket.socket, on_datagram: Callable[[bytes, tuple, float], None]) -> None:
+        self.sock = sock
+        self.on_datagram = on_datagram
+        self.kernel_time = False
+        if _ANCILLARY:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self.kernel_time = True
+            except OSError:
+                pass
+        sock.setblocking(False)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
+        self._closed = False
+
+    def _readable(self) -> None:
+        for _ in range(_BATCH):
+            try:
+                data, ancillary, _flags, addr = self.sock.recvmsg(65535, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ICMP port unreachable for an earlier send and the like: not a datagram
+                continue
+            now = None
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+                    sec, nsec = _TIMESPEC.unpack_from(value)
+                    now = sec + nsec * 1e-9
+            self.on_datagram(data, addr[:2], stamp() if now is None else now)
+            if self._closed:
+                return
+
+    def sendto(self, data: bytes, addr) -> None:
+        if self._closed:
+            return
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            pass  # a full buffer, an unreachable network: the datagram is lost, as on the wire
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
@@ -126,8 +179,7 @@ class RtpDriver:
         """Serve the bound RTP and RTCP sockets `a` and `b`."""
         self._loop = asyncio.get_running_loop()
         self.port = a.getsockname()[1]
-        self._rtp, _ = await self._loop.create_datagram_endpoint(lambda: _Proto(self._on_rtp), sock=a)
-        self._rtcp, _ = await self._loop.create_datagram_endpoint(lambda: _Proto(self._on_rtcp), sock=b)
+        self._rtp, self._rtcp = KernelTimed(a, self._on_rtp), KernelTimed(b, self._on_rtcp)
         if self.session.closed:  # the call ended before the sockets were served
             self._rtp.close()
             self._rtcp.close()
@@ -170,18 +222,16 @@ class RtpDriver:
 
     # --- moving -------------------------------------------------------------------------------------
 
-    def _on_rtp(self, data: bytes, addr) -> None:
-        now = stamp()
+    def _on_rtp(self, data: bytes, addr, now: float) -> None:
         if self.tap:
             self.tap("in", (self.host, self.port), addr, data, "udp", now)
         if len(data) < 12 or data[0] >> 6 != 2:
             self.stun.feed(data)
             return
         self.session.receive_rtp(data, addr, now)
-        self.pump(now)
+        self.pump(stamp())  # what it sends leaves now, not when the datagram arrived
 
-    def _on_rtcp(self, data: bytes, addr) -> None:
-        now = stamp()
+    def _on_rtcp(self, data: bytes, addr, now: float) -> None:
         if self.tap:
             self.tap("in", (self.host, self.port + 1), addr, data, "udp", now)
         self.session.receive_rtcp(data, addr, now)
