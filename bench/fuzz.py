@@ -216,8 +216,9 @@ def _alarm(signum, frame):
     raise _Hang()
 
 
-def run_case(path: Path, mutation: str, timeout: float, memory_mb: float) -> Outcome:
-    """Analyse `path` as `siptool analyze --json` does, and render the terminal view."""
+def run_case(path: Path, mutation: str, timeout: float, memory_mb: float, content: bool = False) -> Outcome:
+    """Analyse `path` as `siptool analyze --json` does (with `content`: `--content`, every audio
+    stream decoded), and render the terminal view."""
     from rich.console import Console
 
     from siptool.drivers.files import analyze_file
@@ -229,7 +230,12 @@ def run_case(path: Path, mutation: str, timeout: float, memory_mb: float) -> Out
     signal.setitimer(signal.ITIMER_REAL, timeout)
     tracemalloc.start()
     try:
-        report = analyze_file(path)
+        if content:
+            from siptool.analysis.content import ContentOptions
+
+            report = analyze_file(path, content=ContentOptions())
+        else:
+            report = analyze_file(path)
         out = io.StringIO()
         write(report, out, indent=None)
         json.loads(out.getvalue())
@@ -271,7 +277,7 @@ class Summary:
 
 
 def fuzz(cases: int, seed: int, workdir: Path, shared: Path | None = None, keep: Path | None = None,
-         timeout: float = 20.0, memory_mb: float = 200.0) -> Summary:
+         timeout: float = 20.0, memory_mb: float = 200.0, content: bool = False) -> Summary:
     rng = random.Random(seed)
     pool = [(p, p.read_bytes()) for p in seeds(shared)]
     summary = Summary()
@@ -280,7 +286,7 @@ def fuzz(cases: int, seed: int, workdir: Path, shared: Path | None = None, keep:
         mutation, data = mutate(rng, base)
         path = workdir / f"case-{i}.pcap"
         path.write_bytes(data)
-        out = run_case(path, mutation, timeout, memory_mb)
+        out = run_case(path, mutation, timeout, memory_mb, content)
         summary.cases += 1
         summary.outcomes[out.kind] = summary.outcomes.get(out.kind, 0) + 1
         summary.by_mutation[mutation] = summary.by_mutation.get(mutation, 0) + 1
@@ -305,9 +311,12 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="write inputs that did not end well here")
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--memory-mb", type=float, default=200.0)
+    ap.add_argument("--content", action="store_true", help="analyse as `analyze --content` does: decode every "
+                                                          "audio stream (Opus, G.722 ... through PyAV)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        s = fuzz(args.cases, args.seed, Path(tmp), args.shared, args.keep, args.timeout, args.memory_mb)
+        s = fuzz(args.cases, args.seed, Path(tmp), args.shared, args.keep, args.timeout, args.memory_mb,
+                 args.content)
     print(f"{s.cases} cases, seed {args.seed}: " + ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))
           + f"; peak Python allocations {s.peak_mb:.0f} MB")
     print("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(s.by_mutation.items())))

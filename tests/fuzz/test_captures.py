@@ -1,6 +1,6 @@
 """A bounded run of the capture mutation fuzzer (bench/fuzz.py) in every test run: no mutated
 capture gives an internal error, a hang or unbounded memory. `python bench/fuzz.py --cases 2500`
-runs many more."""
+runs many more (`--content` too)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def test_mutated_captures_end_in_a_report_or_a_one_line_error(tmp_path, seed):
     summary = fuzz.fuzz(60, seed, tmp_path, shared=None, timeout=20.0, memory_mb=200.0)
     assert summary.cases == 60 and not summary.bad, [f"{o.kind} {o.mutation} {o.detail}" for o in summary.bad]
     assert summary.outcomes.get("json", 0) > 30  # most mutations still give a report to judge
+
+
+def test_mutated_captures_with_content_analysis(tmp_path):
+    """As `analyze --content`: every audio stream of a mutated capture decoded (PyAV for Opus, G.722
+    and the rest), its speech found; still a report or one line."""
+    summary = fuzz.fuzz(60, 14, tmp_path, shared=None, timeout=20.0, memory_mb=200.0, content=True)
+    assert summary.cases == 60 and not summary.bad, [f"{o.kind} {o.mutation} {o.detail}" for o in summary.bad]
+    assert summary.outcomes.get("json", 0) > 30
 
 
 def test_every_mutation_kind_is_exercised(tmp_path):
