@@ -472,6 +472,15 @@ def summarise(results: list[CallResult]) -> Summary:
     return s
 
 
+async def hang_up(tasks: list[asyncio.Future]) -> None:
+    """Ctrl-C or a failure while calls run: each call is cancelled and hangs up (its own finally)
+    before the user agent closes, waiting for them at most as long as a BYE may take."""
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=HANG_UP_LIMIT + 1)
+
+
 async def place_calls(o: CallOptions, n: int, rate: float, on_result: Callable | None = None,
                       on_event: Callable | None = None) -> Summary:
     """n calls, `rate` new calls per second, all sharing one SIP transport (capacity / CCC test).
@@ -492,11 +501,8 @@ async def place_calls(o: CallOptions, n: int, rate: float, on_result: Callable |
                         t.add_done_callback(lambda f: f.cancelled() or f.exception() or on_result(f.result()))
                     tasks.append(t)
                 results = list(await asyncio.gather(*tasks))
-            except BaseException:  # Ctrl-C: the calls hang up (their own finally) before the UA closes
-                for t in tasks:
-                    t.cancel()
-                if tasks:
-                    await asyncio.wait(tasks, timeout=HANG_UP_LIMIT + 1)
+            except BaseException:
+                await hang_up(tasks)
                 raise
     finally:
         if caller.pcap is not None:

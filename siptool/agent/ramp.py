@@ -20,7 +20,7 @@ from ..analysis import capacity
 from ..errors import SiptoolError
 from ..report.capacity_model import CapacityLevel, CapacityRamp, LevelVerdict
 from . import inputs
-from .caller import HANG_UP_LIMIT, CallOptions, OutgoingCall, _open
+from .caller import CallOptions, OutgoingCall, _open, hang_up
 
 TICK_S = 0.01  # the loop-lag probe's timer
 
@@ -96,11 +96,8 @@ async def run_level(caller, o: CallOptions, n: int, plan: RampPlan, on_event: Ca
             each = dataclasses.replace(o, duration=plan.hold + (n - 1 - i) / plan.cps)
             tasks.append(asyncio.ensure_future(OutgoingCall(caller, each, on_event).run()))
         results = list(await asyncio.gather(*tasks))
-    except BaseException:  # Ctrl-C: the calls hang up (their own finally) before the user agent closes
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=HANG_UP_LIMIT + 1)
+    except BaseException:
+        await hang_up(tasks)
         raise
     finally:
         lags = probe.stop()

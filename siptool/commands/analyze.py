@@ -13,8 +13,8 @@ from ..analysis.select import FILTER_HELP
 from ..status import ExitStatus
 from .capture import hep_key_env_option, hep_key_file_option, hep_listen_option, live_options, live_report, \
     metrics_option
-from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, content_option, content_options, epilog, fail_level,
-                     fail_on_findings, filtered, guarded, load_report, thresholds_from, writing)
+from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, console, content_option, content_options, decryption_keys,
+                     epilog, fail_level, fail_on_findings, filtered, guarded, load_report, thresholds_from, writing)
 
 EPILOG = epilog([
     ("", "siptool analyze trunk.pcap"),
@@ -143,15 +143,7 @@ def analyze(
             raise typer.BadParameter("decrypting TLS needs a capture file (tshark reads it a second time), "
                                      "not a pipe or a live interface", param_hint="--tls-keylog")
         limits = thresholds_from(loss, jitter, mos, response_ms)
-        if tls_keylog is not None:
-            from ..capture.tls import check_keylog
-
-            check_keylog(tls_keylog)  # before the capture is read: a typo costs one line
-        keys = None
-        if srtp_keys is not None:
-            from ..rtp import srtp_keys as keys_file
-
-            keys = keys_file.load(srtp_keys)
+        keys = decryption_keys(tls_keylog, srtp_keys)
         plan = sizing_plan(gos, headroom)
         level = fail_level(fail_on)
         if many:

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from .common import SRTP_KEYS_HELP, TLS_KEYLOG_HELP, call_with_media, check_output, epilog, fail, guarded, writing
+from .common import (SRTP_KEYS_HELP, TLS_KEYLOG_HELP, call_with_media, check_output, decryption_keys, epilog, fail,
+                     guarded, writing)
 
 EPILOG = epilog([
     ("call 1 as one stereo WAV: caller left, callee right", "siptool audio agent.pcap --call 1 -o call.wav"),
@@ -46,15 +47,7 @@ def audio(
         check_output(output, "-o", ".wav")
         if split and stream is not None:
             raise typer.BadParameter("give --split or --stream, not both", param_hint="--stream")
-        keys = None
-        if tls_keylog is not None:
-            from ..capture.tls import check_keylog
-
-            check_keylog(tls_keylog)
-        if srtp_keys is not None:
-            from ..rtp import srtp_keys as keys_file
-
-            keys = keys_file.load(srtp_keys)
+        keys = decryption_keys(tls_keylog, srtp_keys)
         report = analyze_file(str(capture), progress=not quiet and sys.stderr.isatty(), tls_keylog=tls_keylog,
                               srtp_keys=keys)
         target = call_with_media(report, call)

@@ -138,7 +138,8 @@ def call_with_media(report, call: str | None):
     if call is None:
         chosen = [c for c in report.calls if c.streams]
         if not chosen:
-            loose = f"; {len(report.streams)} stream(s) outside any call (see siptool analyze)" if report.streams else ""
+            loose = (f"; {len(report.streams)} stream(s) outside any call (see siptool analyze)"
+                     if report.streams else "")
             fail(f"no call in this capture has media (RTP){loose}")
         if len(chosen) != 1:
             nums = ", ".join(str(c.number) for c in chosen[:10])
@@ -164,6 +165,20 @@ def content_options(on: bool):
     from ..analysis.content import ContentOptions
 
     return ContentOptions()
+
+
+def decryption_keys(tls_keylog: str | None, srtp_keys: str | None) -> list | None:
+    """--tls-keylog checked and --srtp-keys read before the capture is (a typo costs one line); the
+    SRTP keys (rtp/srtp_keys.KeyEntry), or None."""
+    if tls_keylog is not None:
+        from ..capture.tls import check_keylog
+
+        check_keylog(tls_keylog)
+    if srtp_keys is None:
+        return None
+    from ..rtp import srtp_keys as keys_file
+
+    return keys_file.load(srtp_keys)
 
 
 def check_folder(path, option: str) -> None:
