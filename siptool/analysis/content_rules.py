@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..report.model import Call, Finding, Stream
+from ..report.model import Call, Finding, Severity, Stream
 from .context import Context
 
 MIN_SILENT_S = 2.0  # a direction is judged silent only after this much audio
@@ -47,7 +47,7 @@ def silent_media(call: Call, ctx: Context) -> Iterable[Finding]:
             kind = "comfort noise only" if c.comfort_noise and not c.packets else \
                 "digital silence" if c.peak_dbfs is None or c.peak_dbfs <= -72 else "inaudible sound"
             yield Finding(
-                code="media.silent", severity="error",
+                code="media.silent", severity=Severity.ERROR,
                 title=f"Silent media: {_where(side, s)} carries {kind}",
                 explanation=f"{s.packets} RTP packets flowed, so the network path works, but nothing in them "
                             f"reaches -60 dBFS (loudest {_db(c.peak_dbfs)}): the listener hears nothing. This is "
@@ -66,7 +66,7 @@ def silent_media(call: Call, ctx: Context) -> Iterable[Finding]:
         if cuts:
             longest = max(cuts, key=lambda x: x.end - x.start)
             yield Finding(
-                code="media.silent", severity="warning",
+                code="media.silent", severity=Severity.WARNING,
                 title=f"{longest.end - longest.start:.1f} s of digital silence mid-call in {_where(side, s)}",
                 explanation=f"RTP kept flowing but carried exact digital silence for {longest.end - longest.start:.1f} s "
                             f"(from {longest.start - call.answer:.1f} s after the answer), while this stream's other "
@@ -103,7 +103,7 @@ def late_audio(call: Call, ctx: Context) -> Iterable[Finding]:
     if caller is not None and (first is None or caller < first):
         said.append(f"the caller spoke first, {caller / 1000:.1f} s after answer (\"hello?\")")
     yield Finding(
-        code="media.late_audio", severity="warning", title=title,
+        code="media.late_audio", severity=Severity.WARNING, title=title,
         explanation=f"After the 200 OK the answering side stayed silent ({'; '.join(said)}). A person hears a dead "
                     "line; for a voice agent this is its greeting latency: speech synthesis or the language model "
                     "starting up, or media not yet connected.",
@@ -127,7 +127,7 @@ def slow_turns(call: Call, ctx: Context) -> Iterable[Finding]:
     worst = max(slow, key=lambda t: t.gap_ms)
     g = conv.callee_responses
     yield Finding(
-        code="media.slow_turns", severity="warning",
+        code="media.slow_turns", severity=Severity.WARNING,
         title=f"Slow turns: the callee took up to {worst.gap_ms / 1000:.1f} s to respond "
               f"({len(slow)} of {len(answers)} over {limit:.0f} ms)",
         explanation=f"When the caller stopped speaking, the callee's next speech came after p50 {g.p50_ms:.0f} ms, "
@@ -153,7 +153,7 @@ def talk_over(call: Call, ctx: Context) -> Iterable[Finding]:
         return
     worst = max(over, key=lambda o: o.duration_ms)
     yield Finding(
-        code="media.talk_over", severity="warning",
+        code="media.talk_over", severity=Severity.WARNING,
         title=f"Talk-over: the callee kept speaking {worst.duration_ms / 1000:.1f} s over the caller",
         explanation=f"The caller started speaking while the callee was ({worst.start - call.answer:.1f} s after "
                     f"answer) and the callee went on for {worst.duration_ms / 1000:.1f} s with both speaking"
@@ -171,7 +171,7 @@ def clipping(call: Call, ctx: Context) -> Iterable[Finding]:
         c = s.content
         if c.speech_s >= MIN_SPEECH_S and c.clipped_pct >= ctx.thresholds.clipping_pct:
             yield Finding(
-                code="media.clipping", severity="warning",
+                code="media.clipping", severity=Severity.WARNING,
                 title=f"Clipped audio: {c.clipped_pct:.1f}% of the speech in {_where(side, s)} at full scale",
                 explanation=f"{c.clipped_pct:.2f}% of the samples in its talk spurts sit at the codec's full scale "
                             f"(active speech level {_db(c.level_dbov, 'dBov')}): the audio is too loud somewhere "
@@ -188,7 +188,7 @@ def low_level(call: Call, ctx: Context) -> Iterable[Finding]:
         limit = ctx.thresholds.low_level_dbov
         if c.speech_s >= MIN_SPEECH_S and c.level_dbov is not None and c.level_dbov < limit:
             yield Finding(
-                code="media.low_level", severity="warning",
+                code="media.low_level", severity=Severity.WARNING,
                 title=f"Very low level: {_where(side, s)} speaks at {c.level_dbov:.0f} dBov",
                 explanation=f"The active speech level of its talk spurts is {c.level_dbov:.1f} dBov, more than "
                             f"{-26 - limit:.0f} dB under the -26 dBov that telephony speech is set to (ITU-T P.56 "
