@@ -164,10 +164,11 @@ def test_voice_options_are_checked_before_anything_is_sent(tmp_path):
 def test_check_suite_voice_agent_type(tmp_path):
     """A suite's voice_agent check (WAVs beside the suite file) against the voice agent: it passes
     with the latencies as figures, and fails, saying why, when the limit is under the agent's gap."""
-    from siptool.check.runner import run_suite
-    from siptool.check.suite import parse_suite
-    from siptool.check.uac import Driver
     import tomllib
+
+    from siptool.check.suite import parse_suite
+
+    from check.lab import run_in_process
 
     save_wav(str(tmp_path / "q.wav"), sound(0.8, 8000, 230))
     plan = AgentPlan(greeting=(sound(0.8), 8000), replies=((sound(0.5), 8000),), delay_s=0.4, gap_s=0.5)
@@ -190,11 +191,7 @@ say = ["q.wav"]
 max_response_ms = 300
 '''
             suite = parse_suite(tomllib.loads(text), str(tmp_path / "suite.toml"))
-            ua = Driver(suite.target)
-            try:
-                return await run_suite(suite, ua)
-            finally:
-                ua.close()
+            return await run_in_process(suite)
     result = asyncio.run(asyncio.wait_for(go(), 60))
     r = {c.name: c for c in result.results}
     assert r["quick"].status == "pass", r["quick"].message

@@ -19,6 +19,19 @@ from support import REPO, require_binary
 from siptool.agent import TlsOptions, options_ping
 from siptool.agent.caller import AgentError
 
+async def run_in_process(suite):
+    """A parsed suite run by check's own Driver in this event loop (against in-process agents); the
+    Driver always closed."""
+    from siptool.check.runner import run_suite
+    from siptool.check.uac import Driver
+
+    ua = Driver(suite.target)
+    try:
+        return await run_suite(suite, ua)
+    finally:
+        ua.close()
+
+
 HERE = Path(__file__).resolve().parent
 XSD = HERE / "junit.xsd"
 PASSWORD = "s3cret-pw"

@@ -15,11 +15,9 @@ import xmlschema
 from support import REPO
 
 from siptool.agent import EchoServer
-from siptool.check.runner import run_suite
 from siptool.check.suite import parse_suite
-from siptool.check.uac import Driver
 
-from check.lab import PASSWORD, XSD
+from check.lab import PASSWORD, XSD, run_in_process
 
 
 def _suite(lab, checks: str, name: str = "interop") -> str:
@@ -258,11 +256,7 @@ type = "options"
 type = "cancel"
 after = 0.3
 '''))
-            ua = Driver(suite.target)
-            try:
-                return await run_suite(suite, ua)
-            finally:
-                ua.close()
+            return await run_in_process(suite)
     result = asyncio.run(asyncio.wait_for(go(), 60))
     r = {c.name: c for c in result.results}
     assert r["long_call"].status == "fail" and "far end hung up" in r["long_call"].message
