@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.padding import Padding
